@@ -1,0 +1,3 @@
+//! Backends: `local` (a scratch directory on this machine) and, later, `nomad`.
+
+pub mod local;

@@ -1,0 +1,7 @@
+//! (being written)
+
+/// Entry point.
+#[must_use]
+pub fn main() -> i32 {
+    0
+}
