@@ -1,0 +1,5 @@
+//! The one integration test binary. Each file is a feature; `support` holds the helpers they
+//! share (the real `leasebox` binary in a scratch environment, scratch git repositories, and the
+//! Nomad API test server).
+
+mod support;
