@@ -97,7 +97,9 @@ impl Session {
     ) -> Result<ExecOutcome, SessionError> {
         let start = Instant::now();
         if command.argv.is_empty() {
-            return Err(SessionError::Invalid("empty command: nothing to run".into()));
+            return Err(SessionError::Invalid(
+                "empty command: nothing to run".into(),
+            ));
         }
         for (name, _) in &command.env {
             if !scripts::valid_env_name(name) {

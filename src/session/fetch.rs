@@ -48,7 +48,9 @@ pub fn check_fetch_path(path: &str) -> Result<String, SessionError> {
     if p.is_absolute() {
         return Err(bad("it is absolute"));
     }
-    if p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+    if p.components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
         return Err(bad("it leaves the workdir"));
     }
     Ok(trimmed.to_owned())
@@ -74,9 +76,8 @@ impl Session {
         if checked.is_empty() {
             return Ok(FetchReport::default());
         }
-        std::fs::create_dir_all(dest).map_err(|e| {
-            SessionError::local(format!("cannot create `{}`", dest.display()), e)
-        })?;
+        std::fs::create_dir_all(dest)
+            .map_err(|e| SessionError::local(format!("cannot create `{}`", dest.display()), e))?;
         let mut argv = vec![
             "sh".to_owned(),
             "-c".to_owned(),
@@ -197,7 +198,11 @@ pub fn extract<R: Read>(reader: R, dest: &Path) -> Result<FetchReport, SessionEr
                 }
             }
             tar::EntryType::Link => return Err(refuse("hard links are not accepted")),
-            _ => return Err(refuse("devices, fifos and other special files are not accepted")),
+            _ => {
+                return Err(refuse(
+                    "devices, fifos and other special files are not accepted",
+                ));
+            }
         }
         // Never write through an existing link at the final component.
         let target_path = dest.join(&rel);
@@ -305,13 +310,21 @@ mod tests {
         // Write the name bytes directly: `set_path` itself refuses `..`.
         h.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
         h.set_entry_type(kind);
-        h.set_size(if kind == tar::EntryType::Regular { 4 } else { 0 });
+        h.set_size(if kind == tar::EntryType::Regular {
+            4
+        } else {
+            0
+        });
         h.set_mode(0o644);
         if !link.is_empty() {
             h.set_link_name(link).unwrap();
         }
         h.set_cksum();
-        let data: &[u8] = if kind == tar::EntryType::Regular { b"evil" } else { b"" };
+        let data: &[u8] = if kind == tar::EntryType::Regular {
+            b"evil"
+        } else {
+            b""
+        };
         b.append(&h, data).unwrap();
     }
 
@@ -323,12 +336,30 @@ mod tests {
     #[test]
     fn hostile_entries_are_refused_and_nothing_lands_outside() {
         let cases: Vec<(&str, Vec<u8>)> = vec![
-            ("dotdot", archive(|b| raw_entry(b, "../escape", tar::EntryType::Regular, ""))),
-            ("absolute", archive(|b| raw_entry(b, "/tmp/escape", tar::EntryType::Regular, ""))),
-            ("link out", archive(|b| raw_entry(b, "out", tar::EntryType::Symlink, "../.."))),
-            ("abs link", archive(|b| raw_entry(b, "out", tar::EntryType::Symlink, "/etc"))),
-            ("hard link", archive(|b| raw_entry(b, "h", tar::EntryType::Link, "/etc/passwd"))),
-            ("fifo", archive(|b| raw_entry(b, "f", tar::EntryType::Fifo, ""))),
+            (
+                "dotdot",
+                archive(|b| raw_entry(b, "../escape", tar::EntryType::Regular, "")),
+            ),
+            (
+                "absolute",
+                archive(|b| raw_entry(b, "/tmp/escape", tar::EntryType::Regular, "")),
+            ),
+            (
+                "link out",
+                archive(|b| raw_entry(b, "out", tar::EntryType::Symlink, "../..")),
+            ),
+            (
+                "abs link",
+                archive(|b| raw_entry(b, "out", tar::EntryType::Symlink, "/etc")),
+            ),
+            (
+                "hard link",
+                archive(|b| raw_entry(b, "h", tar::EntryType::Link, "/etc/passwd")),
+            ),
+            (
+                "fifo",
+                archive(|b| raw_entry(b, "f", tar::EntryType::Fifo, "")),
+            ),
         ];
         for (name, data) in cases {
             let root = tempfile::tempdir().unwrap();

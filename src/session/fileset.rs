@@ -119,18 +119,22 @@ fn exclude_matcher(root: &Path, excludes: &[String]) -> Result<Gitignore, Sessio
             ignore_file.display()
         )));
     }
-    builder.build().map_err(|e| {
-        SessionError::Invalid(format!("invalid sync exclude patterns: {e}"))
-    })
+    builder
+        .build()
+        .map_err(|e| SessionError::Invalid(format!("invalid sync exclude patterns: {e}")))
 }
 
 /// Tracked files, and untracked files git does not ignore; git itself does not descend into
 /// ignored or excluded directories.
 fn git_candidates(root: &Path, excludes: &[String]) -> Result<Vec<String>, SessionError> {
     let mut cmd = std::process::Command::new("git");
-    cmd.arg("-C")
-        .arg(root)
-        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"]);
+    cmd.arg("-C").arg(root).args([
+        "ls-files",
+        "-z",
+        "--cached",
+        "--others",
+        "--exclude-standard",
+    ]);
     for pattern in excludes {
         cmd.arg(format!("--exclude={pattern}"));
     }

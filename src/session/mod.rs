@@ -80,7 +80,9 @@ pub enum SessionError {
     #[error("{0}")]
     Conflict(String),
     /// A fetched archive tried to write outside its destination.
-    #[error("refused archive entry `{path}`: {reason}; nothing was written outside the destination")]
+    #[error(
+        "refused archive entry `{path}`: {reason}; nothing was written outside the destination"
+    )]
     UnsafeArchive {
         /// The entry's path as given in the archive.
         path: String,
@@ -204,12 +206,21 @@ impl Session {
 
     /// Call `hook` with the new revision stamp after every successful sync (to persist it).
     pub fn on_synced(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
-        *self.inner.sync_hook.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(hook));
+        *self
+            .inner
+            .sync_hook
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Box::new(hook));
     }
 
     pub(crate) fn synced(&self, revision: &str) {
         self.set_sync_revision(Some(revision.to_owned()));
-        if let Some(hook) = &*self.inner.sync_hook.lock().unwrap_or_else(|e| e.into_inner()) {
+        if let Some(hook) = &*self
+            .inner
+            .sync_hook
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+        {
             hook(revision);
         }
     }

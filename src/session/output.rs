@@ -92,11 +92,15 @@ impl<S: OutputSink> OutputSink for PrefixSink<S> {
         let mut guard = self.partial.lock().unwrap_or_else(|e| e.into_inner());
         if !guard.0.is_empty() {
             let line = std::mem::take(&mut guard.0);
-            self.emit(&mut guard.0, &[line.as_slice(), b"\n"].concat(), |s, d| s.stdout(d));
+            self.emit(&mut guard.0, &[line.as_slice(), b"\n"].concat(), |s, d| {
+                s.stdout(d)
+            });
         }
         if !guard.1.is_empty() {
             let line = std::mem::take(&mut guard.1);
-            self.emit(&mut guard.1, &[line.as_slice(), b"\n"].concat(), |s, d| s.stderr(d));
+            self.emit(&mut guard.1, &[line.as_slice(), b"\n"].concat(), |s, d| {
+                s.stderr(d)
+            });
         }
         self.inner.finish();
     }

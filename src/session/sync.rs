@@ -270,8 +270,12 @@ pub fn write_archive<W: Write>(
     let manifest_json = serde_json::to_vec(&manifest)
         .map_err(|e| SessionError::Invalid(format!("cannot encode the manifest: {e}")))?;
     append_bytes(&mut builder, "meta/manifest.json", &manifest_json).map_err(gone)?;
-    append_bytes(&mut builder, "meta/revision", format!("{revision}\n").as_bytes())
-        .map_err(gone)?;
+    append_bytes(
+        &mut builder,
+        "meta/revision",
+        format!("{revision}\n").as_bytes(),
+    )
+    .map_err(gone)?;
     let mut writer = builder.into_inner().map_err(gone)?;
     writer.flush().map_err(gone)?;
     Ok(total)
@@ -334,7 +338,9 @@ impl<R: Read> Read for ExactReader<R> {
         if self.left == 0 {
             return Ok(0);
         }
-        let want = usize::try_from(self.left).unwrap_or(usize::MAX).min(buf.len());
+        let want = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
         let n = match self.inner.read(&mut buf[..want]) {
             Ok(0) => {
                 // The file shrank while we read it: pad.

@@ -53,7 +53,10 @@ impl Timing {
 
     /// The phases so far.
     pub fn phases(&self) -> Vec<Phase> {
-        self.phases.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.phases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
