@@ -47,9 +47,9 @@ use serde::{Deserialize, Serialize};
 use super::{Holder, OwnershipError, validate_claim_id};
 
 /// Default lease TTL (`[lease] ttl`): 90 minutes.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(90 * 60);
+pub const DEFAULT_TTL: Duration = Duration::from_mins(90);
 /// Default idle timeout (`[lease] idle`): 30 minutes.
-pub const DEFAULT_IDLE: Duration = Duration::from_secs(30 * 60);
+pub const DEFAULT_IDLE: Duration = Duration::from_mins(30);
 
 /// Where a lease is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -262,13 +262,13 @@ impl fmt::Display for ExpiryReason {
 
 /// Now, to the whole second (what a claim stores).
 #[must_use]
-pub fn now() -> SystemTime {
+pub(crate) fn now() -> SystemTime {
     whole_seconds(SystemTime::now())
 }
 
 /// `t` truncated to a whole second and clamped to what RFC 3339 can write (1970–9999).
 #[must_use]
-pub fn whole_seconds(t: SystemTime) -> SystemTime {
+pub(crate) fn whole_seconds(t: SystemTime) -> SystemTime {
     /// 9999-12-31T23:59:59Z.
     const MAX_SECS: u64 = 253_402_300_799;
     let secs = t

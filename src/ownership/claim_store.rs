@@ -843,6 +843,15 @@ mod tests {
     }
 
     #[test]
+    fn handles_can_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<ClaimStore>();
+        send_sync::<ClaimLock>();
+        send_sync::<HolderGuard>();
+        send_sync::<OwnershipError>();
+    }
+
+    #[test]
     fn claims_are_private_files() {
         use std::os::unix::fs::PermissionsExt;
         let (_tmp, store) = store();

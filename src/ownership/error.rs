@@ -32,8 +32,8 @@ pub enum OwnershipError {
 
     /// The state dir (or its `claims/` subdir) cannot be created or written.
     #[error(
-        "state dir `{path}` (from {origin}) cannot be {action}; set `LEASEBOX_STATE_DIR` to a \
-         writable directory"
+        "state dir unusable: `{path}` (from {origin}) cannot be {action}; set \
+         `LEASEBOX_STATE_DIR` to a writable directory"
     )]
     StateDirUnusable {
         /// The directory that failed.

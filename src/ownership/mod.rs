@@ -24,7 +24,7 @@ mod holder_guard;
 mod lock_file;
 mod state_dir;
 
-pub use claim::{Claim, ClaimState, DEFAULT_IDLE, DEFAULT_TTL, ExpiryReason, now, whole_seconds};
+pub use claim::{Claim, ClaimState, DEFAULT_IDLE, DEFAULT_TTL, ExpiryReason};
 pub use claim_id::{is_claim_id, validate_claim_id};
 pub use claim_lock::ClaimLock;
 pub use claim_store::{ClaimList, ClaimStore, CorruptClaim};
