@@ -67,7 +67,7 @@ impl ClaimLock {
     ///
     /// # Errors
     ///
-    /// [`OwnershipError::AlreadyExists`] when the claim exists; [`OwnershipError::InvalidId`]
+    /// [`OwnershipError::AlreadyExists`] when the claim exists; [`OwnershipError::IdChanged`]
     /// when `claim.id` is not this lock's id.
     pub fn create(&self, claim: &Claim) -> Result<Claim, OwnershipError> {
         if claim.id != self.id {
