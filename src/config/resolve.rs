@@ -3,11 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use toml::de::DeValue;
-
 use super::error::ConfigError;
 use super::file::{self, FileEntry};
-use super::keys::{self, KEYS, KeyDef, ValueType};
+use super::keys::{self, KEYS, KeyDef};
 use super::settings::{self, Settings};
 use super::source::Source;
 use super::value::{Value, ValueProblem};
@@ -317,11 +315,8 @@ fn flag_layer(flags: &[(String, String)]) -> Result<LayerValues, ConfigError> {
         };
         let flag = key.flag_arg();
         let value = Value::from_raw(key, raw).map_err(|p| ConfigError::FlagValue {
-            flag: flag.clone(),
-            key: key.name.to_owned(),
+            key,
             reason: problem_text(p),
-            expected: key.ty.describe(),
-            example: raw_example(key),
         })?;
         let earlier = values.iter().position(|(k, _, _)| k.name == key.name);
         match (earlier, value) {
@@ -340,13 +335,11 @@ fn flag_layer(flags: &[(String, String)]) -> Result<LayerValues, ConfigError> {
     })
 }
 
-fn env_value(key: &KeyDef, var: &str, raw: &str) -> Result<Value, ConfigError> {
+fn env_value(key: &'static KeyDef, var: &'static str, raw: &str) -> Result<Value, ConfigError> {
     Value::from_raw(key, raw).map_err(|p| ConfigError::EnvValue {
-        var: var.to_owned(),
-        key: key.name.to_owned(),
+        var,
+        key,
         reason: problem_text(p),
-        expected: key.ty.describe(),
-        example: raw_example(key),
     })
 }
 
@@ -354,23 +347,6 @@ fn problem_text(p: ValueProblem) -> String {
     match p {
         ValueProblem::WrongType { found } => format!("it is {found}"),
         ValueProblem::Invalid(reason) => reason,
-    }
-}
-
-/// A key's example as raw text for a variable or flag: strings unquoted, lists comma-separated,
-/// tables as TOML.
-fn raw_example(key: &KeyDef) -> String {
-    let Ok(parsed) = DeValue::parse(key.example) else {
-        return key.example.to_owned();
-    };
-    match (key.ty, parsed.get_ref()) {
-        (_, DeValue::String(s)) => s.to_string(),
-        (ValueType::StringList, DeValue::Array(items)) => items
-            .iter()
-            .filter_map(|i| i.get_ref().as_str().map(str::to_owned))
-            .collect::<Vec<_>>()
-            .join(","),
-        _ => key.example.to_owned(),
     }
 }
 
@@ -414,8 +390,11 @@ mod tests {
     use std::collections::BTreeSet;
     use std::time::Duration;
 
+    use toml::de::DeValue;
+
     use super::*;
     use crate::config::settings::BackendChoice;
+    use crate::config::value::raw_example;
 
     /// A scratch `XDG_CONFIG_HOME` holding an optional user config.
     struct Scratch {
