@@ -282,7 +282,7 @@ mod tests {
     #[test]
     fn wrapping() {
         assert_eq!(wrap_value("\"short\""), ["\"short\""]);
-        let long = format!("[{}]", vec!["\"abcdefghij\""; 6].join(", "));
+        let long = format!("[{}]", ["\"abcdefghij\""; 6].join(", "));
         let chunks = wrap_value(&long);
         assert!(
             chunks.iter().all(|c| c.chars().count() <= MAX_VALUE_WIDTH),
@@ -290,7 +290,7 @@ mod tests {
         );
         assert_eq!(chunks.concat(), long);
         let one = "x".repeat(MAX_VALUE_WIDTH + 5);
-        assert_eq!(wrap_value(&one), [one.clone()]);
+        assert_eq!(wrap_value(&one), [one]);
     }
 
     #[test]
