@@ -1005,4 +1005,44 @@ mod tests {
         let config = Scratch::new().env("LEASEBOX_NOMAD_IMAGE", "").load();
         assert_eq!(config.get("nomad.image").unwrap().source, Source::Default);
     }
+
+    #[test]
+    fn the_docs_describe_every_key_and_their_example_loads() {
+        let doc = include_str!("../../docs/config.md");
+        for key in KEYS {
+            for needle in [
+                format!("| `{}` |", key.name),
+                format!("`{}`", key.env),
+                format!("`{}`", key.flag_arg()),
+            ] {
+                assert!(
+                    doc.contains(&needle),
+                    "docs/config.md does not mention {needle}"
+                );
+            }
+            if let Some(var) = key.nomad_env {
+                assert!(
+                    doc.contains(&format!("`{var}`")),
+                    "docs/config.md does not mention {var}"
+                );
+            }
+        }
+        let defaults = Config::load(&ConfigInputs::default()).unwrap();
+        for dir in &defaults.settings().sync_exclude {
+            assert!(
+                doc.contains(&format!("`{dir}`")),
+                "docs/config.md does not list {dir}"
+            );
+        }
+        let example = doc.split("## Example").nth(1).unwrap();
+        let toml = example
+            .split("```toml\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        let entries = file::parse_file(Path::new("docs/config.md"), toml).unwrap();
+        assert!(entries.len() > 10);
+    }
 }
