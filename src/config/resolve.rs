@@ -587,11 +587,6 @@ mod tests {
 
     #[test]
     fn each_layer_beats_the_one_below() {
-        let path = {
-            let s = Scratch::new();
-            s.user_config_path()
-        };
-        let _ = path;
         let base = Scratch::new();
         let user_path = base.user_config_path();
         let ladder = base;
