@@ -161,6 +161,12 @@ impl KeyDef {
         KEYS.iter().find(|k| k.name == name)
     }
 
+    /// Look up a key by its flag's long name, without the dashes (`nomad-image`).
+    #[must_use]
+    pub fn find_by_flag(long: &str) -> Option<&'static KeyDef> {
+        KEYS.iter().find(|k| k.flag == long)
+    }
+
     /// Look up a key by its environment twin.
     #[must_use]
     pub fn find_by_env(var: &str) -> Option<&'static KeyDef> {
@@ -557,6 +563,7 @@ pub fn suggest(name: &str) -> Option<&'static str> {
     }
     let candidates = KEYS.iter().map(|k| k.name).chain(SECTIONS.iter().copied());
     candidates
+        .filter(|c| *c != name)
         .map(|c| (c, strsim::normalized_damerau_levenshtein(name, c)))
         .filter(|(_, score)| *score >= 0.6)
         .max_by(|a, b| a.1.total_cmp(&b.1))

@@ -10,7 +10,7 @@ use super::settings::{self, Settings};
 use super::source::Source;
 use super::value::{Value, ValueProblem};
 
-/// The built-in defaults, declaring every key (see the module docs of [`keys`]).
+/// The built-in defaults (`default.toml`), declaring every key of [`KEYS`].
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
 
 /// The name of the repository config file at the repository root.
