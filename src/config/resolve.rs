@@ -97,7 +97,13 @@ impl Config {
     pub fn load(inputs: &ConfigInputs) -> Result<Config, ConfigError> {
         let mut notices = Vec::new();
         let user = file::locate_user_config(&inputs.env, inputs.repo_root.as_deref())?;
-        let mut layers = vec![default_layer(), nomad_env_layer(&inputs.env)?];
+        // A bad `NOMAD_*` value (those variables belong to the `nomad` CLI too) is an error only
+        // when no higher layer sets the key anyway.
+        let mut nomad_env_errors = Vec::new();
+        let mut layers = vec![
+            default_layer(),
+            nomad_env_layer(&inputs.env, &mut nomad_env_errors),
+        ];
         let mut user_config = None;
         if let Some(user) = user {
             layers.push(user_config_layer(&user.path, user.explicit)?);
@@ -130,6 +136,15 @@ impl Config {
                 let slot = resolved.get_mut(key.name).expect("every key has a slot");
                 slot.value = Some(value);
                 slot.source = source;
+            }
+        }
+        for err in nomad_env_errors {
+            if let ConfigError::EnvValue { key, .. } = &err
+                && resolved
+                    .get(key.name)
+                    .is_some_and(|r| r.source == Source::Default)
+            {
+                return Err(err);
             }
         }
         compute_defaults(&mut resolved, &inputs.env);
@@ -186,7 +201,9 @@ fn default_layer() -> LayerValues {
     }
 }
 
-fn nomad_env_layer(env: &BTreeMap<String, String>) -> Result<LayerValues, ConfigError> {
+/// The `NOMAD_*` fallbacks. A value its key cannot take goes to `errors` instead, for
+/// [`Config::load`] to report only if no higher layer sets the key.
+fn nomad_env_layer(env: &BTreeMap<String, String>, errors: &mut Vec<ConfigError>) -> LayerValues {
     let mut values = Vec::new();
     for key in KEYS {
         let Some(var) = key.nomad_env else { continue };
@@ -194,7 +211,13 @@ fn nomad_env_layer(env: &BTreeMap<String, String>) -> Result<LayerValues, Config
         let Some(raw) = env.get(var).filter(|v| !v.trim().is_empty()) else {
             continue;
         };
-        let value = env_value(key, var, raw)?;
+        let value = match env_value(key, var, raw) {
+            Ok(value) => value,
+            Err(err) => {
+                errors.push(err);
+                continue;
+            }
+        };
         values.push((
             key,
             value,
@@ -203,10 +226,10 @@ fn nomad_env_layer(env: &BTreeMap<String, String>) -> Result<LayerValues, Config
             },
         ));
     }
-    Ok(LayerValues {
+    LayerValues {
         layer: Layer::NomadEnv,
         values,
-    })
+    }
 }
 
 fn user_config_layer(path: &Path, explicit: bool) -> Result<LayerValues, ConfigError> {
