@@ -1,0 +1,188 @@
+//! Full sync throughput on the local backend against a `tar -c | tar -x` pipe of the same tree,
+//! measured alternately in the same run.
+//!
+//! The tree is a committed git repository of 20,000 files / 500 MB (see
+//! [`common::generate_tree`]), so the real file-set code path (`git ls-files`) runs. Each
+//! sync goes to a fresh lease (warmup, prepare and release are outside the timing): it is
+//! `Session::sync` as `leasebox run` calls it — file set, tar stream with per-file sha256 and
+//! manifest, box-side `tar -x` into staging, swap. The baseline is
+//! `tar -C repo --exclude=./.git -cf - . | tar -C dest -xof -` into a fresh directory.
+//!
+//! Target: sync throughput ≥ 0.7× the tar pipe's (ratio of medians).
+//!
+//! `LEASEBOX_BENCH_REPS` sets the number of measured repetitions (default 5, after one
+//! unmeasured warm-up of each).
+
+#[path = "common/mod.rs"]
+mod common;
+#[path = "../tests/integration/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use leasebox::backends::local::LocalFaults;
+use leasebox::session::SyncOptions;
+use tokio_util::sync::CancellationToken;
+
+use common::{TreeSpec, ms};
+
+const SPEC: TreeSpec = TreeSpec {
+    files: 20_000,
+    bytes: 500 * 1000 * 1000,
+};
+
+fn main() {
+    if !common::bench_mode("sync_throughput") {
+        return;
+    }
+    let reps: usize = std::env::var("LEASEBOX_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+        .max(1);
+    let scratch = support::Scratch::new();
+    let repo = scratch.repo();
+    let (took, stats) = common::time(|| common::generate_repo(&repo, SPEC));
+    println!(
+        "generated {} files ({} small, {} medium, {} large), {:.1} MiB, committed, in {:.1} s",
+        stats.files,
+        stats.small,
+        stats.medium,
+        stats.large,
+        common::mib(stats.bytes),
+        took.as_secs_f64()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let excludes = common::default_excludes();
+    let dest = scratch.path().join("tar-dest");
+
+    let mut tar_times = Vec::new();
+    let mut sync_times = Vec::new();
+    for rep in 0..=reps {
+        // Alternate which goes first, so neither always inherits the other's cache state.
+        let order = if rep % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for tar_first in order {
+            common::settle();
+            if tar_first {
+                let t = tar_pipe(&repo, &dest, stats.files);
+                if rep > 0 {
+                    tar_times.push(t);
+                }
+                std::fs::remove_dir_all(&dest).expect("remove the tar destination");
+            } else {
+                let t = runtime.block_on(sync_once(&scratch, &excludes, stats.files));
+                if rep > 0 {
+                    sync_times.push(t);
+                }
+            }
+        }
+        if rep == 0 {
+            println!("warm-up done");
+        } else {
+            println!(
+                "rep {rep}: tar pipe {:.0} ms, sync {:.0} ms",
+                ms(tar_times[rep - 1]),
+                ms(sync_times[rep - 1])
+            );
+        }
+    }
+
+    let tar = common::median(&tar_times);
+    let sync = common::median(&sync_times);
+    let rate = |d: Duration| common::mib(stats.bytes) / d.as_secs_f64();
+    let ratio = tar.as_secs_f64() / sync.as_secs_f64();
+    println!();
+    println!(
+        "tree: {} files, {:.1} MiB; {reps} repetitions each",
+        stats.files,
+        common::mib(stats.bytes)
+    );
+    println!(
+        "tar pipe: median {:.0} ms ({:.0} MiB/s)  samples [{}]",
+        ms(tar),
+        rate(tar),
+        common::list_ms(&tar_times)
+    );
+    println!(
+        "sync:     median {:.0} ms ({:.0} MiB/s)  samples [{}]",
+        ms(sync),
+        rate(sync),
+        common::list_ms(&sync_times)
+    );
+    common::verdict(
+        "sync throughput vs tar pipe",
+        &format!("{ratio:.2}x"),
+        ">= 0.70x",
+        ratio >= 0.7,
+    );
+}
+
+/// One `tar -c | tar -x` of the tree (without `.git`, which sync leaves out too) into a fresh
+/// `dest`; checks that every file arrived.
+fn tar_pipe(repo: &Path, dest: &Path, files: usize) -> Duration {
+    std::fs::create_dir_all(dest).expect("mkdir tar destination");
+    let (took, status) = common::time(|| {
+        std::process::Command::new("sh")
+            .args([
+                "-c",
+                r#"tar -C "$1" --exclude=./.git -cf - . | tar -C "$2" -xof -"#,
+                "sh",
+            ])
+            .arg(repo)
+            .arg(dest)
+            .status()
+            .expect("run the tar pipe")
+    });
+    assert!(status.success(), "tar pipe failed: {status}");
+    assert_eq!(count_files(dest), files, "tar pipe copied every file");
+    took
+}
+
+/// One full sync into a fresh local lease; checks the report and the workdir.
+async fn sync_once(scratch: &support::Scratch, excludes: &[String], files: usize) -> Duration {
+    let session = scratch.session(LocalFaults::default()).await;
+    let cancel = CancellationToken::new();
+    let options = SyncOptions {
+        root: scratch.repo(),
+        excludes: excludes.to_vec(),
+    };
+    let (took, report) = common::time_async(session.sync(&options, &cancel)).await;
+    let report = report.expect("sync");
+    assert_eq!(report.files, files, "sync sent every file");
+    assert_eq!(
+        count_files(Path::new(&session.lease().workdir)),
+        files,
+        "every file arrived in the workdir"
+    );
+    session
+        .backend()
+        .release(session.lease(), &cancel)
+        .await
+        .expect("release");
+    took
+}
+
+fn count_files(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let entry = entry.expect("dir entry");
+            let kind = entry.file_type().expect("file type");
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}
