@@ -62,6 +62,8 @@ fn main() {
 
     let mut tar_times = Vec::new();
     let mut sync_times = Vec::new();
+    let mut tar_cpu = Vec::new();
+    let mut sync_cpu = Vec::new();
     for rep in 0..=reps {
         // Alternate which goes first, so neither always inherits the other's cache state.
         let order = if rep % 2 == 0 {
@@ -72,15 +74,17 @@ fn main() {
         for tar_first in order {
             common::settle();
             if tar_first {
-                let t = tar_pipe(&repo, &dest, stats.files);
+                let (t, cpu) = tar_pipe(&repo, &dest, stats.files);
                 if rep > 0 {
                     tar_times.push(t);
+                    tar_cpu.push(cpu);
                 }
                 std::fs::remove_dir_all(&dest).expect("remove the tar destination");
             } else {
-                let t = runtime.block_on(sync_once(&scratch, &excludes, stats.files));
+                let (t, cpu) = runtime.block_on(sync_once(&scratch, &excludes, stats.files));
                 if rep > 0 {
                     sync_times.push(t);
+                    sync_cpu.push(cpu);
                 }
             }
         }
@@ -88,9 +92,11 @@ fn main() {
             println!("warm-up done");
         } else {
             println!(
-                "rep {rep}: tar pipe {:.0} ms, sync {:.0} ms",
+                "rep {rep}: tar pipe {:.0} ms (cpu {:.0} ms), sync {:.0} ms (cpu {:.0} ms)",
                 ms(tar_times[rep - 1]),
-                ms(sync_times[rep - 1])
+                ms(tar_cpu[rep - 1]),
+                ms(sync_times[rep - 1]),
+                ms(sync_cpu[rep - 1])
             );
         }
     }
@@ -117,6 +123,19 @@ fn main() {
         rate(sync),
         common::list_ms(&sync_times)
     );
+    let (tar_c, sync_c) = (common::median(&tar_cpu), common::median(&sync_cpu));
+    println!(
+        "cpu time (user+sys, all processes): tar pipe median {:.0} ms, sync median {:.0} ms ({:.2}x the tar pipe's)",
+        ms(tar_c),
+        ms(sync_c),
+        sync_c.as_secs_f64() / tar_c.as_secs_f64()
+    );
+    println!(
+        "load average at the end: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     common::verdict(
         "sync throughput vs tar pipe",
         &format!("{ratio:.2}x"),
@@ -127,8 +146,9 @@ fn main() {
 
 /// One `tar -c | tar -x` of the tree (without `.git`, which sync leaves out too) into a fresh
 /// `dest`; checks that every file arrived.
-fn tar_pipe(repo: &Path, dest: &Path, files: usize) -> Duration {
+fn tar_pipe(repo: &Path, dest: &Path, files: usize) -> (Duration, Duration) {
     std::fs::create_dir_all(dest).expect("mkdir tar destination");
+    let cpu = common::cpu_used();
     let (took, status) = common::time(|| {
         std::process::Command::new("sh")
             .args([
@@ -141,20 +161,27 @@ fn tar_pipe(repo: &Path, dest: &Path, files: usize) -> Duration {
             .status()
             .expect("run the tar pipe")
     });
+    let cpu = common::cpu_used() - cpu;
     assert!(status.success(), "tar pipe failed: {status}");
     assert_eq!(count_files(dest), files, "tar pipe copied every file");
-    took
+    (took, cpu)
 }
 
 /// One full sync into a fresh local lease; checks the report and the workdir.
-async fn sync_once(scratch: &support::Scratch, excludes: &[String], files: usize) -> Duration {
+async fn sync_once(
+    scratch: &support::Scratch,
+    excludes: &[String],
+    files: usize,
+) -> (Duration, Duration) {
     let session = scratch.session(LocalFaults::default()).await;
     let cancel = CancellationToken::new();
     let options = SyncOptions {
         root: scratch.repo(),
         excludes: excludes.to_vec(),
     };
+    let cpu = common::cpu_used();
     let (took, report) = common::time_async(session.sync(&options, &cancel)).await;
+    let cpu = common::cpu_used() - cpu;
     let report = report.expect("sync");
     assert_eq!(report.files, files, "sync sent every file");
     assert_eq!(
@@ -167,7 +194,7 @@ async fn sync_once(scratch: &support::Scratch, excludes: &[String], files: usize
         .release(session.lease(), &cancel)
         .await
         .expect("release");
-    took
+    (took, cpu)
 }
 
 fn count_files(dir: &Path) -> usize {

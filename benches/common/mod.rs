@@ -83,10 +83,10 @@ pub struct TreeStats {
 }
 
 const WORDS: &[&str] = &[
-    "fn", "let", "mut", "self", "impl", "struct", "pub", "use", "return", "match", "Some",
-    "None", "Ok", "Err", "lease", "box", "sync", "exec", "recipe", "config", "value", "path",
-    "error", "result", "async", "await", "{", "}", "(", ")", ";", "=", "->", "//", "\n", "\n",
-    "    ", "0", "1", "42", "String", "Vec", "u64", "&str", "true", "false",
+    "fn", "let", "mut", "self", "impl", "struct", "pub", "use", "return", "match", "Some", "None",
+    "Ok", "Err", "lease", "box", "sync", "exec", "recipe", "config", "value", "path", "error",
+    "result", "async", "await", "{", "}", "(", ")", ";", "=", "->", "//", "\n", "\n", "    ", "0",
+    "1", "42", "String", "Vec", "u64", "&str", "true", "false",
 ];
 
 /// Write a realistic source-repository mix under `root`: ~94.5% small text files (the source),
@@ -177,7 +177,12 @@ pub fn git(repo: &Path, args: &[&str]) {
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(repo)
-        .args(["-c", "user.name=bench", "-c", "user.email=bench@example.invalid"])
+        .args([
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.invalid",
+        ])
         .args(["-c", "core.compression=0", "-c", "core.looseCompression=0"])
         .args(["-c", "gc.auto=0", "-c", "commit.gpgsign=false"])
         .args(args)
@@ -213,6 +218,22 @@ pub fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
     let start = Instant::now();
     let out = f();
     (start.elapsed(), out)
+}
+
+/// CPU time (user + system) used so far by this process and its waited-for children.
+pub fn cpu_used() -> Duration {
+    let of = |who| {
+        // SAFETY: getrusage(2) fills the zeroed struct we pass.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; `who` is RUSAGE_SELF or RUSAGE_CHILDREN.
+        unsafe { libc::getrusage(who, &raw mut usage) };
+        let tv = |t: libc::timeval| {
+            Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+                + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+        };
+        tv(usage.ru_utime) + tv(usage.ru_stime)
+    };
+    of(libc::RUSAGE_SELF) + of(libc::RUSAGE_CHILDREN)
 }
 
 /// Time a future.
