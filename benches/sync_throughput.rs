@@ -8,6 +8,10 @@
 //! manifest, box-side `tar -x` into staging, swap. The baseline is
 //! `tar -C repo --exclude=./.git -cf - . | tar -C dest -xof -` into a fresh directory.
 //!
+//! Both are dominated by the same extractor (`tar -x` creating 20,000 files), so the run also
+//! reports CPU time and the sending side alone: `fileset::collect` + `sync::write_archive`
+//! against `tar -c`, each into a pipe to `cat >/dev/null`.
+//!
 //! Target: sync throughput ≥ 0.7× the tar pipe's (ratio of medians).
 //!
 //! `LEASEBOX_BENCH_REPS` sets the number of measured repetitions (default 5, after one
@@ -22,7 +26,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use leasebox::backends::local::LocalFaults;
-use leasebox::session::SyncOptions;
+use leasebox::session::{SyncOptions, fileset, sync};
 use tokio_util::sync::CancellationToken;
 
 use common::{TreeSpec, ms};
@@ -101,6 +105,21 @@ fn main() {
         }
     }
 
+    // The sending side alone, with the same extractor taken out: both streams go through a
+    // pipe into `cat >/dev/null` (GNU tar skips reading files when its archive is /dev/null).
+    let mut tar_send = Vec::new();
+    let mut sync_send = Vec::new();
+    for rep in 0..=reps {
+        let (t, s) = (
+            tar_send_only(&repo),
+            sync_send_only(&repo, &excludes, stats.files),
+        );
+        if rep > 0 {
+            tar_send.push(t);
+            sync_send.push(s);
+        }
+    }
+
     let tar = common::median(&tar_times);
     let sync = common::median(&sync_times);
     let rate = |d: Duration| common::mib(stats.bytes) / d.as_secs_f64();
@@ -122,6 +141,15 @@ fn main() {
         ms(sync),
         rate(sync),
         common::list_ms(&sync_times)
+    );
+    let (ts, ss) = (common::median(&tar_send), common::median(&sync_send));
+    println!(
+        "sending side only (into a pipe to `cat >/dev/null`): tar -c median {:.0} ms ({:.0} MiB/s), leasebox file set + archive median {:.0} ms ({:.0} MiB/s): {:.2}x",
+        ms(ts),
+        rate(ts),
+        ms(ss),
+        rate(ss),
+        ts.as_secs_f64() / ss.as_secs_f64()
     );
     let (tar_c, sync_c) = (common::median(&tar_cpu), common::median(&sync_cpu));
     println!(
@@ -165,6 +193,41 @@ fn tar_pipe(repo: &Path, dest: &Path, files: usize) -> (Duration, Duration) {
     assert!(status.success(), "tar pipe failed: {status}");
     assert_eq!(count_files(dest), files, "tar pipe copied every file");
     (took, cpu)
+}
+
+/// `tar -c` of the tree into a pipe that discards it.
+fn tar_send_only(repo: &Path) -> Duration {
+    let (took, status) = common::time(|| {
+        std::process::Command::new("sh")
+            .args([
+                "-c",
+                r#"tar -C "$1" --exclude=./.git -cf - . | cat >/dev/null"#,
+                "sh",
+            ])
+            .arg(repo)
+            .status()
+            .expect("run tar -c")
+    });
+    assert!(status.success(), "tar -c failed: {status}");
+    took
+}
+
+/// What `Session::sync` does on the sending side — decide the file set, write the archive with
+/// hashes and manifest — into a pipe that discards it.
+fn sync_send_only(repo: &Path, excludes: &[String], files: usize) -> Duration {
+    let (took, ()) = common::time(|| {
+        let mut cat = std::process::Command::new("sh")
+            .args(["-c", "cat >/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("start cat");
+        let pipe = std::io::BufWriter::with_capacity(64 * 1024, cat.stdin.take().expect("stdin"));
+        let set = fileset::collect(repo, excludes).expect("file set");
+        assert_eq!(set.entries.len(), files, "the file set holds every file");
+        sync::write_archive(&set, "bench", pipe).expect("write the archive");
+        assert!(cat.wait().expect("wait for cat").success());
+    });
+    took
 }
 
 /// One full sync into a fresh local lease; checks the report and the workdir.
