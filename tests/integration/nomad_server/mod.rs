@@ -2,3 +2,5 @@
 //! profile differences, faults, and a replay of every recorded 1.1.2 transcript.
 
 mod client;
+mod endpoints;
+mod exec;

@@ -519,7 +519,8 @@ async fn run(
                     return;
                 }
                 Some(Ok(Message::Close(_))) => {
-                    let _ = sink.send(close_msg(1000, "")).await;
+                    // The library queued the echo of the client's close; flush it out.
+                    let _ = sink.flush().await;
                     drop(stdin_tx.take());
                     hold(&shared, (sink, stream)).await;
                     return;
