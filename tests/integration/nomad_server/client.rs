@@ -337,11 +337,10 @@ pub async fn read_session(ws: &mut Ws, timeout: Duration) -> Session {
                 );
                 // What follows on TCP (EOF, or nothing) is part of the rule.
                 let mut buf = [0u8; 64];
-                s.tcp_held_after_close = matches!(
+                s.tcp_held_after_close =
                     tokio::time::timeout(Duration::from_millis(300), ws.get_mut().read(&mut buf))
-                        .await,
-                    Err(_)
-                );
+                        .await
+                        .is_err();
                 return s;
             }
             Ok(Some(Ok(_))) => {}

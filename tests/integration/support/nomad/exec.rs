@@ -535,12 +535,11 @@ async fn run(
                         if stdin_broken {
                             continue;
                         }
-                        if let Some(data) = stdin["data"].as_str() {
-                            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data)
-                                && let Some(tx) = &stdin_tx
-                            {
-                                let _ = tx.send(bytes);
-                            }
+                        if let Some(data) = stdin["data"].as_str()
+                            && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data)
+                            && let Some(tx) = &stdin_tx
+                        {
+                            let _ = tx.send(bytes);
                         }
                         if stdin["close"].as_bool() == Some(true) {
                             stdin_closed = true;

@@ -1,6 +1,11 @@
 //! The HTTP API: listener loops (HTTP/1.1 with Go-canonical header names), request logging and
 //! faults, routing, meta headers, blocking queries, ACL checks and plain-text errors.
 
+#![expect(
+    clippy::result_large_err,
+    reason = "helpers hand ready-made error responses back to the router"
+)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

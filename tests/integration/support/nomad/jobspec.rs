@@ -266,7 +266,7 @@ pub fn canonicalize(input: &Value, config: &Config) -> Result<Value, RegisterErr
         }
         let service = job_type == "service";
         groups.push(json!({
-            "Name": name, "Count": match get(g, "Count").as_i64() { None => 1, Some(c) => c },
+            "Name": name, "Count": get(g, "Count").as_i64().unwrap_or(1),
             "Update": if service { update_block(true) } else { Value::Null },
             "Migrate": if service {
                 json!({"MaxParallel": 1, "HealthCheck": "checks", "MinHealthyTime": 10 * SEC,

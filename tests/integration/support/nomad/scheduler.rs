@@ -600,7 +600,7 @@ pub async fn run_alloc(
         .and_then(|r| r.failure);
     let resched = shared.write(|st| {
         let idx = st.bump();
-        let Some(a) = st.allocs.get_mut(&alloc_id) else { return None };
+        let a = st.allocs.get_mut(&alloc_id)?;
         if !lost {
             if any_failed {
                 a.client_status = "failed".into();
