@@ -3,5 +3,6 @@
 //! Nomad API test server).
 
 mod cli_run;
+mod nomad_server;
 mod session_local;
 mod support;
