@@ -26,10 +26,7 @@ use crate::session::{Session, Timing};
 /// The features of every backend this build knows, for `leasebox backends`.
 #[must_use]
 pub fn all_features() -> Vec<Features> {
-    vec![
-        local_features(),
-        nomad::nomad_features(),
-    ]
+    vec![local_features(), nomad::nomad_features()]
 }
 
 fn local_features() -> Features {

@@ -55,9 +55,17 @@ pub fn main() -> i32 {
         cancel: CancellationToken::new(),
         active: Arc::default(),
     };
-    let outcome = runtime.block_on(async {
-        context.watch_ctrl_c();
-        dispatch(parsed.cli.command, &context).await
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            context.watch_ctrl_c();
+            dispatch(parsed.cli.command, &context).await
+        })
+    }))
+    .unwrap_or_else(|_| {
+        Err(Failure::new(
+            ErrorKind::Internal,
+            "internal error: leasebox panicked (a bug; the message above says where); `leasebox list` shows any lease left behind",
+        ))
     });
     // Do not wait for stray tasks (a dropped exec's readers, say).
     runtime.shutdown_background();
