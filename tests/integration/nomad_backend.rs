@@ -278,3 +278,84 @@ fn a_failed_allocation_is_reported() {
     no_jobs_left(&nomad);
     no_claims_left(&s);
 }
+
+fn doctor(
+    s: &Scratch,
+    nomad: &NomadServer,
+    token: Option<&str>,
+) -> (i32, serde_json::Value, Output) {
+    let out = run(s, nomad, token, &["doctor", "--json"]);
+    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    (code(&out), checks, out)
+}
+
+fn status_of<'a>(checks: &'a serde_json::Value, name: &str) -> &'a str {
+    checks
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["check"] == name))
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("missing")
+}
+
+#[test]
+fn doctor_passes_on_a_healthy_cluster_in_both_profiles() {
+    for nomad in profiles() {
+        let s = repo();
+        let (code, checks, out) = doctor(&s, &nomad, None);
+        assert_eq!(code, 0, "{:?}: {}", nomad.profile(), describe(&out));
+        for name in [
+            "address",
+            "reachable",
+            "auth",
+            "region",
+            "namespace",
+            "driver",
+            "exec",
+        ] {
+            assert_eq!(status_of(&checks, name), "ok", "{name}: {}", describe(&out));
+        }
+        // Read-only: nothing was registered.
+        no_jobs_left(&nomad);
+        assert!(
+            nomad.requests().iter().all(|r| r.method == "GET"),
+            "doctor wrote something"
+        );
+    }
+}
+
+#[test]
+fn doctor_names_what_is_wrong() {
+    for profile in [Profile::V1_1, Profile::Modern] {
+        let nomad = NomadServer::builder().profile(profile).acl(true).start();
+        let s = repo();
+        let (code, checks, out) = doctor(&s, &nomad, None);
+        let auth = status_of(&checks, "auth");
+        assert!(
+            auth == "fail" || auth == "warn",
+            "{profile:?}: {}",
+            describe(&out)
+        );
+        if auth == "fail" {
+            assert_eq!(code, 78, "{}", describe(&out));
+        }
+        nomad.create_policy("runner", "namespace \"default\" { policy = \"read\" capabilities = [\"submit-job\", \"alloc-exec\"] }\nnode { policy = \"read\" }");
+        let token = nomad.create_token("runner", &["runner"]);
+        let (_, checks, out) = doctor(&s, &nomad, Some(&token));
+        assert_eq!(status_of(&checks, "auth"), "ok", "{}", describe(&out));
+        // raw_exec needs alloc-node-exec too, which this policy lacks.
+        assert_ne!(status_of(&checks, "exec"), "ok", "{}", describe(&out));
+        assert!(!stdout(&out).contains(&token));
+    }
+    let s = repo();
+    let out = s
+        .leasebox(&["doctor"])
+        .env("NOMAD_ADDR", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 75, "{}", describe(&out));
+    assert!(
+        stdout(&out).contains("FAIL  reachable"),
+        "{}",
+        describe(&out)
+    );
+}

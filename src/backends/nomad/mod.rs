@@ -11,6 +11,7 @@
 //! nothing on 1.1).
 
 pub mod client;
+pub mod doctor;
 pub mod exec;
 mod tls;
 pub mod wire;
