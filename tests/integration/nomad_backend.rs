@@ -359,3 +359,28 @@ fn doctor_names_what_is_wrong() {
         describe(&out)
     );
 }
+
+#[test]
+fn a_unix_socket_address_works() {
+    let nomad = NomadServer::builder().profile(Profile::Modern).unix_socket(true).start();
+    let unix = nomad.unix_url().expect("a unix socket");
+    let s = repo();
+    let out = s
+        .leasebox(&["run", "--", "sh", "-c", "cat hello.txt; exit 2"])
+        .env("NOMAD_ADDR", &unix)
+        .env("LEASEBOX_NOMAD_DRIVER", "raw_exec")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", describe(&out));
+    assert_eq!(stdout(&out), "hello from the repo\n");
+    no_jobs_left(&nomad);
+    for bad in ["unix://relative.sock", "unix://host/x.sock"] {
+        let out = s
+            .leasebox(&["run", "--", "true"])
+            .env("NOMAD_ADDR", bad)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 78, "{bad}: {}", describe(&out));
+        assert!(stderr(&out).contains("absolute path"), "{}", describe(&out));
+    }
+}
