@@ -219,6 +219,29 @@ pub struct LeaseRequest {
     pub keep: bool,
 }
 
+/// What `cleanup` should do.
+#[derive(Debug, Clone, Default)]
+pub struct CleanupOptions {
+    /// Say what would be done, change nothing.
+    pub dry_run: bool,
+    /// Release orphans (jobs with this owner's Meta and no claim) at once, not only once past
+    /// their expiry.
+    pub orphans: bool,
+    /// Only leases of this repository (a recipe's `leasebox.cleanup{}`).
+    pub repo: Option<PathBuf>,
+}
+
+/// What `cleanup` did (or would do) with one lease.
+#[derive(Debug, Clone, Serialize)]
+pub struct CleanupItem {
+    /// The lease id.
+    pub id: String,
+    /// `released`, `dropped` (the claim only: the box was gone), `kept`, `skipped`.
+    pub action: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
 /// The lease lifecycle: acquire, attach (reuse), release, stop, list.
 #[derive(Debug, Clone)]
 pub struct Leases {
@@ -297,7 +320,7 @@ impl Leases {
         let mut claim = Claim::new(
             id.as_str(),
             self.backend_name(),
-            self.backend_name(),
+            &self.backend.scope(),
             &self.owner,
         )
         .map_err(|e| ownership(&e))?;
@@ -414,7 +437,11 @@ impl Leases {
     /// # Errors
     /// No such claim, the claim is not ours or not active, another process holds it, or the box
     /// is gone.
-    pub async fn attach(&self, id: &LeaseId) -> Result<Session, Failure> {
+    pub async fn attach(
+        &self,
+        id: &LeaseId,
+        requested_workdir: Option<&str>,
+    ) -> Result<Session, Failure> {
         let claim = self.claims.load(id.as_str()).map_err(|e| match e {
             OwnershipError::NotFound { .. } => Failure::new(
                 ErrorKind::OwnershipRefused,
@@ -432,8 +459,19 @@ impl Leases {
                 ),
             ));
         }
+        if let (Some(wanted), Some(has)) = (requested_workdir, claim.handle.get("workdir_spec"))
+            && wanted != has
+        {
+            return Err(Failure::new(
+                ErrorKind::OwnershipRefused,
+                format!(
+                    "lease `{id}` was created with workdir `{has}`, but this run asks for `{wanted}`; reuse it without changing `nomad.workdir`, or start a new lease"
+                ),
+            ));
+        }
         let holder = self.claims.hold(id.as_str()).map_err(|e| ownership(&e))?;
         let lease = Self::lease_of(&claim)?;
+        self.verify(&claim, &lease).await?;
         match self.backend.status(&lease).await {
             Ok(RemoteState::Ready) => {}
             Ok(state) => {
@@ -493,12 +531,16 @@ impl Leases {
         }
     }
 
-    /// `leasebox stop ID`: check the claim is ours, release the box, drop the claim.
+    /// `leasebox stop ID`: check the claim and the box's own record agree that the lease is
+    /// ours, then release the box and drop the claim, holding the claim's lock from the check
+    /// through the confirmation that the box is gone (no release after the claim changed).
     ///
     /// # Errors
-    /// No such claim, not ours, in use by a running leasebox, or the release fails.
+    /// No such claim, not ours, a record that disagrees, in use by a running leasebox, or the
+    /// release fails.
     pub async fn stop(&self, id: &LeaseId, cancel: &CancellationToken) -> Result<(), Failure> {
-        let claim = self.claims.load(id.as_str()).map_err(|e| match e {
+        let lock = self.lock(id).await?;
+        let claim = lock.load().map_err(|e| match e {
             OwnershipError::NotFound { .. } => Failure::new(
                 ErrorKind::OwnershipRefused,
                 format!("no lease `{id}` here: `leasebox list` shows your leases"),
@@ -520,7 +562,242 @@ impl Leases {
             ));
         }
         let lease = Self::lease_of(&claim)?;
-        self.release_lease(&lease, cancel).await
+        if self.verify(&claim, &lease).await? {
+            self.backend
+                .release(&lease, cancel)
+                .await
+                .map_err(|e| Failure::from_error(&e))?;
+        }
+        lock.remove(claim.revision).map_err(|e| ownership(&e))
+    }
+
+    /// Mark a lease as kept (for `--keep-on-failure`), so `cleanup` leaves it until it expires.
+    ///
+    /// # Errors
+    /// The claim cannot be updated.
+    pub async fn mark_kept(&self, id: &LeaseId) -> Result<(), Failure> {
+        let lock = self.lock(id).await?;
+        let claim = lock.load().map_err(|e| ownership(&e))?;
+        lock.update(claim.revision, |c| c.keep = true)
+            .map_err(|e| ownership(&e))?;
+        Ok(())
+    }
+
+    /// Take a claim's lock without blocking the async runtime.
+    async fn lock(&self, id: &LeaseId) -> Result<crate::ownership::ClaimLock, Failure> {
+        let claims = self.claims.clone();
+        let id = id.as_str().to_owned();
+        tokio::task::spawn_blocking(move || claims.lock(&id))
+            .await
+            .map_err(|e| Failure::new(ErrorKind::Internal, format!("claim lock task failed: {e}")))?
+            .map_err(|e| ownership(&e))
+    }
+
+    /// Compare a claim with the box's own record. `Ok(true)`: they agree; `Ok(false)`: the box
+    /// is gone. A record that disagrees is refused, naming the field.
+    ///
+    /// # Errors
+    /// The record disagrees, or the backend cannot be asked.
+    pub async fn verify(&self, claim: &Claim, lease: &Lease) -> Result<bool, Failure> {
+        let record = self
+            .backend
+            .record(lease)
+            .await
+            .map_err(|e| Failure::from_error(&e))?;
+        let Some(record) = record else {
+            return Ok(false);
+        };
+        let workdir = claim.handle.get("workdir_spec").unwrap_or(&claim.workdir);
+        let fields = [
+            ("managed", "true".to_owned(), record.managed.to_string()),
+            ("lease id", claim.id.clone(), record.lease_id.clone()),
+            ("owner", claim.owner.clone(), record.owner.clone()),
+            ("scope", claim.scope.clone(), record.scope.clone()),
+            ("workdir", workdir.clone(), record.workdir.clone()),
+        ];
+        for (field, ours, theirs) in fields {
+            // A claim left in `registering` never learnt its workdir.
+            if field == "workdir" && claim.state == ClaimState::Registering {
+                continue;
+            }
+            if ours != theirs {
+                return Err(Failure::new(
+                    ErrorKind::OwnershipRefused,
+                    format!(
+                        "lease `{}`: the claim and the box's own record disagree on the {field} (claim `{ours}`, box `{theirs}`); leasebox will not touch it",
+                        claim.id
+                    ),
+                ));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Release what should not be there any more: leases past their TTL or idle time,
+    /// non-kept leases whose holder is gone, claims whose box is gone, claims left in
+    /// `registering`, and orphans (boxes with this owner's record and no claim) once past their
+    /// expiry, or at once with `orphans`. Never touches a box whose record disagrees with its
+    /// claim, nor a lease in use. An unexpected backend error stops the sweep, naming the lease.
+    ///
+    /// # Errors
+    /// The claims cannot be listed, or the backend fails (the message names the lease).
+    pub async fn cleanup(&self, options: &CleanupOptions) -> Result<Vec<CleanupItem>, Failure> {
+        let mut items = Vec::new();
+        let now = std::time::SystemTime::now();
+        let all = self.list()?;
+        let mut claimed = std::collections::BTreeSet::new();
+        let item = |id: &str, action: &'static str, reason: String| CleanupItem {
+            id: id.to_owned(),
+            action,
+            reason,
+        };
+        for claim in all.claims {
+            claimed.insert(claim.id.clone());
+            if claim.owner != self.owner || claim.backend != self.backend_name() {
+                continue;
+            }
+            if options.repo.as_ref().is_some_and(|r| r != &claim.repo_root) {
+                continue;
+            }
+            let stop = |e: Failure| Failure {
+                message: format!("cleanup stopped at lease `{}`: {}", claim.id, e.message),
+                ..e
+            };
+            let id: LeaseId = match claim.id.parse() {
+                Ok(id) => id,
+                Err(_) => continue,
+            };
+            let Some(lock) = self
+                .claims
+                .try_lock(id.as_str())
+                .map_err(|e| ownership(&e))?
+            else {
+                items.push(item(
+                    &claim.id,
+                    "skipped",
+                    "another leasebox is changing it".into(),
+                ));
+                continue;
+            };
+            let claim = match lock.load() {
+                Ok(c) => c,
+                Err(OwnershipError::NotFound { .. }) => continue,
+                Err(e) => return Err(stop(ownership(&e))),
+            };
+            let held = self
+                .claims
+                .is_held(id.as_str())
+                .map_err(|e| ownership(&e))?;
+            if held && claim.state != ClaimState::Registering {
+                let expired = claim.expiry(now);
+                items.push(item(
+                    &claim.id,
+                    "kept",
+                    match expired {
+                        Some(r) => format!(
+                            "in use by pid {} on {} ({r})",
+                            claim.holder.pid, claim.holder.host
+                        ),
+                        None => format!(
+                            "in use by pid {} on {}",
+                            claim.holder.pid, claim.holder.host
+                        ),
+                    },
+                ));
+                continue;
+            }
+            let lease = Self::lease_of(&claim).map_err(stop)?;
+            let present = match self.verify(&claim, &lease).await {
+                Ok(p) => p,
+                Err(e) if e.kind == ErrorKind::OwnershipRefused => {
+                    items.push(item(&claim.id, "skipped", e.message));
+                    continue;
+                }
+                Err(e) => return Err(stop(e)),
+            };
+            let why = if !present {
+                Some(if claim.state == ClaimState::Registering {
+                    "left in `registering` and never registered".to_owned()
+                } else {
+                    "its box is gone".to_owned()
+                })
+            } else if claim.state == ClaimState::Registering {
+                Some("left in `registering` by a leasebox that stopped midway".to_owned())
+            } else if let Some(reason) = claim.expiry(now) {
+                Some(reason.to_string())
+            } else if !claim.keep && !held {
+                Some(format!(
+                    "not kept, and its holder (pid {} on {}) is gone",
+                    claim.holder.pid, claim.holder.host
+                ))
+            } else {
+                None
+            };
+            let Some(why) = why else {
+                items.push(item(&claim.id, "kept", "kept and not expired".into()));
+                continue;
+            };
+            let action = if present { "released" } else { "dropped" };
+            if !options.dry_run {
+                if present {
+                    self.backend
+                        .release(&lease, &CancellationToken::new())
+                        .await
+                        .map_err(|e| stop(Failure::from_error(&e)))?;
+                }
+                lock.remove(claim.revision)
+                    .map_err(|e| stop(ownership(&e)))?;
+            }
+            items.push(item(&claim.id, action, why));
+        }
+        if options.repo.is_none() {
+            let remote = self
+                .backend
+                .list(&self.owner)
+                .await
+                .map_err(|e| Failure::from_error(&e))?;
+            for orphan in remote {
+                if claimed.contains(orphan.id.as_str()) {
+                    continue;
+                }
+                let r = &orphan.record;
+                if !r.managed || r.owner != self.owner || r.lease_id != orphan.id.as_str() {
+                    continue;
+                }
+                let expired = r.expires_at.is_some_and(|t| t <= now);
+                if !expired && !options.orphans {
+                    items.push(item(
+                        orphan.id.as_str(),
+                        "kept",
+                        format!(
+                            "an orphan (no claim here) that expires at {}; `--orphans` releases it now",
+                            r.expires_at
+                                .map_or_else(|| "an unknown time".to_owned(), |t| humantime::format_rfc3339_seconds(t).to_string())
+                        ),
+                    ));
+                    continue;
+                }
+                if !options.dry_run {
+                    self.backend
+                        .release(&orphan.lease, &CancellationToken::new())
+                        .await
+                        .map_err(|e| Failure {
+                            message: format!("cleanup stopped at orphan `{}`: {}", orphan.id, e),
+                            ..Failure::from_error(&e)
+                        })?;
+                }
+                items.push(item(
+                    orphan.id.as_str(),
+                    "released",
+                    if expired {
+                        "an orphan (no claim here) past its expiry".into()
+                    } else {
+                        "an orphan (no claim here), `--orphans`".into()
+                    },
+                ));
+            }
+        }
+        Ok(items)
     }
 
     /// The live state of a claimed lease.

@@ -28,6 +28,8 @@ pub enum Commands {
     Status(IdArgs),
     /// Release a lease and drop its claim.
     Stop(IdArgs),
+    /// Release expired, abandoned and orphaned leases you own.
+    Cleanup(CleanupArgs),
     /// Read-only checks of the backend: address, auth, region, namespace, driver, exec.
     Doctor(JsonArgs),
     /// The resolved config.
@@ -47,6 +49,9 @@ pub struct RunArgs {
     /// Keep the lease after the run (reuse it with `--lease ID`).
     #[arg(long)]
     pub keep: bool,
+    /// Keep the lease only when the run fails, to look around in it.
+    #[arg(long)]
+    pub keep_on_failure: bool,
     /// Reuse a kept lease instead of creating one.
     #[arg(long, value_name = "ID")]
     pub lease: Option<String>,
@@ -90,6 +95,21 @@ pub struct JsonArgs {
 pub struct IdArgs {
     /// The lease id (`lbx_…`, as `leasebox list` shows).
     pub id: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `leasebox cleanup`.
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Say what would be done; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also release orphans (boxes with your owner record but no claim here) that have not
+    /// expired yet.
+    #[arg(long)]
+    pub orphans: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -7,8 +7,8 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use super::Context;
-use super::args::{IdArgs, JsonArgs, WarmupArgs};
-use crate::backends::{LeaseRequest, Leases};
+use super::args::{CleanupArgs, IdArgs, JsonArgs, WarmupArgs};
+use crate::backends::{CleanupOptions, LeaseRequest, Leases};
 use crate::error::{ErrorKind, Failure};
 use crate::ownership::Claim;
 use crate::session::Timing;
@@ -203,6 +203,32 @@ pub(crate) async fn stop(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
         println!("{}", json!({"id": id, "released": true}));
     } else {
         eprintln!("leasebox: released `{id}`");
+    }
+    Ok(())
+}
+
+pub(crate) async fn cleanup(args: &CleanupArgs, cx: &Context) -> Result<(), Failure> {
+    let (leases, _) = leases(cx)?;
+    let options = CleanupOptions {
+        dry_run: args.dry_run,
+        orphans: args.orphans,
+        repo: None,
+    };
+    let items = leases.cleanup(&options).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"dry_run": args.dry_run, "leases": items}))
+                .unwrap_or_default()
+        );
+        return Ok(());
+    }
+    if items.is_empty() {
+        eprintln!("leasebox: nothing to clean up");
+    }
+    let prefix = if args.dry_run { "would be " } else { "" };
+    for item in &items {
+        println!("{:<17} {prefix}{:<9} {}", item.id, item.action, item.reason);
     }
     Ok(())
 }

@@ -92,6 +92,7 @@ async fn dispatch(command: Commands, cx: &Context) -> Result<(), Failure> {
         Commands::List(a) => leases::list(&a, cx).await,
         Commands::Status(a) => leases::status(&a, cx).await,
         Commands::Stop(a) => leases::stop(&a, cx).await,
+        Commands::Cleanup(a) => leases::cleanup(&a, cx).await,
         Commands::Doctor(a) => info::doctor(&a, cx).await,
         Commands::Config(a) => info::config(&a, cx),
         Commands::Backends(a) => {

@@ -111,7 +111,11 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
 
     let reused = args.lease.is_some();
     let session = match &args.lease {
-        Some(id) => leases.attach(&super::lease_id(id)?).await?,
+        Some(id) => {
+            leases
+                .attach(&super::lease_id(id)?, settings.nomad.workdir.as_deref())
+                .await?
+        }
         None => {
             let request = LeaseRequest {
                 image: Some(settings.nomad.image.clone()),
@@ -131,10 +135,17 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
     if let Ok(mut active) = cx.active.lock() {
         active.push(id.clone());
     }
-    let keep = args.keep || reused;
-
     let result = work(&args, cx, &session, &repo_root, settings, env).await;
+    let keep = args.keep
+        || reused
+        || (args.keep_on_failure
+            && result
+                .as_ref()
+                .is_err_and(|f| f.kind != ErrorKind::Cancelled));
 
+    if keep && !args.keep && !reused {
+        leases.mark_kept(&id).await?;
+    }
     let release = if keep {
         eprintln!(
             "leasebox: kept lease `{id}`: reuse it with `--lease {id}`, release it with `leasebox stop {id}`"

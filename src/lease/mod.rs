@@ -183,6 +183,24 @@ pub enum RemoteState {
     Unhealthy(String),
 }
 
+/// The ownership fields a box carries on the backend side, compared with the local claim
+/// before a lease is reused, stopped or cleaned up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OwnershipRecord {
+    /// The lease id.
+    pub lease_id: String,
+    /// The owner.
+    pub owner: String,
+    /// The scope fingerprint.
+    pub scope: String,
+    /// The workdir as configured.
+    pub workdir: String,
+    /// When the lease expires, if the record says.
+    pub expires_at: Option<std::time::SystemTime>,
+    /// Whether the record says leasebox created it.
+    pub managed: bool,
+}
+
 /// A lease as found on the backend by [`Backend::list`].
 #[derive(Debug, Clone, Serialize)]
 pub struct RemoteLease {
@@ -192,6 +210,10 @@ pub struct RemoteLease {
     pub state: RemoteState,
     /// Backend-specific details (for Nomad the ownership Meta).
     pub details: BTreeMap<String, String>,
+    /// The ownership record.
+    pub record: OwnershipRecord,
+    /// What it takes to release it.
+    pub lease: Lease,
 }
 
 /// Errors from a backend.
@@ -287,6 +309,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// The live state of one lease.
     async fn status(&self, lease: &Lease) -> Result<RemoteState, LeaseError>;
+
+    /// The ownership record the box itself carries (Nomad: the job's `Meta`; local: the lease
+    /// directory's marker), as [`OwnershipRecord`] fields; `None` when the box is gone.
+    async fn record(&self, lease: &Lease) -> Result<Option<OwnershipRecord>, LeaseError>;
 
     /// The leases this backend can see that belong to `owner`.
     async fn list(&self, owner: &str) -> Result<Vec<RemoteLease>, LeaseError>;

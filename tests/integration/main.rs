@@ -2,6 +2,7 @@
 //! share (the real `leasebox` binary in a scratch environment, scratch git repositories, and the
 //! Nomad API test server).
 
+mod cleanup;
 mod cli_run;
 mod live_nomad;
 mod nomad_backend;

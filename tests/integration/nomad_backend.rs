@@ -362,7 +362,10 @@ fn doctor_names_what_is_wrong() {
 
 #[test]
 fn a_unix_socket_address_works() {
-    let nomad = NomadServer::builder().profile(Profile::Modern).unix_socket(true).start();
+    let nomad = NomadServer::builder()
+        .profile(Profile::Modern)
+        .unix_socket(true)
+        .start();
     let unix = nomad.unix_url().expect("a unix socket");
     let s = repo();
     let out = s

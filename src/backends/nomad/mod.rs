@@ -538,7 +538,11 @@ impl NomadBackend {
         let alloc_id = self.wait_ready(job_id, eval_id, cancel).await?;
         let resolved = self.resolve_workdir(&alloc_id, workdir).await?;
         check_workdir(&resolved)?;
-        Ok(self.lease_of(&spec.id, &alloc_id, resolved))
+        let mut lease = self.lease_of(&spec.id, &alloc_id, resolved);
+        lease
+            .handle
+            .insert("workdir_spec".to_owned(), workdir.to_owned());
+        Ok(lease)
     }
 }
 
@@ -805,6 +809,26 @@ impl Backend for NomadBackend {
         }
     }
 
+    async fn record(
+        &self,
+        lease: &Lease,
+    ) -> Result<Option<crate::lease::OwnershipRecord>, LeaseError> {
+        let job_id = lease
+            .handle
+            .get("job_id")
+            .cloned()
+            .unwrap_or_else(|| lease.id.to_string());
+        match self
+            .client
+            .get::<Job>(&format!("/v1/job/{job_id}"), &[])
+            .await
+        {
+            Err(CallError::Api(api)) if api.status == 404 => Ok(None),
+            Err(e) => Err(self.client.lease_error("reading the job", "`read-job`", e)),
+            Ok((job, _)) => Ok(Some(ownership_of(&job.meta.unwrap_or_default()))),
+        }
+    }
+
     async fn list(&self, owner: &str) -> Result<Vec<RemoteLease>, LeaseError> {
         let (stubs, _) = self
             .client
@@ -837,7 +861,8 @@ impl Backend for NomadBackend {
             {
                 continue;
             }
-            let Some(id) = job_meta.get(meta::LEASE_ID).and_then(|i| i.parse().ok()) else {
+            // The job's own id is the lease id; the Meta must agree (cleanup checks).
+            let Ok(id) = stub.id.parse::<crate::lease::LeaseId>() else {
                 continue;
             };
             let state = if stub.stop {
@@ -845,13 +870,38 @@ impl Backend for NomadBackend {
             } else {
                 RemoteState::Ready
             };
+            let mut handle = BTreeMap::new();
+            handle.insert("job_id".to_owned(), stub.id.clone());
+            handle.insert("task".to_owned(), self.task.clone());
+            let lease = Lease {
+                id: id.clone(),
+                backend: "nomad".to_owned(),
+                workdir: job_meta.get(meta::WORKDIR).cloned().unwrap_or_default(),
+                handle,
+            };
             out.push(RemoteLease {
                 id,
                 state,
+                record: ownership_of(&job_meta),
                 details: job_meta,
+                lease,
             });
         }
         Ok(out)
+    }
+}
+
+fn ownership_of(job_meta: &BTreeMap<String, String>) -> crate::lease::OwnershipRecord {
+    let get = |k: &str| job_meta.get(k).cloned().unwrap_or_default();
+    crate::lease::OwnershipRecord {
+        lease_id: get(meta::LEASE_ID),
+        owner: get(meta::OWNER),
+        scope: get(meta::SCOPE),
+        workdir: get(meta::WORKDIR),
+        expires_at: job_meta
+            .get(meta::EXPIRES_AT)
+            .and_then(|t| humantime::parse_rfc3339(t).ok()),
+        managed: job_meta.get(meta::MANAGED).map(String::as_str) == Some("true"),
     }
 }
 
