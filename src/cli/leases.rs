@@ -37,10 +37,8 @@ pub(crate) async fn warmup(args: &WarmupArgs, cx: &Context) -> Result<(), Failur
         workdir: n.workdir.clone(),
         keep: true,
     };
-    let session = tokio::select! {
-        r = leases.acquire(&request, &cx.cancel) => r?,
-        () = cx.cancel.cancelled() => return Err(Failure::new(ErrorKind::Cancelled, "cancelled")),
-    };
+    // `acquire` honours the token itself and leaves nothing behind when cancelled.
+    let session = leases.acquire(&request, &cx.cancel).await?;
     let lease = session.lease();
     if args.json {
         println!(

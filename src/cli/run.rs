@@ -125,10 +125,8 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
                 workdir: settings.nomad.workdir.clone(),
                 keep: args.keep,
             };
-            tokio::select! {
-                r = leases.acquire(&request, &cx.cancel) => r?,
-                () = cx.cancel.cancelled() => return Err(Failure::new(ErrorKind::Cancelled, "cancelled")),
-            }
+            // `acquire` honours the token itself and leaves nothing behind when cancelled.
+            leases.acquire(&request, &cx.cancel).await?
         }
     };
     let id = session.lease().id.clone();
