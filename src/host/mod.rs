@@ -1,1 +1,35 @@
-//! (being written)
+//! The recipe host: the only module that knows Lua.
+//!
+//! A recipe runs in a sandboxed Lua 5.4 VM ([`sandbox`]) whose `require` reaches the embedded
+//! stdlib and the repository's own `.lua` files only ([`loader`]). The host primitives
+//! (`leasebox.warmup`, the `lease` userdata, `leasebox.parallel`, …) are bound in
+//! [`bindings`] over the engine seam of [`engine`]; [`runner`] runs a recipe file, imperative
+//! or declarative ([`plan`]); [`lookup`] finds recipes by name. Errors ([`HostError`]) keep
+//! their kind across the Lua boundary.
+//!
+//! The CLI calls [`find_recipe`] / [`recipe_listing`] and then [`run_recipe`] with a
+//! [`LeaseProvider`] over the session layer and the lease lifecycle.
+
+mod args;
+mod bindings;
+pub mod engine;
+mod error;
+mod loader;
+mod lookup;
+mod plan;
+mod runner;
+mod sandbox;
+#[cfg(test)]
+mod scratch;
+#[cfg(test)]
+mod tests;
+
+pub use args::RecipeArgs;
+pub use engine::{
+    EngineError, ExecResult, ExecSpec, LeaseOptions, LeaseProvider, LeasedBox, SyncSpec,
+    TransferSummary,
+};
+pub use error::{HostError, KindedError};
+pub use lookup::{RecipeEntry, find_recipe, list_recipes, recipe_listing};
+pub use runner::{RecipeReport, RecipeRun, StepReport, StepStatus, run_recipe};
+pub use sandbox::{ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, SandboxOptions};

@@ -12,7 +12,9 @@ pub struct LeaseId(String);
 
 /// An id that is not of the form `lbx_` + 12 hex digits.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("`{0}` is not a lease id: expected `lbx_` followed by 12 hex digits, as `leasebox list` shows")]
+#[error(
+    "`{0}` is not a lease id: expected `lbx_` followed by 12 hex digits, as `leasebox list` shows"
+)]
 pub struct LeaseIdError(pub String);
 
 impl LeaseId {

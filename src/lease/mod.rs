@@ -259,8 +259,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Create a box for `spec` and wait until it accepts execs. On failure nothing is left
     /// behind.
-    async fn warmup(&self, spec: &LeaseSpec, cancel: &CancellationToken)
-    -> Result<Lease, LeaseError>;
+    async fn warmup(
+        &self,
+        spec: &LeaseSpec,
+        cancel: &CancellationToken,
+    ) -> Result<Lease, LeaseError>;
 
     /// Start a command in the box.
     async fn exec(&self, lease: &Lease, request: ExecRequest) -> Result<ExecStream, LeaseError>;
