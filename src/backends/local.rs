@@ -1,1 +1,436 @@
-//! (being written)
+//! The local backend, the embedded default: a lease is a fresh directory under the cache dir
+//! (`$XDG_CACHE_HOME/leasebox/leases/<id>`, else `~/.cache/leasebox/leases/<id>`), holding the
+//! workdir `work/` and its box-side state `work.lbx/`.
+//!
+//! Exec spawns the process in its own process group in that directory, with a cleaned
+//! environment (`PATH`, `HOME`, `USER`, `LANG`, `TERM`, `TMPDIR` from this process, plus what
+//! the command sets), so no token leaks into steps. [`ExecStream::kill`] stops the whole
+//! group (TERM, then KILL after a grace period). Dropping the stream leaves the command running,
+//! as a dropped websocket does on Nomad. Release stops whatever still runs in the lease and
+//! removes the directory. This backend is not a sandbox: commands run as the user, on this
+//! machine.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::lease::{
+    Backend, ExecEvent, ExecRequest, ExecStream, Features, Lease, LeaseError, LeaseId, LeaseSpec,
+    RemoteLease, RemoteState,
+};
+
+/// The variables of this process that local execs inherit; nothing else is passed.
+pub const INHERITED_ENV: [&str; 6] = ["PATH", "HOME", "USER", "LANG", "TERM", "TMPDIR"];
+
+/// The marker file recording who created a local lease.
+const LEASE_FILE: &str = "lease.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LeaseRecord {
+    id: LeaseId,
+    owner: String,
+    created: u64,
+}
+
+/// Test-only fault injection for the local backend.
+#[derive(Debug, Clone, Default)]
+pub struct LocalFaults {
+    /// Drop the connection of every exec whose argv contains this marker after this long,
+    /// leaving the command running (what a lost websocket does on Nomad).
+    pub drop_exec_after: Option<(String, Duration)>,
+}
+
+/// A backend whose boxes are directories on this machine.
+#[derive(Debug)]
+pub struct LocalBackend {
+    leases_dir: PathBuf,
+    env: Vec<(String, String)>,
+    kill_grace: Duration,
+    groups: Arc<Mutex<HashMap<LeaseId, Vec<i32>>>>,
+    faults: LocalFaults,
+}
+
+/// Where local lease trees go: `$XDG_CACHE_HOME/leasebox`, else `$HOME/.cache/leasebox`.
+///
+/// # Errors
+/// Neither `XDG_CACHE_HOME` nor `HOME` is set.
+pub fn cache_dir(env: &BTreeMap<String, String>) -> Result<PathBuf, LeaseError> {
+    if let Some(x) = env.get("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(x).join("leasebox"));
+    }
+    if let Some(h) = env.get("HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(h).join(".cache").join("leasebox"));
+    }
+    Err(LeaseError::Config(
+        "cannot find a cache directory for local leases: set `XDG_CACHE_HOME` or `HOME`".into(),
+    ))
+}
+
+impl LocalBackend {
+    /// A local backend keeping its lease trees under `cache_dir/leases`, passing the
+    /// [`INHERITED_ENV`] variables found in `env` to commands.
+    #[must_use]
+    pub fn new(cache_dir: &Path, env: &BTreeMap<String, String>) -> Self {
+        let env = INHERITED_ENV
+            .iter()
+            .filter_map(|k| env.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+            .collect();
+        LocalBackend {
+            leases_dir: cache_dir.join("leases"),
+            env,
+            kill_grace: Duration::from_secs(2),
+            groups: Arc::default(),
+            faults: LocalFaults::default(),
+        }
+    }
+
+    /// Inject faults (tests only).
+    #[must_use]
+    pub fn with_faults(mut self, faults: LocalFaults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    fn root_of(&self, id: &LeaseId) -> PathBuf {
+        self.leases_dir.join(id.as_str())
+    }
+
+    fn lease_for(&self, id: &LeaseId) -> Lease {
+        let root = self.root_of(id);
+        let mut handle = BTreeMap::new();
+        handle.insert("root".to_owned(), root.to_string_lossy().into_owned());
+        Lease {
+            id: id.clone(),
+            backend: "local".to_owned(),
+            workdir: root.join("work").to_string_lossy().into_owned(),
+            handle,
+        }
+    }
+
+    /// Stop every process this lease still runs: the groups this process started, and any
+    /// recorded command pid still alive (from other leasebox processes).
+    fn stop_everything(&self, lease: &Lease) {
+        let groups = self
+            .groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&lease.id)
+            .unwrap_or_default();
+        for pgid in &groups {
+            signal_group(*pgid, libc::SIGKILL);
+        }
+        let runs = PathBuf::from(lease.state_dir()).join("runs");
+        if let Ok(entries) = std::fs::read_dir(&runs) {
+            for entry in entries.flatten() {
+                if entry.path().join("exit").exists() {
+                    continue;
+                }
+                if let Ok(text) = std::fs::read_to_string(entry.path().join("pid"))
+                    && let Ok(pid) = text.trim().parse::<i32>()
+                    && pid > 1
+                {
+                    // SAFETY: kill(2) with a positive pid read from our own run record.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn signal_group(pgid: i32, signal: i32) {
+    if pgid > 1 {
+        // SAFETY: kill(2) on a negative pid signals the process group we created.
+        unsafe {
+            libc::kill(-pgid, signal);
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[async_trait]
+impl Backend for LocalBackend {
+    fn features(&self) -> Features {
+        Features {
+            name: "local",
+            description: "a scratch directory on this machine; commands run as you, unsandboxed",
+            isolation: false,
+            exec_kill: true,
+            image: false,
+            resources: false,
+            available: true,
+        }
+    }
+
+    async fn warmup(
+        &self,
+        spec: &LeaseSpec,
+        cancel: &CancellationToken,
+    ) -> Result<Lease, LeaseError> {
+        if cancel.is_cancelled() {
+            return Err(LeaseError::Cancelled);
+        }
+        let root = self.root_of(&spec.id);
+        let lease = self.lease_for(&spec.id);
+        let create = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&self.leases_dir)?;
+            std::fs::create_dir(&root)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))?;
+            }
+            std::fs::create_dir(root.join("work"))?;
+            std::fs::create_dir_all(root.join("work.lbx").join("runs"))?;
+            let record = LeaseRecord {
+                id: spec.id.clone(),
+                owner: spec.owner.clone(),
+                created: now_secs(),
+            };
+            std::fs::write(root.join(LEASE_FILE), serde_json::to_vec(&record)?)?;
+            Ok(())
+        };
+        if let Err(e) = create() {
+            let _ = std::fs::remove_dir_all(&root);
+            return Err(LeaseError::Config(format!(
+                "cannot create the local lease directory `{}`: {e}; set `XDG_CACHE_HOME` to a writable directory",
+                root.display()
+            )));
+        }
+        Ok(lease)
+    }
+
+    async fn exec(&self, lease: &Lease, request: ExecRequest) -> Result<ExecStream, LeaseError> {
+        let root = self.root_of(&lease.id);
+        if !root.is_dir() {
+            return Err(LeaseError::NotFound(lease.id.clone()));
+        }
+        let Some((program, args)) = request.argv.split_first() else {
+            return Err(LeaseError::Internal("exec with an empty argv".into()));
+        };
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .current_dir(request.cwd.as_deref().map_or(root.clone(), PathBuf::from))
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(if request.stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(false);
+        let mut child = cmd.spawn().map_err(|e| {
+            LeaseError::io(format!("cannot start `{program}` in the local lease"), e)
+        })?;
+        let pgid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(lease.id.clone())
+            .or_default()
+            .push(pgid);
+
+        let (events_tx, events_rx) = mpsc::channel(64);
+        let kill = CancellationToken::new();
+        let stdin_tx = if let Some(mut child_stdin) = child.stdin.take() {
+            let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+            tokio::spawn(async move {
+                while let Some(chunk) = rx.recv().await {
+                    if child_stdin.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
+                // Dropping closes the command's stdin.
+            });
+            Some(tx)
+        } else {
+            None
+        };
+
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let drop_after = self
+            .faults
+            .drop_exec_after
+            .as_ref()
+            .filter(|(marker, _)| request.argv.iter().any(|a| a.contains(marker.as_str())))
+            .map(|(_, d)| *d);
+        let grace = self.kill_grace;
+        let kill_token = kill.clone();
+        let groups = Arc::clone(&self.groups);
+        let lease_id = lease.id.clone();
+        tokio::spawn(async move {
+            let (out_tx, mut out_rx) = mpsc::channel::<ExecEvent>(64);
+            let pump_out = tokio::spawn(pump(stdout, out_tx.clone(), ExecEvent::Stdout));
+            let pump_err = tokio::spawn(pump(stderr, out_tx, ExecEvent::Stderr));
+            let dropped = async {
+                match drop_after {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(dropped);
+            let mut killed = false;
+            loop {
+                tokio::select! {
+                    () = kill_token.cancelled(), if !killed => {
+                        killed = true;
+                        signal_group(pgid, libc::SIGTERM);
+                        let deadline = tokio::time::sleep(grace);
+                        tokio::select! {
+                            _ = child.wait() => {}
+                            () = deadline => signal_group(pgid, libc::SIGKILL),
+                        }
+                    }
+                    () = &mut dropped => {
+                        // Simulated connection loss: stop reading, leave the command running.
+                        pump_out.abort();
+                        pump_err.abort();
+                        let _ = events_tx.send(ExecEvent::Lost("connection dropped (simulated)".into())).await;
+                        return;
+                    }
+                    event = out_rx.recv() => match event {
+                        Some(e) => {
+                            if events_tx.send(e).await.is_err() {
+                                // Nobody listens any more: the connection is gone, the command
+                                // goes on (its output is recorded by the wrapper).
+                                return;
+                            }
+                        }
+                        None => break,
+                    }
+                }
+            }
+            let status = child.wait().await;
+            if let Some(list) = groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(&lease_id)
+            {
+                list.retain(|g| *g != pgid);
+            }
+            let event = match status {
+                Ok(status) => ExecEvent::Exited(exit_code(status)),
+                Err(e) => ExecEvent::Lost(format!("cannot wait for the command: {e}")),
+            };
+            let _ = events_tx.send(event).await;
+        });
+
+        Ok(ExecStream {
+            stdin: stdin_tx,
+            events: events_rx,
+            kill,
+        })
+    }
+
+    async fn release(&self, lease: &Lease, _cancel: &CancellationToken) -> Result<(), LeaseError> {
+        self.stop_everything(lease);
+        let root = self.root_of(&lease.id);
+        match tokio::fs::remove_dir_all(&root).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(LeaseError::io(
+                format!(
+                    "cannot remove the local lease directory `{}`",
+                    root.display()
+                ),
+                e,
+            )),
+        }
+    }
+
+    async fn status(&self, lease: &Lease) -> Result<RemoteState, LeaseError> {
+        let root = self.root_of(&lease.id);
+        Ok(if root.join(LEASE_FILE).is_file() {
+            RemoteState::Ready
+        } else {
+            RemoteState::Gone
+        })
+    }
+
+    async fn list(&self, owner: &str) -> Result<Vec<RemoteLease>, LeaseError> {
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&self.leases_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => {
+                return Err(LeaseError::io(
+                    format!("cannot read `{}`", self.leases_dir.display()),
+                    e,
+                ));
+            }
+        };
+        for entry in entries.flatten() {
+            let Ok(text) = std::fs::read(entry.path().join(LEASE_FILE)) else {
+                continue;
+            };
+            let Ok(record) = serde_json::from_slice::<LeaseRecord>(&text) else {
+                continue;
+            };
+            if record.owner != owner {
+                continue;
+            }
+            let mut details = BTreeMap::new();
+            details.insert(
+                "root".to_owned(),
+                entry.path().to_string_lossy().into_owned(),
+            );
+            details.insert("created".to_owned(), record.created.to_string());
+            out.push(RemoteLease {
+                id: record.id,
+                state: RemoteState::Ready,
+                details,
+            });
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+}
+
+async fn pump<R: AsyncRead + Unpin>(
+    mut reader: R,
+    tx: mpsc::Sender<ExecEvent>,
+    wrap: fn(Bytes) -> ExecEvent,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if tx
+                    .send(wrap(Bytes::copy_from_slice(&buf[..n])))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}

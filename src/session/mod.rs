@@ -1,1 +1,348 @@
-//! (being written)
+//! Backend-independent operations on a lease, written once over [`Backend::exec`]: sync,
+//! fetch, verified exec and timing. The local backend runs exactly the same box-side scripts
+//! and wrapper as the Nomad backend.
+//!
+//! A [`Session`] is a lease attached to its backend. Everything it does in the box is an exec
+//! of a small POSIX `sh` script (see [`scripts`]):
+//!
+//! - [`Session::sync`] streams a tar of the repository's file set over stdin into a staging
+//!   directory and swaps it into the workdir ([`sync`]).
+//! - [`Session::fetch`] streams a tar back over stdout and extracts it safely ([`fetch`]).
+//! - [`Session::exec`] runs a command under the verified-exec wrapper, which records its pid,
+//!   output and exit code in the box, so a lost connection is recovered by reading the record
+//!   ([`exec`]).
+
+mod exec;
+pub mod fetch;
+pub mod fileset;
+mod output;
+pub mod scripts;
+pub mod sync;
+mod timing;
+
+pub use exec::{Command, ExecOutcome};
+pub use fetch::FetchReport;
+pub use output::{NullSink, OutputSink, PrefixSink, TerminalSink};
+pub use sync::{SyncOptions, SyncReport};
+pub use timing::{Phase, Timing, TimingReport, elapsed_ms};
+
+use std::any::Any;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{ErrorKind, HasKind};
+use crate::lease::{Backend, ExecEvent, ExecRequest, Features, Lease, LeaseError};
+
+/// Errors from session operations.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The backend failed.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    /// A command ran past its timeout and was stopped.
+    #[error("{what} timed out after {}", humantime::format_duration(*.after))]
+    Timeout {
+        /// What timed out (`command `cargo test``, `sync`).
+        what: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The user cancelled.
+    #[error("cancelled")]
+    Cancelled,
+    /// The connection was lost and the result could not be read back.
+    #[error("{0}")]
+    TransportLost(String),
+    /// Something the caller asked for is invalid (a bad path, an empty argv, a bad variable name).
+    #[error("{0}")]
+    Invalid(String),
+    /// A local file could not be read or written.
+    #[error("{context}")]
+    Local {
+        /// What failed, naming the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An operation in the box failed (its message comes from the box).
+    #[error("{op} failed in the box: {message}")]
+    Remote {
+        /// `sync`, `fetch`, `prepare`.
+        op: &'static str,
+        /// What the box said.
+        message: String,
+    },
+    /// The box was changed by another client since our last sync.
+    #[error("{0}")]
+    Conflict(String),
+    /// A fetched archive tried to write outside its destination.
+    #[error(
+        "refused archive entry `{path}`: {reason}; nothing was written outside the destination"
+    )]
+    UnsafeArchive {
+        /// The entry's path as given in the archive.
+        path: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+impl SessionError {
+    pub(crate) fn local(context: impl Into<String>, source: std::io::Error) -> Self {
+        SessionError::Local {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl HasKind for SessionError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SessionError::Lease(e) => e.kind(),
+            SessionError::Timeout { .. } => ErrorKind::Timeout,
+            SessionError::Cancelled => ErrorKind::Cancelled,
+            SessionError::TransportLost(_) => ErrorKind::TransportLost,
+            SessionError::Invalid(_) => ErrorKind::Usage,
+            SessionError::Local { .. } => ErrorKind::ConfigError,
+            SessionError::Remote { .. } | SessionError::UnsafeArchive { .. } => {
+                ErrorKind::CommandFailed
+            }
+            SessionError::Conflict(_) => ErrorKind::OwnershipRefused,
+        }
+    }
+}
+
+type SyncHook = Box<dyn Fn(&str) + Send + Sync>;
+
+struct Inner {
+    backend: Arc<dyn Backend>,
+    lease: Lease,
+    features: Features,
+    timing: Arc<Timing>,
+    sync_revision: Mutex<Option<String>>,
+    sync_hook: Mutex<Option<SyncHook>>,
+    guard: Mutex<Option<Box<dyn Any + Send + Sync>>>,
+    kill_grace: Duration,
+}
+
+/// A lease attached to its backend. Cheap to clone; clones share timing and sync state.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("lease", &self.inner.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Attach to `lease` on `backend`, recording phases into `timing`.
+    pub fn new(backend: Arc<dyn Backend>, lease: Lease, timing: Arc<Timing>) -> Self {
+        let features = backend.features();
+        Session {
+            inner: Arc::new(Inner {
+                backend,
+                lease,
+                features,
+                timing,
+                sync_revision: Mutex::new(None),
+                sync_hook: Mutex::new(None),
+                guard: Mutex::new(None),
+                kill_grace: Duration::from_secs(5),
+            }),
+        }
+    }
+
+    /// The lease.
+    #[must_use]
+    pub fn lease(&self) -> &Lease {
+        &self.inner.lease
+    }
+
+    /// The backend.
+    #[must_use]
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.inner.backend
+    }
+
+    /// The timing recorder shared by this session.
+    #[must_use]
+    pub fn timing(&self) -> &Arc<Timing> {
+        &self.inner.timing
+    }
+
+    /// Keep `guard` alive as long as the session (a claim's holder lock, for example).
+    pub fn hold(&self, guard: Box<dyn Any + Send + Sync>) {
+        *self.inner.guard.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
+    }
+
+    /// The revision stamp the next sync expects to find in the box (`None`: no expectation).
+    #[must_use]
+    pub fn sync_revision(&self) -> Option<String> {
+        self.inner
+            .sync_revision
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Set the revision stamp the next sync expects (from the lease's claim).
+    pub fn set_sync_revision(&self, revision: Option<String>) {
+        *self
+            .inner
+            .sync_revision
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = revision;
+    }
+
+    /// Call `hook` with the new revision stamp after every successful sync (to persist it).
+    pub fn on_synced(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
+        *self
+            .inner
+            .sync_hook
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Box::new(hook));
+    }
+
+    pub(crate) fn synced(&self, revision: &str) {
+        self.set_sync_revision(Some(revision.to_owned()));
+        if let Some(hook) = &*self
+            .inner
+            .sync_hook
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+        {
+            hook(revision);
+        }
+    }
+
+    /// Create the workdir and state dir in the box and check that its tools are there.
+    ///
+    /// # Errors
+    /// The box lacks `tar` or another needed tool, or cannot create the workdir.
+    pub async fn prepare(&self, cancel: &CancellationToken) -> Result<(), SessionError> {
+        let lease = self.lease();
+        let out = self
+            .control(
+                "prepare",
+                scripts::PREPARE,
+                &[lease.workdir.clone(), lease.state_dir()],
+                None,
+                cancel,
+            )
+            .await?;
+        out.check("prepare")?;
+        Ok(())
+    }
+
+    /// Run one small control script in the box and collect all of its output.
+    pub(crate) async fn control(
+        &self,
+        name: &str,
+        script: &str,
+        args: &[String],
+        stdin: Option<Bytes>,
+        cancel: &CancellationToken,
+    ) -> Result<ControlOutput, SessionError> {
+        let mut argv = vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            script.to_owned(),
+            format!("leasebox-{name}"),
+        ];
+        argv.extend(args.iter().cloned());
+        let mut stream = self
+            .inner
+            .backend
+            .exec(
+                &self.inner.lease,
+                ExecRequest {
+                    argv,
+                    cwd: None,
+                    stdin: stdin.is_some(),
+                },
+            )
+            .await?;
+        if let (Some(tx), Some(data)) = (stream.take_stdin(), stdin) {
+            // The receiver may already be gone if the script failed early; its exit says why.
+            let _ = tx.send(data).await;
+        }
+        let mut out = ControlOutput::default();
+        loop {
+            let event = tokio::select! {
+                () = cancel.cancelled() => {
+                    stream.kill();
+                    return Err(SessionError::Cancelled);
+                }
+                event = stream.events.recv() => event,
+            };
+            match event {
+                Some(ExecEvent::Stdout(b)) => out.stdout.extend_from_slice(&b),
+                Some(ExecEvent::Stderr(b)) => out.stderr.extend_from_slice(&b),
+                Some(ExecEvent::Exited(code)) => {
+                    out.code = code;
+                    return Ok(out);
+                }
+                Some(ExecEvent::Lost(reason)) => {
+                    return Err(SessionError::TransportLost(format!(
+                        "connection to the box lost during {name}: {reason}"
+                    )));
+                }
+                None => {
+                    return Err(SessionError::TransportLost(format!(
+                        "connection to the box lost during {name}"
+                    )));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn features(&self) -> &Features {
+        &self.inner.features
+    }
+
+    pub(crate) fn kill_grace(&self) -> Duration {
+        self.inner.kill_grace
+    }
+}
+
+/// What a control script printed and how it exited.
+#[derive(Debug, Default)]
+pub(crate) struct ControlOutput {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl ControlOutput {
+    /// Succeed on exit 0, else turn the script's stderr into an error for `op`.
+    pub fn check(&self, op: &'static str) -> Result<(), SessionError> {
+        if self.code == 0 {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&self.stderr);
+        let message = text
+            .lines()
+            .map(|l| l.trim_start_matches("leasebox: "))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let message = if message.is_empty() {
+            format!("exit code {}", self.code)
+        } else {
+            message
+        };
+        if op == "sync" && self.code == 3 {
+            return Err(SessionError::Conflict(message));
+        }
+        Err(SessionError::Remote { op, message })
+    }
+}

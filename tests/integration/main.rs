@@ -2,4 +2,5 @@
 //! share (the real `leasebox` binary in a scratch environment, scratch git repositories, and the
 //! Nomad API test server).
 
+mod session_local;
 mod support;

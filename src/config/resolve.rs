@@ -1,0 +1,1029 @@
+//! [`Config::load`]: read the layers in precedence order and resolve every key with its source.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use toml::de::DeValue;
+
+use super::error::ConfigError;
+use super::file::{self, FileEntry};
+use super::keys::{self, KEYS, KeyDef, ValueType};
+use super::settings::{self, Settings};
+use super::source::Source;
+use super::value::{Value, ValueProblem};
+
+/// The built-in defaults, declaring every key (see the module docs of [`keys`]).
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// The name of the repository config file at the repository root.
+pub const REPOSITORY_FILE: &str = ".leasebox.toml";
+
+/// `LEASEBOX_*` variables that are not config keys (so no "did you mean" notice for them).
+const NON_KEY_VARS: &[&str] = &[
+    "LEASEBOX_CONFIG",
+    "LEASEBOX_STATE_DIR",
+    "LEASEBOX_LIVE_NOMAD",
+    "LEASEBOX_LOG",
+];
+
+/// What [`Config::load`] reads. Nothing is read from the process environment inside the
+/// module: the CLI passes `std::env::vars()` and tests pass their own.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigInputs {
+    /// The environment (`LEASEBOX_*`, `NOMAD_*`, `HOME`, `XDG_CONFIG_HOME`, `USER`, …).
+    pub env: BTreeMap<String, String>,
+    /// Flags as `(dotted key, raw value as typed)`, in command-line order. A list key given
+    /// several times accumulates; any other key given several times keeps the last.
+    pub flags: Vec<(String, String)>,
+    /// The repository root, if any: `LEASEBOX_CONFIG` may not point inside it, and its
+    /// `.leasebox.toml` is noticed (not read, in this version).
+    pub repo_root: Option<PathBuf>,
+}
+
+/// The layers, lowest first. A value from a higher layer replaces the one below whole (lists
+/// too: they are not merged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Layer {
+    /// The built-in `default.toml`.
+    Default,
+    /// `NOMAD_ADDR`, `NOMAD_REGION`, … (they rank below the user config, DESIGN §4).
+    NomadEnv,
+    /// The user config file.
+    UserConfig,
+    /// `LEASEBOX_*` environment twins.
+    Env,
+    /// The repository's `.leasebox.toml`: an empty slot until the trust gate lands.
+    Repository,
+    /// A recipe's `lease{}` options: an empty slot until recipes feed the config.
+    Recipe,
+    /// Command-line flags.
+    Flags,
+}
+
+/// One key's resolved value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The key.
+    pub key: &'static KeyDef,
+    /// The value; `None` when no layer sets it and it has no default.
+    pub value: Option<Value>,
+    /// The layer that set it ([`Source::Default`] for an unset key).
+    pub source: Source,
+}
+
+/// The resolved config: every key with its value and source, the typed [`Settings`], and the
+/// notices to show the user.
+#[derive(Debug, Clone)]
+pub struct Config {
+    resolved: BTreeMap<&'static str, Resolved>,
+    settings: Settings,
+    notices: Vec<String>,
+    user_config: Option<PathBuf>,
+}
+
+/// Values set by one layer.
+struct LayerValues {
+    layer: Layer,
+    values: Vec<(&'static KeyDef, Value, Source)>,
+}
+
+impl Config {
+    /// Load the config from the given inputs, in precedence order (lowest first): built-in
+    /// defaults, `NOMAD_*` fallbacks, the user config, `LEASEBOX_*` variables, (repository
+    /// and recipe: not yet read), flags.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] for an unreadable or invalid user config, a bad value in a variable or
+    /// a flag, or a `LEASEBOX_CONFIG` that is missing or inside the repository.
+    pub fn load(inputs: &ConfigInputs) -> Result<Config, ConfigError> {
+        let mut notices = Vec::new();
+        let user = file::locate_user_config(&inputs.env, inputs.repo_root.as_deref())?;
+        let mut layers = vec![default_layer(), nomad_env_layer(&inputs.env)?];
+        let mut user_config = None;
+        if let Some(user) = user {
+            layers.push(user_config_layer(&user.path, user.explicit)?);
+            user_config = Some(user.path);
+        }
+        layers.push(env_layer(&inputs.env, &mut notices)?);
+        layers.push(repository_layer(inputs.repo_root.as_deref(), &mut notices));
+        layers.push(LayerValues {
+            layer: Layer::Recipe,
+            values: Vec::new(),
+        });
+        layers.push(flag_layer(&inputs.flags)?);
+        debug_assert!(layers.windows(2).all(|w| w[0].layer < w[1].layer));
+
+        let mut resolved: BTreeMap<&'static str, Resolved> = KEYS
+            .iter()
+            .map(|k| {
+                (
+                    k.name,
+                    Resolved {
+                        key: k,
+                        value: None,
+                        source: Source::Default,
+                    },
+                )
+            })
+            .collect();
+        for layer in layers {
+            for (key, value, source) in layer.values {
+                let slot = resolved.get_mut(key.name).expect("every key has a slot");
+                slot.value = Some(value);
+                slot.source = source;
+            }
+        }
+        compute_defaults(&mut resolved, &inputs.env);
+        let home = inputs.env.get("HOME").map(String::as_str);
+        let settings = Settings::from_resolved(&resolved, home);
+        Ok(Config {
+            resolved,
+            settings,
+            notices,
+            user_config,
+        })
+    }
+
+    /// The resolved config, typed.
+    #[must_use]
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// One key (dotted name) with its value and source; `None` for an unknown key.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&Resolved> {
+        self.resolved.get(key)
+    }
+
+    /// Every key, in the key table's order.
+    pub fn resolved(&self) -> impl Iterator<Item = &Resolved> {
+        KEYS.iter().filter_map(|k| self.resolved.get(k.name))
+    }
+
+    /// One-line notices for the user (stderr), e.g. that a repository `.leasebox.toml` was
+    /// found and not read.
+    #[must_use]
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    /// The user config file looked at (whether or not it exists); `None` without a home.
+    #[must_use]
+    pub fn user_config_path(&self) -> Option<&Path> {
+        self.user_config.as_deref()
+    }
+}
+
+fn default_layer() -> LayerValues {
+    let entries = file::parse_file(Path::new("default.toml"), DEFAULT_TOML)
+        .expect("the built-in default.toml is valid (tested)");
+    LayerValues {
+        layer: Layer::Default,
+        values: entries
+            .into_iter()
+            .map(|e| (e.key, e.value, Source::Default))
+            .collect(),
+    }
+}
+
+fn nomad_env_layer(env: &BTreeMap<String, String>) -> Result<LayerValues, ConfigError> {
+    let mut values = Vec::new();
+    for key in KEYS {
+        let Some(var) = key.nomad_env else { continue };
+        // Nomad treats an empty variable as unset (`NOMAD_REGION=` means `global`).
+        let Some(raw) = env.get(var).filter(|v| !v.trim().is_empty()) else {
+            continue;
+        };
+        let value = env_value(key, var, raw)?;
+        values.push((
+            key,
+            value,
+            Source::NomadEnv {
+                var: var.to_owned(),
+            },
+        ));
+    }
+    Ok(LayerValues {
+        layer: Layer::NomadEnv,
+        values,
+    })
+}
+
+fn user_config_layer(path: &Path, explicit: bool) -> Result<LayerValues, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            return Ok(LayerValues {
+                layer: Layer::UserConfig,
+                values: Vec::new(),
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ConfigError::MissingConfig {
+                path: path.to_owned(),
+            });
+        }
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let entries = file::parse_file(path, &text)?;
+    Ok(LayerValues {
+        layer: Layer::UserConfig,
+        values: entries
+            .into_iter()
+            .map(|FileEntry { key, value, line }| {
+                (
+                    key,
+                    value,
+                    Source::UserConfig {
+                        path: path.to_owned(),
+                        line,
+                    },
+                )
+            })
+            .collect(),
+    })
+}
+
+fn env_layer(
+    env: &BTreeMap<String, String>,
+    notices: &mut Vec<String>,
+) -> Result<LayerValues, ConfigError> {
+    let mut values = Vec::new();
+    for key in KEYS {
+        // An empty variable is the same as an unset one.
+        let Some(raw) = env.get(key.env).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let value = env_value(key, key.env, raw)?;
+        values.push((
+            key,
+            value,
+            Source::Env {
+                var: key.env.to_owned(),
+            },
+        ));
+    }
+    for var in env.keys() {
+        if var.starts_with("LEASEBOX_")
+            && KeyDef::find_by_env(var).is_none()
+            && !NON_KEY_VARS.contains(&var.as_str())
+            && let Some(twin) = keys::suggest_env(var)
+        {
+            notices.push(format!(
+                "`{var}` is not a leasebox variable and is ignored; did you mean `{twin}`?"
+            ));
+        }
+    }
+    Ok(LayerValues {
+        layer: Layer::Env,
+        values,
+    })
+}
+
+/// The repository layer: not read by this version (the trust gate comes in a later issue), but
+/// never silently ignored either.
+fn repository_layer(repo_root: Option<&Path>, notices: &mut Vec<String>) -> LayerValues {
+    if let Some(root) = repo_root {
+        let path = root.join(REPOSITORY_FILE);
+        if path.is_file() {
+            notices.push(format!(
+                "found {}, but this version of leasebox does not read repository config: its \
+                 settings are ignored",
+                path.display()
+            ));
+        }
+    }
+    LayerValues {
+        layer: Layer::Repository,
+        values: Vec::new(),
+    }
+}
+
+fn flag_layer(flags: &[(String, String)]) -> Result<LayerValues, ConfigError> {
+    let mut values: Vec<(&'static KeyDef, Value, Source)> = Vec::new();
+    for (name, raw) in flags {
+        let Some(key) = KeyDef::find(name) else {
+            return Err(ConfigError::UnknownFlagKey {
+                key: name.clone(),
+                suggestion: keys::suggest(name),
+            });
+        };
+        let flag = key.flag_arg();
+        let value = Value::from_raw(key, raw).map_err(|p| ConfigError::FlagValue {
+            flag: flag.clone(),
+            key: key.name.to_owned(),
+            reason: problem_text(p),
+            expected: key.ty.describe(),
+            example: raw_example(key),
+        })?;
+        let earlier = values.iter().position(|(k, _, _)| k.name == key.name);
+        match (earlier, value) {
+            (Some(i), Value::StringList(more)) => {
+                if let Value::StringList(list) = &mut values[i].1 {
+                    list.extend(more);
+                }
+            }
+            (Some(i), value) => values[i].1 = value,
+            (None, value) => values.push((key, value, Source::Flag { flag })),
+        }
+    }
+    Ok(LayerValues {
+        layer: Layer::Flags,
+        values,
+    })
+}
+
+fn env_value(key: &KeyDef, var: &str, raw: &str) -> Result<Value, ConfigError> {
+    Value::from_raw(key, raw).map_err(|p| ConfigError::EnvValue {
+        var: var.to_owned(),
+        key: key.name.to_owned(),
+        reason: problem_text(p),
+        expected: key.ty.describe(),
+        example: raw_example(key),
+    })
+}
+
+fn problem_text(p: ValueProblem) -> String {
+    match p {
+        ValueProblem::WrongType { found } => format!("it is {found}"),
+        ValueProblem::Invalid(reason) => reason,
+    }
+}
+
+/// A key's example as raw text for a variable or flag: strings unquoted, lists comma-separated,
+/// tables as TOML.
+fn raw_example(key: &KeyDef) -> String {
+    let Ok(parsed) = DeValue::parse(key.example) else {
+        return key.example.to_owned();
+    };
+    match (key.ty, parsed.get_ref()) {
+        (_, DeValue::String(s)) => s.to_string(),
+        (ValueType::StringList, DeValue::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.get_ref().as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => key.example.to_owned(),
+    }
+}
+
+/// Fill the defaults that are worked out rather than written down: `backend` (DESIGN §9) and
+/// `owner`.
+fn compute_defaults(
+    resolved: &mut BTreeMap<&'static str, Resolved>,
+    env: &BTreeMap<String, String>,
+) {
+    let address_source = resolved
+        .get("nomad.address")
+        .filter(|r| r.value.is_some())
+        .map(|r| r.source.clone());
+    if let Some(backend) = resolved.get_mut("backend")
+        && backend.value.is_none()
+    {
+        let (choice, from) = match address_source {
+            Some(source) => ("nomad", format!("`nomad.address` is set by {source}")),
+            None => ("local", "`nomad.address` is unset".to_owned()),
+        };
+        backend.value = Some(Value::String(choice.to_owned()));
+        backend.source = Source::Computed { from };
+    }
+    if let Some(owner) = resolved.get_mut("owner")
+        && owner.value.is_none()
+    {
+        let user = ["USER", "LOGNAME"]
+            .iter()
+            .find_map(|v| env.get(*v).filter(|u| !u.is_empty()))
+            .map_or("unknown", String::as_str);
+        let host = settings::hostname();
+        owner.value = Some(Value::String(settings::owner_default(user, &host)));
+        owner.source = Source::Computed {
+            from: format!("sha256 of `{user}@{host}`"),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::settings::BackendChoice;
+
+    /// A scratch `XDG_CONFIG_HOME` holding an optional user config.
+    struct Scratch {
+        dir: tempfile::TempDir,
+        inputs: ConfigInputs,
+    }
+
+    impl Scratch {
+        fn new() -> Scratch {
+            let dir = tempfile::tempdir().unwrap();
+            let mut inputs = ConfigInputs::default();
+            inputs.env.insert(
+                "XDG_CONFIG_HOME".into(),
+                dir.path().to_str().unwrap().into(),
+            );
+            inputs.env.insert("USER".into(), "alice".into());
+            Scratch { dir, inputs }
+        }
+
+        fn user_config_path(&self) -> PathBuf {
+            self.dir.path().join("leasebox").join("config.toml")
+        }
+
+        fn user_config(self, text: &str) -> Scratch {
+            let path = self.user_config_path();
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+            self
+        }
+
+        fn env(mut self, var: &str, value: &str) -> Scratch {
+            self.inputs.env.insert(var.into(), value.into());
+            self
+        }
+
+        fn flag(mut self, key: &str, value: &str) -> Scratch {
+            self.inputs.flags.push((key.into(), value.into()));
+            self
+        }
+
+        fn load(&self) -> Config {
+            Config::load(&self.inputs).unwrap()
+        }
+
+        fn error(&self) -> String {
+            Config::load(&self.inputs).unwrap_err().to_string()
+        }
+    }
+
+    fn shown(config: &Config, key: &str) -> (String, Source) {
+        let r = config.get(key).unwrap();
+        (
+            r.value.as_ref().map_or("(unset)".into(), Value::shown),
+            r.source.clone(),
+        )
+    }
+
+    #[test]
+    fn default_toml_declares_exactly_the_keys_of_the_table() {
+        // Keys with a value.
+        let entries = file::parse_file(Path::new("default.toml"), DEFAULT_TOML).unwrap();
+        let valued: BTreeSet<&str> = entries.iter().map(|e| e.key.name).collect();
+        // Keys declared as comments: `# key = example` lines, in their section.
+        let mut commented = BTreeSet::new();
+        let mut section: Option<String> = None;
+        for line in DEFAULT_TOML.lines() {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = Some(name.to_owned());
+                continue;
+            }
+            let Some(rest) = line.strip_prefix("# ") else {
+                continue;
+            };
+            let Some((leaf, example)) = rest.split_once(" = ") else {
+                continue;
+            };
+            if !leaf.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                continue;
+            }
+            let name = match &section {
+                Some(s) => format!("{s}.{leaf}"),
+                None => leaf.to_owned(),
+            };
+            let key = KeyDef::find(&name)
+                .unwrap_or_else(|| panic!("default.toml comments out an unknown key `{name}`"));
+            let parsed = DeValue::parse(example).unwrap();
+            assert!(
+                Value::from_toml(key, parsed.get_ref()).is_ok(),
+                "the commented example of `{name}` is not valid"
+            );
+            assert!(commented.insert(key.name), "`{name}` commented out twice");
+        }
+        assert!(
+            valued.is_disjoint(&commented),
+            "keys both set and commented out"
+        );
+        let declared: BTreeSet<&str> = valued.union(&commented).copied().collect();
+        let table: BTreeSet<&str> = KEYS.iter().map(|k| k.name).collect();
+        assert_eq!(declared, table, "default.toml and KEYS disagree");
+        assert_eq!(
+            commented,
+            BTreeSet::from([
+                "backend",
+                "owner",
+                "exec_timeout",
+                "nomad.address",
+                "nomad.ca_cert",
+                "nomad.ca_path",
+                "nomad.client_cert",
+                "nomad.client_key",
+                "nomad.tls_server_name",
+                "nomad.node_pool",
+                "nomad.workdir",
+                "nomad.jobspec_template",
+            ])
+        );
+    }
+
+    #[test]
+    fn every_example_fits_its_key() {
+        for key in KEYS {
+            let parsed = DeValue::parse(key.example).unwrap();
+            assert!(
+                Value::from_toml(key, parsed.get_ref()).is_ok(),
+                "example of {}",
+                key.name
+            );
+            assert!(
+                Value::from_raw(key, &raw_example(key)).is_ok(),
+                "raw example of {}",
+                key.name
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let config = Scratch::new().load();
+        let s = config.settings();
+        assert_eq!(s.backend, BackendChoice::Local);
+        assert_eq!(
+            (s.max_cpu, s.max_memory_mb, s.max_disk_mb, s.max_leases),
+            (8000, 16384, 20480, 20)
+        );
+        assert!(s.lua_env_allow.is_empty());
+        assert_eq!(s.exec_timeout, None);
+        assert_eq!(s.lease_ttl, Duration::from_secs(90 * 60));
+        assert_eq!(s.lease_idle, Duration::from_secs(30 * 60));
+        assert!(s.sync_exclude.contains(&"target/".to_owned()));
+        assert!(s.sync_exclude.contains(&"node_modules/".to_owned()));
+        let n = &s.nomad;
+        assert_eq!(n.address, None);
+        assert_eq!(n.token_env, "NOMAD_TOKEN");
+        assert_eq!(
+            (
+                n.ca_cert.as_ref(),
+                n.tls_server_name.as_ref(),
+                n.skip_verify
+            ),
+            (None, None, false)
+        );
+        assert_eq!(
+            (n.region.as_str(), n.namespace.as_str()),
+            ("global", "default")
+        );
+        assert!(n.datacenters.is_empty() && n.constraints.is_empty());
+        assert_eq!((n.driver.as_str(), n.task.as_str()), ("docker", "leasebox"));
+        assert_eq!(
+            (
+                n.node_pool.as_ref(),
+                n.workdir.as_ref(),
+                n.jobspec_template.as_ref()
+            ),
+            (None, None, None)
+        );
+        assert_eq!(n.alloc_ready_timeout, Duration::from_secs(300));
+        assert_eq!(n.image, "ubuntu:24.04");
+        assert_eq!((n.cpu, n.memory_mb, n.disk_mb), (1000, 2048, 1024));
+        assert_eq!(
+            shown(&config, "nomad.image"),
+            ("\"ubuntu:24.04\"".into(), Source::Default)
+        );
+        assert_eq!(
+            shown(&config, "nomad.address"),
+            ("(unset)".into(), Source::Default)
+        );
+        assert!(config.get("nomad.imgae").is_none());
+        assert!(config.notices().is_empty());
+    }
+
+    #[test]
+    fn each_layer_beats_the_one_below() {
+        let path = {
+            let s = Scratch::new();
+            s.user_config_path()
+        };
+        let _ = path;
+        let base = Scratch::new();
+        let user_path = base.user_config_path();
+        let ladder = base;
+        assert_eq!(
+            shown(&ladder.load(), "nomad.region"),
+            ("\"global\"".into(), Source::Default)
+        );
+        let ladder = ladder.env("NOMAD_REGION", "r1");
+        assert_eq!(
+            shown(&ladder.load(), "nomad.region"),
+            (
+                "\"r1\"".into(),
+                Source::NomadEnv {
+                    var: "NOMAD_REGION".into()
+                }
+            )
+        );
+        let ladder = ladder.user_config("\n[nomad]\nregion = \"r2\"\n");
+        assert_eq!(
+            shown(&ladder.load(), "nomad.region"),
+            (
+                "\"r2\"".into(),
+                Source::UserConfig {
+                    path: user_path,
+                    line: 3
+                }
+            )
+        );
+        let ladder = ladder.env("LEASEBOX_NOMAD_REGION", "r3");
+        assert_eq!(
+            shown(&ladder.load(), "nomad.region"),
+            (
+                "\"r3\"".into(),
+                Source::Env {
+                    var: "LEASEBOX_NOMAD_REGION".into()
+                }
+            )
+        );
+        let ladder = ladder.flag("nomad.region", "r4");
+        let config = ladder.load();
+        assert_eq!(
+            shown(&config, "nomad.region"),
+            (
+                "\"r4\"".into(),
+                Source::Flag {
+                    flag: "--nomad-region".into()
+                }
+            )
+        );
+        assert_eq!(config.settings().nomad.region, "r4");
+    }
+
+    #[test]
+    fn nomad_variables_rank_below_the_user_config() {
+        let config = Scratch::new()
+            .env("NOMAD_ADDR", "http://from-env:4646")
+            .user_config("[nomad]\naddress = \"https://from-file:4646\"\n")
+            .load();
+        assert_eq!(
+            config.settings().nomad.address.as_deref(),
+            Some("https://from-file:4646")
+        );
+        let config = Scratch::new()
+            .env("NOMAD_ADDR", "http://from-env:4646")
+            .env("LEASEBOX_NOMAD_ADDR", "http://twin:4646")
+            .user_config("[nomad]\naddress = \"https://from-file:4646\"\n")
+            .load();
+        assert_eq!(
+            config.settings().nomad.address.as_deref(),
+            Some("http://twin:4646")
+        );
+    }
+
+    #[test]
+    fn nomad_tls_family_and_empty_variables() {
+        let config = Scratch::new()
+            .env("NOMAD_REGION", "")
+            .env("NOMAD_NAMESPACE", "")
+            .env("NOMAD_CACERT", "/etc/nomad/ca.pem")
+            .env("NOMAD_CAPATH", "/etc/nomad/ca.d")
+            .env("NOMAD_CLIENT_CERT", "/etc/nomad/cli.pem")
+            .env("NOMAD_CLIENT_KEY", "/etc/nomad/cli-key.pem")
+            .env("NOMAD_TLS_SERVER_NAME", "server.global.nomad")
+            .env("NOMAD_SKIP_VERIFY", "1")
+            .load();
+        let n = &config.settings().nomad;
+        assert_eq!(
+            (n.region.as_str(), n.namespace.as_str()),
+            ("global", "default")
+        );
+        assert_eq!(config.get("nomad.region").unwrap().source, Source::Default);
+        assert_eq!(n.ca_cert.as_deref(), Some(Path::new("/etc/nomad/ca.pem")));
+        assert_eq!(n.ca_path.as_deref(), Some(Path::new("/etc/nomad/ca.d")));
+        assert_eq!(
+            n.client_cert.as_deref(),
+            Some(Path::new("/etc/nomad/cli.pem"))
+        );
+        assert_eq!(
+            n.client_key.as_deref(),
+            Some(Path::new("/etc/nomad/cli-key.pem"))
+        );
+        assert_eq!(n.tls_server_name.as_deref(), Some("server.global.nomad"));
+        assert!(n.skip_verify);
+        assert_eq!(
+            config.get("nomad.skip_verify").unwrap().source,
+            Source::NomadEnv {
+                var: "NOMAD_SKIP_VERIFY".into()
+            }
+        );
+    }
+
+    #[test]
+    fn backend_choice_follows_the_design() {
+        let local = Scratch::new().load();
+        assert_eq!(local.settings().backend, BackendChoice::Local);
+        assert!(matches!(
+            local.get("backend").unwrap().source,
+            Source::Computed { .. }
+        ));
+
+        let by_address = Scratch::new()
+            .env("NOMAD_ADDR", "http://127.0.0.1:4646")
+            .load();
+        assert_eq!(by_address.settings().backend, BackendChoice::Nomad);
+        assert_eq!(
+            by_address.get("backend").unwrap().source,
+            Source::Computed {
+                from: "`nomad.address` is set by env NOMAD_ADDR".into()
+            }
+        );
+        let by_flag = Scratch::new()
+            .flag("nomad.address", "unix:///run/nomad.sock")
+            .load();
+        assert_eq!(by_flag.settings().backend, BackendChoice::Nomad);
+
+        let explicit = Scratch::new()
+            .env("NOMAD_ADDR", "http://127.0.0.1:4646")
+            .user_config("backend = \"local\"\n")
+            .load();
+        assert_eq!(explicit.settings().backend, BackendChoice::Local);
+        let flag = Scratch::new()
+            .user_config("backend = \"local\"\n")
+            .flag("backend", "nomad")
+            .load();
+        assert_eq!(flag.settings().backend, BackendChoice::Nomad);
+        assert_eq!(
+            flag.get("backend").unwrap().source,
+            Source::Flag {
+                flag: "--backend".into()
+            }
+        );
+    }
+
+    #[test]
+    fn owner_default_is_a_hash_of_user_at_host() {
+        let a = Scratch::new().load();
+        let b = Scratch::new().load();
+        let host = settings::hostname();
+        assert_eq!(a.settings().owner, settings::owner_default("alice", &host));
+        assert_eq!(a.settings().owner, b.settings().owner);
+        let logname = Scratch::new().env("USER", "").env("LOGNAME", "bob").load();
+        assert_eq!(
+            logname.settings().owner,
+            settings::owner_default("bob", &host)
+        );
+        let set = Scratch::new().user_config("owner = \"team-ci\"\n").load();
+        assert_eq!(set.settings().owner, "team-ci");
+    }
+
+    #[test]
+    fn user_config_values_are_typed_with_lines() {
+        let s = Scratch::new().user_config(
+            "max_leases = 3\nlua_env_allow = [\"CI\"]\nexec_timeout = \"20m\"\n\n[sync]\n\
+             exclude = [\"out/\"]\n\n[nomad]\nca_cert = \"certs/ca.pem\"\n\
+             jobspec_template = \"~/job.hcl\"\ndatacenters = [\"dc1\", \"dc2\"]\n\
+             [[nomad.constraints]]\nattribute = \"${attr.kernel.name}\"\nvalue = \"linux\"\n",
+        );
+        let s = s.env("HOME", "/home/alice");
+        let dir = s.user_config_path().parent().unwrap().to_owned();
+        let config = s.load();
+        let st = config.settings();
+        assert_eq!(st.max_leases, 3);
+        assert_eq!(st.lua_env_allow, ["CI"]);
+        assert_eq!(st.exec_timeout, Some(Duration::from_secs(1200)));
+        assert_eq!(
+            st.sync_exclude,
+            ["out/"],
+            "a list replaces the default list"
+        );
+        assert_eq!(st.nomad.ca_cert, Some(dir.join("certs/ca.pem")));
+        assert_eq!(
+            st.nomad.jobspec_template,
+            Some(PathBuf::from("/home/alice/job.hcl"))
+        );
+        assert_eq!(st.nomad.datacenters, ["dc1", "dc2"]);
+        assert_eq!(st.nomad.constraints[0].attribute, "${attr.kernel.name}");
+        assert_eq!(st.nomad.constraints[0].operator, "=");
+        let line = |k| match config.get(k).unwrap().source {
+            Source::UserConfig { line, .. } => line,
+            ref other => panic!("{k} from {other}"),
+        };
+        assert_eq!(
+            [
+                line("max_leases"),
+                line("exec_timeout"),
+                line("sync.exclude"),
+                line("nomad.ca_cert")
+            ],
+            [1, 3, 6, 9]
+        );
+        assert_eq!(line("nomad.constraints"), 12);
+    }
+
+    #[test]
+    fn leasebox_config_names_the_file() {
+        let other = tempfile::tempdir().unwrap();
+        let file = other.path().join("mine.toml");
+        std::fs::write(&file, "max_cpu = 1234\n").unwrap();
+        let config = Scratch::new()
+            .env("LEASEBOX_CONFIG", file.to_str().unwrap())
+            .load();
+        assert_eq!(config.settings().max_cpu, 1234);
+        assert_eq!(config.user_config_path(), Some(file.as_path()));
+
+        let missing = other.path().join("missing.toml");
+        let err = Scratch::new()
+            .env("LEASEBOX_CONFIG", missing.to_str().unwrap())
+            .error();
+        assert!(
+            err.contains(&format!("`LEASEBOX_CONFIG` names {}", missing.display())),
+            "{err}"
+        );
+        assert!(err.contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn leasebox_config_inside_the_repository_is_refused() {
+        let repo = tempfile::tempdir().unwrap();
+        let file = repo.path().join("config.toml");
+        std::fs::write(&file, "max_cpu = 99999\n").unwrap();
+        let mut s = Scratch::new().env("LEASEBOX_CONFIG", file.to_str().unwrap());
+        s.inputs.repo_root = Some(repo.path().to_owned());
+        let err = s.error();
+        assert!(
+            err.contains("a repository cannot supply the user config"),
+            "{err}"
+        );
+        let e = Config::load(&s.inputs).unwrap_err();
+        assert_eq!(crate::error::HasKind::kind(&e).exit_code(), 78);
+    }
+
+    #[test]
+    fn a_missing_standard_user_config_is_fine() {
+        let config = Scratch::new().load();
+        assert!(!config.user_config_path().unwrap().exists());
+        let config = Config::load(&ConfigInputs::default()).unwrap();
+        assert_eq!(config.user_config_path(), None);
+    }
+
+    #[test]
+    fn file_errors_point_at_file_and_line() {
+        let s = Scratch::new().user_config("max_cpu = 1\n[nomad]\nimgae = \"rust\"\n");
+        let p = s.user_config_path().display().to_string();
+        assert_eq!(
+            s.error(),
+            format!("unknown key `nomad.imgae` in {p}:3; did you mean `nomad.image`?")
+        );
+
+        let s = Scratch::new().user_config("[nomad]\ncpu = \"2000\"\n");
+        let p = s.user_config_path().display().to_string();
+        assert_eq!(
+            s.error(),
+            format!(
+                "`nomad.cpu` in {p}:2 must be a non-negative integer, e.g. `cpu = 2000`, but is a string"
+            )
+        );
+
+        let s = Scratch::new().user_config("[lease]\n\nttl = \"ninety minutes\"\n");
+        let p = s.user_config_path().display().to_string();
+        let err = s.error();
+        assert!(
+            err.starts_with(&format!(
+                "invalid `lease.ttl` in {p}:3: `ninety minutes` is not a duration"
+            )),
+            "{err}"
+        );
+        assert!(err.ends_with("write it like `ttl = \"90m\"`"), "{err}");
+
+        let s = Scratch::new().user_config("[lease]\nttl = 90\n");
+        let err = s.error();
+        assert!(
+            err.contains("must be a duration string, e.g. `ttl = \"90m\"`, but is an integer"),
+            "{err}"
+        );
+
+        let s = Scratch::new().user_config("max_cpu = 1\nmax_cpu = 2\n");
+        let p = s.user_config_path().display().to_string();
+        let err = s.error();
+        assert!(
+            err.starts_with(&format!("failed to parse {p}:2: ")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn environment_errors_name_the_variable() {
+        let err = Scratch::new().env("LEASEBOX_LEASE_TTL", "ninety").error();
+        assert!(
+            err.starts_with(
+                "invalid `LEASEBOX_LEASE_TTL` (for `lease.ttl`): `ninety` is not a duration"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("e.g. `LEASEBOX_LEASE_TTL=90m`, or unset `LEASEBOX_LEASE_TTL`"),
+            "{err}"
+        );
+        let err = Scratch::new().env("LEASEBOX_NOMAD_CPU", "-5").error();
+        assert!(
+            err.starts_with("invalid `LEASEBOX_NOMAD_CPU` (for `nomad.cpu`)"),
+            "{err}"
+        );
+        let err = Scratch::new().env("NOMAD_SKIP_VERIFY", "sometimes").error();
+        assert!(
+            err.starts_with("invalid `NOMAD_SKIP_VERIFY` (for `nomad.skip_verify`)"),
+            "{err}"
+        );
+        let err = Scratch::new().env("NOMAD_ADDR", "nomad:4646").error();
+        assert!(err.contains("`NOMAD_ADDR`"), "{err}");
+        assert!(
+            err.contains("must start with `http://`, `https://` or `unix:///`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn flag_errors_name_the_flag() {
+        let err = Scratch::new().flag("lease.ttl", "soon").error();
+        assert!(
+            err.starts_with("invalid value for `--lease-ttl`: `soon` is not a duration"),
+            "{err}"
+        );
+        assert!(err.ends_with("e.g. `--lease-ttl 90m`"), "{err}");
+        let err = Scratch::new().flag("backend", "k8s").error();
+        assert_eq!(
+            err,
+            "invalid value for `--backend`: `k8s` is not one of `local`, `nomad`; expected one of \
+             `local`, `nomad`, e.g. `--backend nomad`"
+        );
+        let err = Scratch::new().flag("nomad.imgae", "x").error();
+        assert_eq!(
+            err,
+            "unknown config key `nomad.imgae` given as a flag; did you mean `nomad.image`?"
+        );
+    }
+
+    #[test]
+    fn list_flags_accumulate_and_scalars_keep_the_last() {
+        let config = Scratch::new()
+            .flag("sync.exclude", "a/,b/")
+            .flag("sync.exclude", "c/")
+            .flag("nomad.cpu", "100")
+            .flag("nomad.cpu", "200")
+            .load();
+        assert_eq!(config.settings().sync_exclude, ["a/", "b/", "c/"]);
+        assert_eq!(config.settings().nomad.cpu, 200);
+    }
+
+    #[test]
+    fn repository_config_is_noticed_not_read() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::write(
+            repo.path().join(".leasebox.toml"),
+            "[nomad]\nimage = \"evil\"\n",
+        )
+        .unwrap();
+        let mut s = Scratch::new();
+        s.inputs.repo_root = Some(repo.path().to_owned());
+        let config = s.load();
+        assert_eq!(config.settings().nomad.image, "ubuntu:24.04");
+        assert_eq!(config.notices().len(), 1);
+        let notice = &config.notices()[0];
+        assert!(notice.contains(".leasebox.toml"), "{notice}");
+        assert!(
+            notice.contains("does not read repository config"),
+            "{notice}"
+        );
+
+        let clean = tempfile::tempdir().unwrap();
+        s.inputs.repo_root = Some(clean.path().to_owned());
+        assert!(s.load().notices().is_empty());
+    }
+
+    #[test]
+    fn a_misspelled_variable_gets_a_notice() {
+        let config = Scratch::new()
+            .env("LEASEBOX_NOMAD_IMAGES", "rust")
+            .env("LEASEBOX_STATE_DIR", "/tmp/x")
+            .load();
+        assert_eq!(
+            config.notices(),
+            [
+                "`LEASEBOX_NOMAD_IMAGES` is not a leasebox variable and is ignored; did you mean \
+              `LEASEBOX_NOMAD_IMAGE`?"
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_twins_are_unset() {
+        let config = Scratch::new().env("LEASEBOX_NOMAD_IMAGE", "").load();
+        assert_eq!(config.get("nomad.image").unwrap().source, Source::Default);
+    }
+}

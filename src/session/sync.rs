@@ -1,0 +1,406 @@
+//! Sync: stream the file set as a tar over exec stdin into a staging directory in the box and
+//! swap it into the workdir, so deleted files disappear. Nothing is buffered whole: a blocking
+//! thread reads one file at a time into a bounded channel of 64 KiB chunks.
+//!
+//! The archive holds `tree/<path>` for every file and link, then `meta/manifest.json` (path,
+//! size, mode, mtime and sha256 of every file, hashed while it is read) and `meta/revision`,
+//! the new revision stamp. The box keeps both in its state dir; a later sync that expected
+//! another stamp is refused, since another client changed the box.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::fileset::{self, EntryKind, FileSet};
+use super::scripts;
+use super::{Session, SessionError, elapsed_ms};
+use crate::lease::{ExecEvent, ExecRequest};
+
+const CHUNK: usize = 64 * 1024;
+
+/// What to sync.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// The local directory to send (the repository root).
+    pub root: PathBuf,
+    /// Extra exclude patterns (gitignore syntax) on top of git's and `.leasebox-ignore`.
+    pub excludes: Vec<String>,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncReport {
+    /// Files and links sent.
+    pub files: usize,
+    /// Bytes of file content sent.
+    pub bytes: u64,
+    /// The new revision stamp.
+    pub revision: String,
+    /// Wall time in milliseconds.
+    pub ms: u64,
+    /// Notices about the file set.
+    pub notices: Vec<String>,
+}
+
+/// One manifest entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// Path relative to the workdir.
+    pub path: String,
+    /// Size in bytes (0 for links).
+    pub size: u64,
+    /// Unix permission bits.
+    pub mode: u32,
+    /// Modification time, unix seconds.
+    pub mtime: u64,
+    /// `sha256:<hex>` of the content; for links, of the link target.
+    pub hash: String,
+    /// The link target, for symlinks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+/// The manifest a sync leaves in the box (and that incremental sync compares against).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version, 1.
+    pub version: u32,
+    /// The revision stamp this manifest belongs to.
+    pub revision: String,
+    /// Entries sorted by path.
+    pub files: Vec<ManifestEntry>,
+}
+
+impl Session {
+    /// Send the file set of `options.root` to the workdir, replacing what was there.
+    ///
+    /// # Errors
+    /// The file set cannot be decided or a file cannot be read (named in the error), the box
+    /// refuses (another client changed it, no `tar`), the connection is lost, or cancellation.
+    pub async fn sync(
+        &self,
+        options: &SyncOptions,
+        cancel: &CancellationToken,
+    ) -> Result<SyncReport, SessionError> {
+        let start = Instant::now();
+        let root = options.root.clone();
+        let excludes = options.excludes.clone();
+        let set = tokio::task::spawn_blocking(move || fileset::collect(&root, &excludes))
+            .await
+            .map_err(|e| SessionError::Invalid(format!("file set walk failed: {e}")))??;
+        let revision = hex::encode(rand::random::<[u8; 8]>());
+        let lease = self.lease();
+        let expected = self.sync_revision().unwrap_or_else(|| "-".to_owned());
+        let argv = vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            scripts::SYNC_RECEIVE.to_owned(),
+            "leasebox-sync".to_owned(),
+            lease.workdir.clone(),
+            lease.state_dir(),
+            expected,
+        ];
+        let mut stream = self
+            .backend()
+            .exec(
+                lease,
+                ExecRequest {
+                    argv,
+                    cwd: None,
+                    stdin: true,
+                },
+            )
+            .await?;
+        let stdin = stream
+            .take_stdin()
+            .ok_or_else(|| SessionError::Invalid("backend gave no stdin for sync".into()))?;
+
+        let notices = set.notices.clone();
+        let files = set.entries.len();
+        let producer_revision = revision.clone();
+        let producer = tokio::task::spawn_blocking(move || {
+            let writer = ChannelWriter::new(stdin);
+            write_archive(&set, &producer_revision, writer)
+        });
+
+        let mut stderr = Vec::new();
+        let code = loop {
+            let event = tokio::select! {
+                () = cancel.cancelled() => {
+                    stream.kill();
+                    producer.abort();
+                    return Err(SessionError::Cancelled);
+                }
+                event = stream.events.recv() => event,
+            };
+            match event {
+                Some(ExecEvent::Stdout(_)) => {}
+                Some(ExecEvent::Stderr(b)) => stderr.extend_from_slice(&b),
+                Some(ExecEvent::Exited(code)) => break code,
+                Some(ExecEvent::Lost(reason)) => {
+                    return Err(SessionError::TransportLost(format!(
+                        "connection to the box lost during sync: {reason}"
+                    )));
+                }
+                None => {
+                    return Err(SessionError::TransportLost(
+                        "connection to the box lost during sync".into(),
+                    ));
+                }
+            }
+        };
+        let produced = producer
+            .await
+            .map_err(|e| SessionError::Invalid(format!("sync stream writer failed: {e}")))?;
+        let out = super::ControlOutput {
+            code,
+            stdout: Vec::new(),
+            stderr,
+        };
+        // A local read error cuts the stream short before the revision entry, so the box
+        // keeps its old tree; report the local error, which says more than the box can.
+        let bytes = produced?;
+        out.check("sync")?;
+        self.synced(&revision);
+        let ms = elapsed_ms(start);
+        self.timing().record("sync", ms);
+        Ok(SyncReport {
+            files,
+            bytes,
+            revision,
+            ms,
+            notices,
+        })
+    }
+}
+
+/// Write the archive of `set` to `writer`: `tree/…`, then the manifest and the revision.
+/// Returns the bytes of file content written.
+///
+/// # Errors
+/// A file cannot be read (named), or the receiving end went away.
+pub fn write_archive<W: Write>(
+    set: &FileSet,
+    revision: &str,
+    writer: W,
+) -> Result<u64, SessionError> {
+    let mut builder = tar::Builder::new(writer);
+    builder.mode(tar::HeaderMode::Complete);
+    let mut manifest = Manifest {
+        version: 1,
+        revision: revision.to_owned(),
+        files: Vec::with_capacity(set.entries.len()),
+    };
+    let mut total = 0u64;
+    let gone = |e: std::io::Error| {
+        SessionError::TransportLost(format!("the box stopped reading the sync stream: {e}"))
+    };
+    for entry in &set.entries {
+        let full = set.root.join(&entry.path);
+        let tar_path = format!("tree/{}", entry.path);
+        match &entry.kind {
+            EntryKind::Symlink(target) => {
+                let meta = std::fs::symlink_metadata(&full).map_err(|e| {
+                    SessionError::local(format!("cannot read `{}`", full.display()), e)
+                })?;
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                header.set_mode(0o777);
+                header.set_mtime(mtime_of(&meta));
+                header.set_uid(0);
+                header.set_gid(0);
+                builder
+                    .append_link(&mut header, &tar_path, target)
+                    .map_err(gone)?;
+                let link = target.to_string_lossy().into_owned();
+                manifest.files.push(ManifestEntry {
+                    path: entry.path.clone(),
+                    size: 0,
+                    mode: 0o777,
+                    mtime: mtime_of(&meta),
+                    hash: format!("sha256:{}", hex::encode(Sha256::digest(link.as_bytes()))),
+                    link: Some(link),
+                });
+            }
+            EntryKind::File => {
+                let file = std::fs::File::open(&full).map_err(|e| {
+                    SessionError::local(format!("cannot read `{}`", full.display()), e)
+                })?;
+                let meta = file.metadata().map_err(|e| {
+                    SessionError::local(format!("cannot read `{}`", full.display()), e)
+                })?;
+                let size = meta.len();
+                let mode = mode_of(&meta);
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(size);
+                header.set_mode(mode);
+                header.set_mtime(mtime_of(&meta));
+                header.set_uid(0);
+                header.set_gid(0);
+                let mut reader = ExactReader::new(file, size);
+                builder
+                    .append_data(&mut header, &tar_path, &mut reader)
+                    .map_err(|e| match reader.error.take() {
+                        Some(read_err) => SessionError::local(
+                            format!("cannot read `{}`", full.display()),
+                            read_err,
+                        ),
+                        None => gone(e),
+                    })?;
+                total += size;
+                manifest.files.push(ManifestEntry {
+                    path: entry.path.clone(),
+                    size,
+                    mode,
+                    mtime: mtime_of(&meta),
+                    hash: format!("sha256:{}", hex::encode(reader.hasher.finalize_reset())),
+                    link: None,
+                });
+            }
+        }
+    }
+    let manifest_json = serde_json::to_vec(&manifest)
+        .map_err(|e| SessionError::Invalid(format!("cannot encode the manifest: {e}")))?;
+    append_bytes(&mut builder, "meta/manifest.json", &manifest_json).map_err(gone)?;
+    append_bytes(
+        &mut builder,
+        "meta/revision",
+        format!("{revision}\n").as_bytes(),
+    )
+    .map_err(gone)?;
+    let mut writer = builder.into_inner().map_err(gone)?;
+    writer.flush().map_err(gone)?;
+    Ok(total)
+}
+
+fn append_bytes<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &str,
+    data: &[u8],
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    builder.append_data(&mut header, path, data)
+}
+
+#[cfg(unix)]
+fn mode_of(meta: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o7777
+}
+
+#[cfg(not(unix))]
+fn mode_of(_: &std::fs::Metadata) -> u32 {
+    0o644
+}
+
+fn mtime_of(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Reads exactly `size` bytes from a file whose header was already written, hashing them: a
+/// file that grew is cut at `size`, one that shrank is padded with zeros, so the archive stays
+/// well-formed. A read error is kept so the caller can name the file.
+struct ExactReader<R> {
+    inner: R,
+    left: u64,
+    hasher: Sha256,
+    error: Option<std::io::Error>,
+}
+
+impl<R: Read> ExactReader<R> {
+    fn new(inner: R, size: u64) -> Self {
+        ExactReader {
+            inner,
+            left: size,
+            hasher: Sha256::new(),
+            error: None,
+        }
+    }
+}
+
+impl<R: Read> Read for ExactReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = match self.inner.read(&mut buf[..want]) {
+            Ok(0) => {
+                // The file shrank while we read it: pad.
+                buf[..want].fill(0);
+                want
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(0),
+            Err(e) => {
+                let text = e.to_string();
+                self.error = Some(e);
+                return Err(std::io::Error::other(text));
+            }
+        };
+        self.hasher.update(&buf[..n]);
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A `Write` that sends 64 KiB chunks into an exec's stdin channel, blocking when the box is
+/// slower than the disk (so memory stays flat).
+pub struct ChannelWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    /// A writer feeding `tx`.
+    #[must_use]
+    pub fn new(tx: mpsc::Sender<Bytes>) -> Self {
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    fn send_buf(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(Bytes::from(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin closed"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = room.min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= CHUNK {
+            self.send_buf()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send_buf()
+    }
+}
