@@ -21,6 +21,7 @@ mod runner;
 mod sandbox;
 #[cfg(test)]
 mod scratch;
+mod session_box;
 #[cfg(test)]
 mod tests;
 
@@ -33,3 +34,4 @@ pub use error::{HostError, KindedError};
 pub use lookup::{RecipeEntry, find_recipe, list_recipes, recipe_listing};
 pub use runner::{RecipeReport, RecipeRun, StepReport, StepStatus, run_recipe};
 pub use sandbox::{ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, SandboxOptions};
+pub use session_box::{Releaser, SessionBox};

@@ -403,3 +403,130 @@ async fn a_syntax_error_points_at_the_line() {
         message(&report)
     );
 }
+
+/// A provider over the real local backend and session layer (what the CLI wires, minus
+/// claims).
+mod real {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::backends::local::LocalBackend;
+    use crate::host::{EngineError, LeaseOptions, LeaseProvider, LeasedBox, Releaser, SessionBox};
+    use crate::lease::{Backend, LeaseId, LeaseSpec};
+    use crate::session::{Session, Timing};
+
+    pub(super) struct LocalProvider {
+        pub backend: Arc<dyn Backend>,
+        pub repo: std::path::PathBuf,
+    }
+
+    impl LocalProvider {
+        pub(super) fn new(cache: &std::path::Path, repo: &std::path::Path) -> Self {
+            let mut env = BTreeMap::new();
+            env.insert("PATH".to_owned(), std::env::var("PATH").unwrap_or_default());
+            LocalProvider {
+                backend: Arc::new(LocalBackend::new(cache, &env)),
+                repo: repo.to_path_buf(),
+            }
+        }
+    }
+
+    struct BackendReleaser(Arc<dyn Backend>);
+
+    #[async_trait]
+    impl Releaser for BackendReleaser {
+        async fn release(
+            &self,
+            session: &Session,
+            cancel: &CancellationToken,
+        ) -> Result<(), EngineError> {
+            self.0
+                .release(session.lease(), cancel)
+                .await
+                .map_err(|e| Arc::new(e) as EngineError)
+        }
+    }
+
+    #[async_trait]
+    impl LeaseProvider for LocalProvider {
+        async fn acquire(
+            &self,
+            _options: &LeaseOptions,
+            cancel: &CancellationToken,
+        ) -> Result<Arc<dyn LeasedBox>, EngineError> {
+            let spec = LeaseSpec {
+                id: LeaseId::generate(),
+                owner: "tester".into(),
+                repo_root: self.repo.clone(),
+                ..LeaseSpec::default()
+            };
+            let lease = self
+                .backend
+                .warmup(&spec, cancel)
+                .await
+                .map_err(|e| Arc::new(e) as EngineError)?;
+            let session = Session::new(
+                Arc::clone(&self.backend),
+                lease,
+                Arc::new(Timing::default()),
+            );
+            session
+                .prepare(cancel)
+                .await
+                .map_err(|e| Arc::new(e) as EngineError)?;
+            Ok(Arc::new(SessionBox::new(
+                session,
+                Arc::new(BackendReleaser(Arc::clone(&self.backend))),
+                vec!["target/".to_owned()],
+            )))
+        }
+
+        async fn sweep(
+            &self,
+            _dry_run: bool,
+            _cancel: &CancellationToken,
+        ) -> Result<Vec<String>, EngineError> {
+            Ok(Vec::new())
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_recipe_runs_on_the_real_local_backend_and_session() {
+    let repo = Repo::new();
+    let cache = tempfile::tempdir().unwrap();
+    repo.file("data.txt", "synced\n").file(
+        "recipes/r.lua",
+        r#"
+        return require("leasebox").recipe {
+          steps = {
+            { "read", "cat data.txt > out.txt" },
+            { parallel = { { "a", "echo a" }, { "b", { "sh", "-c", "echo b >&2" } } } },
+            { "fn", function(box)
+                local r = box:exec { "cat", "out.txt", capture = true }
+                assert(r.stdout == "synced\n", r.stdout)
+              end },
+          },
+          artifacts = { "out.txt" },
+        }
+        "#,
+    );
+    let provider = Arc::new(real::LocalProvider::new(cache.path(), repo.dir.path()));
+    let run = RecipeRun {
+        path: repo.dir.path().join("recipes/r.lua"),
+        repo_root: repo.dir.path().to_path_buf(),
+        fetch_root: repo.out.path().to_path_buf(),
+        args: Vec::new(),
+        sandbox: SandboxOptions::default(),
+        keep: false,
+    };
+    let report = run_recipe(&run, provider, &CancellationToken::new()).await;
+    assert!(report.error.is_none(), "{}", message(&report));
+    assert_eq!(
+        std::fs::read_to_string(repo.out.path().join("out.txt")).unwrap(),
+        "synced\n"
+    );
+}
