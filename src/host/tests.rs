@@ -426,7 +426,9 @@ mod real {
     impl LocalProvider {
         pub(super) fn new(cache: &std::path::Path, repo: &std::path::Path) -> Self {
             let mut env = BTreeMap::new();
-            env.insert("PATH".to_owned(), std::env::var("PATH").unwrap_or_default());
+            for name in ["PATH", "HOME"] {
+                env.insert(name.to_owned(), std::env::var(name).unwrap_or_default());
+            }
             LocalProvider {
                 backend: Arc::new(LocalBackend::new(cache, &env)),
                 repo: repo.to_path_buf(),
@@ -529,4 +531,30 @@ async fn a_recipe_runs_on_the_real_local_backend_and_session() {
         std::fs::read_to_string(repo.out.path().join("out.txt")).unwrap(),
         "synced\n"
     );
+}
+
+#[tokio::test]
+#[ignore = "builds the example crate several times; the integration tests run every recipe through the binary"]
+async fn every_example_recipe_runs_in_process() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    for entry in list_recipes(root) {
+        let provider = Arc::new(real::LocalProvider::new(cache.path(), root));
+        let run = RecipeRun {
+            path: root.join(&entry.path),
+            repo_root: root.to_path_buf(),
+            fetch_root: out.path().to_path_buf(),
+            args: Vec::new(),
+            sandbox: SandboxOptions::default(),
+            keep: false,
+        };
+        let report = run_recipe(&run, provider, &CancellationToken::new()).await;
+        assert!(
+            report.error.is_none(),
+            "{}: {}",
+            entry.name,
+            message(&report)
+        );
+    }
 }
