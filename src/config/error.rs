@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use super::keys::KeyDef;
+use super::value::raw_example;
 use crate::error::{ErrorKind, HasKind};
 
 /// A config that cannot be loaded. Every variant is a [`ErrorKind::ConfigError`] (exit 78).
@@ -36,72 +38,88 @@ pub enum ConfigError {
 
     /// A config file gives a key a value of the wrong type.
     #[error(
-        "`{key}` in {}:{line} must be {expected}, e.g. `{example}`, but is {found}",
-        path.display()
+        "`{}` in {}:{line} must be {}, e.g. `{}`, but is {found}",
+        key.name,
+        path.display(),
+        key.ty.describe(),
+        file_example(key)
     )]
     WrongType {
         /// The file.
         path: PathBuf,
         /// The 1-based line of the key.
         line: usize,
-        /// The dotted key.
-        key: String,
-        /// What the key takes ("a duration string").
-        expected: String,
-        /// An example line (`ttl = "90m"`).
-        example: String,
+        /// The key.
+        key: &'static KeyDef,
+        /// What it is ("an integer").
+        found: String,
+    },
+
+    /// A config file gives a section (`[nomad]`) a value that is not a table.
+    #[error(
+        "`{section}` in {}:{line} must be a table, e.g. `[{section}]`, but is {found}",
+        path.display()
+    )]
+    NotATable {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the key.
+        line: usize,
+        /// The section.
+        section: &'static str,
         /// What it is ("an integer").
         found: String,
     },
 
     /// A config file gives a key a value of the right type that is not acceptable (a bad
     /// duration, an unknown backend, an address without a scheme).
-    #[error("invalid `{key}` in {}:{line}: {reason}; write it like `{example}`", path.display())]
+    #[error(
+        "invalid `{}` in {}:{line}: {reason}; write it like `{}`",
+        key.name,
+        path.display(),
+        file_example(key)
+    )]
     InvalidValue {
         /// The file.
         path: PathBuf,
         /// The 1-based line of the key.
         line: usize,
-        /// The dotted key.
-        key: String,
+        /// The key.
+        key: &'static KeyDef,
         /// Why it is not acceptable.
         reason: String,
-        /// An example line (`ttl = "90m"`).
-        example: String,
     },
 
     /// An environment variable (a `LEASEBOX_*` twin or a `NOMAD_*` fallback) holds a value its
     /// key cannot take.
     #[error(
-        "invalid `{var}` (for `{key}`): {reason}; expected {expected}, e.g. `{var}={example}`, \
-         or unset `{var}`"
+        "invalid `{var}` (for `{}`): {reason}; expected {}, e.g. `{var}={}`, or unset `{var}`",
+        key.name,
+        key.ty.describe(),
+        raw_example(key)
     )]
     EnvValue {
         /// The variable.
-        var: String,
-        /// The dotted key it sets.
-        key: String,
+        var: &'static str,
+        /// The key it sets.
+        key: &'static KeyDef,
         /// Why it is not acceptable.
         reason: String,
-        /// What the key takes.
-        expected: String,
-        /// An example raw value.
-        example: String,
     },
 
     /// A flag holds a value its key cannot take.
-    #[error("invalid value for `{flag}`: {reason}; expected {expected}, e.g. `{flag} {example}`")]
+    #[error(
+        "invalid value for `--{}`: {reason}; expected {}, e.g. `--{} {}`",
+        key.flag,
+        key.ty.describe(),
+        key.flag,
+        raw_example(key)
+    )]
     FlagValue {
-        /// The flag as typed (`--lease-ttl`).
-        flag: String,
-        /// The dotted key it sets.
-        key: String,
+        /// The key whose flag it is (`key.flag_arg()` is the flag as typed).
+        key: &'static KeyDef,
         /// Why it is not acceptable.
         reason: String,
-        /// What the key takes.
-        expected: String,
-        /// An example raw value.
-        example: String,
     },
 
     /// The CLI passed a flag for a key that does not exist (a bug in the caller).
@@ -146,6 +164,11 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A key's example as a config file line: `ttl = "90m"`.
+fn file_example(key: &KeyDef) -> String {
+    format!("{} = {}", key.leaf(), key.example)
 }
 
 fn unknown_hint(suggestion: Option<&'static str>) -> String {

@@ -48,12 +48,14 @@ pub(crate) fn parse_file(path: &Path, text: &str) -> Result<Vec<FileEntry>, Conf
             let DeValue::Table(section) = value.get_ref() else {
                 errors.push((
                     line,
-                    ConfigError::WrongType {
+                    ConfigError::NotATable {
                         path: path.to_owned(),
                         line,
-                        key: name.to_owned(),
-                        expected: "a table".into(),
-                        example: format!("[{name}]"),
+                        section: SECTIONS
+                            .iter()
+                            .find(|s| **s == name)
+                            .copied()
+                            .unwrap_or("?"),
                         found: describe_found(value.get_ref()),
                     },
                 ));
@@ -62,13 +64,13 @@ pub(crate) fn parse_file(path: &Path, text: &str) -> Result<Vec<FileEntry>, Conf
             for (leaf, value) in section {
                 let dotted = format!("{name}.{}", leaf.get_ref());
                 let line = line_of(text, leaf.span().start);
-                match entry(path, &dotted, value.get_ref(), line) {
+                match entry(path, &dotted, false, value.get_ref(), line) {
                     Ok(e) => entries.push(e),
                     Err(e) => errors.push((line, e)),
                 }
             }
         } else {
-            match entry(path, name, value.get_ref(), line) {
+            match entry(path, name, true, value.get_ref(), line) {
                 Ok(e) => entries.push(e),
                 Err(e) => errors.push((line, e)),
             }
@@ -81,13 +83,17 @@ pub(crate) fn parse_file(path: &Path, text: &str) -> Result<Vec<FileEntry>, Conf
     Ok(entries)
 }
 
+/// Check one key. `dotted` is `section.leaf` for a key inside a section, or a top-level name,
+/// which never matches a sectioned key even when written quoted (`"nomad.image" = …`).
 fn entry(
     path: &Path,
     dotted: &str,
+    top_level: bool,
     value: &DeValue<'_>,
     line: usize,
 ) -> Result<FileEntry, ConfigError> {
-    let Some(def) = KeyDef::find(dotted) else {
+    let found = KeyDef::find(dotted).filter(|d| !top_level || d.section().is_none());
+    let Some(def) = found else {
         return Err(ConfigError::UnknownKey {
             path: path.to_owned(),
             line,
@@ -95,7 +101,6 @@ fn entry(
             suggestion: keys::suggest(dotted),
         });
     };
-    let example = format!("{} = {}", def.leaf(), def.example);
     match Value::from_toml(def, value) {
         Ok(value) => Ok(FileEntry {
             key: def,
@@ -105,17 +110,14 @@ fn entry(
         Err(ValueProblem::WrongType { found }) => Err(ConfigError::WrongType {
             path: path.to_owned(),
             line,
-            key: def.name.to_owned(),
-            expected: def.ty.describe(),
-            example,
+            key: def,
             found,
         }),
         Err(ValueProblem::Invalid(reason)) => Err(ConfigError::InvalidValue {
             path: path.to_owned(),
             line,
-            key: def.name.to_owned(),
+            key: def,
             reason,
-            example,
         }),
     }
 }
@@ -259,14 +261,9 @@ mod tests {
             "`nomad` in c.toml:3 must be a table, e.g. `[nomad]`, but is an integer"
         );
         let err = parse_file(Path::new("c.toml"), "[nomd]\nimage = \"x\"\n").unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("unknown key `nomd.image` in c.toml:2"),
-            "{err}"
-        );
-        assert!(
-            err.to_string().contains("did you mean `nomad.image`?"),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "unknown key `nomd` in c.toml:1; did you mean `nomad`?"
         );
         let err = parse_file(Path::new("c.toml"), "\"nomad.image\" = \"x\"\n").unwrap_err();
         assert!(

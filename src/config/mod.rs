@@ -15,7 +15,8 @@
 //!    when `nomad.address` is set by any layer, else `local`) and `owner` (a hash of
 //!    `user@host`);
 //! 2. `NOMAD_*` fallbacks (`NOMAD_ADDR`, `NOMAD_REGION`, `NOMAD_NAMESPACE`, the TLS family;
-//!    empty means unset) — below the user config, DESIGN §4;
+//!    empty means unset; a bad value is an error only when no higher layer sets the key) —
+//!    below the user config, DESIGN §4;
 //! 3. the user config: `$LEASEBOX_CONFIG` (which must exist, and must not lie inside the
 //!    repository), else `$XDG_CONFIG_HOME/leasebox/config.toml`, else
 //!    `$HOME/.config/leasebox/config.toml` (a missing file is fine);

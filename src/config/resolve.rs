@@ -3,16 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use toml::de::DeValue;
-
 use super::error::ConfigError;
 use super::file::{self, FileEntry};
-use super::keys::{self, KEYS, KeyDef, ValueType};
+use super::keys::{self, KEYS, KeyDef};
 use super::settings::{self, Settings};
 use super::source::Source;
 use super::value::{Value, ValueProblem};
 
-/// The built-in defaults, declaring every key (see the module docs of [`keys`]).
+/// The built-in defaults (`default.toml`), declaring every key of [`KEYS`].
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
 
 /// The name of the repository config file at the repository root.
@@ -99,7 +97,13 @@ impl Config {
     pub fn load(inputs: &ConfigInputs) -> Result<Config, ConfigError> {
         let mut notices = Vec::new();
         let user = file::locate_user_config(&inputs.env, inputs.repo_root.as_deref())?;
-        let mut layers = vec![default_layer(), nomad_env_layer(&inputs.env)?];
+        // A bad `NOMAD_*` value (those variables belong to the `nomad` CLI too) is an error only
+        // when no higher layer sets the key anyway.
+        let mut nomad_env_errors = Vec::new();
+        let mut layers = vec![
+            default_layer(),
+            nomad_env_layer(&inputs.env, &mut nomad_env_errors),
+        ];
         let mut user_config = None;
         if let Some(user) = user {
             layers.push(user_config_layer(&user.path, user.explicit)?);
@@ -132,6 +136,15 @@ impl Config {
                 let slot = resolved.get_mut(key.name).expect("every key has a slot");
                 slot.value = Some(value);
                 slot.source = source;
+            }
+        }
+        for err in nomad_env_errors {
+            if let ConfigError::EnvValue { key, .. } = &err
+                && resolved
+                    .get(key.name)
+                    .is_some_and(|r| r.source == Source::Default)
+            {
+                return Err(err);
             }
         }
         compute_defaults(&mut resolved, &inputs.env);
@@ -188,7 +201,9 @@ fn default_layer() -> LayerValues {
     }
 }
 
-fn nomad_env_layer(env: &BTreeMap<String, String>) -> Result<LayerValues, ConfigError> {
+/// The `NOMAD_*` fallbacks. A value its key cannot take goes to `errors` instead, for
+/// [`Config::load`] to report only if no higher layer sets the key.
+fn nomad_env_layer(env: &BTreeMap<String, String>, errors: &mut Vec<ConfigError>) -> LayerValues {
     let mut values = Vec::new();
     for key in KEYS {
         let Some(var) = key.nomad_env else { continue };
@@ -196,7 +211,13 @@ fn nomad_env_layer(env: &BTreeMap<String, String>) -> Result<LayerValues, Config
         let Some(raw) = env.get(var).filter(|v| !v.trim().is_empty()) else {
             continue;
         };
-        let value = env_value(key, var, raw)?;
+        let value = match env_value(key, var, raw) {
+            Ok(value) => value,
+            Err(err) => {
+                errors.push(err);
+                continue;
+            }
+        };
         values.push((
             key,
             value,
@@ -205,10 +226,10 @@ fn nomad_env_layer(env: &BTreeMap<String, String>) -> Result<LayerValues, Config
             },
         ));
     }
-    Ok(LayerValues {
+    LayerValues {
         layer: Layer::NomadEnv,
         values,
-    })
+    }
 }
 
 fn user_config_layer(path: &Path, explicit: bool) -> Result<LayerValues, ConfigError> {
@@ -317,11 +338,8 @@ fn flag_layer(flags: &[(String, String)]) -> Result<LayerValues, ConfigError> {
         };
         let flag = key.flag_arg();
         let value = Value::from_raw(key, raw).map_err(|p| ConfigError::FlagValue {
-            flag: flag.clone(),
-            key: key.name.to_owned(),
+            key,
             reason: problem_text(p),
-            expected: key.ty.describe(),
-            example: raw_example(key),
         })?;
         let earlier = values.iter().position(|(k, _, _)| k.name == key.name);
         match (earlier, value) {
@@ -340,13 +358,11 @@ fn flag_layer(flags: &[(String, String)]) -> Result<LayerValues, ConfigError> {
     })
 }
 
-fn env_value(key: &KeyDef, var: &str, raw: &str) -> Result<Value, ConfigError> {
+fn env_value(key: &'static KeyDef, var: &'static str, raw: &str) -> Result<Value, ConfigError> {
     Value::from_raw(key, raw).map_err(|p| ConfigError::EnvValue {
-        var: var.to_owned(),
-        key: key.name.to_owned(),
+        var,
+        key,
         reason: problem_text(p),
-        expected: key.ty.describe(),
-        example: raw_example(key),
     })
 }
 
@@ -354,23 +370,6 @@ fn problem_text(p: ValueProblem) -> String {
     match p {
         ValueProblem::WrongType { found } => format!("it is {found}"),
         ValueProblem::Invalid(reason) => reason,
-    }
-}
-
-/// A key's example as raw text for a variable or flag: strings unquoted, lists comma-separated,
-/// tables as TOML.
-fn raw_example(key: &KeyDef) -> String {
-    let Ok(parsed) = DeValue::parse(key.example) else {
-        return key.example.to_owned();
-    };
-    match (key.ty, parsed.get_ref()) {
-        (_, DeValue::String(s)) => s.to_string(),
-        (ValueType::StringList, DeValue::Array(items)) => items
-            .iter()
-            .filter_map(|i| i.get_ref().as_str().map(str::to_owned))
-            .collect::<Vec<_>>()
-            .join(","),
-        _ => key.example.to_owned(),
     }
 }
 
@@ -414,8 +413,11 @@ mod tests {
     use std::collections::BTreeSet;
     use std::time::Duration;
 
+    use toml::de::DeValue;
+
     use super::*;
     use crate::config::settings::BackendChoice;
+    use crate::config::value::raw_example;
 
     /// A scratch `XDG_CONFIG_HOME` holding an optional user config.
     struct Scratch {
@@ -608,11 +610,6 @@ mod tests {
 
     #[test]
     fn each_layer_beats_the_one_below() {
-        let path = {
-            let s = Scratch::new();
-            s.user_config_path()
-        };
-        let _ = path;
         let base = Scratch::new();
         let user_path = base.user_config_path();
         let ladder = base;
@@ -1025,5 +1022,45 @@ mod tests {
     fn empty_twins_are_unset() {
         let config = Scratch::new().env("LEASEBOX_NOMAD_IMAGE", "").load();
         assert_eq!(config.get("nomad.image").unwrap().source, Source::Default);
+    }
+
+    #[test]
+    fn the_docs_describe_every_key_and_their_example_loads() {
+        let doc = include_str!("../../docs/config.md");
+        for key in KEYS {
+            for needle in [
+                format!("| `{}` |", key.name),
+                format!("`{}`", key.env),
+                format!("`{}`", key.flag_arg()),
+            ] {
+                assert!(
+                    doc.contains(&needle),
+                    "docs/config.md does not mention {needle}"
+                );
+            }
+            if let Some(var) = key.nomad_env {
+                assert!(
+                    doc.contains(&format!("`{var}`")),
+                    "docs/config.md does not mention {var}"
+                );
+            }
+        }
+        let defaults = Config::load(&ConfigInputs::default()).unwrap();
+        for dir in &defaults.settings().sync_exclude {
+            assert!(
+                doc.contains(&format!("`{dir}`")),
+                "docs/config.md does not list {dir}"
+            );
+        }
+        let example = doc.split("## Example").nth(1).unwrap();
+        let toml = example
+            .split("```toml\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        let entries = file::parse_file(Path::new("docs/config.md"), toml).unwrap();
+        assert!(entries.len() > 10);
     }
 }

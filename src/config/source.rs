@@ -8,7 +8,7 @@ use serde::Serialize;
 /// The origin of one resolved value, shown by `leasebox config --explain`.
 ///
 /// Listed from the lowest layer to the highest (see the precedence in the
-/// [module docs](super)).
+/// [`config` module docs](crate::config)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Source {

@@ -223,6 +223,23 @@ impl Value {
     }
 }
 
+/// A key's example as raw text for a variable or flag: strings unquoted, lists comma-separated,
+/// tables as TOML.
+pub(crate) fn raw_example(key: &KeyDef) -> String {
+    let Ok(parsed) = DeValue::parse(key.example) else {
+        return key.example.to_owned();
+    };
+    match (key.ty, parsed.get_ref()) {
+        (_, DeValue::String(s)) => s.to_string(),
+        (ValueType::StringList, DeValue::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.get_ref().as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => key.example.to_owned(),
+    }
+}
+
 /// Parse raw text as a TOML value and check it against `def`.
 fn from_toml_text(def: &KeyDef, raw: &str) -> Result<Value, ValueProblem> {
     let parsed = DeValue::parse(raw).map_err(|e| {

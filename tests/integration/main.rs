@@ -4,3 +4,4 @@
 
 mod session_local;
 mod support;
+mod cli_run;

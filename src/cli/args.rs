@@ -1,0 +1,189 @@
+//! The command line, as clap sees it. Every config key also gets its flag here
+//! (`--nomad-image`, `--lease-ttl`, …), built from the config key table, so the flags and the
+//! table never drift apart.
+
+use clap::{ArgAction, Args, FromArgMatches, Parser, Subcommand};
+
+use crate::config::KEYS;
+
+/// Run recipes on a leased box: a HashiCorp Nomad allocation, or a scratch directory here.
+#[derive(Debug, Parser)]
+#[command(name = "leasebox", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Run a recipe, or one command with `-- CMD…`: lease, sync, run, fetch, release.
+    Run(RunArgs),
+    /// Lease a box and keep it; prints its id for `run --lease ID`.
+    Warmup(WarmupArgs),
+    /// The leases you own.
+    List(JsonArgs),
+    /// One lease: its claim and its live state.
+    Status(IdArgs),
+    /// Release a lease and drop its claim.
+    Stop(IdArgs),
+    /// The resolved config.
+    Config(ConfigArgs),
+    /// The backends and what each supports.
+    Backends(JsonArgs),
+}
+
+/// `leasebox run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A recipe: a path, or a name under `.leasebox/recipes/` or `recipes/`.
+    pub recipe: Option<String>,
+    /// The command to run (after `--`), or the recipe's arguments.
+    #[arg(last = true, value_name = "ARGS")]
+    pub rest: Vec<String>,
+    /// Keep the lease after the run (reuse it with `--lease ID`).
+    #[arg(long)]
+    pub keep: bool,
+    /// Reuse a kept lease instead of creating one.
+    #[arg(long, value_name = "ID")]
+    pub lease: Option<String>,
+    /// Do not sync the repository before running.
+    #[arg(long)]
+    pub no_sync: bool,
+    /// Fetch this path of the workdir back under the current directory afterwards (also after
+    /// a failure). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub fetch: Vec<String>,
+    /// Stop the command after this long (`90s`, `20m`); the same as `--exec-timeout`.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Pass this variable of your environment to the box. Repeatable. Nothing else of your
+    /// environment reaches the box.
+    #[arg(long, value_name = "NAME")]
+    pub pass_env: Vec<String>,
+    /// Write per-phase timings, the exit code and the error kind as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub timing_json: Option<std::path::PathBuf>,
+}
+
+/// `leasebox warmup`.
+#[derive(Debug, Args)]
+pub struct WarmupArgs {
+    /// Print the lease as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A command whose only option is `--json`.
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A command about one lease.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The lease id (`lbx_…`, as `leasebox list` shows).
+    pub id: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `leasebox config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Show where each value came from.
+    #[arg(long)]
+    pub explain: bool,
+    /// Print JSON (every key with its value, source and trust class).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The parsed command line: the subcommand, and the config flags as `(dotted key, value)`.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The subcommand and its arguments.
+    pub cli: Cli,
+    /// Config flags in command-line order.
+    pub config_flags: Vec<(String, String)>,
+}
+
+fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    for key in KEYS {
+        cmd = cmd.arg(
+            clap::Arg::new(key.name)
+                .long(key.flag)
+                .value_name(key.value_name())
+                .help(key.help)
+                .global(true)
+                .action(ArgAction::Append)
+                .help_heading("Config (each also a config key and a LEASEBOX_* variable)"),
+        );
+    }
+    cmd
+}
+
+/// Parse `args` (the first being the program name).
+///
+/// # Errors
+/// clap's error for a bad command line (also `--help` and `--version`, which clap prints).
+pub fn parse<I, T>(args: I) -> Result<Parsed, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = command().try_get_matches_from(args)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    let mut config_flags = Vec::new();
+    let sub = matches.subcommand().map(|(_, m)| m);
+    for key in KEYS {
+        for m in [Some(&matches), sub].into_iter().flatten() {
+            if let Ok(Some(values)) = m.try_get_many::<String>(key.name) {
+                for v in values {
+                    config_flags.push((key.name.to_owned(), v.clone()));
+                }
+                break;
+            }
+        }
+    }
+    Ok(Parsed { cli, config_flags })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn config_flags_are_collected_after_the_subcommand() {
+        let parsed = parse([
+            "leasebox",
+            "run",
+            "--backend",
+            "local",
+            "--lease-ttl",
+            "2h",
+            "--",
+            "echo",
+            "hi",
+        ])
+        .unwrap();
+        assert!(parsed.config_flags.contains(&("backend".into(), "local".into())));
+        assert!(parsed.config_flags.contains(&("lease.ttl".into(), "2h".into())));
+        let Commands::Run(run) = parsed.cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.rest, ["echo", "hi"]);
+    }
+}

@@ -1,0 +1,194 @@
+//! `leasebox warmup`, `list`, `status` and `stop`: the leases this user owns, from their claims
+//! and their backend's live view.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::json;
+
+use super::Context;
+use super::args::{IdArgs, JsonArgs, WarmupArgs};
+use crate::backends::{LeaseRequest, Leases};
+use crate::error::{ErrorKind, Failure};
+use crate::ownership::Claim;
+use crate::session::Timing;
+
+fn leases(cx: &Context) -> Result<(Leases, crate::config::Config), Failure> {
+    let config = cx.config(&[])?;
+    let backend = crate::backends::open(config.settings(), &cx.env)?;
+    let leases = Leases::new(
+        backend,
+        &cx.state_dir()?,
+        config.settings(),
+        cx.repo_root(),
+        Arc::new(Timing::default()),
+    )?;
+    Ok((leases, config))
+}
+
+pub(crate) async fn warmup(args: &WarmupArgs, cx: &Context) -> Result<(), Failure> {
+    let (leases, config) = leases(cx)?;
+    let n = &config.settings().nomad;
+    let request = LeaseRequest {
+        image: Some(n.image.clone()),
+        cpu: Some(n.cpu),
+        memory_mb: Some(n.memory_mb),
+        disk_mb: Some(n.disk_mb),
+        workdir: n.workdir.clone(),
+        keep: true,
+    };
+    let session = tokio::select! {
+        r = leases.acquire(&request, &cx.cancel) => r?,
+        () = cx.cancel.cancelled() => return Err(Failure::new(ErrorKind::Cancelled, "cancelled")),
+    };
+    let lease = session.lease();
+    if args.json {
+        println!(
+            "{}",
+            json!({"id": lease.id, "backend": lease.backend, "workdir": lease.workdir})
+        );
+    } else {
+        println!("{}", lease.id);
+        eprintln!(
+            "leasebox: lease `{}` is ready and kept: `leasebox run --lease {} -- CMD` uses it, `leasebox stop {}` releases it",
+            lease.id, lease.id, lease.id
+        );
+    }
+    Ok(())
+}
+
+fn ago(t: SystemTime) -> String {
+    let secs = SystemTime::now()
+        .duration_since(t)
+        .map_or(0, |d| d.as_secs());
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn claim_json(claim: &Claim, remote: Option<&str>) -> serde_json::Value {
+    json!({
+        "id": claim.id,
+        "backend": claim.backend,
+        "state": claim.state.as_str(),
+        "remote": remote,
+        "keep": claim.keep,
+        "workdir": claim.workdir,
+        "repo_root": claim.repo_root,
+        "owner": claim.owner,
+        "holder": {"pid": claim.holder.pid, "host": claim.holder.host},
+        "created": rfc3339(claim.created),
+        "last_used": rfc3339(claim.last_used),
+        "expires_at": claim.expires_at().map(rfc3339),
+        "ttl_secs": claim.ttl_secs,
+        "idle_secs": claim.idle_secs,
+        "handle": claim.handle,
+    })
+}
+
+async fn remote_of(leases: &Leases, claim: &Claim) -> String {
+    match leases.remote_state(claim).await {
+        Ok(s) => format!("{s:?}").to_lowercase(),
+        Err(_) => "unknown".to_owned(),
+    }
+}
+
+pub(crate) async fn list(args: &JsonArgs, cx: &Context) -> Result<(), Failure> {
+    let (leases, config) = leases(cx)?;
+    let owner = &config.settings().owner;
+    let all = leases.list()?;
+    for bad in &all.corrupt {
+        eprintln!(
+            "leasebox: skipping corrupt claim file `{}`: {}",
+            bad.path.display(),
+            bad.reason
+        );
+    }
+    let mut rows = Vec::new();
+    for claim in all.claims.iter().filter(|c| &c.owner == owner) {
+        rows.push((claim, remote_of(&leases, claim).await));
+    }
+    if args.json {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|(c, r)| claim_json(c, Some(r.as_str())))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
+        return Ok(());
+    }
+    if rows.is_empty() {
+        eprintln!("leasebox: no leases");
+        return Ok(());
+    }
+    println!(
+        "{:<17} {:<7} {:<12} {:<8} {:<5} {:<12} REPOSITORY",
+        "ID", "BACKEND", "STATE", "BOX", "KEEP", "AGE"
+    );
+    for (c, remote) in rows {
+        println!(
+            "{:<17} {:<7} {:<12} {:<8} {:<5} {:<12} {}",
+            c.id,
+            c.backend,
+            c.state.as_str(),
+            remote,
+            if c.keep { "yes" } else { "no" },
+            ago(c.created),
+            c.repo_root.display()
+        );
+    }
+    Ok(())
+}
+
+pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
+    let id = super::lease_id(&args.id)?;
+    let (leases, _) = leases(cx)?;
+    let claim = leases.claims().load(id.as_str()).map_err(|e| match e {
+        crate::ownership::OwnershipError::NotFound { .. } => Failure::new(
+            ErrorKind::OwnershipRefused,
+            format!("no lease `{id}` here: `leasebox list` shows your leases"),
+        ),
+        other => Failure::from_error(&other),
+    })?;
+    let remote = remote_of(&leases, &claim).await;
+    let held = leases.claims().is_held(id.as_str()).unwrap_or(false);
+    if args.json {
+        let mut value = claim_json(&claim, Some(&remote));
+        value["in_use"] = json!(held);
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        return Ok(());
+    }
+    println!("id:         {}", claim.id);
+    println!("backend:    {}", claim.backend);
+    println!("state:      {} (box: {remote})", claim.state.as_str());
+    println!(
+        "in use:     {}",
+        if held {
+            format!("yes, by pid {} on {}", claim.holder.pid, claim.holder.host)
+        } else {
+            "no".to_owned()
+        }
+    );
+    println!("kept:       {}", if claim.keep { "yes" } else { "no" });
+    println!("workdir:    {}", claim.workdir);
+    println!("repository: {}", claim.repo_root.display());
+    println!("created:    {} ({} ago)", rfc3339(claim.created), ago(claim.created));
+    println!("last used:  {} ({} ago)", rfc3339(claim.last_used), ago(claim.last_used));
+    if let Some(at) = claim.expires_at() {
+        println!("expires:    {}", rfc3339(at));
+    }
+    Ok(())
+}
+
+pub(crate) async fn stop(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
+    let id = super::lease_id(&args.id)?;
+    let (leases, _) = leases(cx)?;
+    leases.stop(&id, &cx.cancel).await?;
+    if args.json {
+        println!("{}", json!({"id": id, "released": true}));
+    } else {
+        eprintln!("leasebox: released `{id}`");
+    }
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! `leasebox run`: lease (or reuse) a box, sync the repository, run the command, fetch what was
+//! asked for (also after a failure), release (unless kept), and write the timing file. Ctrl-C
+//! at any point stops the command, releases the lease and exits 130.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Context;
+use super::args::RunArgs;
+use crate::backends::{LeaseRequest, Leases};
+use crate::error::{ErrorKind, Failure};
+use crate::session::{
+    Command, Session, SyncOptions, TerminalSink, Timing, TimingReport, elapsed_ms,
+};
+
+pub(crate) async fn run(args: RunArgs, cx: &Context) -> Result<(), Failure> {
+    let start = Instant::now();
+    let timing = Arc::new(Timing::default());
+    let timing_file = args.timing_json.clone();
+    let outcome = run_inner(args, cx, &timing).await;
+    if let Some(path) = timing_file {
+        let report = TimingReport {
+            phases: timing.phases(),
+            total_ms: elapsed_ms(start),
+            exit_code: outcome.as_ref().map_or_else(|f| f.code, |()| 0),
+            error_kind: outcome.as_ref().err().map(|f| f.kind.as_str()),
+        };
+        write_timing(&path, &report)?;
+    }
+    outcome
+}
+
+fn write_timing(path: &Path, report: &TimingReport) -> Result<(), Failure> {
+    let text = serde_json::to_vec_pretty(report)
+        .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot encode timings: {e}")))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let write = || -> std::io::Result<()> {
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut tmp, &text)?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    write().map_err(|e| {
+        Failure::new(
+            ErrorKind::ConfigError,
+            format!("cannot write the timing file `{}`: {e}", path.display()),
+        )
+    })
+}
+
+async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<(), Failure> {
+    if let Some(recipe) = &args.recipe {
+        return Err(Failure::new(
+            ErrorKind::Usage,
+            format!(
+                "cannot run recipe `{recipe}`: recipes arrive with the recipe host; run one command with `leasebox run -- CMD…`"
+            ),
+        ));
+    }
+    if args.rest.is_empty() {
+        return Err(Failure::new(
+            ErrorKind::Usage,
+            "nothing to run: give a command after `--` (`leasebox run -- cargo test`)",
+        ));
+    }
+    let mut extra = Vec::new();
+    if let Some(t) = &args.timeout {
+        extra.push(("exec_timeout".to_owned(), t.clone()));
+    }
+    let config = cx.config(&extra)?;
+    let settings = config.settings();
+    let env = pass_env(&args.pass_env, cx)?;
+    let backend = crate::backends::open(settings, &cx.env)?;
+    let repo_root = cx.repo_root();
+    let leases = Leases::new(
+        backend,
+        &cx.state_dir()?,
+        settings,
+        repo_root.clone(),
+        Arc::clone(timing),
+    )?;
+    let asked: Vec<&str> = ["nomad.image", "nomad.cpu", "nomad.memory_mb", "nomad.disk_mb"]
+        .into_iter()
+        .filter(|k| {
+            config
+                .get(k)
+                .is_some_and(|r| !matches!(r.source, crate::config::Source::Default))
+        })
+        .collect();
+    if !asked.is_empty() && !leases.backend().features().resources {
+        eprintln!(
+            "leasebox: the local backend runs commands on this machine and ignores {}",
+            asked.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+        );
+    }
+
+    let reused = args.lease.is_some();
+    let session = match &args.lease {
+        Some(id) => leases.attach(&super::lease_id(id)?).await?,
+        None => {
+            let request = LeaseRequest {
+                image: Some(settings.nomad.image.clone()),
+                cpu: Some(settings.nomad.cpu),
+                memory_mb: Some(settings.nomad.memory_mb),
+                disk_mb: Some(settings.nomad.disk_mb),
+                workdir: settings.nomad.workdir.clone(),
+                keep: args.keep,
+            };
+            tokio::select! {
+                r = leases.acquire(&request, &cx.cancel) => r?,
+                () = cx.cancel.cancelled() => return Err(Failure::new(ErrorKind::Cancelled, "cancelled")),
+            }
+        }
+    };
+    let id = session.lease().id.clone();
+    if let Ok(mut active) = cx.active.lock() {
+        active.push(id.clone());
+    }
+    let keep = args.keep || reused;
+
+    let result = work(&args, cx, &session, &repo_root, settings, env).await;
+
+    let release = if keep {
+        eprintln!("leasebox: kept lease `{id}`: reuse it with `--lease {id}`, release it with `leasebox stop {id}`");
+        Ok(())
+    } else {
+        // Release even after Ctrl-C: with a fresh token, so the cleanup itself is not cancelled.
+        leases.release(&session, &CancellationToken::new()).await
+    };
+    if let Ok(mut active) = cx.active.lock() {
+        active.retain(|a| a != &id);
+    }
+    match (result, release) {
+        (Err(f), Err(r)) => Err(Failure {
+            message: format!("{}; also, releasing lease `{id}` failed: {}", f.message, r.message),
+            ..f
+        }),
+        (Err(f), Ok(())) => Err(f),
+        (Ok(()), Err(r)) => Err(Failure {
+            message: format!(
+                "the command succeeded, but releasing lease `{id}` failed: {}; `leasebox stop {id}` retries",
+                r.message
+            ),
+            ..r
+        }),
+        (Ok(()), Ok(())) => Ok(()),
+    }
+}
+
+/// The values of the `--pass-env` variables: each must be set.
+fn pass_env(names: &[String], cx: &Context) -> Result<Vec<(String, String)>, Failure> {
+    names
+        .iter()
+        .map(|name| match cx.env.get(name) {
+            Some(v) => Ok((name.clone(), v.clone())),
+            None => Err(Failure::new(
+                ErrorKind::Usage,
+                format!("`--pass-env {name}`: `{name}` is not set in your environment"),
+            )),
+        })
+        .collect()
+}
+
+/// Sync, run, fetch. Fetch happens even when the command failed or was cancelled midway
+/// (not after Ctrl-C: the user asked to stop).
+async fn work(
+    args: &RunArgs,
+    cx: &Context,
+    session: &Session,
+    repo_root: &Path,
+    settings: &crate::config::Settings,
+    env: Vec<(String, String)>,
+) -> Result<(), Failure> {
+    let cancel = &cx.cancel;
+    if !args.no_sync {
+        let options = SyncOptions {
+            root: repo_root.to_path_buf(),
+            excludes: settings.sync_exclude.clone(),
+        };
+        let report = session
+            .sync(&options, cancel)
+            .await
+            .map_err(|e| Failure::from_error(&e))?;
+        for notice in &report.notices {
+            eprintln!("leasebox: {notice}");
+        }
+    }
+    // Run in the same place relative to the repository as the user stands.
+    let cwd = cx
+        .cwd
+        .strip_prefix(repo_root)
+        .ok()
+        .map(PathBuf::from)
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| p.to_string_lossy().into_owned());
+    let command = Command {
+        argv: args.rest.clone(),
+        env,
+        cwd: cwd.clone(),
+        timeout: settings.exec_timeout,
+        capture: false,
+        stdin: None,
+    };
+    let step_start = Instant::now();
+    let exec = session.exec(&command, Arc::new(TerminalSink), cancel).await;
+    session.timing().record_since("step:command", step_start);
+    let exec_result = match exec {
+        Ok(outcome) if outcome.code == 0 => Ok(()),
+        Ok(outcome) => Err(Failure::command_failed(
+            outcome.code,
+            format!("`{}` exited with code {}", args.rest.join(" "), outcome.code),
+        )),
+        Err(e) => Err(Failure::from_error(&e)),
+    };
+    let cancelled = exec_result
+        .as_ref()
+        .is_err_and(|f| f.kind == ErrorKind::Cancelled);
+    if !args.fetch.is_empty() && !cancelled {
+        // PATH is relative to where the command ran, and lands at the same place here.
+        let paths: Vec<String> = args
+            .fetch
+            .iter()
+            .map(|p| match &cwd {
+                Some(sub) => format!("{sub}/{p}"),
+                None => p.clone(),
+            })
+            .collect();
+        let fetched = session.fetch(&paths, repo_root, cancel).await;
+        if let Err(e) = fetched {
+            let failure = Failure::from_error(&e);
+            return match exec_result {
+                Err(f) => Err(Failure {
+                    message: format!("{}; also, fetching failed: {}", f.message, failure.message),
+                    ..f
+                }),
+                Ok(()) => Err(failure),
+            };
+        }
+    }
+    exec_result
+}
