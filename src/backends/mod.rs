@@ -47,7 +47,10 @@ fn local_features() -> Features {
 ///
 /// # Errors
 /// The Nomad backend is chosen (not available yet), or the local backend has no cache dir.
-pub fn open(settings: &Settings, env: &BTreeMap<String, String>) -> Result<Arc<dyn Backend>, Failure> {
+pub fn open(
+    settings: &Settings,
+    env: &BTreeMap<String, String>,
+) -> Result<Arc<dyn Backend>, Failure> {
     match settings.backend {
         BackendChoice::Local => {
             let cache = local::cache_dir(env).map_err(|e| Failure::from_error(&e))?;
@@ -152,8 +155,13 @@ impl Leases {
     ) -> Result<Session, Failure> {
         let start = Instant::now();
         let id = LeaseId::generate();
-        let mut claim = Claim::new(id.as_str(), self.backend_name(), self.backend_name(), &self.owner)
-            .map_err(|e| ownership(&e))?;
+        let mut claim = Claim::new(
+            id.as_str(),
+            self.backend_name(),
+            self.backend_name(),
+            &self.owner,
+        )
+        .map_err(|e| ownership(&e))?;
         claim.state = ClaimState::Registering;
         claim.repo_root.clone_from(&self.repo_root);
         claim.ttl_secs = self.ttl.as_secs();
@@ -195,7 +203,10 @@ impl Leases {
             c.task = lease.handle.get("task").cloned();
         });
         if let Err(e) = confirmed {
-            let _ = self.backend.release(&lease, &CancellationToken::new()).await;
+            let _ = self
+                .backend
+                .release(&lease, &CancellationToken::new())
+                .await;
             let _ = self.claims.remove(id.as_str(), claim.revision);
             return Err(ownership(&e));
         }
@@ -229,10 +240,9 @@ impl Leases {
     }
 
     fn lease_of(claim: &Claim) -> Result<Lease, Failure> {
-        let id: LeaseId = claim
-            .id
-            .parse()
-            .map_err(|e: crate::lease::LeaseIdError| Failure::new(ErrorKind::Usage, e.to_string()))?;
+        let id: LeaseId = claim.id.parse().map_err(|e: crate::lease::LeaseIdError| {
+            Failure::new(ErrorKind::Usage, e.to_string())
+        })?;
         Ok(Lease {
             id,
             backend: claim.backend.clone(),
@@ -308,17 +318,27 @@ impl Leases {
     ///
     /// # Errors
     /// The backend could not release the box, or the claim could not be dropped.
-    pub async fn release(&self, session: &Session, cancel: &CancellationToken) -> Result<(), Failure> {
+    pub async fn release(
+        &self,
+        session: &Session,
+        cancel: &CancellationToken,
+    ) -> Result<(), Failure> {
         let start = Instant::now();
         let result = self.release_lease(session.lease(), cancel).await;
         self.timing.record_since("cleanup", start);
         result
     }
 
-    async fn release_lease(&self, lease: &Lease, cancel: &CancellationToken) -> Result<(), Failure> {
+    async fn release_lease(
+        &self,
+        lease: &Lease,
+        cancel: &CancellationToken,
+    ) -> Result<(), Failure> {
         let id = lease.id.as_str();
         if let Ok(claim) = self.claims.load(id) {
-            let _ = self.claims.update(id, claim.revision, |c| c.state = ClaimState::Releasing);
+            let _ = self
+                .claims
+                .update(id, claim.revision, |c| c.state = ClaimState::Releasing);
         }
         self.backend
             .release(lease, cancel)
@@ -347,7 +367,11 @@ impl Leases {
             other => ownership(&other),
         })?;
         self.check_claim(&claim)?;
-        if self.claims.is_held(id.as_str()).map_err(|e| ownership(&e))? {
+        if self
+            .claims
+            .is_held(id.as_str())
+            .map_err(|e| ownership(&e))?
+        {
             return Err(Failure::new(
                 ErrorKind::OwnershipRefused,
                 format!(

@@ -179,8 +179,16 @@ mod tests {
             "hi",
         ])
         .unwrap();
-        assert!(parsed.config_flags.contains(&("backend".into(), "local".into())));
-        assert!(parsed.config_flags.contains(&("lease.ttl".into(), "2h".into())));
+        assert!(
+            parsed
+                .config_flags
+                .contains(&("backend".into(), "local".into()))
+        );
+        assert!(
+            parsed
+                .config_flags
+                .contains(&("lease.ttl".into(), "2h".into()))
+        );
         let Commands::Run(run) = parsed.cli.command else {
             panic!("not run")
         };

@@ -37,7 +37,11 @@ pub(crate) fn backends(args: &JsonArgs) {
         if f.resources {
             can.push("resources");
         }
-        let state = if f.available { "" } else { " (not available yet)" };
+        let state = if f.available {
+            ""
+        } else {
+            " (not available yet)"
+        };
         println!("{:<6} {}{state}", f.name, f.description);
         if !can.is_empty() {
             println!("       supports: {}", can.join(", "));

@@ -115,7 +115,10 @@ pub(crate) async fn list(args: &JsonArgs, cx: &Context) -> Result<(), Failure> {
             .iter()
             .map(|(c, r)| claim_json(c, Some(r.as_str())))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&items).unwrap_or_default()
+        );
         return Ok(());
     }
     if rows.is_empty() {
@@ -156,7 +159,10 @@ pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
     if args.json {
         let mut value = claim_json(&claim, Some(&remote));
         value["in_use"] = json!(held);
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
         return Ok(());
     }
     println!("id:         {}", claim.id);
@@ -173,8 +179,16 @@ pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
     println!("kept:       {}", if claim.keep { "yes" } else { "no" });
     println!("workdir:    {}", claim.workdir);
     println!("repository: {}", claim.repo_root.display());
-    println!("created:    {} ({} ago)", rfc3339(claim.created), ago(claim.created));
-    println!("last used:  {} ({} ago)", rfc3339(claim.last_used), ago(claim.last_used));
+    println!(
+        "created:    {} ({} ago)",
+        rfc3339(claim.created),
+        ago(claim.created)
+    );
+    println!(
+        "last used:  {} ({} ago)",
+        rfc3339(claim.last_used),
+        ago(claim.last_used)
+    );
     if let Some(at) = claim.expires_at() {
         println!("expires:    {}", rfc3339(at));
     }

@@ -38,7 +38,10 @@ pub fn main() -> i32 {
             return crate::error::EXIT_INTERNAL;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("leasebox: error: cannot start the async runtime: {e}");
@@ -110,7 +113,9 @@ impl Context {
             if tokio::signal::ctrl_c().await.is_err() {
                 return;
             }
-            eprintln!("\nleasebox: cancelling; releasing the lease (press Ctrl-C again to exit at once)");
+            eprintln!(
+                "\nleasebox: cancelling; releasing the lease (press Ctrl-C again to exit at once)"
+            );
             cancel.cancel();
             if tokio::signal::ctrl_c().await.is_err() {
                 return;
@@ -120,7 +125,9 @@ impl Context {
                 eprintln!("leasebox: exiting at once");
             } else {
                 for id in &left {
-                    eprintln!("leasebox: left lease `{id}` behind; release it with `leasebox stop {id}`");
+                    eprintln!(
+                        "leasebox: left lease `{id}` behind; release it with `leasebox stop {id}`"
+                    );
                 }
             }
             std::process::exit(crate::error::EXIT_CANCELLED);

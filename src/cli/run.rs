@@ -85,18 +85,27 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
         repo_root.clone(),
         Arc::clone(timing),
     )?;
-    let asked: Vec<&str> = ["nomad.image", "nomad.cpu", "nomad.memory_mb", "nomad.disk_mb"]
-        .into_iter()
-        .filter(|k| {
-            config
-                .get(k)
-                .is_some_and(|r| !matches!(r.source, crate::config::Source::Default))
-        })
-        .collect();
+    let asked: Vec<&str> = [
+        "nomad.image",
+        "nomad.cpu",
+        "nomad.memory_mb",
+        "nomad.disk_mb",
+    ]
+    .into_iter()
+    .filter(|k| {
+        config
+            .get(k)
+            .is_some_and(|r| !matches!(r.source, crate::config::Source::Default))
+    })
+    .collect();
     if !asked.is_empty() && !leases.backend().features().resources {
         eprintln!(
             "leasebox: the local backend runs commands on this machine and ignores {}",
-            asked.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            asked
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
 
@@ -127,7 +136,9 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
     let result = work(&args, cx, &session, &repo_root, settings, env).await;
 
     let release = if keep {
-        eprintln!("leasebox: kept lease `{id}`: reuse it with `--lease {id}`, release it with `leasebox stop {id}`");
+        eprintln!(
+            "leasebox: kept lease `{id}`: reuse it with `--lease {id}`, release it with `leasebox stop {id}`"
+        );
         Ok(())
     } else {
         // Release even after Ctrl-C: with a fresh token, so the cleanup itself is not cancelled.
@@ -138,7 +149,10 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
     }
     match (result, release) {
         (Err(f), Err(r)) => Err(Failure {
-            message: format!("{}; also, releasing lease `{id}` failed: {}", f.message, r.message),
+            message: format!(
+                "{}; also, releasing lease `{id}` failed: {}",
+                f.message, r.message
+            ),
             ..f
         }),
         (Err(f), Ok(())) => Err(f),
@@ -214,7 +228,11 @@ async fn work(
         Ok(outcome) if outcome.code == 0 => Ok(()),
         Ok(outcome) => Err(Failure::command_failed(
             outcome.code,
-            format!("`{}` exited with code {}", args.rest.join(" "), outcome.code),
+            format!(
+                "`{}` exited with code {}",
+                args.rest.join(" "),
+                outcome.code
+            ),
         )),
         Err(e) => Err(Failure::from_error(&e)),
     };

@@ -90,8 +90,8 @@ pub(crate) struct LuaLease {
 impl LuaLease {
     pub(crate) fn new(inner: Arc<dyn LeasedBox>, options: LeaseOptions) -> Self {
         LuaLease {
+            keep: options.keep || inner.reused(),
             inner,
-            keep: options.keep,
             options: Arc::new(options),
             released: Arc::default(),
             prefix: None,

@@ -96,6 +96,10 @@ pub trait LeasedBox: Send + Sync {
     fn id(&self) -> String;
     /// The absolute workdir inside the box.
     fn workdir(&self) -> String;
+    /// Whether this is a kept lease the run reuses (`--lease ID`): never released by the run.
+    fn reused(&self) -> bool {
+        false
+    }
     /// Send the repository into the workdir.
     async fn sync(
         &self,

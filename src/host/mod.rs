@@ -17,6 +17,7 @@ mod error;
 mod loader;
 mod lookup;
 mod plan;
+mod provider;
 mod runner;
 mod sandbox;
 #[cfg(test)]
@@ -32,6 +33,7 @@ pub use engine::{
 };
 pub use error::{HostError, KindedError};
 pub use lookup::{RecipeEntry, find_recipe, list_recipes, recipe_listing};
+pub use provider::RecipeLeases;
 pub use runner::{RecipeReport, RecipeRun, StepReport, StepStatus, run_recipe};
 pub use sandbox::{ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, SandboxOptions};
 pub use session_box::{Releaser, SessionBox};

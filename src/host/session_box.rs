@@ -30,6 +30,10 @@ pub struct SessionBox {
     releaser: Arc<dyn Releaser>,
     /// Excludes added to every sync (the resolved `sync.exclude` of the config).
     default_excludes: Vec<String>,
+    /// Attached with `--lease ID`: never released by the run.
+    reused: bool,
+    /// The timeout of an exec that sets none (the config's `exec_timeout`).
+    exec_timeout: Option<std::time::Duration>,
 }
 
 impl SessionBox {
@@ -45,7 +49,23 @@ impl SessionBox {
             session,
             releaser,
             default_excludes,
+            reused: false,
+            exec_timeout: None,
         }
+    }
+
+    /// Give execs without a timeout of their own this one (the config's `exec_timeout`).
+    #[must_use]
+    pub fn with_exec_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+        self.exec_timeout = timeout;
+        self
+    }
+
+    /// Mark the box as reused (a kept lease given with `--lease`): the run does not release it.
+    #[must_use]
+    pub fn reused(mut self) -> Self {
+        self.reused = true;
+        self
     }
 
     /// The session.
@@ -67,6 +87,10 @@ impl LeasedBox for SessionBox {
 
     fn workdir(&self) -> String {
         self.session.lease().workdir.clone()
+    }
+
+    fn reused(&self) -> bool {
+        self.reused
     }
 
     async fn sync(
@@ -107,7 +131,7 @@ impl LeasedBox for SessionBox {
             argv: spec.argv.clone(),
             env: spec.env.clone(),
             cwd: spec.cwd.clone(),
-            timeout: spec.timeout,
+            timeout: spec.timeout.or(self.exec_timeout),
             capture: spec.capture,
             stdin: spec.stdin.clone().map(Bytes::from),
         };

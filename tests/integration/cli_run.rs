@@ -45,7 +45,10 @@ fn claims(s: &Scratch) -> Vec<String> {
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -70,7 +73,11 @@ fn a_command_runs_in_the_synced_repository_and_its_lease_is_released() {
     let out = s.run(&["run", "--", "cat", "hello.txt"]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert_eq!(stdout(&out), "hello from the repo\n");
-    assert!(lease_dirs(&s).is_empty(), "lease left: {:?}", lease_dirs(&s));
+    assert!(
+        lease_dirs(&s).is_empty(),
+        "lease left: {:?}",
+        lease_dirs(&s)
+    );
     assert!(claims(&s).is_empty(), "claim left: {:?}", claims(&s));
 }
 
@@ -100,8 +107,16 @@ fn a_timeout_is_124_and_leaves_nothing() {
     let script = format!("echo $$ > {}; sleep 30", pidfile.display());
     let out = s.run(&["run", "--timeout", "500ms", "--", "sh", "-c", &script]);
     assert_eq!(code(&out), 124, "{}", describe(&out));
-    assert!(stderr(&out).contains("timed out after 500ms"), "{}", describe(&out));
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert!(
+        stderr(&out).contains("timed out after 500ms"),
+        "{}",
+        describe(&out)
+    );
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(!alive(pid), "the command survived its timeout");
     assert!(lease_dirs(&s).is_empty());
     assert!(claims(&s).is_empty());
@@ -124,7 +139,11 @@ fn ctrl_c_during_a_command_kills_its_group_releases_and_exits_130() {
     sigint(&child);
     let out = child.wait_with_output().unwrap();
     assert_eq!(code(&out), 130, "{}", describe(&out));
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     wait_for("the background sleep to die", || !alive(pid));
     assert!(lease_dirs(&s).is_empty(), "{:?}", lease_dirs(&s));
     assert!(claims(&s).is_empty());
@@ -190,7 +209,11 @@ fn a_second_ctrl_c_exits_at_once_naming_what_was_left() {
     let stop = s.run(&["stop", &id]);
     assert_eq!(code(&stop), 0, "{}", describe(&stop));
     assert!(lease_dirs(&s).is_empty());
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     wait_for("the command to be stopped by `stop`", || !alive(pid));
 }
 
@@ -219,7 +242,15 @@ fn fetch_lands_relative_to_the_current_directory() {
     s.write("sub/dir/keep", "");
     s.commit();
     let out = s
-        .leasebox(&["run", "--fetch", "made.txt", "--", "sh", "-c", "pwd > made.txt"])
+        .leasebox(&[
+            "run",
+            "--fetch",
+            "made.txt",
+            "--",
+            "sh",
+            "-c",
+            "pwd > made.txt",
+        ])
         .current_dir(s.repo().join("sub/dir"))
         .output()
         .unwrap();
@@ -236,7 +267,11 @@ fn a_hostile_fetch_writes_nothing_outside() {
     let script = format!("mkdir -p out && ln -s {} out/escape", outside.display());
     let out = s.run(&["run", "--fetch", "out", "--", "sh", "-c", &script]);
     assert_eq!(code(&out), 1, "{}", describe(&out));
-    assert!(stderr(&out).contains("refused archive entry `out/escape`"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("refused archive entry `out/escape`"),
+        "{}",
+        describe(&out)
+    );
     assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
     assert!(!s.repo().join("out/escape").exists());
 }
@@ -265,7 +300,10 @@ fn timing_json_has_every_phase() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["warmup", "sync", "step:command", "fetch", "cleanup"]);
+    assert_eq!(
+        names,
+        ["warmup", "sync", "step:command", "fetch", "cleanup"]
+    );
     assert_eq!(report["exit_code"], 2);
     assert_eq!(report["error_kind"], "command_failed");
     assert!(report["total_ms"].as_u64().is_some());
@@ -294,7 +332,15 @@ fn only_passed_variables_reach_the_box() {
     assert!(!stderr(&out).contains("s3cr3t"));
 
     let named = s
-        .leasebox(&["run", "--pass-env", "NOMAD_TOKEN", "--", "sh", "-c", "echo ${#NOMAD_TOKEN}"])
+        .leasebox(&[
+            "run",
+            "--pass-env",
+            "NOMAD_TOKEN",
+            "--",
+            "sh",
+            "-c",
+            "echo ${#NOMAD_TOKEN}",
+        ])
         .env("NOMAD_TOKEN", "s3cr3t")
         .output()
         .unwrap();
@@ -313,7 +359,15 @@ fn a_kept_lease_is_listed_reused_and_stopped() {
     let id = stdout(&out).trim().to_owned();
     assert!(id.starts_with("lbx_"), "{id}");
 
-    let run = s.run(&["run", "--lease", &id, "--", "sh", "-c", "echo state > mark; cat hello.txt"]);
+    let run = s.run(&[
+        "run",
+        "--lease",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "echo state > mark; cat hello.txt",
+    ]);
     assert_eq!(code(&run), 0, "{}", describe(&run));
     let again = s.run(&["run", "--lease", &id, "--no-sync", "--", "cat", "mark"]);
     assert_eq!(stdout(&again), "state\n", "{}", describe(&again));
@@ -373,7 +427,11 @@ fn a_corrupt_claim_is_named_and_skipped() {
     std::fs::write(s.state().join("claims/lbx_000000000000.json"), "{not json").unwrap();
     let list = s.run(&["list"]);
     assert_eq!(code(&list), 0, "{}", describe(&list));
-    assert!(stderr(&list).contains("lbx_000000000000.json"), "{}", describe(&list));
+    assert!(
+        stderr(&list).contains("lbx_000000000000.json"),
+        "{}",
+        describe(&list)
+    );
     assert!(stdout(&list).contains(&id));
     assert_eq!(code(&s.run(&["stop", &id])), 0);
 }
@@ -390,7 +448,11 @@ fn an_unwritable_state_or_cache_dir_is_named() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 78, "{}", describe(&out));
-    assert!(stderr(&out).contains(under.to_str().unwrap()), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains(under.to_str().unwrap()),
+        "{}",
+        describe(&out)
+    );
 
     let out = s
         .leasebox(&["run", "--", "true"])
@@ -407,7 +469,11 @@ fn an_unknown_config_key_names_file_line_and_suggestion() {
     let s = repo_with_file();
     let dir = s.path().join("config/leasebox");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.toml"), "[lease]\nttl = \"2h\"\nidel = \"5m\"\n").unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        "[lease]\nttl = \"2h\"\nidel = \"5m\"\n",
+    )
+    .unwrap();
     let out = s.run(&["run", "--", "true"]);
     assert_eq!(code(&out), 78, "{}", describe(&out));
     let err = stderr(&out);
@@ -435,8 +501,11 @@ fn an_unreadable_file_is_named() {
         for dir in [s.state(), s.cache(), s.path().join("home")] {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         }
-        std::fs::set_permissions(s.repo().join("secret.txt"), std::fs::Permissions::from_mode(0o000))
-            .unwrap();
+        std::fs::set_permissions(
+            s.repo().join("secret.txt"),
+            std::fs::Permissions::from_mode(0o000),
+        )
+        .unwrap();
         let out = std::process::Command::new("/usr/bin/setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(env!("CARGO_BIN_EXE_leasebox"))

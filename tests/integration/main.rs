@@ -2,6 +2,6 @@
 //! share (the real `leasebox` binary in a scratch environment, scratch git repositories, and the
 //! Nomad API test server).
 
+mod cli_run;
 mod session_local;
 mod support;
-mod cli_run;
