@@ -3,5 +3,6 @@
 //! Nomad API test server).
 
 mod cli_run;
+mod recipes;
 mod session_local;
 mod support;
