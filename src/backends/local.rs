@@ -41,12 +41,39 @@ struct LeaseRecord {
     created: u64,
 }
 
-/// Test-only fault injection for the local backend.
+/// The variable that injects faults into the local backend, for tests of the real binary:
+/// `release_delay_ms=N` makes every release wait N ms first (a slow cluster).
+pub const FAULTS_VAR: &str = "LEASEBOX_LOCAL_FAULTS";
+
+/// Fault injection for the local backend (tests only).
 #[derive(Debug, Clone, Default)]
 pub struct LocalFaults {
     /// Drop the connection of every exec whose argv contains this marker after this long,
     /// leaving the command running (what a lost websocket does on Nomad).
     pub drop_exec_after: Option<(String, Duration)>,
+    /// Wait this long before every release.
+    pub release_delay: Option<Duration>,
+}
+
+impl LocalFaults {
+    /// Faults named in [`FAULTS_VAR`], if set.
+    #[must_use]
+    pub fn from_env(env: &BTreeMap<String, String>) -> Self {
+        let mut faults = LocalFaults::default();
+        for item in env
+            .get(FAULTS_VAR)
+            .map(String::as_str)
+            .unwrap_or("")
+            .split(',')
+        {
+            if let Some(ms) = item.trim().strip_prefix("release_delay_ms=")
+                && let Ok(ms) = ms.parse()
+            {
+                faults.release_delay = Some(Duration::from_millis(ms));
+            }
+        }
+        faults
+    }
 }
 
 /// A backend whose boxes are directories on this machine.
@@ -80,6 +107,7 @@ impl LocalBackend {
     /// [`INHERITED_ENV`] variables found in `env` to commands.
     #[must_use]
     pub fn new(cache_dir: &Path, env: &BTreeMap<String, String>) -> Self {
+        let faults = LocalFaults::from_env(env);
         let env = INHERITED_ENV
             .iter()
             .filter_map(|k| env.get(*k).map(|v| ((*k).to_owned(), v.clone())))
@@ -89,7 +117,7 @@ impl LocalBackend {
             env,
             kill_grace: Duration::from_secs(2),
             groups: Arc::default(),
-            faults: LocalFaults::default(),
+            faults,
         }
     }
 
@@ -342,6 +370,9 @@ impl Backend for LocalBackend {
     }
 
     async fn release(&self, lease: &Lease, _cancel: &CancellationToken) -> Result<(), LeaseError> {
+        if let Some(delay) = self.faults.release_delay {
+            tokio::time::sleep(delay).await;
+        }
         self.stop_everything(lease);
         let root = self.root_of(&lease.id);
         match tokio::fs::remove_dir_all(&root).await {

@@ -293,6 +293,7 @@ async fn a_dropped_connection_is_recovered_from_the_record() {
     let s = Scratch::new();
     let faults = LocalFaults {
         drop_exec_after: Some(("MARKER-DROP".into(), Duration::from_millis(300))),
+        ..LocalFaults::default()
     };
     let session = s.session(faults).await;
     let cancel = CancellationToken::new();
@@ -322,6 +323,7 @@ async fn a_dropped_connection_after_exit_reads_the_recorded_code() {
     let s = Scratch::new();
     let faults = LocalFaults {
         drop_exec_after: Some(("MARKER-LATE".into(), Duration::from_millis(200))),
+        ..LocalFaults::default()
     };
     let session = s.session(faults).await;
     let cancel = CancellationToken::new();
