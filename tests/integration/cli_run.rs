@@ -117,11 +117,7 @@ fn a_timeout_is_124_and_leaves_nothing() {
         .trim()
         .parse()
         .unwrap();
-<<<<<<< HEAD
-    assert!(!alive(pid), "the command survived its timeout");
-=======
     wait_for("the command to die", || !alive(pid));
->>>>>>> main
     assert!(lease_dirs(&s).is_empty());
     assert!(claims(&s).is_empty());
 }
@@ -219,11 +215,7 @@ fn a_second_ctrl_c_exits_at_once_naming_what_was_left() {
         .trim()
         .parse()
         .unwrap();
-<<<<<<< HEAD
-    wait_for("the command to be stopped by `stop`", || !alive(pid));
-=======
     wait_for("the command to be stopped", || !alive(pid));
->>>>>>> main
 }
 
 #[test]
