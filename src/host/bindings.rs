@@ -413,11 +413,15 @@ pub(crate) async fn warmup(
             context: format!("{location}warmup"),
             source,
         })?;
-    eprintln!(
-        "==> leased {} ({} ms)",
-        inner.id(),
-        started.elapsed().as_millis()
-    );
+    if inner.reused() {
+        eprintln!("==> reusing kept lease {}", inner.id());
+    } else {
+        eprintln!(
+            "==> leased {} ({} ms)",
+            inner.id(),
+            started.elapsed().as_millis()
+        );
+    }
     let lease = LuaLease::new(inner, options);
     ctx.track(&lease);
     Ok(lease)

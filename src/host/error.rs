@@ -198,6 +198,7 @@ impl HostError {
 /// removed names raise messages ending in "not available in recipes") or an allocation failure
 /// that came back through `pcall` and `error` as text.
 fn classify_runtime(message: &str, limit_mib: usize) -> HostError {
+    let message = &tidy_traceback(message);
     let first_line = message.lines().next().unwrap_or_default();
     if first_line.contains("not available in recipes") || first_line.contains("never readable") {
         return HostError::Sandbox {
@@ -221,6 +222,23 @@ fn classify_runtime(message: &str, limit_mib: usize) -> HostError {
     HostError::Runtime {
         message: message.to_owned(),
     }
+}
+
+/// Drop the traceback lines that only show the host's plumbing (the `error` call of the
+/// sandbox stubs, mlua's async wrappers), keeping the recipe's own frames.
+fn tidy_traceback(message: &str) -> String {
+    let noise = |line: &str| {
+        let line = line.trim();
+        line == "[C]: in function 'error'"
+            || line == "[C]: in ?"
+            || line.starts_with("[leasebox sandbox]")
+            || line.contains("__mlua_async_poll")
+    };
+    message
+        .lines()
+        .filter(|line| !noise(line))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Raise a host error into Lua (an mlua external error that keeps the value).

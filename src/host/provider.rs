@@ -154,12 +154,13 @@ impl LeaseProvider for RecipeLeases {
         let request = self
             .request(options)
             .map_err(|e| Arc::new(e) as EngineError)?;
-        let session = tokio::select! {
-            r = self.leases.acquire(&request, cancel) => r.map_err(|e| Arc::new(e) as EngineError)?,
-            () = cancel.cancelled() => {
-                return Err(Arc::new(Failure::new(ErrorKind::Cancelled, "cancelled")) as EngineError);
-            }
-        };
+        // Leases::acquire honours the token itself and leaves nothing behind when cancelled;
+        // dropping it midway would leave a half-made lease.
+        let session = self
+            .leases
+            .acquire(&request, cancel)
+            .await
+            .map_err(|e| Arc::new(e) as EngineError)?;
         Ok(Arc::new(
             SessionBox::new(session, releaser, self.sync_exclude.clone())
                 .with_exec_timeout(self.exec_timeout),

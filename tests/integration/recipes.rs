@@ -301,7 +301,7 @@ fn a_recipe_returning_something_else_says_what_a_recipe_returns() {
 fn ctrl_c_stops_a_busy_loop_and_releases_the_lease() {
     let s = repo_with(
         "r",
-        "local box = require('leasebox').warmup {}\nlocal n = 0\nwhile true do n = n + 1 end\n",
+        "local box = require('leasebox').warmup {}\nbox:exec('touch started')\nlocal n = 0\nwhile true do n = n + 1 end\n",
     );
     let child = s
         .leasebox(&["run", "r"])
@@ -311,10 +311,13 @@ fn ctrl_c_stops_a_busy_loop_and_releases_the_lease() {
         .unwrap();
     let leases = s.cache().join("leasebox/leases");
     let start = Instant::now();
-    while !std::fs::read_dir(&leases).is_ok_and(|mut rd| rd.next().is_some()) {
+    // The box's workdir gets `started` just before the loop begins.
+    while !std::fs::read_dir(&leases)
+        .is_ok_and(|rd| rd.flatten().any(|e| e.path().join("work/started").exists()))
+    {
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "the lease never appeared"
+            "the recipe never started its loop"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -448,4 +451,104 @@ fn every_recipe_in_recipes_runs() {
     let report = std::fs::read_to_string(s.repo().join("target/hello/report.txt")).unwrap();
     assert!(report.contains("recipes/hello.lua has"), "{report}");
     assert!(lease_dirs(&s).is_empty(), "{:?}", lease_dirs(&s));
+}
+
+#[test]
+fn the_timing_file_has_a_phase_per_step() {
+    let s = repo_with(
+        "r",
+        r#"return require("leasebox").recipe {
+  steps = { { "build", "true" }, { parallel = { { "a", "true" }, { "b", "exit 2" } } } },
+}
+"#,
+    );
+    let timing = s.path().join("timing.json");
+    let out = s.run(&["run", "r", "--timing-json", timing.to_str().unwrap()]);
+    assert_eq!(code(&out), 2, "{}", describe(&out));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&timing).unwrap()).unwrap();
+    let phases: Vec<&str> = json["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for phase in [
+        "warmup",
+        "sync",
+        "step:build",
+        "step:a",
+        "step:b",
+        "cleanup",
+    ] {
+        assert!(phases.contains(&phase), "{phases:?}");
+    }
+    assert_eq!(json["exit_code"], 2);
+    assert_eq!(json["error_kind"], "command_failed");
+}
+
+#[test]
+fn a_recipe_reuses_a_kept_lease_and_leaves_it_kept() {
+    let s = repo_with(
+        "r",
+        r#"return require("leasebox").recipe {
+  steps = { { "where", "pwd" } },
+}
+"#,
+    );
+    let warm = s.run(&["warmup"]);
+    assert_eq!(code(&warm), 0, "{}", describe(&warm));
+    let id = stdout(&warm).trim().to_owned();
+    for _ in 0..2 {
+        let out = s.run(&["run", "r", "--lease", &id]);
+        assert_eq!(code(&out), 0, "{}", describe(&out));
+        assert!(stdout(&out).contains(&id), "{}", describe(&out));
+        assert!(
+            stderr(&out).contains(&format!("reusing kept lease {id}")),
+            "{}",
+            describe(&out)
+        );
+    }
+    assert_eq!(lease_dirs(&s), [id.clone()]);
+    let stop = s.run(&["stop", &id]);
+    assert_eq!(code(&stop), 0, "{}", describe(&stop));
+    assert!(lease_dirs(&s).is_empty());
+}
+
+#[test]
+fn ctrl_c_while_the_recipe_leases_its_box_leaves_nothing() {
+    let s = repo_with(
+        "r",
+        "local box = require('leasebox').warmup {}\nlocal n = 0\nwhile true do n = n + 1 end\n",
+    );
+    let child = s
+        .leasebox(&["run", "r"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let leases = s.cache().join("leasebox/leases");
+    let start = Instant::now();
+    while !std::fs::read_dir(&leases).is_ok_and(|mut rd| rd.next().is_some()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the lease never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 130, "{}", describe(&out));
+    assert!(lease_dirs(&s).is_empty(), "{:?}", lease_dirs(&s));
+    let claims = std::fs::read_dir(s.state().join("claims"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(claims, 0, "{}", describe(&out));
 }
