@@ -509,7 +509,7 @@ fn a_recipe_reuses_a_kept_lease_and_leaves_it_kept() {
             describe(&out)
         );
     }
-    assert_eq!(lease_dirs(&s), [id.clone()]);
+    assert_eq!(lease_dirs(&s), std::slice::from_ref(&id));
     let stop = s.run(&["stop", &id]);
     assert_eq!(code(&stop), 0, "{}", describe(&stop));
     assert!(lease_dirs(&s).is_empty());
