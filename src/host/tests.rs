@@ -558,3 +558,17 @@ async fn every_example_recipe_runs_in_process() {
         );
     }
 }
+
+#[tokio::test]
+async fn cleanup_reports_what_the_provider_swept() {
+    let repo = Repo::new();
+    repo.file(
+        "recipes/r.lua",
+        "local lines = require('leasebox').cleanup { dry_run = true }\nassert(lines[1]:find('dry run: true'), lines[1])\nrequire('leasebox').cleanup { force = true }\n",
+    );
+    let text = message(&repo.run("recipes/r.lua").await);
+    assert!(
+        text.starts_with("recipes/r.lua:3: cleanup: unknown key `force`"),
+        "{text}"
+    );
+}
