@@ -8,6 +8,7 @@
 //! after the backend confirmed the box is gone.
 
 pub mod local;
+pub mod nomad;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BackendChoice, Settings};
+use crate::config::{BackendChoice, Config, Settings};
 use crate::error::{ErrorKind, Failure};
 use crate::lease::{Backend, Features, Lease, LeaseId, LeaseSpec, RemoteState};
 use crate::ownership::{Claim, ClaimList, ClaimState, ClaimStore, OwnershipError, StateDir};
@@ -27,15 +28,7 @@ use crate::session::{Session, Timing};
 pub fn all_features() -> Vec<Features> {
     vec![
         local_features(),
-        Features {
-            name: "nomad",
-            description: "an allocation on a HashiCorp Nomad cluster (not available in this version yet)",
-            isolation: true,
-            exec_kill: false,
-            image: true,
-            resources: true,
-            available: false,
-        },
+        nomad::nomad_features(),
     ]
 }
 
@@ -46,20 +39,22 @@ fn local_features() -> Features {
 /// Open the backend the config chooses.
 ///
 /// # Errors
-/// The Nomad backend is chosen (not available yet), or the local backend has no cache dir.
-pub fn open(
-    settings: &Settings,
-    env: &BTreeMap<String, String>,
-) -> Result<Arc<dyn Backend>, Failure> {
+/// The local backend has no cache dir, or the Nomad settings are unusable.
+pub fn open(config: &Config, env: &BTreeMap<String, String>) -> Result<Arc<dyn Backend>, Failure> {
+    let settings = config.settings();
     match settings.backend {
         BackendChoice::Local => {
             let cache = local::cache_dir(env).map_err(|e| Failure::from_error(&e))?;
             Ok(Arc::new(local::LocalBackend::new(&cache, env)))
         }
-        BackendChoice::Nomad => Err(Failure::new(
-            ErrorKind::ConfigError,
-            "the `nomad` backend is not available in this version of leasebox yet; use `--backend local` (or unset `backend` and the Nomad address in your config and environment)",
-        )),
+        BackendChoice::Nomad => {
+            let origin = config
+                .get("nomad.address")
+                .map_or_else(|| "the config".to_owned(), |r| r.source.to_string());
+            let backend = nomad::NomadBackend::new(settings, &origin, env)
+                .map_err(|e| Failure::from_error(&e))?;
+            Ok(Arc::new(backend))
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use crate::session::Timing;
 
 fn leases(cx: &Context) -> Result<(Leases, crate::config::Config), Failure> {
     let config = cx.config(&[])?;
-    let backend = crate::backends::open(config.settings(), &cx.env)?;
+    let backend = crate::backends::open(&config, &cx.env)?;
     let leases = Leases::new(
         backend,
         &cx.state_dir()?,

@@ -68,7 +68,7 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
     let config = cx.config(&extra)?;
     let settings = config.settings();
     let env = pass_env(&args.pass_env, cx)?;
-    let backend = crate::backends::open(settings, &cx.env)?;
+    let backend = crate::backends::open(&config, &cx.env)?;
     let repo_root = cx.repo_root();
     let leases = Leases::new(
         backend,

@@ -113,6 +113,14 @@ pub enum ExecEvent {
     /// The connection was lost before an exit code arrived. Terminal. The command may still be
     /// running in the box.
     Lost(String),
+    /// The box refused to run the command (permission denied, the task is not running, an
+    /// unknown allocation). Terminal; nothing ran, so there is nothing to recover.
+    Refused {
+        /// What the box said.
+        message: String,
+        /// How to classify it.
+        kind: ErrorKind,
+    },
 }
 
 /// A running exec: a stdin sink, an event source, and a way to stop the command.
@@ -256,6 +264,12 @@ impl HasKind for LeaseError {
 pub trait Backend: Send + Sync + std::fmt::Debug {
     /// What this backend can do.
     fn features(&self) -> Features;
+
+    /// The scope fingerprint recorded in claims: which cluster, namespace, region and task a
+    /// lease lives in (the backend name for backends without such a notion).
+    fn scope(&self) -> String {
+        self.features().name.to_owned()
+    }
 
     /// Create a box for `spec` and wait until it accepts execs. On failure nothing is left
     /// behind.

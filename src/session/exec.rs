@@ -76,6 +76,7 @@ impl Seen {
 enum Stop {
     Exited(i32),
     Lost(String),
+    Refused(String, crate::error::ErrorKind),
     Cancelled,
     TimedOut,
 }
@@ -177,11 +178,13 @@ impl Session {
                 Some(ExecEvent::Stderr(b)) => seen.stderr(&b),
                 Some(ExecEvent::Exited(code)) => break Stop::Exited(code),
                 Some(ExecEvent::Lost(reason)) => break Stop::Lost(reason),
+                Some(ExecEvent::Refused { message, kind }) => break Stop::Refused(message, kind),
                 None => break Stop::Lost("the exec stream ended without an exit code".into()),
             }
         };
         let result = match stop {
             Stop::Exited(code) => Ok((code, false)),
+            Stop::Refused(message, kind) => Err(SessionError::Refused { message, kind }),
             Stop::Cancelled => {
                 self.stop_run(&stream, &run_id).await;
                 Err(SessionError::Cancelled)

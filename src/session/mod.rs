@@ -79,6 +79,14 @@ pub enum SessionError {
     /// The box was changed by another client since our last sync.
     #[error("{0}")]
     Conflict(String),
+    /// The box refused to run a command.
+    #[error("{message}")]
+    Refused {
+        /// What the box said.
+        message: String,
+        /// How to classify it.
+        kind: ErrorKind,
+    },
     /// A fetched archive tried to write outside its destination.
     #[error(
         "refused archive entry `{path}`: {reason}; nothing was written outside the destination"
@@ -113,6 +121,7 @@ impl HasKind for SessionError {
                 ErrorKind::CommandFailed
             }
             SessionError::Conflict(_) => ErrorKind::OwnershipRefused,
+            SessionError::Refused { kind, .. } => *kind,
         }
     }
 }
@@ -296,6 +305,9 @@ impl Session {
                     return Err(SessionError::TransportLost(format!(
                         "connection to the box lost during {name}: {reason}"
                     )));
+                }
+                Some(ExecEvent::Refused { message, kind }) => {
+                    return Err(SessionError::Refused { message, kind });
                 }
                 None => {
                     return Err(SessionError::TransportLost(format!(

@@ -148,6 +148,9 @@ impl Session {
                         "connection to the box lost during sync: {reason}"
                     )));
                 }
+                Some(ExecEvent::Refused { message, kind }) => {
+                    return Err(SessionError::Refused { message, kind });
+                }
                 None => {
                     return Err(SessionError::TransportLost(
                         "connection to the box lost during sync".into(),

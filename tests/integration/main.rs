@@ -3,6 +3,7 @@
 //! Nomad API test server).
 
 mod cli_run;
+mod nomad_server;
 mod recipes;
 mod session_local;
 mod support;

@@ -1,8 +1,11 @@
 //! Helpers shared by the integration tests: scratch git repositories, a scratch environment
 //! for the real `leasebox` binary (its own state, cache and config dirs), and sessions on the
-//! local backend for in-process tests of the session layer.
+//! local backend for in-process tests of the session layer; the Nomad API test server is
+//! [`nomad`].
 
 #![allow(dead_code)]
+
+pub mod nomad;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

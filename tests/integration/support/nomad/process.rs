@@ -1,0 +1,150 @@
+//! Real local processes for tasks and exec sessions. Every task is the leader of its own
+//! process group; exec'd commands join their task's group, so stopping the task takes them
+//! too. Each child asks the kernel for SIGKILL when the thread that spawned it dies
+//! (`PR_SET_PDEATHSIG`, set in `pre_exec`), and the instance kills every group it started
+//! when it is dropped, so a failed test leaves nothing running.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Mutex;
+
+use tokio::process::{Child, Command};
+
+/// A process the instance started, for the inspection API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: i32,
+    pub pgid: i32,
+    pub alloc_id: String,
+    pub task: String,
+    /// `task` or `exec`.
+    pub kind: String,
+}
+
+#[derive(Default)]
+pub struct ProcessTable {
+    procs: Mutex<BTreeMap<i32, ProcessInfo>>,
+}
+
+impl ProcessTable {
+    pub fn add(&self, info: ProcessInfo) {
+        self.procs.lock().unwrap().insert(info.pid, info);
+    }
+
+    /// The processes still alive (not yet reaped and not zombies).
+    pub fn alive(&self) -> Vec<ProcessInfo> {
+        self.procs
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|p| is_alive(p.pid))
+            .cloned()
+            .collect()
+    }
+
+    /// SIGKILL to every process group this instance started.
+    pub fn kill_all(&self) {
+        let procs = self.procs.lock().unwrap();
+        let mut groups: Vec<i32> = procs.values().map(|p| p.pgid).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        for g in groups {
+            kill_group(g, libc::SIGKILL);
+        }
+        for p in procs.values() {
+            signal(p.pid, libc::SIGKILL);
+        }
+    }
+}
+
+pub fn is_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X") | None)
+        }
+        Err(_) => false,
+    }
+}
+
+pub fn signal(pid: i32, sig: i32) {
+    if pid > 0 {
+        // SAFETY: kill(2) with a positive pid has no memory-safety requirements.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+pub fn kill_group(pgid: i32, sig: i32) {
+    if pgid > 1 {
+        // SAFETY: killpg(2) has no memory-safety requirements.
+        unsafe {
+            libc::killpg(pgid, sig);
+        }
+    }
+}
+
+pub struct SpawnSpec<'a> {
+    pub program: &'a str,
+    pub args: &'a [String],
+    pub env: &'a [(String, String)],
+    pub cwd: &'a Path,
+    /// `None`: lead a new group. `Some(g)`: join group `g`.
+    pub group: Option<i32>,
+    pub ignore_sigint: bool,
+    pub pipes: bool,
+}
+
+/// Spawns a child in a process group with a parent-death signal.
+pub fn spawn(spec: &SpawnSpec<'_>) -> std::io::Result<Child> {
+    let mut cmd = Command::new(spec.program);
+    cmd.args(spec.args)
+        .env_clear()
+        .envs(spec.env.iter().cloned())
+        .current_dir(spec.cwd);
+    cmd.kill_on_drop(false);
+    if spec.pipes {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+    } else {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+    }
+    cmd.process_group(spec.group.unwrap_or(0));
+    let ignore_sigint = spec.ignore_sigint;
+    // SAFETY: the closure only calls async-signal-safe functions (prctl, signal, getppid).
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            if libc::getppid() == 1 {
+                libc::_exit(1);
+            }
+            if ignore_sigint {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+            } else {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// The exit code and signal of a finished child, with 128+signo for signal deaths.
+pub fn exit_of(status: std::process::ExitStatus) -> (i64, i64) {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        (code as i64, 0)
+    } else if let Some(sig) = status.signal() {
+        (128 + sig as i64, sig as i64)
+    } else {
+        (-1, 0)
+    }
+}
