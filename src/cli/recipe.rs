@@ -47,7 +47,7 @@ pub(crate) async fn run(
     }
     let config = cx.config(&extra)?;
     let settings = config.settings();
-    let backend = crate::backends::open(settings, &cx.env)?;
+    let backend = crate::backends::open(&config, &cx.env)?;
     let leases = Leases::new(
         backend,
         &cx.state_dir()?,
