@@ -805,6 +805,17 @@ pub(crate) fn env_pairs(value: &Value) -> Result<Vec<(String, String)>, String> 
             return Err("`env` keys must be variable names".to_owned());
         };
         let key = key.to_str().map_err(|e| e.to_string())?.to_owned();
+        let mut chars = key.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!(
+                "`{key}` is not an environment variable name (letters, digits and `_`, not \
+                 starting with a digit)"
+            ));
+        }
         let value = match value {
             Value::String(s) => s.to_str().map_err(|e| e.to_string())?.to_owned(),
             Value::Integer(_) | Value::Number(_) | Value::Boolean(_) => {

@@ -572,3 +572,33 @@ async fn cleanup_reports_what_the_provider_swept() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn circular_requires_are_named_and_bad_exec_options_are_recipe_errors() {
+    let repo = Repo::new();
+    repo.file("lib/a.lua", "return require('lib.b')")
+        .file("lib/b.lua", "return require('lib.a')")
+        .file("recipes/circle.lua", "require('lib.a')")
+        .file(
+            "recipes/env.lua",
+            "local box = require('leasebox').warmup {}\nbox:exec { 'true', env = { ['BAD-NAME'] = 'x' } }",
+        )
+        .file(
+            "recipes/opt.lua",
+            "local box = require('leasebox').warmup {}\nbox:exec { 'true', timeot = '1m' }",
+        );
+    let text = message(&repo.run("recipes/circle.lua").await);
+    assert!(
+        text.contains("`lib.a` is still loading (a circular require)"),
+        "{text}"
+    );
+    let report = repo.run("recipes/env.lua").await;
+    assert_eq!(report.exit_code(), 65);
+    assert!(
+        message(&report).starts_with("recipes/env.lua:2: exec: `BAD-NAME`"),
+        "{}",
+        message(&report)
+    );
+    let text = message(&repo.run("recipes/opt.lua").await);
+    assert!(text.contains("unknown option `timeot`"), "{text}");
+}
