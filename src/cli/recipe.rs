@@ -60,6 +60,7 @@ pub(crate) async fn run(
         "nomad.cpu",
         "nomad.memory_mb",
         "nomad.disk_mb",
+        "exec_timeout",
     ]
     .into_iter()
     .filter(|k| {

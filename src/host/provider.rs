@@ -43,7 +43,8 @@ pub struct RecipeLeases {
 impl RecipeLeases {
     /// Leases with the defaults and limits of `settings`. `pinned` lists the config keys a
     /// flag set (`nomad.image`, `nomad.cpu`, `nomad.memory_mb`, `nomad.disk_mb`,
-    /// `exec_timeout`): a recipe does not override those. `reuse` is the `--lease ID` to
+    /// `exec_timeout`): a recipe does not override those (a flag's `exec_timeout` bounds every
+    /// command, whatever timeouts the recipe sets). `reuse` is the `--lease ID` to
     /// attach for the first lease.
     #[must_use]
     pub fn new(
@@ -71,8 +72,12 @@ impl RecipeLeases {
         }
     }
 
+    fn is_pinned(&self, key: &str) -> bool {
+        self.pinned.iter().any(|p| p == key)
+    }
+
     fn pick<T: Clone>(&self, key: &str, config: T, recipe: Option<T>) -> T {
-        if self.pinned.iter().any(|p| p == key) {
+        if self.is_pinned(key) {
             config
         } else {
             recipe.unwrap_or(config)
@@ -147,7 +152,7 @@ impl LeaseProvider for RecipeLeases {
                 .map_err(|e| Arc::new(e) as EngineError)?;
             return Ok(Arc::new(
                 SessionBox::new(session, releaser, self.sync_exclude.clone())
-                    .with_exec_timeout(self.exec_timeout)
+                    .with_exec_timeout(self.exec_timeout, self.is_pinned("exec_timeout"))
                     .reused(),
             ));
         }
@@ -163,7 +168,7 @@ impl LeaseProvider for RecipeLeases {
             .map_err(|e| Arc::new(e) as EngineError)?;
         Ok(Arc::new(
             SessionBox::new(session, releaser, self.sync_exclude.clone())
-                .with_exec_timeout(self.exec_timeout),
+                .with_exec_timeout(self.exec_timeout, self.is_pinned("exec_timeout")),
         ))
     }
 

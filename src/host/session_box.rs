@@ -34,6 +34,8 @@ pub struct SessionBox {
     reused: bool,
     /// The timeout of an exec that sets none (the config's `exec_timeout`).
     exec_timeout: Option<std::time::Duration>,
+    /// The config's `exec_timeout` came from a flag: it wins over the recipe's timeouts.
+    exec_timeout_forced: bool,
 }
 
 impl SessionBox {
@@ -51,13 +53,16 @@ impl SessionBox {
             default_excludes,
             reused: false,
             exec_timeout: None,
+            exec_timeout_forced: false,
         }
     }
 
-    /// Give execs without a timeout of their own this one (the config's `exec_timeout`).
+    /// Give execs without a timeout of their own this one (the config's `exec_timeout`); when
+    /// `forced` (it came from a flag, which ranks above a recipe), every exec gets it.
     #[must_use]
-    pub fn with_exec_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+    pub fn with_exec_timeout(mut self, timeout: Option<std::time::Duration>, forced: bool) -> Self {
         self.exec_timeout = timeout;
+        self.exec_timeout_forced = forced && timeout.is_some();
         self
     }
 
@@ -131,7 +136,11 @@ impl LeasedBox for SessionBox {
             argv: spec.argv.clone(),
             env: spec.env.clone(),
             cwd: spec.cwd.clone(),
-            timeout: spec.timeout.or(self.exec_timeout),
+            timeout: if self.exec_timeout_forced {
+                self.exec_timeout
+            } else {
+                spec.timeout.or(self.exec_timeout)
+            },
             capture: spec.capture,
             stdin: spec.stdin.clone().map(Bytes::from),
         };

@@ -552,3 +552,25 @@ fn ctrl_c_while_the_recipe_leases_its_box_leaves_nothing() {
         .unwrap_or(0);
     assert_eq!(claims, 0, "{}", describe(&out));
 }
+
+#[test]
+fn a_timeout_flag_bounds_every_step_whatever_the_recipe_says() {
+    let s = repo_with(
+        "r",
+        r#"return require("leasebox").recipe {
+  timeout = "1h",
+  steps = { { "slow", "sleep 10", timeout = "2h" } },
+}
+"#,
+    );
+    let started = Instant::now();
+    let out = s.run(&["run", "r", "--timeout", "1s"]);
+    assert_eq!(code(&out), 124, "{}", describe(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "{}",
+        describe(&out)
+    );
+    assert!(stderr(&out).contains("step `slow`"), "{}", describe(&out));
+    assert!(lease_dirs(&s).is_empty());
+}
