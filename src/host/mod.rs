@@ -8,7 +8,13 @@
 //! their kind across the Lua boundary.
 //!
 //! The CLI calls [`find_recipe`] / [`recipe_listing`] and then [`run_recipe`] with a
-//! [`LeaseProvider`] over the session layer and the lease lifecycle.
+//! [`RecipeLeases`] (the [`LeaseProvider`] over the lease lifecycle of `backends`, whose boxes
+//! are [`SessionBox`]es over the session layer), and turns the [`RecipeReport`] into an exit
+//! code with [`HostError::failure`]. The host's own tests run over a scratch-directory double
+//! of the engine (`scratch`) and over the real local backend.
+//!
+//! Lua-side pieces: `prelude.lua` (the sandbox guards) here, the `leasebox` stdlib and its
+//! LuaLS annotations in `stdlib/`; the user documentation is `docs/recipes.md`.
 
 mod args;
 mod bindings;
