@@ -1,10 +1,10 @@
 //! The recipe host: the only module that knows Lua.
 //!
-//! A recipe runs in a sandboxed Lua 5.4 VM ([`sandbox`]) whose `require` reaches the embedded
-//! stdlib and the repository's own `.lua` files only ([`loader`]). The host primitives
+//! A recipe runs in a sandboxed Lua 5.4 VM (`sandbox`) whose `require` reaches the embedded
+//! stdlib and the repository's own `.lua` files only (`loader`). The host primitives
 //! (`leasebox.warmup`, the `lease` userdata, `leasebox.parallel`, …) are bound in
-//! [`bindings`] over the engine seam of [`engine`]; [`runner`] runs a recipe file, imperative
-//! or declarative ([`plan`]); [`lookup`] finds recipes by name. Errors ([`HostError`]) keep
+//! `bindings` over the engine seam of [`engine`]; `runner` runs a recipe file, imperative
+//! or declarative (`plan`); `lookup` finds recipes by name. Errors ([`HostError`]) keep
 //! their kind across the Lua boundary.
 //!
 //! The CLI calls [`find_recipe`] / [`recipe_listing`] and then [`run_recipe`] with a
