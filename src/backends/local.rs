@@ -53,6 +53,9 @@ pub struct LocalFaults {
     pub drop_exec_after: Option<(String, Duration)>,
     /// Wait this long before every release.
     pub release_delay: Option<Duration>,
+    /// Never deliver the exit of execs whose argv contains this marker: the stream stays open
+    /// after the command ended (a hung session).
+    pub hang_exec: Option<String>,
 }
 
 impl LocalFaults {
@@ -301,6 +304,11 @@ impl Backend for LocalBackend {
             .as_ref()
             .filter(|(marker, _)| request.argv.iter().any(|a| a.contains(marker.as_str())))
             .map(|(_, d)| *d);
+        let hang = self
+            .faults
+            .hang_exec
+            .as_ref()
+            .is_some_and(|marker| request.argv.iter().any(|a| a.contains(marker.as_str())));
         let grace = self.kill_grace;
         let kill_token = kill.clone();
         let groups = Arc::clone(&self.groups);
@@ -354,6 +362,14 @@ impl Backend for LocalBackend {
                 .get_mut(&lease_id)
             {
                 list.retain(|g| *g != pgid);
+            }
+            if hang {
+                // Keep the stream open, silent, until the reader goes away or kills it.
+                tokio::select! {
+                    () = events_tx.closed() => {}
+                    () = kill_token.cancelled() => {}
+                }
+                return;
             }
             let event = match status {
                 Ok(status) => ExecEvent::Exited(exit_code(status)),

@@ -10,6 +10,8 @@
 pub mod local;
 pub mod nomad;
 
+use serde::Serialize;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,10 +28,7 @@ use crate::session::{Session, Timing};
 /// The features of every backend this build knows, for `leasebox backends`.
 #[must_use]
 pub fn all_features() -> Vec<Features> {
-    vec![
-        local_features(),
-        nomad::nomad_features(),
-    ]
+    vec![local_features(), nomad::nomad_features()]
 }
 
 fn local_features() -> Features {
@@ -56,6 +55,151 @@ pub fn open(config: &Config, env: &BTreeMap<String, String>) -> Result<Arc<dyn B
             Ok(Arc::new(backend))
         }
     }
+}
+
+/// How one `doctor` check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    /// Fine.
+    Ok,
+    /// Could not be told, or a risk worth knowing.
+    Warn,
+    /// Broken: runs will fail until fixed.
+    Fail,
+}
+
+/// One `doctor` check: what was checked, how it came out, and how to fix a failure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// Short name (`address`, `auth`, …).
+    pub check: String,
+    /// The outcome.
+    pub status: CheckStatus,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it, for warnings and failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    /// A check result.
+    pub fn new(
+        check: &str,
+        status: CheckStatus,
+        detail: impl Into<String>,
+        fix: Option<String>,
+    ) -> Self {
+        Check {
+            check: check.to_owned(),
+            status,
+            detail: detail.into(),
+            fix,
+        }
+    }
+}
+
+/// `leasebox doctor`: read-only checks of the configured backend.
+pub async fn doctor(
+    config: &Config,
+    env: &BTreeMap<String, String>,
+    state: &StateDir,
+) -> Vec<Check> {
+    let settings = config.settings();
+    let mut checks = vec![Check::new(
+        "backend",
+        CheckStatus::Ok,
+        format!(
+            "`{}` ({})",
+            settings.backend,
+            config
+                .get("backend")
+                .map_or_else(String::new, |r| format!("from {}", r.source))
+        ),
+        None,
+    )];
+    match state.ensure() {
+        Ok(()) => checks.push(Check::new(
+            "state dir",
+            CheckStatus::Ok,
+            state.path().display().to_string(),
+            None,
+        )),
+        Err(e) => checks.push(Check::new(
+            "state dir",
+            CheckStatus::Fail,
+            e.to_string(),
+            Some("set `LEASEBOX_STATE_DIR` to a writable directory".into()),
+        )),
+    }
+    match settings.backend {
+        BackendChoice::Local => {
+            match local::cache_dir(env) {
+                Ok(dir) => {
+                    let probe = std::fs::create_dir_all(&dir)
+                        .and_then(|()| tempfile::tempfile_in(&dir).map(drop));
+                    checks.push(match probe {
+                        Ok(()) => Check::new(
+                            "cache dir",
+                            CheckStatus::Ok,
+                            dir.display().to_string(),
+                            None,
+                        ),
+                        Err(e) => Check::new(
+                            "cache dir",
+                            CheckStatus::Fail,
+                            format!("{}: {e}", dir.display()),
+                            Some("set `XDG_CACHE_HOME` to a writable directory".into()),
+                        ),
+                    });
+                }
+                Err(e) => checks.push(Check::new(
+                    "cache dir",
+                    CheckStatus::Fail,
+                    e.to_string(),
+                    Some("set `XDG_CACHE_HOME` or `HOME`".into()),
+                )),
+            }
+            for tool in ["sh", "tar", "mkfifo", "tee", "cat", "tail", "git"] {
+                let found = env
+                    .get("PATH")
+                    .map(|p| std::env::split_paths(p).any(|d| d.join(tool).is_file()))
+                    .unwrap_or(false);
+                if !found {
+                    checks.push(Check::new(
+                        "tools",
+                        CheckStatus::Fail,
+                        format!("`{tool}` is not on PATH"),
+                        Some(format!("install `{tool}`")),
+                    ));
+                }
+            }
+            if checks.iter().all(|c| c.check != "tools") {
+                checks.push(Check::new(
+                    "tools",
+                    CheckStatus::Ok,
+                    "sh, tar, mkfifo, tee, cat, tail and git found",
+                    None,
+                ));
+            }
+        }
+        BackendChoice::Nomad => {
+            let origin = config
+                .get("nomad.address")
+                .map_or_else(|| "the config".to_owned(), |r| r.source.to_string());
+            match nomad::NomadBackend::new(settings, &origin, env) {
+                Ok(backend) => checks.extend(nomad::doctor::run(&backend).await),
+                Err(e) => checks.push(Check::new(
+                    "address",
+                    CheckStatus::Fail,
+                    e.to_string(),
+                    Some("fix `nomad.address` (or `NOMAD_ADDR`) and the TLS settings".into()),
+                )),
+            }
+        }
+    }
+    checks
 }
 
 /// What to ask of a new lease, beyond what the config fixes.

@@ -28,6 +28,8 @@ pub enum Commands {
     Status(IdArgs),
     /// Release a lease and drop its claim.
     Stop(IdArgs),
+    /// Read-only checks of the backend: address, auth, region, namespace, driver, exec.
+    Doctor(JsonArgs),
     /// The resolved config.
     Config(ConfigArgs),
     /// The backends and what each supports.

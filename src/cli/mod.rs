@@ -56,9 +56,17 @@ pub fn main() -> i32 {
         cancel: CancellationToken::new(),
         active: Arc::default(),
     };
-    let outcome = runtime.block_on(async {
-        context.watch_ctrl_c();
-        dispatch(parsed.cli.command, &context).await
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            context.watch_ctrl_c();
+            dispatch(parsed.cli.command, &context).await
+        })
+    }))
+    .unwrap_or_else(|_| {
+        Err(Failure::new(
+            ErrorKind::Internal,
+            "internal error: leasebox panicked (a bug; the message above says where); `leasebox list` shows any lease left behind",
+        ))
     });
     // Do not wait for stray tasks (a dropped exec's readers, say).
     runtime.shutdown_background();
@@ -85,6 +93,7 @@ async fn dispatch(command: Commands, cx: &Context) -> Result<(), Failure> {
         Commands::List(a) => leases::list(&a, cx).await,
         Commands::Status(a) => leases::status(&a, cx).await,
         Commands::Stop(a) => leases::stop(&a, cx).await,
+        Commands::Doctor(a) => info::doctor(&a, cx).await,
         Commands::Config(a) => info::config(&a, cx),
         Commands::Backends(a) => {
             info::backends(&a);

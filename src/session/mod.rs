@@ -137,6 +137,7 @@ struct Inner {
     sync_hook: Mutex<Option<SyncHook>>,
     guard: Mutex<Option<Box<dyn Any + Send + Sync>>>,
     kill_grace: Duration,
+    hang_probe: Mutex<Duration>,
 }
 
 /// A lease attached to its backend. Cheap to clone; clones share timing and sync state.
@@ -167,6 +168,7 @@ impl Session {
                 sync_hook: Mutex::new(None),
                 guard: Mutex::new(None),
                 kill_grace: Duration::from_secs(5),
+                hang_probe: Mutex::new(Duration::from_secs(30)),
             }),
         }
     }
@@ -324,6 +326,26 @@ impl Session {
 
     pub(crate) fn kill_grace(&self) -> Duration {
         self.inner.kill_grace
+    }
+
+    /// After how long without output a running command's record is checked for a hung
+    /// session (default 30 s).
+    #[must_use]
+    pub fn hang_probe(&self) -> Duration {
+        *self
+            .inner
+            .hang_probe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Change the hang probe interval.
+    pub fn set_hang_probe(&self, every: Duration) {
+        *self
+            .inner
+            .hang_probe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = every;
     }
 }
 

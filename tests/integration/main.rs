@@ -3,6 +3,8 @@
 //! Nomad API test server).
 
 mod cli_run;
+mod live_nomad;
+mod nomad_backend;
 mod nomad_server;
 mod recipes;
 mod session_local;

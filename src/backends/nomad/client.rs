@@ -201,6 +201,8 @@ impl Client {
         namespace: String,
         tls: &TlsSettings,
     ) -> Result<Client, LeaseError> {
+        // reqwest is built without a default TLS provider: use ring, once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let tls_config = if address.is_tls() {
             Some(Arc::new(super::tls::client_config(tls)?))
         } else {
@@ -414,7 +416,10 @@ impl Client {
         wait: Duration,
     ) -> Result<(T, u64), CallError> {
         let wait_ms = wait.as_millis().max(1);
-        let query = [("index", index.max(1).to_string()), ("wait", format!("{wait_ms}ms"))];
+        let query = [
+            ("index", index.max(1).to_string()),
+            ("wait", format!("{wait_ms}ms")),
+        ];
         let (index, bytes) = self
             .call(
                 reqwest::Method::GET,
@@ -476,7 +481,9 @@ mod tests {
             "http://127.0.0.1:4646"
         );
         assert_eq!(
-            Address::parse("https://nomad.example:443/", "t").unwrap().base(),
+            Address::parse("https://nomad.example:443/", "t")
+                .unwrap()
+                .base(),
             "https://nomad.example:443"
         );
         assert_eq!(

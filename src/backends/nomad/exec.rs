@@ -73,9 +73,8 @@ async fn dial(client: &Client) -> Result<Box<dyn Io>, LeaseError> {
                         .trim_start_matches('[')
                         .trim_end_matches(']')
                         .to_owned();
-                    let name = rustls::pki_types::ServerName::try_from(host).map_err(|e| {
-                        LeaseError::Config(format!("bad TLS server name: {e}"))
-                    })?;
+                    let name = rustls::pki_types::ServerName::try_from(host)
+                        .map_err(|e| LeaseError::Config(format!("bad TLS server name: {e}")))?;
                     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(config));
                     Ok(Box::new(connector.connect(name, tcp).await.map_err(fail)?))
                 }
@@ -114,9 +113,12 @@ pub async fn open(
         .into_client_request()
         .map_err(|e| LeaseError::Internal(format!("cannot build the exec request: {e}")))?;
     if let Some(token) = client.token() {
-        let value = token
-            .parse()
-            .map_err(|_| LeaseError::Config(format!("the token in `{}` is not a valid header value", client.token_env())))?;
+        let value = token.parse().map_err(|_| {
+            LeaseError::Config(format!(
+                "the token in `{}` is not a valid header value",
+                client.token_env()
+            ))
+        })?;
         request.headers_mut().insert("X-Nomad-Token", value);
     }
     let connect = async {
@@ -196,7 +198,12 @@ async fn session<S>(
 {
     let b64 = base64::engine::general_purpose::STANDARD;
     let (mut sink, mut stream) = ws.split();
-    if stdin.is_none() && sink.send(frame(&json!({"stdin": {"close": true}}))).await.is_err() {
+    if stdin.is_none()
+        && sink
+            .send(frame(&json!({"stdin": {"close": true}})))
+            .await
+            .is_err()
+    {
         let _ = events
             .send(ExecEvent::Lost("the exec session closed at once".into()))
             .await;
@@ -343,7 +350,11 @@ mod tests {
     #[tokio::test]
     async fn every_recorded_exec_transcript_reaches_its_recorded_outcome() {
         let dir = fixtures();
-        assert!(dir.is_dir(), "the recordings are missing: {}", dir.display());
+        assert!(
+            dir.is_dir(),
+            "the recordings are missing: {}",
+            dir.display()
+        );
         let mut checked = 0;
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -365,10 +376,13 @@ mod tests {
                     if let Some(frame) = r.get("frame") {
                         frames.push(Message::text(frame.to_string()));
                         if let Some(d) = frame["stdout"]["data"].as_str() {
-                            stdout.extend(base64::engine::general_purpose::STANDARD.decode(d).unwrap());
+                            stdout.extend(
+                                base64::engine::general_purpose::STANDARD.decode(d).unwrap(),
+                            );
                         }
                         if frame["exited"] == true {
-                            expected_exit = Some(frame["result"]["exit_code"].as_i64().unwrap_or(0));
+                            expected_exit =
+                                Some(frame["result"]["exit_code"].as_i64().unwrap_or(0));
                         }
                     } else if let Some(close) = r.get("close") {
                         if client_closed || expected_exit.is_some() {
@@ -379,7 +393,10 @@ mod tests {
                         if code != 1000 {
                             expected_refusal = Some(reason.clone());
                         }
-                        frames.push(Message::Close(Some(CloseFrame { code: code.into(), reason: reason.into() })));
+                        frames.push(Message::Close(Some(CloseFrame {
+                            code: code.into(),
+                            reason: reason.into(),
+                        })));
                     }
                 }
                 let (mut rx, kill) = replay(frames).await;
@@ -403,17 +420,28 @@ mod tests {
                 assert_eq!(got_stdout, stdout, "{name}: stdout");
                 match (expected_exit, expected_refusal) {
                     (Some(code), _) => {
-                        assert_eq!(terminal, Some(ExecEvent::Exited(i32::try_from(code).unwrap())), "{name}");
+                        assert_eq!(
+                            terminal,
+                            Some(ExecEvent::Exited(i32::try_from(code).unwrap())),
+                            "{name}"
+                        );
                     }
                     (None, Some(reason)) => match terminal {
                         Some(ExecEvent::Refused { message, kind }) => {
                             assert!(message.contains(&reason), "{name}: {message}");
-                            let want = if reason == "Permission denied" { ErrorKind::ConfigError } else { ErrorKind::TransportLost };
+                            let want = if reason == "Permission denied" {
+                                ErrorKind::ConfigError
+                            } else {
+                                ErrorKind::TransportLost
+                            };
                             assert_eq!(kind, want, "{name}");
                         }
                         other => panic!("{name}: expected a refusal, got {other:?}"),
                     },
-                    (None, None) => assert!(matches!(terminal, Some(ExecEvent::Lost(_))), "{name}: {terminal:?}"),
+                    (None, None) => assert!(
+                        matches!(terminal, Some(ExecEvent::Lost(_))),
+                        "{name}: {terminal:?}"
+                    ),
                 }
                 checked += 1;
             }
@@ -429,7 +457,10 @@ mod tests {
             Message::text(json!({"stderr": {"close": true}}).to_string()),
         ];
         let (mut rx, _kill) = replay(frames).await;
-        assert_eq!(rx.recv().await, Some(ExecEvent::Stdout(Bytes::from_static(b"hi\n"))));
+        assert_eq!(
+            rx.recv().await,
+            Some(ExecEvent::Stdout(Bytes::from_static(b"hi\n")))
+        );
         match rx.recv().await {
             Some(ExecEvent::Lost(m)) => assert!(m.contains("hung"), "{m}"),
             other => panic!("{other:?}"),
@@ -438,7 +469,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_close_without_exit_is_never_success() {
-        let frames = vec![Message::Close(Some(CloseFrame { code: 1000.into(), reason: "".into() }))];
+        let frames = vec![Message::Close(Some(CloseFrame {
+            code: 1000.into(),
+            reason: "".into(),
+        }))];
         let (mut rx, _kill) = replay(frames).await;
         assert!(matches!(rx.recv().await, Some(ExecEvent::Lost(_))));
     }

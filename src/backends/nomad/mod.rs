@@ -11,6 +11,7 @@
 //! nothing on 1.1).
 
 pub mod client;
+pub mod doctor;
 pub mod exec;
 mod tls;
 pub mod wire;
@@ -227,7 +228,12 @@ impl NomadBackend {
         }
     }
 
-    fn job_spec(&self, spec: &LeaseSpec, datacenters: Vec<String>, workdir: &str) -> serde_json::Value {
+    fn job_spec(
+        &self,
+        spec: &LeaseSpec,
+        datacenters: Vec<String>,
+        workdir: &str,
+    ) -> serde_json::Value {
         let expires = SystemTime::now() + spec.ttl;
         let meta: BTreeMap<String, String> = [
             (meta::MANAGED, "true".to_owned()),
@@ -299,17 +305,28 @@ impl NomadBackend {
                 None,
             )
             .await
-            .map_err(|e| self.client.lease_error("purging the job", "`submit-job`", e))?;
+            .map_err(|e| {
+                self.client
+                    .lease_error("purging the job", "`submit-job`", e)
+            })?;
         let deadline = tokio::time::Instant::now() + self.timings.release_timeout;
         let mut delay = Duration::from_millis(50);
         loop {
             match self.client.get::<Job>(&path, &[]).await {
                 Err(CallError::Api(api)) if api.status == 404 => return Ok(()),
                 Err(e @ CallError::Transport(_)) => {
-                    return Err(self.client.lease_error("confirming the job is gone", "`read-job`", e));
+                    return Err(self.client.lease_error(
+                        "confirming the job is gone",
+                        "`read-job`",
+                        e,
+                    ));
                 }
                 Err(e) => {
-                    return Err(self.client.lease_error("confirming the job is gone", "`read-job`", e));
+                    return Err(self.client.lease_error(
+                        "confirming the job is gone",
+                        "`read-job`",
+                        e,
+                    ));
                 }
                 Ok(_) => {}
             }
@@ -328,11 +345,22 @@ impl NomadBackend {
     }
 
     /// Wait for the job's allocation to run the task; returns the allocation id.
-    async fn wait_ready(&self, job_id: &str, eval_id: &str, cancel: &CancellationToken) -> Result<String, LeaseError> {
+    async fn wait_ready(
+        &self,
+        job_id: &str,
+        eval_id: &str,
+        cancel: &CancellationToken,
+    ) -> Result<String, LeaseError> {
         let deadline = tokio::time::Instant::now() + self.ready_timeout;
         let path = format!("/v1/job/{job_id}/allocations");
+        // The evaluation says first whether the job can be placed at all.
+        if !eval_id.is_empty()
+            && let Some(reason) = self.placement_failure(eval_id).await?
+        {
+            return Err(LeaseError::Placement(reason));
+        }
         let mut index = 1u64;
-        let mut checked_eval = false;
+        let mut empty_rounds = 0u32;
         loop {
             let now = tokio::time::Instant::now();
             if now >= deadline {
@@ -342,8 +370,17 @@ impl NomadBackend {
                     humantime::format_duration(self.ready_timeout)
                 )));
             }
-            let wait = (deadline - now).min(self.timings.blocking_wait);
-            let query = self.client.get_blocking::<Vec<Allocation>>(&path, index, wait);
+            // While there is no allocation yet, poll in short rounds: an empty list's index
+            // may never move.
+            let cap = if empty_rounds > 0 {
+                Duration::from_secs(2)
+            } else {
+                self.timings.blocking_wait
+            };
+            let wait = (deadline - now).min(cap);
+            let query = self
+                .client
+                .get_blocking::<Vec<Allocation>>(&path, index, wait);
             let (allocs, new_index) = tokio::select! {
                 r = query => r.map_err(|e| self.client.lease_error("waiting for the allocation", "`read-job`", e))?,
                 () = cancel.cancelled() => return Err(LeaseError::Cancelled),
@@ -357,14 +394,10 @@ impl NomadBackend {
             }
             index = new_index.max(index);
             if allocs.is_empty() {
-                if !checked_eval && !eval_id.is_empty() {
-                    if let Some(reason) = self.placement_failure(eval_id).await? {
-                        return Err(LeaseError::Placement(reason));
-                    }
-                    checked_eval = true;
-                }
+                empty_rounds += 1;
                 continue;
             }
+            empty_rounds = 0;
             // Prefer a live allocation (a pending replacement beats a stale terminal one),
             // newest first.
             let mut sorted = allocs.clone();
@@ -402,7 +435,10 @@ impl NomadBackend {
                 .client
                 .get_blocking::<Evaluation>(&path, index, Duration::from_secs(2))
                 .await
-                .map_err(|e| self.client.lease_error("reading the evaluation", "`read-job`", e))?;
+                .map_err(|e| {
+                    self.client
+                        .lease_error("reading the evaluation", "`read-job`", e)
+                })?;
             if let Some(failed) = eval.failed_tg_allocs.as_ref().filter(|f| !f.is_empty()) {
                 let reasons: Vec<String> = failed
                     .iter()
@@ -447,20 +483,39 @@ impl NomadBackend {
             "-c".to_owned(),
             "printf '%s' \"$NOMAD_ALLOC_DIR\"".to_owned(),
         ];
-        let mut stream = exec::open(&self.client, alloc_id, &self.task, &argv, false, self.timings.exec).await?;
+        let mut stream = exec::open(
+            &self.client,
+            alloc_id,
+            &self.task,
+            &argv,
+            false,
+            self.timings.exec,
+        )
+        .await?;
         let mut out = Vec::new();
         loop {
             match stream.events.recv().await {
                 Some(crate::lease::ExecEvent::Stdout(b)) => out.extend_from_slice(&b),
                 Some(crate::lease::ExecEvent::Exited(0)) => break,
                 Some(crate::lease::ExecEvent::Stderr(_)) => {}
-                Some(crate::lease::ExecEvent::Refused { message, .. } | crate::lease::ExecEvent::Lost(message)) => {
-                    return Err(LeaseError::Transport(format!("cannot read the allocation dir: {message}")));
+                Some(
+                    crate::lease::ExecEvent::Refused { message, .. }
+                    | crate::lease::ExecEvent::Lost(message),
+                ) => {
+                    return Err(LeaseError::Transport(format!(
+                        "cannot read the allocation dir: {message}"
+                    )));
                 }
                 Some(crate::lease::ExecEvent::Exited(code)) => {
-                    return Err(LeaseError::Transport(format!("cannot read the allocation dir: exit {code}")));
+                    return Err(LeaseError::Transport(format!(
+                        "cannot read the allocation dir: exit {code}"
+                    )));
                 }
-                None => return Err(LeaseError::Transport("cannot read the allocation dir".into())),
+                None => {
+                    return Err(LeaseError::Transport(
+                        "cannot read the allocation dir".into(),
+                    ));
+                }
             }
         }
         let dir = String::from_utf8_lossy(&out).trim().to_owned();
@@ -509,8 +564,25 @@ pub fn check_workdir(workdir: &str) -> Result<(), LeaseError> {
     }
     let normal = format!("/{}", parts.join("/"));
     const SYSTEM: [&str; 19] = [
-        "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root",
-        "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/workspace",
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/home",
+        "/lib",
+        "/lib64",
+        "/opt",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/srv",
+        "/sys",
+        "/tmp",
+        "/usr",
+        "/var",
+        "/workspace",
     ];
     if SYSTEM.contains(&normal.as_str()) {
         return Err(LeaseError::Config(format!(
@@ -522,17 +594,28 @@ pub fn check_workdir(workdir: &str) -> Result<(), LeaseError> {
 
 fn summarize_metric(metric: &serde_json::Value) -> String {
     let mut parts = Vec::new();
-    for key in ["ConstraintFiltered", "ClassFiltered", "DimensionExhausted", "ClassExhausted", "QuotaExhausted"] {
+    for key in [
+        "ConstraintFiltered",
+        "ClassFiltered",
+        "DimensionExhausted",
+        "ClassExhausted",
+        "QuotaExhausted",
+    ] {
         if let Some(map) = metric.get(key).and_then(|v| v.as_object()) {
             for (reason, count) in map {
                 parts.push(format!("{reason} ({count} node(s))"));
             }
         }
     }
-    if let Some(n) = metric.get("NodesEvaluated").and_then(serde_json::Value::as_u64) {
+    if let Some(n) = metric
+        .get("NodesEvaluated")
+        .and_then(serde_json::Value::as_u64)
+    {
         parts.push(format!("{n} node(s) evaluated"));
     }
-    if let Some(n) = metric.get("NodesExhausted").and_then(serde_json::Value::as_u64)
+    if let Some(n) = metric
+        .get("NodesExhausted")
+        .and_then(serde_json::Value::as_u64)
         && n > 0
     {
         parts.push(format!("{n} node(s) out of resources"));
@@ -551,9 +634,10 @@ fn task_failure(alloc: &Allocation, task: &str) -> String {
         .and_then(|t| t.get(task))
         .and_then(|t| t.events.clone())
         .unwrap_or_default();
-    let last = events.iter().rev().find(|e| {
-        !e.driver_error.is_empty() || !e.display_message.is_empty()
-    });
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| !e.driver_error.is_empty() || !e.display_message.is_empty());
     match last {
         Some(e) if !e.driver_error.is_empty() => format!("{}: {}", e.kind, e.driver_error),
         Some(e) => format!("{}: {}", e.kind, e.display_message),
@@ -572,7 +656,11 @@ impl Backend for NomadBackend {
         self.scope.clone()
     }
 
-    async fn warmup(&self, spec: &LeaseSpec, cancel: &CancellationToken) -> Result<Lease, LeaseError> {
+    async fn warmup(
+        &self,
+        spec: &LeaseSpec,
+        cancel: &CancellationToken,
+    ) -> Result<Lease, LeaseError> {
         let workdir = spec
             .workdir
             .clone()
@@ -606,17 +694,33 @@ impl Backend for NomadBackend {
             }
             Err(e @ CallError::Transport(_)) => {
                 // The register may or may not have landed: purge to be sure.
-                let _ = self.purge(spec.id.as_str(), &CancellationToken::new()).await;
-                return Err(self.client.lease_error("registering the lease's job", "`submit-job`", e));
+                let _ = self
+                    .purge(spec.id.as_str(), &CancellationToken::new())
+                    .await;
+                return Err(self.client.lease_error(
+                    "registering the lease's job",
+                    "`submit-job`",
+                    e,
+                ));
             }
             Err(e) => {
-                return Err(self.client.lease_error("registering the lease's job", "`submit-job`", e));
+                return Err(self.client.lease_error(
+                    "registering the lease's job",
+                    "`submit-job`",
+                    e,
+                ));
             }
         };
-        match self.warmup_registered(spec, &eval_id, &workdir, cancel).await {
+        match self
+            .warmup_registered(spec, &eval_id, &workdir, cancel)
+            .await
+        {
             Ok(lease) => Ok(lease),
             Err(e) => {
-                if let Err(purge) = self.purge(spec.id.as_str(), &CancellationToken::new()).await {
+                if let Err(purge) = self
+                    .purge(spec.id.as_str(), &CancellationToken::new())
+                    .await
+                {
                     return Err(LeaseError::Transport(format!(
                         "{e}; and purging job `{}` failed too: {purge}; `leasebox cleanup` retries",
                         spec.id
@@ -628,10 +732,9 @@ impl Backend for NomadBackend {
     }
 
     async fn exec(&self, lease: &Lease, request: ExecRequest) -> Result<ExecStream, LeaseError> {
-        let alloc_id = lease
-            .handle
-            .get("alloc_id")
-            .ok_or_else(|| LeaseError::Internal(format!("lease `{}` has no allocation", lease.id)))?;
+        let alloc_id = lease.handle.get("alloc_id").ok_or_else(|| {
+            LeaseError::Internal(format!("lease `{}` has no allocation", lease.id))
+        })?;
         let task = lease.handle.get("task").unwrap_or(&self.task);
         let argv = match &request.cwd {
             Some(cwd) => {
@@ -646,7 +749,15 @@ impl Backend for NomadBackend {
             }
             None => request.argv.clone(),
         };
-        exec::open(&self.client, alloc_id, task, &argv, request.stdin, self.timings.exec).await
+        exec::open(
+            &self.client,
+            alloc_id,
+            task,
+            &argv,
+            request.stdin,
+            self.timings.exec,
+        )
+        .await
     }
 
     async fn release(&self, lease: &Lease, cancel: &CancellationToken) -> Result<(), LeaseError> {
@@ -659,8 +770,16 @@ impl Backend for NomadBackend {
     }
 
     async fn status(&self, lease: &Lease) -> Result<RemoteState, LeaseError> {
-        let job_id = lease.handle.get("job_id").cloned().unwrap_or_else(|| lease.id.to_string());
-        match self.client.get::<Job>(&format!("/v1/job/{job_id}"), &[]).await {
+        let job_id = lease
+            .handle
+            .get("job_id")
+            .cloned()
+            .unwrap_or_else(|| lease.id.to_string());
+        match self
+            .client
+            .get::<Job>(&format!("/v1/job/{job_id}"), &[])
+            .await
+        {
             Err(CallError::Api(api)) if api.status == 404 => return Ok(RemoteState::Gone),
             Err(e) => return Err(self.client.lease_error("reading the job", "`read-job`", e)),
             Ok(_) => {}
@@ -674,7 +793,9 @@ impl Backend for NomadBackend {
             .await
         {
             Err(CallError::Api(api)) if api.status == 404 => Ok(RemoteState::Gone),
-            Err(e) => Err(self.client.lease_error("reading the allocation", "`read-job`", e)),
+            Err(e) => Err(self
+                .client
+                .lease_error("reading the allocation", "`read-job`", e)),
             Ok((alloc, _)) if alloc.is_terminal() => Ok(RemoteState::Unhealthy(format!(
                 "allocation {}",
                 alloc.client_status
@@ -687,7 +808,10 @@ impl Backend for NomadBackend {
     async fn list(&self, owner: &str) -> Result<Vec<RemoteLease>, LeaseError> {
         let (stubs, _) = self
             .client
-            .get::<Vec<JobStub>>("/v1/jobs", &[("prefix", "lbx_".to_owned()), ("meta", "true".to_owned())])
+            .get::<Vec<JobStub>>(
+                "/v1/jobs",
+                &[("prefix", "lbx_".to_owned()), ("meta", "true".to_owned())],
+            )
             .await
             .map_err(|e| self.client.lease_error("listing jobs", "`list-jobs`", e))?;
         let mut out = Vec::new();
@@ -695,10 +819,16 @@ impl Backend for NomadBackend {
             let job_meta = match stub.meta {
                 Some(m) => m,
                 // 1.1 has no Meta in stubs: read the job.
-                None => match self.client.get::<Job>(&format!("/v1/job/{}", stub.id), &[]).await {
+                None => match self
+                    .client
+                    .get::<Job>(&format!("/v1/job/{}", stub.id), &[])
+                    .await
+                {
                     Ok((job, _)) => job.meta.unwrap_or_default(),
                     Err(CallError::Api(api)) if api.status == 404 => continue,
-                    Err(e) => return Err(self.client.lease_error("reading a job", "`read-job`", e)),
+                    Err(e) => {
+                        return Err(self.client.lease_error("reading a job", "`read-job`", e));
+                    }
                 },
             };
             if job_meta.get(meta::MANAGED).map(String::as_str) != Some("true")
@@ -710,8 +840,16 @@ impl Backend for NomadBackend {
             let Some(id) = job_meta.get(meta::LEASE_ID).and_then(|i| i.parse().ok()) else {
                 continue;
             };
-            let state = if stub.stop { RemoteState::Unhealthy("stopped".into()) } else { RemoteState::Ready };
-            out.push(RemoteLease { id, state, details: job_meta });
+            let state = if stub.stop {
+                RemoteState::Unhealthy("stopped".into())
+            } else {
+                RemoteState::Ready
+            };
+            out.push(RemoteLease {
+                id,
+                state,
+                details: job_meta,
+            });
         }
         Ok(out)
     }
@@ -737,7 +875,15 @@ mod tests {
 
     #[test]
     fn system_workdirs_are_refused() {
-        for bad in ["/", "/tmp", "/tmp/", "/usr/../etc", "//workspace", "/workspace/.", "relative"] {
+        for bad in [
+            "/",
+            "/tmp",
+            "/tmp/",
+            "/usr/../etc",
+            "//workspace",
+            "/workspace/.",
+            "relative",
+        ] {
             assert!(check_workdir(bad).is_err(), "{bad}");
         }
         for good in ["/workspace/leasebox", "/tmp/x", "/srv/app"] {
@@ -750,6 +896,9 @@ mod tests {
         let s = scope_fingerprint("http://10.1.2.3:4646", "default", "global", "leasebox");
         assert_eq!(s.len(), 24);
         assert!(!s.contains("10.1"));
-        assert_ne!(s, scope_fingerprint("http://10.1.2.3:4646", "other", "global", "leasebox"));
+        assert_ne!(
+            s,
+            scope_fingerprint("http://10.1.2.3:4646", "other", "global", "leasebox")
+        );
     }
 }

@@ -69,7 +69,9 @@ pub fn client_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, LeaseErr
         .build()
         .map_err(|e| LeaseError::Config(format!("TLS setup failed: {e}")))?;
         let name = ServerName::try_from(name.clone()).map_err(|e| {
-            LeaseError::Config(format!("`nomad.tls_server_name` `{name}` is not a server name: {e}"))
+            LeaseError::Config(format!(
+                "`nomad.tls_server_name` `{name}` is not a server name: {e}"
+            ))
         })?;
         builder
             .dangerous()
@@ -81,7 +83,10 @@ pub fn client_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, LeaseErr
         (Some(cert), Some(key)) => {
             let chain = read_certs(cert)?;
             let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-                LeaseError::Config(format!("cannot read the client key `{}`: {e}", key.display()))
+                LeaseError::Config(format!(
+                    "cannot read the client key `{}`: {e}",
+                    key.display()
+                ))
             })?;
             builder
                 .with_client_auth_cert(chain, key)

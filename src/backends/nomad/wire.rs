@@ -148,10 +148,8 @@ impl Allocation {
     /// Terminal on either side.
     #[must_use]
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self.client_status.as_str(),
-            "complete" | "failed" | "lost"
-        ) || matches!(self.desired_status.as_str(), "stop" | "evict")
+        matches!(self.client_status.as_str(), "complete" | "failed" | "lost")
+            || matches!(self.desired_status.as_str(), "stop" | "evict")
     }
 }
 

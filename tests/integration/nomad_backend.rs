@@ -1,0 +1,386 @@
+//! The Nomad backend end to end: the real binary with `NOMAD_ADDR` pointing at the Nomad API
+//! test server, in both version profiles, with the raw_exec driver.
+
+use std::process::Output;
+
+use crate::support::nomad::{AllocFailure, NomadServer, Profile};
+use crate::support::{Scratch, describe};
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn repo() -> Scratch {
+    let s = Scratch::new();
+    s.write("hello.txt", "hello from the repo\n");
+    s.commit();
+    s
+}
+
+/// Run leasebox against `nomad` with the raw_exec driver.
+fn run(s: &Scratch, nomad: &NomadServer, token: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = s.leasebox(args);
+    cmd.env("NOMAD_ADDR", nomad.url())
+        .env("LEASEBOX_NOMAD_DRIVER", "raw_exec");
+    if let Some(t) = token {
+        cmd.env("NOMAD_TOKEN", t);
+    }
+    cmd.output().expect("run leasebox")
+}
+
+fn no_jobs_left(nomad: &NomadServer) {
+    let jobs = nomad.jobs();
+    assert!(jobs.is_empty(), "jobs left behind: {jobs:?}");
+}
+
+fn no_claims_left(s: &Scratch) {
+    let claims: Vec<_> = std::fs::read_dir(s.state().join("claims"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(claims.is_empty(), "claims left behind: {claims:?}");
+}
+
+fn profiles() -> [NomadServer; 2] {
+    [NomadServer::start_v1_1(), NomadServer::start_modern()]
+}
+
+#[test]
+fn a_command_runs_with_its_exit_code_and_leaves_no_job() {
+    for nomad in profiles() {
+        let s = repo();
+        let out = run(
+            &s,
+            &nomad,
+            None,
+            &[
+                "run",
+                "--",
+                "sh",
+                "-c",
+                "cat hello.txt; echo err >&2; exit 3",
+            ],
+        );
+        assert_eq!(code(&out), 3, "{:?}: {}", nomad.profile(), describe(&out));
+        assert_eq!(stdout(&out), "hello from the repo\n", "{}", describe(&out));
+        assert!(stderr(&out).contains("err\n"));
+        no_jobs_left(&nomad);
+        no_claims_left(&s);
+    }
+}
+
+#[test]
+fn sync_fetch_and_a_kept_lease() {
+    for nomad in profiles() {
+        let s = repo();
+        let out = run(&s, &nomad, None, &["warmup"]);
+        assert_eq!(code(&out), 0, "{:?}: {}", nomad.profile(), describe(&out));
+        let id = stdout(&out).trim().to_owned();
+        let job = nomad.job("default", &id).expect("the job exists");
+        assert_eq!(job["Meta"]["leasebox.managed"], "true");
+        assert_eq!(job["Meta"]["leasebox.lease_id"], id.as_str());
+        assert!(job["Datacenters"].as_array().is_some_and(|d| !d.is_empty()));
+
+        let out = run(
+            &s,
+            &nomad,
+            None,
+            &[
+                "run",
+                "--lease",
+                &id,
+                "--fetch",
+                "out",
+                "--",
+                "sh",
+                "-c",
+                "mkdir -p out && cp hello.txt out/copy && pwd",
+            ],
+        );
+        assert_eq!(code(&out), 0, "{}", describe(&out));
+        assert!(
+            stdout(&out).trim().ends_with("/leasebox"),
+            "{}",
+            describe(&out)
+        );
+        assert_eq!(
+            std::fs::read_to_string(s.repo().join("out/copy")).unwrap(),
+            "hello from the repo\n"
+        );
+        let list = run(&s, &nomad, None, &["list", "--json"]);
+        let items: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+        assert_eq!(items[0]["remote"], "ready", "{}", describe(&list));
+
+        let stop = run(&s, &nomad, None, &["stop", &id]);
+        assert_eq!(code(&stop), 0, "{}", describe(&stop));
+        no_jobs_left(&nomad);
+        no_claims_left(&s);
+    }
+}
+
+#[test]
+fn the_token_goes_only_to_the_configured_address_and_never_in_a_url() {
+    for profile in [Profile::V1_1, Profile::Modern] {
+        let nomad = NomadServer::builder().profile(profile).acl(true).start();
+        let token = nomad.management_token();
+        nomad.clear_requests();
+        let s = repo();
+        let out = run(&s, &nomad, Some(&token), &["run", "--", "true"]);
+        assert_eq!(code(&out), 0, "{profile:?}: {}", describe(&out));
+        let requests = nomad.requests();
+        assert!(!requests.is_empty());
+        for r in &requests {
+            assert_eq!(
+                r.header("X-Nomad-Token"),
+                Some(token.as_str()),
+                "{} {}",
+                r.method,
+                r.path
+            );
+            assert!(
+                !r.query.contains(&token),
+                "token in a URL: {}?{}",
+                r.path,
+                r.query
+            );
+            assert!(!r.path.contains(&token));
+            assert!(r.header("Authorization").is_none());
+        }
+        assert!(!stderr(&out).contains(&token));
+        assert!(!stdout(&out).contains(&token));
+        no_jobs_left(&nomad);
+    }
+}
+
+#[test]
+fn a_forbidden_token_names_the_variable_and_capability() {
+    let nomad = NomadServer::builder()
+        .profile(Profile::V1_1)
+        .acl(true)
+        .start();
+    nomad.create_policy(
+        "readonly",
+        "namespace \"default\" { policy = \"read\" }\nnode { policy = \"read\" }",
+    );
+    let token = nomad.create_token("ro", &["readonly"]);
+    let s = repo();
+    let out = run(&s, &nomad, Some(&token), &["run", "--", "true"]);
+    assert_eq!(code(&out), 78, "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(err.contains("NOMAD_TOKEN"), "{err}");
+    assert!(err.contains("submit-job"), "{err}");
+    assert!(!err.contains(&token));
+    no_jobs_left(&nomad);
+    no_claims_left(&s);
+}
+
+#[test]
+fn an_unplaceable_job_reports_the_reason_and_leaves_nothing() {
+    for nomad in profiles() {
+        nomad.make_unplaceable("*", "${attr.kernel.name} = windows");
+        let s = repo();
+        let out = run(
+            &s,
+            &nomad,
+            None,
+            &["run", "--timing-json", "t.json", "--", "true"],
+        );
+        assert_eq!(code(&out), 75, "{:?}: {}", nomad.profile(), describe(&out));
+        assert!(
+            stderr(&out).contains("could not place"),
+            "{}",
+            describe(&out)
+        );
+        let timing: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(s.repo().join("t.json")).unwrap()).unwrap();
+        assert_eq!(timing["error_kind"], "placement_failed");
+        no_jobs_left(&nomad);
+        no_claims_left(&s);
+    }
+}
+
+#[test]
+fn an_unreachable_agent_is_named_with_its_source() {
+    let s = repo();
+    let out = s
+        .leasebox(&["run", "--", "true"])
+        .env("NOMAD_ADDR", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 75, "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(err.contains("http://127.0.0.1:1"), "{err}");
+    assert!(err.contains("NOMAD_ADDR"), "{err}");
+    no_claims_left(&s);
+}
+
+#[test]
+fn a_dropped_websocket_is_recovered_from_the_box_record() {
+    for nomad in profiles() {
+        let s = repo();
+        let out = run(&s, &nomad, None, &["warmup"]);
+        let id = stdout(&out).trim().to_owned();
+        // The next exec session drops after its first data frame; the command goes on.
+        nomad.drop_next_exec(1);
+        let out = run(
+            &s,
+            &nomad,
+            None,
+            &[
+                "run",
+                "--lease",
+                &id,
+                "--no-sync",
+                "--",
+                "sh",
+                "-c",
+                "echo one; sleep 1; echo two; exit 5",
+            ],
+        );
+        assert_eq!(code(&out), 5, "{:?}: {}", nomad.profile(), describe(&out));
+        assert_eq!(stdout(&out), "one\ntwo\n", "{}", describe(&out));
+        assert_eq!(code(&run(&s, &nomad, None, &["stop", &id])), 0);
+        no_jobs_left(&nomad);
+    }
+}
+
+#[test]
+fn http_500s_during_warmup_leave_nothing() {
+    for nomad in profiles() {
+        nomad.fail_http("GET /v1/job/*/allocations", 1, 100);
+        let s = repo();
+        let out = run(&s, &nomad, None, &["run", "--", "true"]);
+        assert_eq!(code(&out), 75, "{:?}: {}", nomad.profile(), describe(&out));
+        no_jobs_left(&nomad);
+        no_claims_left(&s);
+    }
+}
+
+#[test]
+fn a_failed_allocation_is_reported() {
+    let nomad = NomadServer::start_modern();
+    nomad.fail_next_allocation(AllocFailure::Fail);
+    let s = repo();
+    let out = run(&s, &nomad, None, &["run", "--", "true"]);
+    assert_eq!(code(&out), 75, "{}", describe(&out));
+    no_jobs_left(&nomad);
+    no_claims_left(&s);
+}
+
+fn doctor(
+    s: &Scratch,
+    nomad: &NomadServer,
+    token: Option<&str>,
+) -> (i32, serde_json::Value, Output) {
+    let out = run(s, nomad, token, &["doctor", "--json"]);
+    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    (code(&out), checks, out)
+}
+
+fn status_of<'a>(checks: &'a serde_json::Value, name: &str) -> &'a str {
+    checks
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["check"] == name))
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("missing")
+}
+
+#[test]
+fn doctor_passes_on_a_healthy_cluster_in_both_profiles() {
+    for nomad in profiles() {
+        let s = repo();
+        let (code, checks, out) = doctor(&s, &nomad, None);
+        assert_eq!(code, 0, "{:?}: {}", nomad.profile(), describe(&out));
+        for name in [
+            "address",
+            "reachable",
+            "auth",
+            "region",
+            "namespace",
+            "driver",
+            "exec",
+        ] {
+            assert_eq!(status_of(&checks, name), "ok", "{name}: {}", describe(&out));
+        }
+        // Read-only: nothing was registered.
+        no_jobs_left(&nomad);
+        assert!(
+            nomad.requests().iter().all(|r| r.method == "GET"),
+            "doctor wrote something"
+        );
+    }
+}
+
+#[test]
+fn doctor_names_what_is_wrong() {
+    for profile in [Profile::V1_1, Profile::Modern] {
+        let nomad = NomadServer::builder().profile(profile).acl(true).start();
+        let s = repo();
+        let (code, checks, out) = doctor(&s, &nomad, None);
+        let auth = status_of(&checks, "auth");
+        assert!(
+            auth == "fail" || auth == "warn",
+            "{profile:?}: {}",
+            describe(&out)
+        );
+        if auth == "fail" {
+            assert_eq!(code, 78, "{}", describe(&out));
+        }
+        nomad.create_policy("runner", "namespace \"default\" { policy = \"read\" capabilities = [\"submit-job\", \"alloc-exec\"] }\nnode { policy = \"read\" }");
+        let token = nomad.create_token("runner", &["runner"]);
+        let (_, checks, out) = doctor(&s, &nomad, Some(&token));
+        assert_eq!(status_of(&checks, "auth"), "ok", "{}", describe(&out));
+        // raw_exec needs alloc-node-exec too, which this policy lacks.
+        assert_ne!(status_of(&checks, "exec"), "ok", "{}", describe(&out));
+        assert!(!stdout(&out).contains(&token));
+    }
+    let s = repo();
+    let out = s
+        .leasebox(&["doctor"])
+        .env("NOMAD_ADDR", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 75, "{}", describe(&out));
+    assert!(
+        stdout(&out).contains("FAIL  reachable"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn a_unix_socket_address_works() {
+    let nomad = NomadServer::builder().profile(Profile::Modern).unix_socket(true).start();
+    let unix = nomad.unix_url().expect("a unix socket");
+    let s = repo();
+    let out = s
+        .leasebox(&["run", "--", "sh", "-c", "cat hello.txt; exit 2"])
+        .env("NOMAD_ADDR", &unix)
+        .env("LEASEBOX_NOMAD_DRIVER", "raw_exec")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", describe(&out));
+    assert_eq!(stdout(&out), "hello from the repo\n");
+    no_jobs_left(&nomad);
+    for bad in ["unix://relative.sock", "unix://host/x.sock"] {
+        let out = s
+            .leasebox(&["run", "--", "true"])
+            .env("NOMAD_ADDR", bad)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 78, "{bad}: {}", describe(&out));
+        assert!(stderr(&out).contains("absolute path"), "{}", describe(&out));
+    }
+}
