@@ -574,3 +574,35 @@ fn a_timeout_flag_bounds_every_step_whatever_the_recipe_says() {
     assert!(stderr(&out).contains("step `slow`"), "{}", describe(&out));
     assert!(lease_dirs(&s).is_empty());
 }
+
+#[test]
+fn a_recipe_runs_on_nomad_and_leaves_no_job() {
+    use crate::support::nomad::NomadServer;
+    for nomad in [NomadServer::start_v1_1(), NomadServer::start_modern()] {
+        let s = repo_with(
+            "r",
+            r#"return require("leasebox").recipe {
+  lease = { image = "alpine:3", cpu = 500, memory_mb = 256 },
+  steps = {
+    { "read", "mkdir -p out && cat data.txt > out/copy.txt" },
+    { parallel = { { "a", "echo from-a" }, { "b", "exit 4" } } },
+  },
+  artifacts = { "out/copy.txt" },
+}
+"#,
+        );
+        let out = s
+            .leasebox(&["run", "r"])
+            .env("NOMAD_ADDR", nomad.url())
+            .env("LEASEBOX_NOMAD_DRIVER", "raw_exec")
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 4, "{:?}: {}", nomad.profile(), describe(&out));
+        assert!(stdout(&out).contains("[a] from-a"), "{}", describe(&out));
+        assert_eq!(
+            std::fs::read_to_string(s.repo().join("out/copy.txt")).unwrap(),
+            "synced data\n"
+        );
+        assert!(nomad.jobs().is_empty(), "jobs left: {:?}", nomad.jobs());
+    }
+}
