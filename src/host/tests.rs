@@ -602,3 +602,23 @@ async fn circular_requires_are_named_and_bad_exec_options_are_recipe_errors() {
     let text = message(&repo.run("recipes/opt.lua").await);
     assert!(text.contains("unknown option `timeot`"), "{text}");
 }
+
+#[tokio::test]
+async fn parallel_functions_really_run_at_the_same_time() {
+    // Each command waits for the other's file: they can only both finish if they overlap.
+    let repo = Repo::new();
+    repo.file(
+        "recipes/r.lua",
+        r#"
+        local lb = require("leasebox")
+        local box = lb.warmup { timeout = "20s" }
+        local a, b = lb.parallel {
+          function() return box:exec("touch a; while [ ! -f b ]; do sleep 0.01; done").code end,
+          function() return box:exec("touch b; while [ ! -f a ]; do sleep 0.01; done").code end,
+        }
+        assert(a == 0 and b == 0)
+        "#,
+    );
+    let report = repo.run("recipes/r.lua").await;
+    assert!(report.error.is_none(), "{}", message(&report));
+}
