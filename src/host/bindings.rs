@@ -63,7 +63,11 @@ impl HostContext {
         for lease in leases {
             if lease.keep || self.keep_all {
                 if !lease.released.load(Ordering::SeqCst) {
-                    eprintln!("==> kept lease {}", lease.inner.id());
+                    let id = lease.inner.id();
+                    eprintln!(
+                        "==> kept lease {id}: reuse it with `--lease {id}`, release it with \
+                         `leasebox stop {id}`"
+                    );
                 }
                 continue;
             }
