@@ -5,6 +5,7 @@
 mod args;
 mod info;
 mod leases;
+mod recipe;
 mod run;
 
 use std::collections::BTreeMap;

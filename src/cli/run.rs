@@ -56,18 +56,10 @@ fn write_timing(path: &Path, report: &TimingReport) -> Result<(), Failure> {
 
 async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<(), Failure> {
     if let Some(recipe) = &args.recipe {
-        return Err(Failure::new(
-            ErrorKind::Usage,
-            format!(
-                "cannot run recipe `{recipe}`: recipes arrive with the recipe host; run one command with `leasebox run -- CMD…`"
-            ),
-        ));
+        return super::recipe::run(&args, recipe, cx, timing).await;
     }
     if args.rest.is_empty() {
-        return Err(Failure::new(
-            ErrorKind::Usage,
-            "nothing to run: give a command after `--` (`leasebox run -- cargo test`)",
-        ));
+        return Err(super::recipe::list(cx));
     }
     let mut extra = Vec::new();
     if let Some(t) = &args.timeout {

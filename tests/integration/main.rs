@@ -7,5 +7,6 @@ mod cli_run;
 mod live_nomad;
 mod nomad_backend;
 mod nomad_server;
+mod recipes;
 mod session_local;
 mod support;
