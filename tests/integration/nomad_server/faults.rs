@@ -64,7 +64,19 @@ async fn an_allocation_that_fails_is_replaced_after_a_delayed_reschedule() {
         .start();
     nomad.fail_next_allocation(AllocFailure::FailAndReplace);
     put_json(&nomad, "/v1/jobs", &keepalive_job("flaky", KEEPALIVE)).await;
-    let new = wait_running(&nomad, "flaky").await;
+    let mut new = String::new();
+    for _ in 0..300 {
+        let stubs = get(&nomad, "/v1/job/flaky/allocations").await.json();
+        let list = stubs.as_array().unwrap().clone();
+        if list.len() == 2
+            && let Some(a) = list.iter().find(|a| a["ClientStatus"] == "running")
+        {
+            new = a["ID"].as_str().unwrap().to_string();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!new.is_empty(), "a running replacement");
     let full = get(&nomad, &format!("/v1/allocation/{new}")).await.json();
     let old = full["PreviousAllocation"]
         .as_str()

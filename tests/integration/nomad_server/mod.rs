@@ -7,3 +7,4 @@ mod endpoints;
 mod exec;
 mod faults;
 mod profiles;
+mod replay;

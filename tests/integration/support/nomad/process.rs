@@ -43,6 +43,16 @@ impl ProcessTable {
             .collect()
     }
 
+    /// SIGKILL to the exec'd processes of an allocation that run in groups of their own
+    /// (TTY sessions lead their own session).
+    pub fn kill_alloc(&self, alloc_id: &str) {
+        for p in self.procs.lock().unwrap().values() {
+            if p.alloc_id == alloc_id && p.kind == "exec" && p.pgid == p.pid {
+                kill_group(p.pgid, libc::SIGKILL);
+            }
+        }
+    }
+
     /// SIGKILL to every process group this instance started.
     pub fn kill_all(&self) {
         let procs = self.procs.lock().unwrap();
@@ -146,5 +156,89 @@ pub fn exit_of(status: std::process::ExitStatus) -> (i64, i64) {
         (128 + sig as i64, sig as i64)
     } else {
         (-1, 0)
+    }
+}
+
+/// Spawns a child on a new pseudo-terminal (its own session, the PTY as controlling terminal);
+/// returns the child and the PTY master.
+pub fn spawn_pty(
+    spec: &SpawnSpec<'_>,
+    rows: u16,
+    cols: u16,
+) -> std::io::Result<(Child, std::os::fd::OwnedFd)> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut master: libc::c_int = -1;
+    let mut slave: libc::c_int = -1;
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two fds into the provided integers; the name and termios pointers
+    // may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openpty succeeded, so both fds are open and owned by nobody else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&master),
+            libc::F_SETFD,
+            libc::FD_CLOEXEC,
+        );
+    }
+    let mut cmd = Command::new(spec.program);
+    cmd.args(spec.args)
+        .env_clear()
+        .envs(spec.env.iter().cloned())
+        .current_dir(spec.cwd);
+    cmd.env("TERM", "xterm");
+    cmd.stdin(Stdio::from(slave.try_clone()?))
+        .stdout(Stdio::from(slave.try_clone()?))
+        .stderr(Stdio::from(slave));
+    // SAFETY: only async-signal-safe calls (prctl, setsid, ioctl, signal, getppid).
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            if libc::getppid() == 1 {
+                libc::_exit(1);
+            }
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY as _, 0);
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    Ok((child, master))
+}
+
+/// Sets a PTY's window size.
+pub fn resize_pty(master: &std::os::fd::OwnedFd, rows: u16, cols: u16) {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize from the pointer; the fd is a PTY master we own.
+    unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(master),
+            libc::TIOCSWINSZ,
+            &size,
+        );
     }
 }

@@ -129,6 +129,7 @@ pub fn register(
             create_index: existing.as_ref().map(|j| j.create_index).unwrap_or(index),
             modify_index: index,
             job_modify_index: index,
+            deployment_id: if spec["Type"] == "service" { new_id() } else { String::new() },
         };
         let mut replaced = Vec::new();
         for a in st.allocs.values_mut() {
@@ -191,6 +192,7 @@ pub fn deregister(shared: &Arc<Shared>, ns: &str, id: &str, purge: bool) -> Valu
                 create_index: index,
                 modify_index: index,
                 job_modify_index: index,
+                deployment_id: String::new(),
             };
             let mut eval = Eval::new(&ghost, "job-deregister", index);
             let id = eval.id.clone();
@@ -231,6 +233,9 @@ pub fn deregister(shared: &Arc<Shared>, ns: &str, id: &str, purge: bool) -> Valu
         st.tables.allocs = index;
         let mut eval = Eval::new(&job, "job-deregister", index);
         eval.job_modify_index = index;
+        let queued: serde_json::Map<String, Value> =
+            job.groups().iter().filter_map(|g| g["Name"].as_str()).map(|n| (n.to_string(), json!(0))).collect();
+        eval.queued_allocations = Some(Value::Object(queued));
         let eval_id = eval.id.clone();
         st.evals.insert(eval_id.clone(), eval);
         st.tables.evals = index;
@@ -315,11 +320,7 @@ pub async fn process_eval(shared: Arc<Shared>, eval_id: String) {
                 .find(|(j, _)| j == "*" || *j == job.id)
                 .map(|(_, r)| r.clone())
         };
-        let deployment_id = if job.job_type() == "service" {
-            new_id()
-        } else {
-            String::new()
-        };
+        let deployment_id = job.deployment_id.clone();
         for g in job.groups() {
             let gname = g["Name"].as_str().unwrap_or("").to_string();
             let count = g["Count"].as_u64().unwrap_or(1);
@@ -394,11 +395,6 @@ pub async fn process_eval(shared: Arc<Shared>, eval_id: String) {
                 st.tables.allocs = aidx;
             }
         }
-        e.deployment_id = if placed.is_empty() {
-            String::new()
-        } else {
-            deployment_id
-        };
         e.queued_allocations = Some(Value::Object(queued.clone()));
         if !failed.is_empty() {
             let bidx = st.bump();
@@ -410,6 +406,7 @@ pub async fn process_eval(shared: Arc<Shared>, eval_id: String) {
             blocked.class_eligibility = Some(json!({"v1:1780303234482869971": false}));
             blocked.hidden_queued = Some(Value::Object(queued));
             blocked.job_modify_index = job.job_modify_index;
+            blocked.deployment_id = String::new();
             e.blocked_eval = blocked.id.clone();
             e.failed_tg_allocs = Some(Value::Object(failed));
             st.evals.insert(blocked.id.clone(), blocked);
@@ -621,6 +618,10 @@ pub async fn run_alloc(
             return None;
         }
         let policy = group["ReschedulePolicy"].clone();
+        // A failed allocation is marked for rescheduling even when no attempt is left.
+        if !policy.is_null() || forced.is_some() {
+            a.desired_reschedule = true;
+        }
         let done = a.reschedule_events.len() as i64;
         let allowed = forced == Some(AllocFailure::FailAndReplace)
             || (!policy.is_null()

@@ -71,6 +71,8 @@ pub struct Job {
     pub create_index: u64,
     pub modify_index: u64,
     pub job_modify_index: u64,
+    /// The deployment service jobs get on register (evaluations and allocations carry it).
+    pub deployment_id: String,
 }
 
 impl Job {
@@ -364,7 +366,7 @@ impl Eval {
             triggered_by: triggered_by.to_string(),
             job_id: job.id.clone(),
             job_modify_index: job.job_modify_index,
-            deployment_id: String::new(),
+            deployment_id: job.deployment_id.clone(),
             status: "pending".into(),
             status_description: String::new(),
             wait_until: None,
