@@ -385,10 +385,10 @@ fn check_http(r: &Replayer, rec: &Value, recorded_body: &Value, live: &Reply) ->
                 return out;
             }
         };
-        if let (Value::String(a), Value::String(b)) = (recorded_body, &live_json) {
-            if a != b {
-                out.push(format!("body {a:?} recorded, {b:?} live"));
-            }
+        if let (Value::String(a), Value::String(b)) = (recorded_body, &live_json)
+            && a != b
+        {
+            out.push(format!("body {a:?} recorded, {b:?} live"));
         }
         r.compare("$", "", recorded_body, &live_json, &mut out);
     } else {
