@@ -6,7 +6,7 @@ use futures::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::client::*;
-use crate::support::nomad::{NomadServer, Profile};
+use crate::support::nomad::NomadServer;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -348,24 +348,4 @@ async fn a_client_disconnect_leaves_the_process_running_until_the_task_stops() {
         "{:?}",
         nomad.alive_processes()
     );
-}
-
-#[tokio::test]
-async fn processes_die_with_the_instance() {
-    let nomad = NomadServer::builder().profile(Profile::V1_1).start();
-    running_keepalive(&nomad, "dropme").await;
-    let pids: Vec<i32> = nomad.alive_processes().iter().map(|p| p.pid).collect();
-    assert!(!pids.is_empty());
-    drop(nomad);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    for pid in pids {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or("gone")
-            .to_string();
-        assert!(state == "gone" || state == "Z", "pid {pid} still {state}");
-    }
 }

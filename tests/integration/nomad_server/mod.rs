@@ -2,6 +2,7 @@
 //! profile differences, faults, and a replay of every recorded 1.1.2 transcript.
 
 mod acl;
+mod cleanup;
 mod client;
 mod endpoints;
 mod exec;

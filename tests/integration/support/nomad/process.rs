@@ -3,8 +3,13 @@
 //! too. Each child asks the kernel for SIGKILL when the thread that spawned it dies
 //! (`PR_SET_PDEATHSIG`, set in `pre_exec`), and the instance kills every group it started
 //! when it is dropped, so a failed test leaves nothing running.
+//!
+//! Grandchildren (the `sleep` a task's shell runs) get no parent-death signal, so each instance
+//! also starts a guardian: a tiny `sh` that is told every new process group on its stdin and,
+//! when that pipe reaches EOF without a `done` line (the test process died), kills them all.
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Mutex;
@@ -25,11 +30,60 @@ pub struct ProcessInfo {
 #[derive(Default)]
 pub struct ProcessTable {
     procs: Mutex<BTreeMap<i32, ProcessInfo>>,
+    guardian: Mutex<Option<Guardian>>,
 }
+
+struct Guardian {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+}
+
+const GUARDIAN: &str = "g=''; while read p; do [ \"$p\" = done ] && exit 0; g=\"$g $p\"; done; \
+                        for p in $g; do kill -9 -$p 2>/dev/null; done";
 
 impl ProcessTable {
     pub fn add(&self, info: ProcessInfo) {
-        self.procs.lock().unwrap().insert(info.pid, info);
+        let new_group = {
+            let mut procs = self.procs.lock().unwrap();
+            let new_group = !procs.values().any(|p| p.pgid == info.pgid);
+            procs.insert(info.pid, info.clone());
+            new_group
+        };
+        if new_group {
+            self.tell_guardian(&format!("{}\n", info.pgid));
+        }
+    }
+
+    fn tell_guardian(&self, line: &str) {
+        use std::io::Write;
+        let mut guard = self.guardian.lock().unwrap();
+        if guard.is_none() {
+            let spawned = std::process::Command::new("/bin/sh")
+                .args(["-c", GUARDIAN])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn();
+            if let Ok(mut child) = spawned {
+                let stdin = child.stdin.take().expect("piped stdin");
+                *guard = Some(Guardian { child, stdin });
+            }
+        }
+        if let Some(g) = guard.as_mut() {
+            let _ = g.stdin.write_all(line.as_bytes());
+            let _ = g.stdin.flush();
+        }
+    }
+
+    /// Dismisses the guardian (the instance cleans up itself).
+    fn dismiss_guardian(&self) {
+        use std::io::Write;
+        if let Some(mut g) = self.guardian.lock().unwrap().take() {
+            let _ = g.stdin.write_all(b"done\n");
+            drop(g.stdin);
+            let _ = g.child.wait();
+        }
     }
 
     /// The processes still alive (not yet reaped and not zombies).
@@ -65,6 +119,8 @@ impl ProcessTable {
         for p in procs.values() {
             signal(p.pid, libc::SIGKILL);
         }
+        drop(procs);
+        self.dismiss_guardian();
     }
 }
 
