@@ -646,3 +646,57 @@ async fn parsed_jobs_register_and_run() {
     assert_eq!(r.status, 200, "{}", r.text());
     wait_running(&nomad, "fromhcl").await;
 }
+
+#[tokio::test]
+async fn pretty_output_and_job_status_wakes_blocking_job_reads() {
+    let nomad = NomadServer::start_modern();
+    let r = get(&nomad, "/v1/nodes?pretty").await;
+    assert!(r.text().contains("\n  "), "indented");
+    put_json(&nomad, "/v1/jobs", &keepalive_job("wake", KEEPALIVE)).await;
+    let first = get(&nomad, "/v1/job/wake").await;
+    let idx = first.index();
+    if first.json()["Status"] != "running" {
+        let r = get(&nomad, &format!("/v1/job/wake?index={idx}&wait=5s")).await;
+        assert!(r.index() > idx);
+    }
+    wait_running(&nomad, "wake").await;
+    assert_eq!(
+        get(&nomad, "/v1/job/wake").await.json()["Status"],
+        "running"
+    );
+}
+
+#[tokio::test]
+async fn allocation_stop_and_validate() {
+    let nomad = NomadServer::start_modern();
+    let alloc = running_keepalive(&nomad, "astop").await;
+    let r = call(
+        &nomad,
+        "POST",
+        &format!("/v1/allocation/{alloc}/stop"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let reply = r.json();
+    assert!(reply["EvalID"].is_string() && reply["Index"].is_u64());
+    assert_eq!(
+        nomad
+            .wait_alloc_terminal(&alloc, Duration::from_secs(5))
+            .as_deref(),
+        Some("complete")
+    );
+    let r = put_json(
+        &nomad,
+        "/v1/validate/job",
+        &json!({"Job": {"ID": "v", "TaskGroups": []}}),
+    )
+    .await;
+    let v = r.json();
+    assert_eq!(
+        v["Error"],
+        "1 error occurred:\n\t* Missing job task groups\n\n"
+    );
+    assert!(v["ValidationErrors"].is_array());
+}

@@ -680,7 +680,8 @@ async fn route(
                     .filter(|j| j.id.starts_with(&prefix))
                     .map(|j| st.job_stub(j, cfg.profile, meta))
                     .collect();
-                (st.tables.jobs, Ok(json!(list)))
+                // Status and summaries follow the allocations: wake on either table.
+                (st.tables.jobs.max(st.tables.allocs), Ok(json!(list)))
             })
             .await
         }
@@ -748,7 +749,7 @@ async fn route(
                     .job(&ns, job_id)
                     .map(|j| st.job_full(j))
                     .ok_or(ApiError(404, "job not found".into()));
-                (st.tables.jobs, res)
+                (st.tables.jobs.max(st.tables.allocs), res)
             })
             .await
         }
