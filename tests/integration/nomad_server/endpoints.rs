@@ -700,3 +700,27 @@ async fn allocation_stop_and_validate() {
     );
     assert!(v["ValidationErrors"].is_array());
 }
+
+#[tokio::test]
+async fn paging_with_per_page_and_next_token() {
+    let nomad = NomadServer::start_modern();
+    for id in ["a", "b", "c"] {
+        put_json(&nomad, "/v1/jobs", &keepalive_job(id, KEEPALIVE)).await;
+    }
+    let r = get(&nomad, "/v1/jobs?per_page=2").await;
+    let ids: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["ID"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(r.header("X-Nomad-Nexttoken"), Some("c"));
+    let r = get(&nomad, "/v1/jobs?per_page=2&next_token=c").await;
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+    assert!(
+        r.header("X-Nomad-Nexttoken").is_none(),
+        "only when more pages exist"
+    );
+}

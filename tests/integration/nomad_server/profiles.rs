@@ -125,3 +125,37 @@ async fn docker_jobs_run_as_processes_once_docker_is_healthy() {
     wait_running(&with, "dock").await;
     assert_eq!(with.alive_processes().len(), 1);
 }
+
+#[tokio::test]
+async fn exec_over_the_unix_socket() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let nomad = NomadServer::builder().unix_socket(true).start();
+    let alloc = running_keepalive(&nomad, "unixexec").await;
+    let stream = tokio::net::UnixStream::connect(nomad.unix_path().unwrap())
+        .await
+        .unwrap();
+    let target = exec_target(&alloc, "t", &["/bin/sh", "-c", "echo via-unix"], "");
+    let req = format!("ws://127.0.0.1{target}")
+        .into_client_request()
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(req, stream).await.unwrap();
+    ws.send(stdin_close()).await.unwrap();
+    let mut out = Vec::new();
+    let mut exited = false;
+    while let Some(Ok(msg)) = futures::StreamExt::next(&mut ws).await {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+            if let Some(d) = v["stdout"]["data"].as_str() {
+                use base64::Engine;
+                out.extend(base64::engine::general_purpose::STANDARD.decode(d).unwrap());
+            }
+            if v["exited"] == true {
+                exited = true;
+                break;
+            }
+        }
+    }
+    assert!(exited);
+    assert_eq!(out, b"via-unix\n");
+}

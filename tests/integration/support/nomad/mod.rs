@@ -75,7 +75,7 @@
 //! upgrades included; [`RecordedRequest::header`]), [`NomadServer::clear_requests`],
 //! [`NomadServer::wait_running`] and [`NomadServer::wait_alloc_terminal`].
 //!
-//! What is not implemented: gzip responses, paging (`per_page`/`next_token`), `filter`
+//! What is not implemented: gzip responses, `filter`
 //! expressions, the Task API socket, Variables, Services, deployments beyond their IDs.
 
 #![allow(dead_code, reason = "a support API: not every test uses every helper")]
