@@ -528,7 +528,7 @@ async fn blocking_query_times_out_with_200_and_wakes_on_change() {
         "returned after {:?}",
         t.elapsed()
     );
-    assert!(t.elapsed() < Duration::from_millis(1000));
+    assert!(t.elapsed() < Duration::from_secs(3));
     let target = format!("/v1/job/block/allocations?index={idx}&wait=30s");
     let (a, b) = tokio::join!(get(&nomad, &target), async {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -556,7 +556,7 @@ async fn blocking_without_wait_uses_the_configured_default() {
     let t = Instant::now();
     let r = get(&nomad, &format!("/v1/nodes?index={idx}")).await;
     assert_eq!(r.status, 200);
-    assert!(t.elapsed() >= Duration::from_millis(200) && t.elapsed() < Duration::from_secs(2));
+    assert!(t.elapsed() >= Duration::from_millis(200) && t.elapsed() < Duration::from_secs(4));
 }
 
 #[tokio::test]

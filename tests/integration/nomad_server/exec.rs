@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::client::*;
 use crate::support::nomad::NomadServer;
 
-const T: Duration = Duration::from_secs(5);
+const T: Duration = Duration::from_secs(10);
 
 async fn exec(nomad: &NomadServer, alloc: &str, cmd: &[&str], close_stdin: bool) -> Session {
     let mut ws = ws_connect(nomad, &exec_target(alloc, "t", cmd, ""), &[])
@@ -63,8 +63,9 @@ async fn stdin_reaches_eof_only_on_close_and_nothing_ends_while_it_is_open() {
         .await
         .unwrap();
     ws.send(stdin_data(b"hello\n")).await.unwrap();
-    let s = read_session(&mut ws, Duration::from_millis(400)).await;
+    let s = read_until(&mut ws, |s| s.stdout == b"hello\n", T).await;
     assert_eq!(s.stdout, b"hello\n");
+    let s = read_session(&mut ws, Duration::from_millis(300)).await;
     assert!(
         s.timed_out && s.control().is_empty(),
         "no close or exited while stdin is open"
@@ -82,8 +83,9 @@ async fn no_stdin_close_hangs_and_a_client_close_is_answered_with_tcp_left_open(
     let mut ws = ws_connect(&nomad, &exec_target(&alloc, "t", &["echo", "hi"], ""), &[])
         .await
         .unwrap();
-    let s = read_session(&mut ws, Duration::from_millis(500)).await;
+    let s = read_until(&mut ws, |s| s.stdout == b"hi\n", T).await;
     assert_eq!(s.stdout, b"hi\n");
+    let s = read_session(&mut ws, Duration::from_millis(300)).await;
     assert!(s.control().is_empty() && s.timed_out);
     ws.send(Message::Close(Some(
         tokio_tungstenite::tungstenite::protocol::CloseFrame {
@@ -110,8 +112,9 @@ async fn tty_size_with_tty_off_breaks_the_session() {
         .await
         .unwrap();
     ws.send(stdin_close()).await.unwrap();
-    let s = read_session(&mut ws, Duration::from_millis(500)).await;
+    let s = read_until(&mut ws, |s| s.stdout == b"hi\n", T).await;
     assert_eq!(s.stdout, b"hi\n");
+    let s = read_session(&mut ws, Duration::from_millis(300)).await;
     assert!(s.timed_out && s.control().is_empty());
     // Modern: close 1011 after the command exits.
     let nomad = NomadServer::start_modern();
@@ -335,7 +338,7 @@ async fn a_client_disconnect_leaves_the_process_running_until_the_task_stops() {
     .await
     .unwrap();
     ws.send(stdin_close()).await.unwrap();
-    let s = read_session(&mut ws, Duration::from_millis(300)).await;
+    let s = read_until(&mut ws, |s| s.stdout == b"started\n", T).await;
     assert_eq!(s.stdout, b"started\n");
     drop(ws);
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -1,7 +1,5 @@
 //! Differences between the 1.1 and modern profiles.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use super::client::*;
@@ -23,13 +21,7 @@ async fn datacenters_default_to_star_on_modern_and_star_is_never_placed_on_1_1()
     assert_eq!(put_json(&old, "/v1/jobs", &job).await.status, 500);
     job["Job"]["Datacenters"] = json!(["*"]);
     let reply = put_json(&old, "/v1/jobs", &job).await.json();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let eval = get(
-        &old,
-        &format!("/v1/evaluation/{}", reply["EvalID"].as_str().unwrap()),
-    )
-    .await
-    .json();
+    let eval = settled_eval(&old, reply["EvalID"].as_str().unwrap()).await;
     assert!(eval["FailedTGAllocs"]["g"].is_object(), "{eval}");
     assert!(eval["BlockedEval"].is_string());
     assert_eq!(get(&old, "/v1/job/nodc").await.json()["Status"], "pending");
@@ -106,13 +98,7 @@ async fn docker_jobs_run_as_processes_once_docker_is_healthy() {
     ]}]}});
     let without = NomadServer::start_v1_1();
     let reply = put_json(&without, "/v1/jobs", &job).await.json();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let eval = get(
-        &without,
-        &format!("/v1/evaluation/{}", reply["EvalID"].as_str().unwrap()),
-    )
-    .await
-    .json();
+    let eval = settled_eval(&without, reply["EvalID"].as_str().unwrap()).await;
     assert_eq!(
         eval["FailedTGAllocs"]["g"]["ConstraintFiltered"],
         json!({"missing drivers": 1})

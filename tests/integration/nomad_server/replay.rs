@@ -16,9 +16,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::Value;
-use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
@@ -604,46 +603,6 @@ async fn ws_step(ctx: &mut Ctx<'_>, r: &mut Replayer, step: &Value, i: usize) {
             !live.tcp_held_after_close,
             "{name}: TCP should close after the close frame"
         );
-    }
-}
-
-/// Reads frames into `s` for up to `d`; true when the session ended (close frame or EOF).
-async fn read_for(ws: &mut Ws, s: &mut Session, d: Duration) -> bool {
-    use base64::Engine;
-    let deadline = tokio::time::Instant::now() + d;
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => return false,
-            Ok(None) | Ok(Some(Err(_))) => {
-                s.dropped = s.close.is_none();
-                return true;
-            }
-            Ok(Some(Ok(Message::Text(t)))) => {
-                let v: Value = serde_json::from_str(t.as_str()).expect("JSON frame");
-                for (name, buf) in [("stdout", &mut s.stdout), ("stderr", &mut s.stderr)] {
-                    if let Some(d) = v[name]["data"].as_str() {
-                        let bytes = base64::engine::general_purpose::STANDARD.decode(d).unwrap();
-                        assert!(bytes.len() <= 4096, "frame over 4096 decoded bytes");
-                        buf.extend(bytes);
-                    }
-                }
-                s.frames.push(v);
-            }
-            Ok(Some(Ok(Message::Close(frame)))) => {
-                s.close = Some(
-                    frame
-                        .map(|f| (u16::from(f.code), f.reason.to_string()))
-                        .unwrap_or((1005, String::new())),
-                );
-                let mut buf = [0u8; 64];
-                s.tcp_held_after_close =
-                    tokio::time::timeout(Duration::from_millis(300), ws.get_mut().read(&mut buf))
-                        .await
-                        .is_err();
-                return true;
-            }
-            Ok(Some(Ok(_))) => {}
-        }
     }
 }
 
