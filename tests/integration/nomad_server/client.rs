@@ -262,7 +262,7 @@ pub struct Session {
     pub dropped: bool,
     /// Nothing more came within the read timeout.
     pub timed_out: bool,
-    /// After the close frame, the server kept the TCP connection open (for at least 300 ms).
+    /// After the close frame, the server kept the TCP connection open (for at least 500 ms).
     pub tcp_held_after_close: bool,
 }
 
@@ -336,9 +336,11 @@ pub async fn read_session(ws: &mut Ws, timeout: Duration) -> Session {
                         .unwrap_or((1005, String::new())),
                 );
                 // What follows on TCP (EOF, or nothing) is part of the rule.
+                // Answer the close as the recording client did, then watch the TCP connection.
+                let _ = futures::SinkExt::flush(ws).await;
                 let mut buf = [0u8; 64];
                 s.tcp_held_after_close =
-                    tokio::time::timeout(Duration::from_millis(300), ws.get_mut().read(&mut buf))
+                    tokio::time::timeout(Duration::from_millis(500), ws.get_mut().read(&mut buf))
                         .await
                         .is_err();
                 return s;
@@ -377,9 +379,11 @@ pub async fn read_for(ws: &mut Ws, s: &mut Session, d: Duration) -> bool {
                         .map(|f| (u16::from(f.code), f.reason.to_string()))
                         .unwrap_or((1005, String::new())),
                 );
+                // Answer the close as the recording client did, then watch the TCP connection.
+                let _ = futures::SinkExt::flush(ws).await;
                 let mut buf = [0u8; 64];
                 s.tcp_held_after_close =
-                    tokio::time::timeout(Duration::from_millis(300), ws.get_mut().read(&mut buf))
+                    tokio::time::timeout(Duration::from_millis(500), ws.get_mut().read(&mut buf))
                         .await
                         .is_err();
                 return true;

@@ -724,3 +724,61 @@ async fn paging_with_per_page_and_next_token() {
         "only when more pages exist"
     );
 }
+
+#[tokio::test]
+async fn more_validation_texts() {
+    let nomad = NomadServer::start_v1_1();
+    let mut job = keepalive_job("v", KEEPALIVE);
+    job["Job"]["TaskGroups"][0]["ReschedulePolicy"] = json!({"Attempts": 1, "Interval": 1_000_000_000, "Delay": 5_000_000_000i64, "DelayFunction": "constant", "Unlimited": false});
+    let r = put_json(&nomad, "/v1/jobs", &job).await;
+    assert_eq!(r.status, 500);
+    assert!(
+        r.text()
+            .contains("Interval cannot be less than 15s (got 1s)"),
+        "{}",
+        r.text()
+    );
+    let mut job = keepalive_job("v", KEEPALIVE);
+    job["Job"]["TaskGroups"][0]["RestartPolicy"]["Mode"] = json!("sometimes");
+    let r = put_json(&nomad, "/v1/jobs", &job).await;
+    assert!(
+        r.text().contains("Unsupported restart mode: \"sometimes\""),
+        "{}",
+        r.text()
+    );
+    let mut job = keepalive_job("has space", KEEPALIVE);
+    job["Job"]["Name"] = json!("x");
+    let r = put_json(&nomad, "/v1/jobs", &job).await;
+    assert_eq!(
+        r.text(),
+        "1 error occurred:\n\t* Job ID contains a space\n\n"
+    );
+    let mut job = keepalive_job("v", KEEPALIVE);
+    job["Job"]["Type"] = json!("weird");
+    assert_eq!(
+        put_json(&nomad, "/v1/jobs", &job).await.text(),
+        "1 error occurred:\n\t* Invalid job type: \"weird\"\n\n"
+    );
+    let mut job = keepalive_job("v", KEEPALIVE);
+    job["Job"]["TaskGroups"][0]["Tasks"][0]["Driver"] = json!("");
+    let r = put_json(&nomad, "/v1/jobs", &job).await;
+    assert!(
+        r.text().contains("Task t validation failed") && r.text().contains("Missing task driver"),
+        "{}",
+        r.text()
+    );
+}
+
+#[tokio::test]
+async fn many_instances_in_parallel() {
+    let servers: Vec<NomadServer> = (0..6).map(|_| NomadServer::start_modern()).collect();
+    let runs = servers.iter().enumerate().map(|(i, s)| async move {
+        running_keepalive(s, &format!("par{i}")).await;
+        s.url()
+    });
+    let urls = futures::future::join_all(runs).await;
+    let mut unique = urls.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), urls.len());
+}

@@ -17,7 +17,7 @@
 //!     .namespace("dev")                     // besides `default`
 //!     .kill_timeout(Duration::from_millis(200))     // default 300 ms (real: the job's 5 s)
 //!     .reschedule_delay(Duration::from_millis(200)) // default 300 ms (real: the policy's)
-//!     .default_blocking_wait(Duration::from_secs(1)) // `index` without `wait`; default 5 s
+//!     .default_blocking_wait(Duration::from_secs(1)) // `index` without `wait`; default 1 s
 //!     .timings(Timings::real())             // or every real-world wait at once
 //!     .tasks_ignore_sigint(true)            // as the recorded agent: bare loops die by SIGKILL
 //!     .unix_socket(true)                    // modern only: `nomad.unix_url()`
