@@ -112,8 +112,13 @@ const SHALLOW: &[&str] = &[
     "$.config.Audit",
 ];
 
+/// Allocation states a settling read must reach (see [`settles`]).
+const STATE_KEYS: &[&str] = &["ClientStatus", "DesiredStatus"];
+
 #[derive(Default)]
 struct Replayer {
+    /// Compare [`STATE_KEYS`] values too (set for settling reads).
+    strict_state: bool,
     ids: HashMap<String, String>,
     indexes: HashMap<String, String>,
     tokens: HashMap<String, String>,
@@ -230,7 +235,9 @@ impl Replayer {
                 }
             }
             (Value::String(r), Value::String(l)) => {
-                if VALUE_KEYS.contains(&key) && self.map_str(r) != *l {
+                let checked =
+                    VALUE_KEYS.contains(&key) || (self.strict_state && STATE_KEYS.contains(&key));
+                if checked && self.map_str(r) != *l {
                     out.push(format!("{path}: {r:?} recorded, {l:?} live"));
                 }
             }
@@ -408,6 +415,7 @@ async fn http_step(ctx: &mut Ctx<'_>, r: &mut Replayer, steps: &[Value], i: usiz
         None => rec["body"].clone(),
     };
     let is_read = req["method"] == "GET";
+    r.strict_state = is_read && settles(steps, i);
     let deadline = Instant::now() + Duration::from_secs(8);
     let tokens_before = ctx.token_uses;
     loop {
@@ -443,6 +451,20 @@ async fn http_step(ctx: &mut Ctx<'_>, r: &mut Replayer, steps: &[Value], i: usiz
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A read "settles" when it is the last of a run of identical polls (or a single read): the
+/// recorder moved on once it saw that state, so the live agent must reach it too. Earlier polls
+/// may show states the live agent, with its shortened waits, has already left.
+fn settles(steps: &[Value], i: usize) -> bool {
+    let key = |s: &Value| {
+        let r = &s["request"];
+        (r["method"].clone(), r["path"].clone(), r["query"].clone())
+    };
+    match steps.get(i + 1) {
+        Some(next) if next.get("request").is_some() => key(next) != key(&steps[i]),
+        _ => true,
     }
 }
 
