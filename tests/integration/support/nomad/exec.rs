@@ -420,6 +420,9 @@ async fn run(
         ignore_sigint: false,
         pipes: true,
     };
+    if shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
     let spawned = if req.tty {
         process::spawn_pty(&spec, size.0, size.1).map(|(c, m)| (c, Some(m)))
     } else {

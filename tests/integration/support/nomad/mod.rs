@@ -153,6 +153,8 @@ pub(crate) struct Shared {
     pub data_dir: PathBuf,
     pub handle: tokio::runtime::Handle,
     pub http_addr: Mutex<String>,
+    /// Set when the instance is being dropped: no new processes.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -351,6 +353,7 @@ impl NomadServer {
             data_dir: dir.path().to_path_buf(),
             handle: runtime.handle().clone(),
             http_addr: Mutex::new(String::new()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -577,6 +580,9 @@ impl NomadServer {
 
 impl Drop for NomadServer {
     fn drop(&mut self) {
+        self.shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.shared.procs.kill_all();
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();

@@ -800,7 +800,9 @@ async fn run_task(
             );
             return TaskEnd::Killed;
         }
-        let spawned = if program.is_empty() {
+        let spawned = if shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return TaskEnd::Killed;
+        } else if program.is_empty() {
             Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "missing command",
