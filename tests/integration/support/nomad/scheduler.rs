@@ -157,6 +157,10 @@ pub fn register(
             "JobModifyIndex": index, "Warnings": "", "Index": index, "LastContact": 0,
             "KnownLeader": false,
         });
+        let mut reply = reply;
+        if !shared.config.profile.is_v1_1() {
+            reply["NextToken"] = json!("");
+        }
         Ok((reply, eval_id, replaced))
     })?;
     for a in replaced {
