@@ -210,3 +210,41 @@ async fn a_server_that_stops_answering() {
     nomad.set_unresponsive(false);
     assert_eq!(get(&nomad, "/v1/status/leader").await.status, 200);
 }
+
+#[tokio::test]
+async fn paused_starts_keep_allocations_pending() {
+    let nomad = NomadServer::start_modern();
+    nomad.pause_starts(true);
+    put_json(&nomad, "/v1/jobs", &keepalive_job("slow", KEEPALIVE)).await;
+    for _ in 0..1000 {
+        let stubs = get(&nomad, "/v1/job/slow/allocations").await.json();
+        if !stubs.as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stubs = get(&nomad, "/v1/job/slow/allocations").await.json();
+    assert_eq!(stubs[0]["ClientStatus"], "pending");
+    assert!(nomad.alive_processes().is_empty());
+    nomad.pause_starts(false);
+    wait_running(&nomad, "slow").await;
+}
+
+#[tokio::test]
+async fn driver_health_changes_at_run_time() {
+    let nomad = NomadServer::start_modern();
+    nomad.set_driver("raw_exec", crate::support::nomad::DriverHealth::Unhealthy);
+    assert_eq!(
+        get(&nomad, "/v1/nodes").await.json()[0]["Drivers"]["raw_exec"]["Healthy"],
+        false
+    );
+    let reply = put_json(&nomad, "/v1/jobs", &keepalive_job("nodriver", KEEPALIVE))
+        .await
+        .json();
+    let eval = settled_eval(&nomad, reply["EvalID"].as_str().unwrap()).await;
+    assert_eq!(
+        eval["FailedTGAllocs"]["g"]["ConstraintFiltered"],
+        json!({"missing drivers": 1})
+    );
+}

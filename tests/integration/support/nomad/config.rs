@@ -132,8 +132,4 @@ impl Config {
             disable_remote_exec: false,
         }
     }
-
-    pub fn driver_usable(&self, name: &str) -> bool {
-        self.drivers.get(name) == Some(&DriverHealth::Healthy)
-    }
 }

@@ -66,6 +66,9 @@
 //!   processes are killed, and new jobs cannot be placed.
 //! - [`NomadServer::set_unresponsive`]`(true)`: requests are accepted but never answered until
 //!   it is set back to `false`.
+//! - [`NomadServer::pause_starts`]`(true)`: new allocations stay `pending` until unpaused (a stuck
+//!   client); `.alloc_start_delay(d)` on the builder makes every start slow instead.
+//! - [`NomadServer::set_driver`]`(name, health)`: change driver health at run time.
 //!
 //! # Inspecting
 //!
@@ -267,6 +270,12 @@ impl NomadServerBuilder {
 
     pub fn reschedule_delay(mut self, d: Duration) -> Self {
         self.config.timings.reschedule_delay = Some(d);
+        self
+    }
+
+    /// How long a new allocation stays `pending` before its tasks start (default 20 ms).
+    pub fn alloc_start_delay(mut self, d: Duration) -> Self {
+        self.config.timings.alloc_start_delay = d;
         self
     }
 
@@ -475,6 +484,25 @@ impl NomadServer {
             .unwrap()
             .unplaceable
             .push((job_id.to_string(), reason.to_string()));
+    }
+
+    /// Changes what the node reports for a driver; later placements follow it.
+    pub fn set_driver(&self, name: &str, health: DriverHealth) {
+        self.shared.write(|st| {
+            let idx = st.bump();
+            st.drivers.insert(name.to_string(), health);
+            st.node_modify_index = idx;
+            st.tables.nodes = idx;
+        });
+    }
+
+    /// While paused, new allocations stay `pending` (client status and task state) instead of
+    /// starting: a slow or stuck client. Unpausing starts them.
+    pub fn pause_starts(&self, paused: bool) {
+        self.shared.write(|st| {
+            st.bump();
+            st.starts_paused = paused;
+        });
     }
 
     pub fn lose_node(&self) {

@@ -332,7 +332,7 @@ pub async fn process_eval(shared: Arc<Shared>, eval_id: String) {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .all(|t| config.driver_usable(t["Driver"].as_str().unwrap_or("")));
+                .all(|t| st.driver_usable(t["Driver"].as_str().unwrap_or("")));
             let failure = if st.node_status != "ready" || !dc_ok {
                 let avail: serde_json::Map<String, Value> =
                     dcs.iter().map(|d| (d.clone(), json!(0))).collect();
@@ -559,6 +559,14 @@ pub async fn run_alloc(
     mut kill_rx: watch::Receiver<Option<KillReason>>,
 ) {
     tokio::time::sleep(shared.config.timings.alloc_start_delay).await;
+    // Paused starts: stay pending until released or stopped.
+    let mut index_rx = shared.index_tx.subscribe();
+    while shared.read(|st| st.starts_paused) && kill_rx.borrow().is_none() {
+        tokio::select! {
+            _ = index_rx.changed() => {}
+            _ = kill_rx.changed() => {}
+        }
+    }
     let Some(alloc) = shared.read(|st| st.allocs.get(&alloc_id).cloned()) else {
         return;
     };

@@ -478,6 +478,10 @@ pub struct State {
     pub acl_bootstrapped: Option<u64>,
     pub tokens: BTreeMap<String, AclToken>,
     pub policies: BTreeMap<String, AclPolicy>,
+    /// Driver health as the node reports it (starts from the config; tests may change it).
+    pub drivers: BTreeMap<String, DriverHealth>,
+    /// While set, placed allocations stay `pending` (their tasks do not start).
+    pub starts_paused: bool,
 }
 
 impl State {
@@ -511,6 +515,8 @@ impl State {
             acl_bootstrapped: None,
             tokens: BTreeMap::new(),
             policies: BTreeMap::new(),
+            drivers: config.drivers.clone(),
+            starts_paused: false,
         }
     }
 
@@ -652,9 +658,13 @@ impl State {
         v
     }
 
+    pub fn driver_usable(&self, name: &str) -> bool {
+        self.drivers.get(name) == Some(&DriverHealth::Healthy)
+    }
+
     pub fn node_stub(&self, config: &Config) -> Value {
         let mut drivers = Map::new();
-        for (name, health) in &config.drivers {
+        for (name, health) in &self.drivers {
             let (detected, healthy, desc) = match health {
                 DriverHealth::Healthy => (true, true, "Healthy".to_string()),
                 DriverHealth::Unhealthy => (true, false, "Unhealthy".to_string()),
