@@ -45,7 +45,7 @@ fn setup(nomad: &NomadServer) -> Tokens {
 async fn register_with(nomad: &NomadServer, token: &str, id: &str) -> String {
     let r = put_json_with(nomad, "/v1/jobs", token, &keepalive_job(id, KEEPALIVE)).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    for _ in 0..500 {
+    for _ in 0..1500 {
         let allocs = get_with(nomad, &format!("/v1/job/{id}/allocations"), token)
             .await
             .json();

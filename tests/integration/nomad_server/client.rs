@@ -1,7 +1,7 @@
 //! A minimal HTTP/1.1 and websocket client for the server's own tests: one request per
 //! connection (as the recordings were made), raw status, headers and body.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -180,7 +180,7 @@ pub async fn running_keepalive(server: &NomadServer, id: &str) -> String {
 }
 
 pub async fn wait_running(server: &NomadServer, job: &str) -> String {
-    for _ in 0..500 {
+    for _ in 0..1500 {
         let allocs = get(server, &format!("/v1/job/{job}/allocations"))
             .await
             .json();
@@ -262,7 +262,7 @@ pub struct Session {
     pub dropped: bool,
     /// Nothing more came within the read timeout.
     pub timed_out: bool,
-    /// After the close frame, the server kept the TCP connection open (for at least 300 ms).
+    /// After the close frame, the server kept the TCP connection open (for at least 500 ms).
     pub tcp_held_after_close: bool,
 }
 
@@ -336,9 +336,11 @@ pub async fn read_session(ws: &mut Ws, timeout: Duration) -> Session {
                         .unwrap_or((1005, String::new())),
                 );
                 // What follows on TCP (EOF, or nothing) is part of the rule.
+                // Answer the close as the recording client did, then watch the TCP connection.
+                let _ = futures::SinkExt::flush(ws).await;
                 let mut buf = [0u8; 64];
                 s.tcp_held_after_close =
-                    tokio::time::timeout(Duration::from_millis(300), ws.get_mut().read(&mut buf))
+                    tokio::time::timeout(Duration::from_millis(500), ws.get_mut().read(&mut buf))
                         .await
                         .is_err();
                 return s;
@@ -346,4 +348,75 @@ pub async fn read_session(ws: &mut Ws, timeout: Duration) -> Session {
             Ok(Some(Ok(_))) => {}
         }
     }
+}
+
+/// Reads frames into `s` for up to `d`; true when the session ended (close frame or EOF).
+pub async fn read_for(ws: &mut Ws, s: &mut Session, d: Duration) -> bool {
+    use base64::Engine;
+    use futures::StreamExt;
+    let deadline = tokio::time::Instant::now() + d;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return false,
+            Ok(None) | Ok(Some(Err(_))) => {
+                s.dropped = s.close.is_none();
+                return true;
+            }
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(t.as_str()).expect("JSON frame");
+                for (name, buf) in [("stdout", &mut s.stdout), ("stderr", &mut s.stderr)] {
+                    if let Some(d) = v[name]["data"].as_str() {
+                        let bytes = base64::engine::general_purpose::STANDARD.decode(d).unwrap();
+                        assert!(bytes.len() <= 4096, "frame over 4096 decoded bytes");
+                        buf.extend(bytes);
+                    }
+                }
+                s.frames.push(v);
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                s.close = Some(
+                    frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((1005, String::new())),
+                );
+                // Answer the close as the recording client did, then watch the TCP connection.
+                let _ = futures::SinkExt::flush(ws).await;
+                let mut buf = [0u8; 64];
+                s.tcp_held_after_close =
+                    tokio::time::timeout(Duration::from_millis(500), ws.get_mut().read(&mut buf))
+                        .await
+                        .is_err();
+                return true;
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+/// Reads until `done` holds, the session ends, or `timeout` passes.
+pub async fn read_until(
+    ws: &mut Ws,
+    done: impl Fn(&Session) -> bool,
+    timeout: Duration,
+) -> Session {
+    let mut s = Session::default();
+    let deadline = Instant::now() + timeout;
+    while !done(&s) && Instant::now() < deadline {
+        if read_for(ws, &mut s, Duration::from_millis(50)).await {
+            break;
+        }
+    }
+    s
+}
+
+/// Polls an evaluation until the scheduler has processed it.
+pub async fn settled_eval(server: &NomadServer, id: &str) -> Value {
+    for _ in 0..1000 {
+        let e = get(server, &format!("/v1/evaluation/{id}")).await.json();
+        if e["Status"] != "pending" {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("evaluation {id} never settled");
 }

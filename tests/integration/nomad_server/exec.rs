@@ -6,9 +6,9 @@ use futures::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::client::*;
-use crate::support::nomad::{NomadServer, Profile};
+use crate::support::nomad::NomadServer;
 
-const T: Duration = Duration::from_secs(5);
+const T: Duration = Duration::from_secs(10);
 
 async fn exec(nomad: &NomadServer, alloc: &str, cmd: &[&str], close_stdin: bool) -> Session {
     let mut ws = ws_connect(nomad, &exec_target(alloc, "t", cmd, ""), &[])
@@ -63,8 +63,9 @@ async fn stdin_reaches_eof_only_on_close_and_nothing_ends_while_it_is_open() {
         .await
         .unwrap();
     ws.send(stdin_data(b"hello\n")).await.unwrap();
-    let s = read_session(&mut ws, Duration::from_millis(400)).await;
+    let s = read_until(&mut ws, |s| s.stdout == b"hello\n", T).await;
     assert_eq!(s.stdout, b"hello\n");
+    let s = read_session(&mut ws, Duration::from_millis(300)).await;
     assert!(
         s.timed_out && s.control().is_empty(),
         "no close or exited while stdin is open"
@@ -82,8 +83,9 @@ async fn no_stdin_close_hangs_and_a_client_close_is_answered_with_tcp_left_open(
     let mut ws = ws_connect(&nomad, &exec_target(&alloc, "t", &["echo", "hi"], ""), &[])
         .await
         .unwrap();
-    let s = read_session(&mut ws, Duration::from_millis(500)).await;
+    let s = read_until(&mut ws, |s| s.stdout == b"hi\n", T).await;
     assert_eq!(s.stdout, b"hi\n");
+    let s = read_session(&mut ws, Duration::from_millis(300)).await;
     assert!(s.control().is_empty() && s.timed_out);
     ws.send(Message::Close(Some(
         tokio_tungstenite::tungstenite::protocol::CloseFrame {
@@ -110,8 +112,9 @@ async fn tty_size_with_tty_off_breaks_the_session() {
         .await
         .unwrap();
     ws.send(stdin_close()).await.unwrap();
-    let s = read_session(&mut ws, Duration::from_millis(500)).await;
+    let s = read_until(&mut ws, |s| s.stdout == b"hi\n", T).await;
     assert_eq!(s.stdout, b"hi\n");
+    let s = read_session(&mut ws, Duration::from_millis(300)).await;
     assert!(s.timed_out && s.control().is_empty());
     // Modern: close 1011 after the command exits.
     let nomad = NomadServer::start_modern();
@@ -335,7 +338,7 @@ async fn a_client_disconnect_leaves_the_process_running_until_the_task_stops() {
     .await
     .unwrap();
     ws.send(stdin_close()).await.unwrap();
-    let s = read_session(&mut ws, Duration::from_millis(300)).await;
+    let s = read_until(&mut ws, |s| s.stdout == b"started\n", T).await;
     assert_eq!(s.stdout, b"started\n");
     drop(ws);
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -348,24 +351,4 @@ async fn a_client_disconnect_leaves_the_process_running_until_the_task_stops() {
         "{:?}",
         nomad.alive_processes()
     );
-}
-
-#[tokio::test]
-async fn processes_die_with_the_instance() {
-    let nomad = NomadServer::builder().profile(Profile::V1_1).start();
-    running_keepalive(&nomad, "dropme").await;
-    let pids: Vec<i32> = nomad.alive_processes().iter().map(|p| p.pid).collect();
-    assert!(!pids.is_empty());
-    drop(nomad);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    for pid in pids {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or("gone")
-            .to_string();
-        assert!(state == "gone" || state == "Z", "pid {pid} still {state}");
-    }
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::client::*;
 use crate::support::nomad::{AllocFailure, NomadServer, Profile};
 
-const T: Duration = Duration::from_secs(5);
+const T: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn http_500_on_the_nth_call_to_a_route() {
@@ -28,13 +28,13 @@ async fn http_500_on_the_nth_call_to_a_route() {
 #[tokio::test]
 async fn added_latency() {
     let nomad = NomadServer::start_modern();
-    nomad.add_latency("/v1/nodes", Duration::from_millis(300));
+    nomad.add_latency("/v1/nodes", Duration::from_secs(1));
     let t = Instant::now();
     assert_eq!(get(&nomad, "/v1/nodes").await.status, 200);
-    assert!(t.elapsed() >= Duration::from_millis(300));
+    assert!(t.elapsed() >= Duration::from_secs(1));
     let t = Instant::now();
     get(&nomad, "/v1/jobs").await;
-    assert!(t.elapsed() < Duration::from_millis(300));
+    assert!(t.elapsed() < Duration::from_secs(1));
 }
 
 #[tokio::test]
@@ -64,7 +64,19 @@ async fn an_allocation_that_fails_is_replaced_after_a_delayed_reschedule() {
         .start();
     nomad.fail_next_allocation(AllocFailure::FailAndReplace);
     put_json(&nomad, "/v1/jobs", &keepalive_job("flaky", KEEPALIVE)).await;
-    let new = wait_running(&nomad, "flaky").await;
+    let mut new = String::new();
+    for _ in 0..1000 {
+        let stubs = get(&nomad, "/v1/job/flaky/allocations").await.json();
+        let list = stubs.as_array().unwrap().clone();
+        if list.len() == 2
+            && let Some(a) = list.iter().find(|a| a["ClientStatus"] == "running")
+        {
+            new = a["ID"].as_str().unwrap().to_string();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!new.is_empty(), "a running replacement");
     let full = get(&nomad, &format!("/v1/allocation/{new}")).await.json();
     let old = full["PreviousAllocation"]
         .as_str()
@@ -104,7 +116,7 @@ async fn a_failing_task_follows_the_jobs_own_reschedule_policy() {
     job["Job"]["TaskGroups"][0]["ReschedulePolicy"] = json!({"Attempts": 1, "Interval": 3_600_000_000_000i64, "Delay": 5_000_000_000i64, "DelayFunction": "constant", "Unlimited": false});
     assert_eq!(put_json(&nomad, "/v1/jobs", &job).await.status, 200);
     let mut done = false;
-    for _ in 0..300 {
+    for _ in 0..1000 {
         let stubs = get(&nomad, "/v1/job/failer/allocations").await.json();
         let list = stubs.as_array().unwrap();
         if list.len() == 2 && list.iter().all(|a| a["ClientStatus"] == "failed") {
@@ -139,13 +151,7 @@ async fn a_job_that_cannot_be_placed() {
     let reply = put_json(&nomad, "/v1/jobs", &keepalive_job("stuck", KEEPALIVE))
         .await
         .json();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let eval = get(
-        &nomad,
-        &format!("/v1/evaluation/{}", reply["EvalID"].as_str().unwrap()),
-    )
-    .await
-    .json();
+    let eval = settled_eval(&nomad, reply["EvalID"].as_str().unwrap()).await;
     assert_eq!(eval["Status"], "complete");
     assert_eq!(
         eval["FailedTGAllocs"]["g"]["ConstraintFiltered"],
@@ -190,13 +196,7 @@ async fn a_lost_node() {
     let reply = put_json(&nomad, "/v1/jobs", &keepalive_job("after", KEEPALIVE))
         .await
         .json();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let eval = get(
-        &nomad,
-        &format!("/v1/evaluation/{}", reply["EvalID"].as_str().unwrap()),
-    )
-    .await
-    .json();
+    let eval = settled_eval(&nomad, reply["EvalID"].as_str().unwrap()).await;
     assert!(eval["FailedTGAllocs"]["g"].is_object());
 }
 
@@ -209,4 +209,42 @@ async fn a_server_that_stops_answering() {
     assert!(r.is_err(), "no answer");
     nomad.set_unresponsive(false);
     assert_eq!(get(&nomad, "/v1/status/leader").await.status, 200);
+}
+
+#[tokio::test]
+async fn paused_starts_keep_allocations_pending() {
+    let nomad = NomadServer::start_modern();
+    nomad.pause_starts(true);
+    put_json(&nomad, "/v1/jobs", &keepalive_job("slow", KEEPALIVE)).await;
+    for _ in 0..1000 {
+        let stubs = get(&nomad, "/v1/job/slow/allocations").await.json();
+        if !stubs.as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stubs = get(&nomad, "/v1/job/slow/allocations").await.json();
+    assert_eq!(stubs[0]["ClientStatus"], "pending");
+    assert!(nomad.alive_processes().is_empty());
+    nomad.pause_starts(false);
+    wait_running(&nomad, "slow").await;
+}
+
+#[tokio::test]
+async fn driver_health_changes_at_run_time() {
+    let nomad = NomadServer::start_modern();
+    nomad.set_driver("raw_exec", crate::support::nomad::DriverHealth::Unhealthy);
+    assert_eq!(
+        get(&nomad, "/v1/nodes").await.json()[0]["Drivers"]["raw_exec"]["Healthy"],
+        false
+    );
+    let reply = put_json(&nomad, "/v1/jobs", &keepalive_job("nodriver", KEEPALIVE))
+        .await
+        .json();
+    let eval = settled_eval(&nomad, reply["EvalID"].as_str().unwrap()).await;
+    assert_eq!(
+        eval["FailedTGAllocs"]["g"]["ConstraintFiltered"],
+        json!({"missing drivers": 1})
+    );
 }

@@ -2,8 +2,10 @@
 //! profile differences, faults, and a replay of every recorded 1.1.2 transcript.
 
 mod acl;
+mod cleanup;
 mod client;
 mod endpoints;
 mod exec;
 mod faults;
 mod profiles;
+mod replay;

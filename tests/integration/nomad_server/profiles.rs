@@ -1,7 +1,5 @@
 //! Differences between the 1.1 and modern profiles.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use super::client::*;
@@ -23,13 +21,7 @@ async fn datacenters_default_to_star_on_modern_and_star_is_never_placed_on_1_1()
     assert_eq!(put_json(&old, "/v1/jobs", &job).await.status, 500);
     job["Job"]["Datacenters"] = json!(["*"]);
     let reply = put_json(&old, "/v1/jobs", &job).await.json();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let eval = get(
-        &old,
-        &format!("/v1/evaluation/{}", reply["EvalID"].as_str().unwrap()),
-    )
-    .await
-    .json();
+    let eval = settled_eval(&old, reply["EvalID"].as_str().unwrap()).await;
     assert!(eval["FailedTGAllocs"]["g"].is_object(), "{eval}");
     assert!(eval["BlockedEval"].is_string());
     assert_eq!(get(&old, "/v1/job/nodc").await.json()["Status"], "pending");
@@ -106,13 +98,7 @@ async fn docker_jobs_run_as_processes_once_docker_is_healthy() {
     ]}]}});
     let without = NomadServer::start_v1_1();
     let reply = put_json(&without, "/v1/jobs", &job).await.json();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let eval = get(
-        &without,
-        &format!("/v1/evaluation/{}", reply["EvalID"].as_str().unwrap()),
-    )
-    .await
-    .json();
+    let eval = settled_eval(&without, reply["EvalID"].as_str().unwrap()).await;
     assert_eq!(
         eval["FailedTGAllocs"]["g"]["ConstraintFiltered"],
         json!({"missing drivers": 1})
@@ -124,4 +110,38 @@ async fn docker_jobs_run_as_processes_once_docker_is_healthy() {
     put_json(&with, "/v1/jobs", &job).await;
     wait_running(&with, "dock").await;
     assert_eq!(with.alive_processes().len(), 1);
+}
+
+#[tokio::test]
+async fn exec_over_the_unix_socket() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let nomad = NomadServer::builder().unix_socket(true).start();
+    let alloc = running_keepalive(&nomad, "unixexec").await;
+    let stream = tokio::net::UnixStream::connect(nomad.unix_path().unwrap())
+        .await
+        .unwrap();
+    let target = exec_target(&alloc, "t", &["/bin/sh", "-c", "echo via-unix"], "");
+    let req = format!("ws://127.0.0.1{target}")
+        .into_client_request()
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(req, stream).await.unwrap();
+    ws.send(stdin_close()).await.unwrap();
+    let mut out = Vec::new();
+    let mut exited = false;
+    while let Some(Ok(msg)) = futures::StreamExt::next(&mut ws).await {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+            if let Some(d) = v["stdout"]["data"].as_str() {
+                use base64::Engine;
+                out.extend(base64::engine::general_purpose::STANDARD.decode(d).unwrap());
+            }
+            if v["exited"] == true {
+                exited = true;
+                break;
+            }
+        }
+    }
+    assert!(exited);
+    assert_eq!(out, b"via-unix\n");
 }

@@ -68,7 +68,7 @@ impl Timings {
             kill_timeout: Some(Duration::from_millis(300)),
             reschedule_delay: Some(Duration::from_millis(300)),
             restart_delay: Some(Duration::from_millis(100)),
-            default_blocking_wait: Duration::from_secs(5),
+            default_blocking_wait: Duration::from_secs(1),
             max_blocking_wait: Duration::from_secs(300),
             alloc_start_delay: Duration::from_millis(20),
             hung_exec_hold: Duration::from_secs(30),
@@ -131,9 +131,5 @@ impl Config {
             unix_socket: false,
             disable_remote_exec: false,
         }
-    }
-
-    pub fn driver_usable(&self, name: &str) -> bool {
-        self.drivers.get(name) == Some(&DriverHealth::Healthy)
     }
 }

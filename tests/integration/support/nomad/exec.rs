@@ -318,9 +318,66 @@ fn text_frame(v: Value) -> Message {
     Message::Text(Utf8Bytes::from(v.to_string()))
 }
 
+/// The session's view of the client's frames.
+struct ClientState {
+    stdin_tx: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    stdin_closed: bool,
+    stdin_broken: bool,
+    tty: bool,
+    pty: Option<std::os::fd::OwnedFd>,
+}
+
+impl ClientState {
+    fn on_text(&mut self, text: &str) {
+        let frame: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        if !frame["tty_size"].is_null() {
+            if self.tty {
+                if let Some(m) = &self.pty {
+                    let h = frame["tty_size"]["height"].as_u64().unwrap_or(24) as u16;
+                    let w = frame["tty_size"]["width"].as_u64().unwrap_or(80) as u16;
+                    process::resize_pty(m, h, w);
+                }
+            } else {
+                // Executor drivers stop reading stdin after a failed resize.
+                self.stdin_broken = true;
+            }
+        } else if let Some(stdin) = frame.get("stdin") {
+            if self.stdin_broken {
+                return;
+            }
+            if let Some(data) = stdin["data"].as_str()
+                && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data)
+                && let Some(tx) = &self.stdin_tx
+            {
+                let _ = tx.send(bytes);
+            }
+            if stdin["close"].as_bool() == Some(true) {
+                self.stdin_closed = true;
+                if self.tty {
+                    // EOF on a terminal is ^D.
+                    if let Some(tx) = &self.stdin_tx {
+                        let _ = tx.send(vec![4]);
+                    }
+                } else {
+                    drop(self.stdin_tx.take());
+                }
+            }
+        }
+    }
+}
+
+type BoxRead = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+type BoxWrite = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+fn pty_file(fd: &std::os::fd::OwnedFd) -> std::io::Result<tokio::fs::File> {
+    Ok(tokio::fs::File::from_std(std::fs::File::from(
+        fd.try_clone()?,
+    )))
+}
+
 async fn run(
     shared: Arc<Shared>,
-    ws: WebSocket,
+    mut ws: WebSocket,
     req: ExecRequest,
     command: Vec<String>,
     p: Prepared,
@@ -333,6 +390,27 @@ async fn run(
         );
         return close_and_drop(ws, 1011, &msg).await;
     }
+    // With a TTY, a `tty_size` sent right after the upgrade sizes the terminal before the
+    // command starts.
+    let mut early: Option<Message> = None;
+    let mut size = (24u16, 80u16);
+    if req.tty
+        && let Ok(Some(Ok(msg))) =
+            tokio::time::timeout(std::time::Duration::from_millis(100), ws.recv()).await
+    {
+        let frame: Value = match &msg {
+            Message::Text(t) => serde_json::from_str(t.as_str()).unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        if frame["tty_size"].is_object() {
+            size = (
+                frame["tty_size"]["height"].as_u64().unwrap_or(24) as u16,
+                frame["tty_size"]["width"].as_u64().unwrap_or(80) as u16,
+            );
+        } else {
+            early = Some(msg);
+        }
+    }
     let spec = SpawnSpec {
         program: &command[0],
         args: &command[1..],
@@ -342,16 +420,24 @@ async fn run(
         ignore_sigint: false,
         pipes: true,
     };
-    let spawned = match process::spawn(&spec) {
-        Ok(c) => Ok(c),
-        // The task's group is gone (its leader exited): start a group of our own.
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => process::spawn(&SpawnSpec {
-            group: None,
-            ..spec
-        }),
-        Err(e) => Err(e),
+    if shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let spawned = if req.tty {
+        process::spawn_pty(&spec, size.0, size.1).map(|(c, m)| (c, Some(m)))
+    } else {
+        match process::spawn(&spec) {
+            Ok(c) => Ok((c, None)),
+            // The task's group is gone (its leader exited): start a group of our own.
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => process::spawn(&SpawnSpec {
+                group: None,
+                ..spec
+            })
+            .map(|c| (c, None)),
+            Err(e) => Err(e),
+        }
     };
-    let mut child = match spawned {
+    let (mut child, pty) = match spawned {
         Ok(c) => c,
         Err(e) => {
             let msg = format!(
@@ -376,12 +462,23 @@ async fn run(
         kind: "exec".into(),
     });
 
+    let (stdout, stderr, stdin): (Option<BoxRead>, Option<BoxRead>, Option<BoxWrite>) = match &pty {
+        Some(m) => match (pty_file(m), pty_file(m)) {
+            (Ok(r), Ok(w)) => (Some(Box::new(r)), None, Some(Box::new(w))),
+            _ => (None, None, None),
+        },
+        None => (
+            child.stdout.take().map(|s| Box::new(s) as BoxRead),
+            child.stderr.take().map(|s| Box::new(s) as BoxRead),
+            child.stdin.take().map(|s| Box::new(s) as BoxWrite),
+        ),
+    };
     // stdin: a writer task fed by a channel; dropping the sender closes the pipe (EOF).
     let (stdin_tx, mut stdin_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    if let Some(mut pipe) = child.stdin.take() {
+    if let Some(mut pipe) = stdin {
         tokio::spawn(async move {
             while let Some(chunk) = stdin_rx.recv().await {
-                if pipe.write_all(&chunk).await.is_err() {
+                if pipe.write_all(&chunk).await.is_err() || pipe.flush().await.is_err() {
                     break;
                 }
             }
@@ -389,37 +486,20 @@ async fn run(
         });
     }
     let (tx, mut rx) = mpsc::channel::<Event>(16);
-    let merge = req.tty;
-    for (name, pipe) in [
-        (
-            "stdout",
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        ),
-        (
-            "stderr",
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        ),
-    ] {
+    if stderr.is_none() {
+        let _ = tx.send(Event::Eof("stderr")).await;
+    }
+    for (name, pipe) in [("stdout", stdout), ("stderr", stderr)] {
         let tx = tx.clone();
         let Some(mut pipe) = pipe else { continue };
-        let label: &'static str = if merge { "stdout" } else { name };
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {
                 match pipe.read(&mut buf).await {
+                    // A PTY master reads EIO once the terminal's last user is gone.
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if tx
-                            .send(Event::Data(label, buf[..n].to_vec()))
-                            .await
-                            .is_err()
-                        {
+                        if tx.send(Event::Data(name, buf[..n].to_vec())).await.is_err() {
                             return;
                         }
                     }
@@ -442,22 +522,28 @@ async fn run(
             Some(f.exec_drops.remove(0))
         }
     };
+    if drop_after == Some(0) {
+        return;
+    }
+    let mut client = ClientState {
+        stdin_tx: Some(stdin_tx),
+        stdin_closed: false,
+        stdin_broken: false,
+        tty: req.tty,
+        pty,
+    };
+    if let Some(Message::Text(t)) = early {
+        client.on_text(t.as_str());
+    }
     let (mut sink, mut stream) = ws.split();
-    let mut stdin_tx = Some(stdin_tx);
-    let mut stdin_closed = false;
-    let mut stdin_broken = false;
     let mut eof_stdout = false;
     let mut eof_stderr = false;
     let mut exit: Option<i64> = None;
     let mut sent_frames = 0usize;
-    let mut client_gone = false;
     let mut events_done = false;
-    if drop_after == Some(0) {
-        return;
-    }
     loop {
         let complete = exit.is_some() && eof_stdout && eof_stderr;
-        if complete && stdin_closed && !stdin_broken {
+        if complete && (req.tty || (client.stdin_closed && !client.stdin_broken)) {
             if req.tty {
                 let _ = sink
                     .send(text_frame(json!({"stdout": {"close": true}})))
@@ -485,7 +571,7 @@ async fn run(
             let _ = sink.flush().await;
             return;
         }
-        if complete && stdin_broken && !v11 {
+        if complete && client.stdin_broken && !v11 {
             let _ = sink
                 .send(close_msg(
                     1011,
@@ -498,13 +584,10 @@ async fn run(
             ev = rx.recv(), if !events_done => match ev {
                 None => events_done = true,
                 Some(Event::Data(stream_name, bytes)) => {
-                    if sink.send(data_frame(stream_name, &bytes)).await.is_err() {
-                        client_gone = true;
-                    }
+                    let _ = sink.send(data_frame(stream_name, &bytes)).await;
                     sent_frames += 1;
                     if drop_after == Some(sent_frames) {
                         // Drop TCP without a close frame; the process keeps running.
-                        drop(stdin_tx.take());
                         return;
                     }
                 }
@@ -512,46 +595,21 @@ async fn run(
                 Some(Event::Eof(_)) => eof_stderr = true,
                 Some(Event::Exit(code)) => exit = Some(code),
             },
-            msg = stream.next(), if !client_gone => match msg {
+            msg = stream.next() => match msg {
                 None | Some(Err(_)) => {
                     // The client went away: the process loses stdin and keeps running.
-                    drop(stdin_tx.take());
                     return;
                 }
                 Some(Ok(Message::Close(_))) => {
                     // The library queued the echo of the client's close; flush it out.
                     let _ = sink.flush().await;
-                    drop(stdin_tx.take());
+                    drop(client.stdin_tx.take());
                     hold(&shared, (sink, stream)).await;
                     return;
                 }
-                Some(Ok(Message::Text(t))) => {
-                    let frame: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
-                    if !frame["tty_size"].is_null() {
-                        if !req.tty {
-                            stdin_broken = true;
-                        }
-                    } else if let Some(stdin) = frame.get("stdin") {
-                        if stdin_broken {
-                            continue;
-                        }
-                        if let Some(data) = stdin["data"].as_str()
-                            && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data)
-                            && let Some(tx) = &stdin_tx
-                        {
-                            let _ = tx.send(bytes);
-                        }
-                        if stdin["close"].as_bool() == Some(true) {
-                            stdin_closed = true;
-                            drop(stdin_tx.take());
-                        }
-                    }
-                }
+                Some(Ok(Message::Text(t))) => client.on_text(t.as_str()),
                 Some(Ok(_)) => {}
             },
-        }
-        if client_gone && events_done {
-            return;
         }
     }
 }

@@ -446,13 +446,54 @@ where
             || res.is_err()
             || tokio::time::Instant::now() >= deadline
         {
-            return read_reply(idx, res, pretty);
+            return page(q, idx, res, pretty);
         }
         tokio::select! {
-            r = rx.changed() => { if r.is_err() { return read_reply(idx, res, pretty); } }
+            r = rx.changed() => { if r.is_err() { return page(q, idx, res, pretty); } }
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }
+}
+
+/// Paging on list endpoints: `per_page`, `next_token` (the ID to start from), `reverse=true`;
+/// `X-Nomad-Nexttoken` only when more pages exist.
+fn page(q: &Query, idx: u64, res: Result<Value, ApiError>, pretty: bool) -> Response {
+    let per_page = match q.get("per_page") {
+        None | Some("") => 0,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => return text(400, "Invalid per_page"),
+        },
+    };
+    let reverse = q.bool("reverse").unwrap_or(false);
+    let Ok(Value::Array(mut items)) = res else {
+        return read_reply(idx, res, pretty);
+    };
+    if reverse {
+        items.reverse();
+    }
+    if let Some(tok) = q.get("next_token").filter(|t| !t.is_empty()) {
+        let start = items
+            .iter()
+            .position(|i| {
+                let id = i["ID"].as_str().unwrap_or("");
+                if reverse { id <= tok } else { id >= tok }
+            })
+            .unwrap_or(items.len());
+        items.drain(..start);
+    }
+    let mut next = None;
+    if per_page > 0 && items.len() > per_page {
+        next = items[per_page]["ID"].as_str().map(str::to_string);
+        items.truncate(per_page);
+    }
+    let mut r = read_reply(idx, Ok(Value::Array(items)), pretty);
+    if let Some(n) = next
+        && let Ok(v) = n.parse()
+    {
+        r.headers_mut().insert("X-Nomad-Nexttoken", v);
+    }
+    r
 }
 
 fn check_region(shared: &Shared, q: &Query) -> Result<(), Response> {
@@ -680,7 +721,8 @@ async fn route(
                     .filter(|j| j.id.starts_with(&prefix))
                     .map(|j| st.job_stub(j, cfg.profile, meta))
                     .collect();
-                (st.tables.jobs, Ok(json!(list)))
+                // Status and summaries follow the allocations: wake on either table.
+                (st.tables.jobs.max(st.tables.allocs), Ok(json!(list)))
             })
             .await
         }
@@ -748,7 +790,7 @@ async fn route(
                     .job(&ns, job_id)
                     .map(|j| st.job_full(j))
                     .ok_or(ApiError(404, "job not found".into()));
-                (st.tables.jobs, res)
+                (st.tables.jobs.max(st.tables.allocs), res)
             })
             .await
         }

@@ -225,14 +225,39 @@ pub fn canonicalize(input: &Value, config: &Config) -> Result<Value, RegisterErr
             gerrs.push("Missing tasks for task group".into());
         }
         if !resched.is_null() {
-            let enabled = resched["Attempts"].as_i64().unwrap_or(0) > 0
-                || resched["Unlimited"].as_bool().unwrap_or(false);
+            let unlimited = resched["Unlimited"].as_bool().unwrap_or(false);
+            let enabled = resched["Attempts"].as_i64().unwrap_or(0) > 0 || unlimited;
             let delay = resched["Delay"].as_i64().unwrap_or(0);
-            if enabled && delay < 5 * SEC {
-                gerrs.push(multierror(&[format!(
-                    "Delay cannot be less than 5s (got {})",
-                    super::state::go_duration(delay)
-                )]));
+            let interval = resched["Interval"].as_i64().unwrap_or(0);
+            let function = resched["DelayFunction"].as_str().unwrap_or("");
+            let mut rerrs = Vec::new();
+            if enabled {
+                if !matches!(function, "constant" | "exponential" | "fibonacci") {
+                    rerrs.push(format!(
+                        "Invalid delay function {function:?}, must be one of [constant exponential fibonacci]"
+                    ));
+                }
+                if delay < 5 * SEC {
+                    rerrs.push(format!(
+                        "Delay cannot be less than 5s (got {})",
+                        super::state::go_duration(delay)
+                    ));
+                }
+                if !unlimited && interval < 15 * SEC {
+                    rerrs.push(format!(
+                        "Interval cannot be less than 15s (got {})",
+                        super::state::go_duration(interval)
+                    ));
+                }
+            }
+            if !rerrs.is_empty() {
+                gerrs.push(multierror(&rerrs));
+            }
+        }
+        if !restart.is_null() {
+            let mode = restart["Mode"].as_str().unwrap_or("");
+            if !matches!(mode, "delay" | "fail") {
+                gerrs.push(multierror(&[format!("Unsupported restart mode: {mode:?}")]));
             }
         }
         let mut tasks = Vec::new();

@@ -1,58 +1,85 @@
 //! A Nomad API test server: a clean-room re-implementation of what a Nomad agent does on the
 //! wire, written from `NOMAD-WIRE.md` and the recordings in `fixtures/nomad-1.1.2/` (never from
-//! Nomad's own server code). Real HTTP/1.1 on `127.0.0.1:0` (and a unix socket on the modern
-//! profile), the real exec websocket, tasks as real local processes.
+//! Nomad's own server code). Real HTTP/1.1 on `127.0.0.1:0` (Go-canonical header names), a
+//! unix socket on the modern profile, the real exec websocket, tasks as real local processes.
 //!
 //! # Starting an instance
 //!
 //! ```ignore
-//! use crate::support::nomad::{NomadServer, Profile, DriverHealth};
+//! use std::time::Duration;
+//! use crate::support::nomad::{DriverHealth, NomadServer, Profile};
 //!
+//! let nomad = NomadServer::start_v1_1();   // or NomadServer::start_modern()
 //! let nomad = NomadServer::builder()
-//!     .profile(Profile::V1_1)            // or Profile::Modern (the default)
-//!     .acl(true)                         // ACLs on; see `management_token`/`create_token`
-//!     .driver("docker", DriverHealth::Healthy) // docker jobs placed, run as local processes
-//!     .kill_timeout(Duration::from_millis(200)) // the slow waits, tiny by default
+//!     .profile(Profile::V1_1)               // default: Profile::Modern (2.x)
+//!     .acl(true)                            // ACLs on (default off)
+//!     .driver("docker", DriverHealth::Healthy) // default: only raw_exec is healthy
+//!     .namespace("dev")                     // besides `default`
+//!     .kill_timeout(Duration::from_millis(200))     // default 300 ms (real: the job's 5 s)
+//!     .reschedule_delay(Duration::from_millis(200)) // default 300 ms (real: the policy's)
+//!     .default_blocking_wait(Duration::from_secs(1)) // `index` without `wait`; default 1 s
+//!     .timings(Timings::real())             // or every real-world wait at once
+//!     .tasks_ignore_sigint(true)            // as the recorded agent: bare loops die by SIGKILL
+//!     .unix_socket(true)                    // modern only: `nomad.unix_url()`
 //!     .start();
-//! let addr = nomad.url();                // "http://127.0.0.1:PORT", for NOMAD_ADDR
+//! std::env::set_var("NOMAD_ADDR", nomad.url()); // "http://127.0.0.1:PORT"
 //! ```
 //!
-//! Each instance owns a small tokio runtime on its own threads, so it works from sync and async
-//! tests alike, and many instances run in parallel. Dropping it kills every process group it
-//! started and stops the listener; the task processes also get SIGKILL if the test process
-//! dies (`PR_SET_PDEATHSIG`).
+//! `start` is synchronous: each instance runs on its own small tokio runtime, so it works from
+//! sync and async tests alike, and many instances run in parallel. Dropping it kills every
+//! process group it started and stops the listeners. Task processes lead their own process
+//! group; exec'd commands join their task's group. Children get SIGKILL if the test process
+//! dies (`PR_SET_PDEATHSIG`), and a guardian process kills the whole groups (grandchildren
+//! included) in that case too.
+//!
+//! Tasks of any healthy driver run as local processes with raw_exec semantics: `command` +
+//! `args` from the task `Config` (an image-only docker task runs a keepalive loop), in the
+//! task directory, with `NOMAD_ALLOC_DIR`, `NOMAD_TASK_DIR`, `NOMAD_SECRETS_DIR`,
+//! `NOMAD_ALLOC_ID`, `NOMAD_JOB_NAME`, … set; [`NomadServer::alloc_dir`] gives the directory.
 //!
 //! # ACLs
 //!
-//! With `.acl(true)`, [`NomadServer::management_token`] bootstraps (if not yet done over HTTP)
-//! and returns the management secret; [`NomadServer::create_policy`] and
-//! [`NomadServer::create_token`] add policies (HCL rules: `namespace "default" { policy = "read"
-//! capabilities = ["alloc-exec", "alloc-node-exec"] }`, `node { policy = "read" }`,
-//! `agent { policy = "read" }`) and client tokens. The HTTP ACL endpoints work too.
+//! With `.acl(true)`: [`NomadServer::management_token`] bootstraps (unless a test already did
+//! over `POST /v1/acl/bootstrap`) and returns the management secret;
+//! [`NomadServer::create_policy`]`(name, rules)` takes HCL rules (`namespace "default" { policy =
+//! "read" capabilities = ["alloc-exec", "alloc-node-exec"] }`, `node { policy = "read" }`,
+//! `agent { policy = "read" }`); [`NomadServer::create_token`]`(name, &[policies])` returns a
+//! client secret. `PUT /v1/acl/policy/:name` and `PUT /v1/acl/token` work over HTTP too.
 //!
 //! # Injecting faults
 //!
-//! - [`NomadServer::fail_http`]`("GET /v1/job/*/allocations", n, times)`: HTTP 500 on the `n`th
-//!   matching call (and the `times - 1` after it).
+//! - [`NomadServer::fail_http`]`("GET /v1/job/*/allocations", nth, times)`: HTTP 500
+//!   `injected fault` on the `nth` (1-based) matching call and the `times - 1` after it
+//!   ([`NomadServer::fail_http_with`] picks the status and body). `*` matches one path segment,
+//!   a trailing `/**` the rest; the method is optional.
 //! - [`NomadServer::add_latency`]`(route, delay)`: every matching call waits first.
 //! - [`NomadServer::drop_next_exec`]`(after_frames)`: the next exec session drops TCP (no close
-//!   frame, no `exited`) after that many data frames; the process keeps running.
+//!   frame, no `exited`) after that many data frames; its process keeps running.
 //! - [`NomadServer::fail_next_allocation`]`(AllocFailure::FailAndReplace)`: the next allocation's
-//!   task exits 1 at once and is rescheduled after the reschedule delay (`FollowupEvalID`,
-//!   `WaitUntil`, `NextAllocation`/`PreviousAllocation`). `AllocFailure::Fail` leaves the decision
-//!   to the job's ReschedulePolicy.
+//!   task exits 1 at once and is rescheduled after the reschedule delay (`FollowupEvalID` and an
+//!   `alloc-failure` eval with `WaitUntil`, then `NextAllocation`/`PreviousAllocation` and a
+//!   `RescheduleTracker`). `AllocFailure::Fail` leaves it to the job's ReschedulePolicy.
 //! - [`NomadServer::make_unplaceable`]`(job_id_or_star, reason)`: placement fails with
-//!   `FailedTGAllocs.<g>.ConstraintFiltered {reason: 1}` and a blocked eval (a driver that is not
-//!   healthy does the same with `missing drivers`).
+//!   `FailedTGAllocs.<group>.ConstraintFiltered {reason: 1}` and a blocked eval (a driver that is
+//!   not healthy gives `missing drivers`, as on a real agent).
 //! - [`NomadServer::lose_node`]: the node goes `down`, live allocations become `lost`, their
-//!   processes are killed.
-//! - [`NomadServer::set_unresponsive`]`(true)`: requests are accepted but never answered.
+//!   processes are killed, and new jobs cannot be placed.
+//! - [`NomadServer::set_unresponsive`]`(true)`: requests are accepted but never answered until
+//!   it is set back to `false`.
+//! - [`NomadServer::pause_starts`]`(true)`: new allocations stay `pending` until unpaused (a stuck
+//!   client); `.alloc_start_delay(d)` on the builder makes every start slow instead.
+//! - [`NomadServer::set_driver`]`(name, health)`: change driver health at run time.
 //!
 //! # Inspecting
 //!
-//! [`NomadServer::jobs`], [`NomadServer::alive_processes`], [`NomadServer::requests`] (method,
-//! path, raw query, headers and body of every request, exec upgrades included), and
-//! [`NomadServer::alloc_dir`].
+//! [`NomadServer::jobs`], [`NomadServer::job`], [`NomadServer::allocations`],
+//! [`NomadServer::alive_processes`] (pid, pgid, allocation, task, `task`/`exec`),
+//! [`NomadServer::requests`] (method, path, raw query, headers and body of every request, exec
+//! upgrades included; [`RecordedRequest::header`]), [`NomadServer::clear_requests`],
+//! [`NomadServer::wait_running`] and [`NomadServer::wait_alloc_terminal`].
+//!
+//! What is not implemented: gzip responses, `filter`
+//! expressions, the Task API socket, Variables, Services, deployments beyond their IDs.
 
 #![allow(dead_code, reason = "a support API: not every test uses every helper")]
 
@@ -129,6 +156,8 @@ pub(crate) struct Shared {
     pub data_dir: PathBuf,
     pub handle: tokio::runtime::Handle,
     pub http_addr: Mutex<String>,
+    /// Set when the instance is being dropped: no new processes.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -244,6 +273,12 @@ impl NomadServerBuilder {
         self
     }
 
+    /// How long a new allocation stays `pending` before its tasks start (default 20 ms).
+    pub fn alloc_start_delay(mut self, d: Duration) -> Self {
+        self.config.timings.alloc_start_delay = d;
+        self
+    }
+
     pub fn default_blocking_wait(mut self, d: Duration) -> Self {
         self.config.timings.default_blocking_wait = d;
         self
@@ -327,6 +362,7 @@ impl NomadServer {
             data_dir: dir.path().to_path_buf(),
             handle: runtime.handle().clone(),
             http_addr: Mutex::new(String::new()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -450,6 +486,25 @@ impl NomadServer {
             .push((job_id.to_string(), reason.to_string()));
     }
 
+    /// Changes what the node reports for a driver; later placements follow it.
+    pub fn set_driver(&self, name: &str, health: DriverHealth) {
+        self.shared.write(|st| {
+            let idx = st.bump();
+            st.drivers.insert(name.to_string(), health);
+            st.node_modify_index = idx;
+            st.tables.nodes = idx;
+        });
+    }
+
+    /// While paused, new allocations stay `pending` (client status and task state) instead of
+    /// starting: a slow or stuck client. Unpausing starts them.
+    pub fn pause_starts(&self, paused: bool) {
+        self.shared.write(|st| {
+            st.bump();
+            st.starts_paused = paused;
+        });
+    }
+
     pub fn lose_node(&self) {
         scheduler::lose_node(&self.shared);
     }
@@ -553,6 +608,9 @@ impl NomadServer {
 
 impl Drop for NomadServer {
     fn drop(&mut self) {
+        self.shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.shared.procs.kill_all();
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();

@@ -129,6 +129,7 @@ pub fn register(
             create_index: existing.as_ref().map(|j| j.create_index).unwrap_or(index),
             modify_index: index,
             job_modify_index: index,
+            deployment_id: if spec["Type"] == "service" { new_id() } else { String::new() },
         };
         let mut replaced = Vec::new();
         for a in st.allocs.values_mut() {
@@ -156,6 +157,10 @@ pub fn register(
             "JobModifyIndex": index, "Warnings": "", "Index": index, "LastContact": 0,
             "KnownLeader": false,
         });
+        let mut reply = reply;
+        if !shared.config.profile.is_v1_1() {
+            reply["NextToken"] = json!("");
+        }
         Ok((reply, eval_id, replaced))
     })?;
     for a in replaced {
@@ -191,6 +196,7 @@ pub fn deregister(shared: &Arc<Shared>, ns: &str, id: &str, purge: bool) -> Valu
                 create_index: index,
                 modify_index: index,
                 job_modify_index: index,
+                deployment_id: String::new(),
             };
             let mut eval = Eval::new(&ghost, "job-deregister", index);
             let id = eval.id.clone();
@@ -231,6 +237,9 @@ pub fn deregister(shared: &Arc<Shared>, ns: &str, id: &str, purge: bool) -> Valu
         st.tables.allocs = index;
         let mut eval = Eval::new(&job, "job-deregister", index);
         eval.job_modify_index = index;
+        let queued: serde_json::Map<String, Value> =
+            job.groups().iter().filter_map(|g| g["Name"].as_str()).map(|n| (n.to_string(), json!(0))).collect();
+        eval.queued_allocations = Some(Value::Object(queued));
         let eval_id = eval.id.clone();
         st.evals.insert(eval_id.clone(), eval);
         st.tables.evals = index;
@@ -315,11 +324,7 @@ pub async fn process_eval(shared: Arc<Shared>, eval_id: String) {
                 .find(|(j, _)| j == "*" || *j == job.id)
                 .map(|(_, r)| r.clone())
         };
-        let deployment_id = if job.job_type() == "service" {
-            new_id()
-        } else {
-            String::new()
-        };
+        let deployment_id = job.deployment_id.clone();
         for g in job.groups() {
             let gname = g["Name"].as_str().unwrap_or("").to_string();
             let count = g["Count"].as_u64().unwrap_or(1);
@@ -327,7 +332,7 @@ pub async fn process_eval(shared: Arc<Shared>, eval_id: String) {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .all(|t| config.driver_usable(t["Driver"].as_str().unwrap_or("")));
+                .all(|t| st.driver_usable(t["Driver"].as_str().unwrap_or("")));
             let failure = if st.node_status != "ready" || !dc_ok {
                 let avail: serde_json::Map<String, Value> =
                     dcs.iter().map(|d| (d.clone(), json!(0))).collect();
@@ -394,11 +399,6 @@ pub async fn process_eval(shared: Arc<Shared>, eval_id: String) {
                 st.tables.allocs = aidx;
             }
         }
-        e.deployment_id = if placed.is_empty() {
-            String::new()
-        } else {
-            deployment_id
-        };
         e.queued_allocations = Some(Value::Object(queued.clone()));
         if !failed.is_empty() {
             let bidx = st.bump();
@@ -410,6 +410,7 @@ pub async fn process_eval(shared: Arc<Shared>, eval_id: String) {
             blocked.class_eligibility = Some(json!({"v1:1780303234482869971": false}));
             blocked.hidden_queued = Some(Value::Object(queued));
             blocked.job_modify_index = job.job_modify_index;
+            blocked.deployment_id = String::new();
             e.blocked_eval = blocked.id.clone();
             e.failed_tg_allocs = Some(Value::Object(failed));
             st.evals.insert(blocked.id.clone(), blocked);
@@ -558,6 +559,14 @@ pub async fn run_alloc(
     mut kill_rx: watch::Receiver<Option<KillReason>>,
 ) {
     tokio::time::sleep(shared.config.timings.alloc_start_delay).await;
+    // Paused starts: stay pending until released or stopped.
+    let mut index_rx = shared.index_tx.subscribe();
+    while shared.read(|st| st.starts_paused) && kill_rx.borrow().is_none() {
+        tokio::select! {
+            _ = index_rx.changed() => {}
+            _ = kill_rx.changed() => {}
+        }
+    }
     let Some(alloc) = shared.read(|st| st.allocs.get(&alloc_id).cloned()) else {
         return;
     };
@@ -621,6 +630,10 @@ pub async fn run_alloc(
             return None;
         }
         let policy = group["ReschedulePolicy"].clone();
+        // A failed allocation is marked for rescheduling even when no attempt is left.
+        if !policy.is_null() || forced.is_some() {
+            a.desired_reschedule = true;
+        }
         let done = a.reschedule_events.len() as i64;
         let allowed = forced == Some(AllocFailure::FailAndReplace)
             || (!policy.is_null()
@@ -799,7 +812,9 @@ async fn run_task(
             );
             return TaskEnd::Killed;
         }
-        let spawned = if program.is_empty() {
+        let spawned = if shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return TaskEnd::Killed;
+        } else if program.is_empty() {
             Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "missing command",

@@ -71,6 +71,8 @@ pub struct Job {
     pub create_index: u64,
     pub modify_index: u64,
     pub job_modify_index: u64,
+    /// The deployment service jobs get on register (evaluations and allocations carry it).
+    pub deployment_id: String,
 }
 
 impl Job {
@@ -364,7 +366,7 @@ impl Eval {
             triggered_by: triggered_by.to_string(),
             job_id: job.id.clone(),
             job_modify_index: job.job_modify_index,
-            deployment_id: String::new(),
+            deployment_id: job.deployment_id.clone(),
             status: "pending".into(),
             status_description: String::new(),
             wait_until: None,
@@ -476,6 +478,10 @@ pub struct State {
     pub acl_bootstrapped: Option<u64>,
     pub tokens: BTreeMap<String, AclToken>,
     pub policies: BTreeMap<String, AclPolicy>,
+    /// Driver health as the node reports it (starts from the config; tests may change it).
+    pub drivers: BTreeMap<String, DriverHealth>,
+    /// While set, placed allocations stay `pending` (their tasks do not start).
+    pub starts_paused: bool,
 }
 
 impl State {
@@ -509,6 +515,8 @@ impl State {
             acl_bootstrapped: None,
             tokens: BTreeMap::new(),
             policies: BTreeMap::new(),
+            drivers: config.drivers.clone(),
+            starts_paused: false,
         }
     }
 
@@ -650,9 +658,13 @@ impl State {
         v
     }
 
+    pub fn driver_usable(&self, name: &str) -> bool {
+        self.drivers.get(name) == Some(&DriverHealth::Healthy)
+    }
+
     pub fn node_stub(&self, config: &Config) -> Value {
         let mut drivers = Map::new();
-        for (name, health) in &config.drivers {
+        for (name, health) in &self.drivers {
             let (detected, healthy, desc) = match health {
                 DriverHealth::Healthy => (true, true, "Healthy".to_string()),
                 DriverHealth::Unhealthy => (true, false, "Unhealthy".to_string()),
