@@ -147,7 +147,7 @@ impl LeaseProvider for RecipeLeases {
         if let Some(id) = reuse {
             let session = self
                 .leases
-                .attach(&id)
+                .attach(&id, self.workdir.as_deref())
                 .await
                 .map_err(|e| Arc::new(e) as EngineError)?;
             return Ok(Arc::new(
