@@ -6,6 +6,7 @@ mod args;
 mod info;
 mod leases;
 mod run;
+mod trust;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -93,6 +94,7 @@ async fn dispatch(command: Commands, cx: &Context) -> Result<(), Failure> {
         Commands::Status(a) => leases::status(&a, cx).await,
         Commands::Stop(a) => leases::stop(&a, cx).await,
         Commands::Config(a) => info::config(&a, cx),
+        Commands::Trust(a) => trust::trust(&a, cx),
         Commands::Backends(a) => {
             info::backends(&a);
             Ok(())
@@ -155,6 +157,7 @@ impl Context {
             env: self.env.clone(),
             flags,
             repo_root: Some(self.repo_root()),
+            trust_dir: self.state_dir().ok().map(|d| d.path().to_owned()),
         };
         let config = Config::load(&inputs).map_err(|e| Failure::from_error(&e))?;
         for notice in config.notices() {

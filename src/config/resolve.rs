@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::error::ConfigError;
+use super::error::{ConfigError, UntrustedOrigin};
 use super::file::{self, FileEntry};
-use super::keys::{self, KEYS, KeyDef};
+use super::keys::{self, KEYS, KeyDef, TrustClass};
 use super::settings::{self, Settings};
 use super::source::Source;
+use super::trust::{RepositoryFile, TrustStatus, TrustStore};
 use super::value::{Value, ValueProblem};
 
 /// The built-in defaults (`default.toml`), declaring every key of [`KEYS`].
@@ -34,8 +35,11 @@ pub struct ConfigInputs {
     /// several times accumulates; any other key given several times keeps the last.
     pub flags: Vec<(String, String)>,
     /// The repository root, if any: `LEASEBOX_CONFIG` may not point inside it, and its
-    /// `.leasebox.toml` is noticed (not read, in this version).
+    /// `.leasebox.toml` is the repository layer.
     pub repo_root: Option<PathBuf>,
+    /// The directory of the trust store (the state dir; the store is `trust.json` in it).
+    /// `None`: no repository is trusted, so a `.leasebox.toml` setting a boundary is refused.
+    pub trust_dir: Option<PathBuf>,
 }
 
 /// The layers, lowest first. A value from a higher layer replaces the one below whole (lists
@@ -50,9 +54,9 @@ pub enum Layer {
     UserConfig,
     /// `LEASEBOX_*` environment twins.
     Env,
-    /// The repository's `.leasebox.toml`: an empty slot until the trust gate lands.
+    /// The repository's `.leasebox.toml`: its own keys always, boundaries once trusted.
     Repository,
-    /// A recipe's `lease{}` options: an empty slot until recipes feed the config.
+    /// A recipe's `lease{}` options (own keys only), added by [`Config::with_recipe`].
     Recipe,
     /// Command-line flags.
     Flags,
@@ -77,23 +81,63 @@ pub struct Config {
     settings: Settings,
     notices: Vec<String>,
     user_config: Option<PathBuf>,
+    /// Every layer's values, kept so [`Config::with_recipe`] can resolve again.
+    layers: Vec<LayerValues>,
+    /// `USER`, `LOGNAME` and `HOME` only (the computed `owner`, `~/` in paths): the rest of the
+    /// environment is not kept.
+    defaults_env: BTreeMap<String, String>,
+    repository: Option<RepositoryConfig>,
+}
+
+/// The repository's `.leasebox.toml` as the config read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryConfig {
+    /// The file, its hash and its entries.
+    pub file: RepositoryFile,
+    /// Its trust, looked up only when it sets an execution boundary (`None` otherwise).
+    pub trust: Option<TrustStatus>,
+}
+
+/// One option of a recipe's `lease{}`, as the Lua host hands it to [`Config::with_recipe`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipeOption {
+    /// The option's name: a key's name inside its section (`image`, `cpu`, `memory_mb`,
+    /// `exec_timeout`) or its dotted name (`nomad.image`).
+    pub key: String,
+    /// The value, converted from Lua: strings, integers, booleans, arrays of strings.
+    pub value: toml::Value,
+    /// The recipe file.
+    pub path: PathBuf,
+    /// The 1-based line of the option in the recipe.
+    pub line: usize,
 }
 
 /// Values set by one layer.
+#[derive(Debug, Clone)]
 struct LayerValues {
     layer: Layer,
     values: Vec<(&'static KeyDef, Value, Source)>,
 }
 
+/// The resource keys a repository or recipe may ask for, and the user's limit on each.
+const LIMITS: &[(&str, &str)] = &[
+    ("nomad.cpu", "max_cpu"),
+    ("nomad.memory_mb", "max_memory_mb"),
+    ("nomad.disk_mb", "max_disk_mb"),
+];
+
 impl Config {
     /// Load the config from the given inputs, in precedence order (lowest first): built-in
-    /// defaults, `NOMAD_*` fallbacks, the user config, `LEASEBOX_*` variables, (repository
-    /// and recipe: not yet read), flags.
+    /// defaults, `NOMAD_*` fallbacks, the user config, `LEASEBOX_*` variables, the repository's
+    /// `.leasebox.toml`, flags. Recipe options come later, through [`Config::with_recipe`].
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] for an unreadable or invalid user config, a bad value in a variable or
-    /// a flag, or a `LEASEBOX_CONFIG` that is missing or inside the repository.
+    /// A [`ConfigError`] for an unreadable or invalid user config or repository file, a bad
+    /// value in a variable or a flag, a `LEASEBOX_CONFIG` that is missing or inside the
+    /// repository; and the trust gate's refusals (exit 78, `trust_refused`): a user-only key in
+    /// `.leasebox.toml`, an execution boundary in an untrusted one, a resource above the user's
+    /// limit.
     pub fn load(inputs: &ConfigInputs) -> Result<Config, ConfigError> {
         let mut notices = Vec::new();
         let user = file::locate_user_config(&inputs.env, inputs.repo_root.as_deref())?;
@@ -110,7 +154,12 @@ impl Config {
             user_config = Some(user.path);
         }
         layers.push(env_layer(&inputs.env, &mut notices)?);
-        layers.push(repository_layer(inputs.repo_root.as_deref(), &mut notices));
+        let (repository_values, repository) = repository_layer(
+            inputs.repo_root.as_deref(),
+            inputs.trust_dir.as_deref(),
+            user_config.as_deref(),
+        )?;
+        layers.push(repository_values);
         layers.push(LayerValues {
             layer: Layer::Recipe,
             values: Vec::new(),
@@ -118,26 +167,7 @@ impl Config {
         layers.push(flag_layer(&inputs.flags)?);
         debug_assert!(layers.windows(2).all(|w| w[0].layer < w[1].layer));
 
-        let mut resolved: BTreeMap<&'static str, Resolved> = KEYS
-            .iter()
-            .map(|k| {
-                (
-                    k.name,
-                    Resolved {
-                        key: k,
-                        value: None,
-                        source: Source::Default,
-                    },
-                )
-            })
-            .collect();
-        for layer in layers {
-            for (key, value, source) in layer.values {
-                let slot = resolved.get_mut(key.name).expect("every key has a slot");
-                slot.value = Some(value);
-                slot.source = source;
-            }
-        }
+        let resolved = resolve_layers(&layers);
         for err in nomad_env_errors {
             if let ConfigError::EnvValue { key, .. } = &err
                 && resolved
@@ -147,15 +177,91 @@ impl Config {
                 return Err(err);
             }
         }
-        compute_defaults(&mut resolved, &inputs.env);
-        let home = inputs.env.get("HOME").map(String::as_str);
+        let defaults_env = ["USER", "LOGNAME", "HOME"]
+            .iter()
+            .filter_map(|k| inputs.env.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+            .collect();
+        Config::finish(
+            resolved,
+            Parts {
+                notices,
+                user_config,
+                layers,
+                defaults_env,
+                repository,
+            },
+        )
+    }
+
+    /// This config with a recipe's `lease{}` options as the recipe layer (above
+    /// `.leasebox.toml`, below flags). Each call starts again from the config without recipe
+    /// options: the options replace any given to an earlier call.
+    ///
+    /// Only the repository's own keys are accepted (image, cpu, memory, disk, `exec_timeout`,
+    /// `sync.exclude`), each recorded as [`Source::Recipe`] with the recipe's file and line.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownRecipeKey`] (with a suggestion), [`ConfigError::RecipeValue`] for a
+    /// value the key cannot take, [`ConfigError::UserOnlyKey`] for a user-only key,
+    /// [`ConfigError::BoundaryInRecipe`] for an execution boundary, and
+    /// [`ConfigError::OverLimit`] for a resource above the user's `max_*`. The last four are
+    /// [`ErrorKind::TrustRefused`](crate::error::ErrorKind::TrustRefused).
+    pub fn with_recipe(&self, options: &[RecipeOption]) -> Result<Config, ConfigError> {
+        let mut values: Vec<(&'static KeyDef, Value, Source)> = Vec::new();
+        for option in options {
+            let (key, value) = recipe_value(option, self.user_config.as_deref())?;
+            let source = Source::Recipe {
+                path: option.path.clone(),
+                line: option.line,
+            };
+            values.retain(|(k, _, _)| k.name != key.name);
+            values.push((key, value, source));
+        }
+        let mut layers = self.layers.clone();
+        for layer in &mut layers {
+            if layer.layer == Layer::Recipe {
+                layer.values = std::mem::take(&mut values);
+            }
+        }
+        let resolved = resolve_layers(&layers);
+        Config::finish(
+            resolved,
+            Parts {
+                notices: self.notices.clone(),
+                user_config: self.user_config.clone(),
+                layers,
+                defaults_env: self.defaults_env.clone(),
+                repository: self.repository.clone(),
+            },
+        )
+    }
+
+    /// Fill the computed defaults, check the limits, type the settings.
+    fn finish(
+        mut resolved: BTreeMap<&'static str, Resolved>,
+        parts: Parts,
+    ) -> Result<Config, ConfigError> {
+        compute_defaults(&mut resolved, &parts.defaults_env);
+        check_limits(&resolved)?;
+        let home = parts.defaults_env.get("HOME").map(String::as_str);
         let settings = Settings::from_resolved(&resolved, home);
         Ok(Config {
             resolved,
             settings,
-            notices,
-            user_config,
+            notices: parts.notices,
+            user_config: parts.user_config,
+            layers: parts.layers,
+            defaults_env: parts.defaults_env,
+            repository: parts.repository,
         })
+    }
+
+    /// The repository's `.leasebox.toml`, when there is one: its path, hash, entries and (when
+    /// it sets a boundary) its trust.
+    #[must_use]
+    pub fn repository(&self) -> Option<&RepositoryConfig> {
+        self.repository.as_ref()
     }
 
     /// The resolved config, typed.
@@ -175,8 +281,7 @@ impl Config {
         KEYS.iter().filter_map(|k| self.resolved.get(k.name))
     }
 
-    /// One-line notices for the user (stderr), e.g. that a repository `.leasebox.toml` was
-    /// found and not read.
+    /// One-line notices for the user (stderr), e.g. a misspelled `LEASEBOX_*` variable.
     #[must_use]
     pub fn notices(&self) -> &[String] {
         &self.notices
@@ -308,23 +413,185 @@ fn env_layer(
     })
 }
 
-/// The repository layer: not read by this version (the trust gate comes in a later issue), but
-/// never silently ignored either.
-fn repository_layer(repo_root: Option<&Path>, notices: &mut Vec<String>) -> LayerValues {
-    if let Some(root) = repo_root {
-        let path = root.join(REPOSITORY_FILE);
-        if path.is_file() {
-            notices.push(format!(
-                "found {}, but this version of leasebox does not read repository config: its \
-                 settings are ignored",
-                path.display()
-            ));
+/// The parts of a [`Config`] besides its resolved values.
+struct Parts {
+    notices: Vec<String>,
+    user_config: Option<PathBuf>,
+    layers: Vec<LayerValues>,
+    defaults_env: BTreeMap<String, String>,
+    repository: Option<RepositoryConfig>,
+}
+
+/// Resolve every key: each layer, lowest first, replaces the value below.
+fn resolve_layers(layers: &[LayerValues]) -> BTreeMap<&'static str, Resolved> {
+    let mut resolved: BTreeMap<&'static str, Resolved> = KEYS
+        .iter()
+        .map(|k| {
+            (
+                k.name,
+                Resolved {
+                    key: k,
+                    value: None,
+                    source: Source::Default,
+                },
+            )
+        })
+        .collect();
+    for layer in layers {
+        for (key, value, source) in &layer.values {
+            let slot = resolved.get_mut(key.name).expect("every key has a slot");
+            slot.value = Some(value.clone());
+            slot.source = source.clone();
         }
     }
-    LayerValues {
+    resolved
+}
+
+/// The repository layer: `<repo root>/.leasebox.toml`, untrusted. User-only keys are refused
+/// (by [`RepositoryFile::read`]); execution boundaries only when the trust store has the file's
+/// current hash for this root; the repository's own keys always.
+fn repository_layer(
+    repo_root: Option<&Path>,
+    trust_dir: Option<&Path>,
+    user_config: Option<&Path>,
+) -> Result<(LayerValues, Option<RepositoryConfig>), ConfigError> {
+    let empty = LayerValues {
         layer: Layer::Repository,
         values: Vec::new(),
+    };
+    let Some(root) = repo_root else {
+        return Ok((empty, None));
+    };
+    let Some(file) = RepositoryFile::read(root, user_config)? else {
+        return Ok((empty, None));
+    };
+    let mut trust = None;
+    if let Some(first) = file.boundaries().next() {
+        let status = match trust_dir {
+            Some(dir) => TrustStore::new(dir).status(&file)?,
+            None => TrustStatus::NoStore,
+        };
+        if !status.is_trusted() {
+            return Err(ConfigError::Untrusted {
+                path: file.path.clone(),
+                line: first.line,
+                key: first.key,
+                repo_root: file.root.clone(),
+                why: status.why_not(&file.sha256),
+            });
+        }
+        trust = Some(status);
     }
+    let values = file
+        .entries
+        .iter()
+        .map(|e| (e.key, e.value.clone(), file.source(e)))
+        .collect();
+    Ok((
+        LayerValues {
+            layer: Layer::Repository,
+            values,
+        },
+        Some(RepositoryConfig { file, trust }),
+    ))
+}
+
+/// Check one recipe option: a known key (by leaf or dotted name), of the repository's own
+/// class, with a value its type takes.
+fn recipe_value(
+    option: &RecipeOption,
+    user_config: Option<&Path>,
+) -> Result<(&'static KeyDef, Value), ConfigError> {
+    let Some(key) = recipe_key(&option.key) else {
+        return Err(ConfigError::UnknownRecipeKey {
+            path: option.path.clone(),
+            line: option.line,
+            key: option.key.clone(),
+            suggestion: suggest_recipe_key(&option.key),
+        });
+    };
+    match key.class {
+        TrustClass::UserOnly => {
+            return Err(ConfigError::UserOnlyKey {
+                path: option.path.clone(),
+                line: option.line,
+                key,
+                origin: UntrustedOrigin::Recipe,
+                user_config: user_config.map(Path::to_owned),
+            });
+        }
+        TrustClass::Boundary => {
+            return Err(ConfigError::BoundaryInRecipe {
+                path: option.path.clone(),
+                line: option.line,
+                key,
+            });
+        }
+        TrustClass::Own => {}
+    }
+    let bad = |reason: String| ConfigError::RecipeValue {
+        path: option.path.clone(),
+        line: option.line,
+        key,
+        reason,
+    };
+    let text = option.value.to_string();
+    let parsed = toml::de::DeValue::parse(&text)
+        .map_err(|_| bad("it is not a value a config key takes".to_owned()))?;
+    let value = Value::from_toml(key, parsed.get_ref()).map_err(|p| bad(problem_text(p)))?;
+    Ok((key, value))
+}
+
+/// A recipe option's key: a dotted name, or a name inside a section when only one key has it.
+fn recipe_key(name: &str) -> Option<&'static KeyDef> {
+    if let Some(key) = KeyDef::find(name) {
+        return Some(key);
+    }
+    let mut by_leaf = KEYS.iter().filter(|k| k.leaf() == name);
+    match (by_leaf.next(), by_leaf.next()) {
+        (Some(key), None) => Some(key),
+        _ => None,
+    }
+}
+
+/// The closest option name (as a recipe writes it: the leaf) to a misspelled one.
+fn suggest_recipe_key(name: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .flat_map(|k| [k.leaf(), k.name])
+        .map(|c| (c, strsim::normalized_damerau_levenshtein(name, c)))
+        .filter(|(_, score)| *score >= 0.6)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(c, _)| c)
+}
+
+/// A resource asked for by the repository or a recipe must not exceed the user's limit.
+fn check_limits(resolved: &BTreeMap<&'static str, Resolved>) -> Result<(), ConfigError> {
+    for (name, limit_name) in LIMITS {
+        let (Some(asked), Some(limit)) = (resolved.get(name), resolved.get(limit_name)) else {
+            continue;
+        };
+        if !matches!(
+            asked.source,
+            Source::Repository { .. } | Source::Recipe { .. }
+        ) {
+            continue;
+        }
+        let (Some(Value::Integer(value)), Some(Value::Integer(max))) = (&asked.value, &limit.value)
+        else {
+            continue;
+        };
+        if value > max {
+            return Err(ConfigError::OverLimit {
+                key: asked.key,
+                value: *value,
+                requested_by: asked.source.clone(),
+                limit_key: limit.key,
+                limit: *max,
+                limit_source: limit.source.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn flag_layer(flags: &[(String, String)]) -> Result<LayerValues, ConfigError> {
