@@ -75,6 +75,8 @@ mod error;
 mod explain;
 mod file;
 mod keys;
+#[cfg(test)]
+mod matrix;
 mod resolve;
 mod settings;
 mod source;

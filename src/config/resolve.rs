@@ -684,6 +684,7 @@ mod tests {
 
     use super::*;
     use crate::config::settings::BackendChoice;
+    use crate::config::trust::{RepositoryFile, TrustStore};
     use crate::config::value::raw_example;
 
     /// A scratch `XDG_CONFIG_HOME` holding an optional user config.
@@ -1245,29 +1246,315 @@ mod tests {
         assert_eq!(config.settings().nomad.cpu, 200);
     }
 
-    #[test]
-    fn repository_config_is_noticed_not_read() {
+    /// A scratch repository holding `.leasebox.toml` (and a state dir for the trust store),
+    /// wired into `s`.
+    fn with_repo(mut s: Scratch, text: &str) -> (Scratch, tempfile::TempDir, tempfile::TempDir) {
         let repo = tempfile::tempdir().unwrap();
-        std::fs::write(
-            repo.path().join(".leasebox.toml"),
-            "[nomad]\nimage = \"evil\"\n",
-        )
-        .unwrap();
-        let mut s = Scratch::new();
+        let state = tempfile::tempdir().unwrap();
+        std::fs::write(repo.path().join(REPOSITORY_FILE), text).unwrap();
         s.inputs.repo_root = Some(repo.path().to_owned());
+        s.inputs.trust_dir = Some(state.path().to_owned());
+        (s, repo, state)
+    }
+
+    fn trust(repo: &Path, state: &Path) {
+        let file = RepositoryFile::read(repo, None).unwrap().unwrap();
+        TrustStore::new(state).trust(&file).unwrap();
+    }
+
+    fn recipe(key: &str, value: toml::Value, line: usize) -> RecipeOption {
+        RecipeOption {
+            key: key.to_owned(),
+            value,
+            path: PathBuf::from("recipes/ci.lua"),
+            line,
+        }
+    }
+
+    #[test]
+    fn repository_own_keys_are_read_with_their_lines() {
+        let (s, repo, _state) = with_repo(
+            Scratch::new(),
+            "exec_timeout = \"5m\"\n[nomad]\nimage = \"node:22\"\ncpu = 3000\n",
+        );
         let config = s.load();
-        assert_eq!(config.settings().nomad.image, "ubuntu:24.04");
-        assert_eq!(config.notices().len(), 1);
-        let notice = &config.notices()[0];
-        assert!(notice.contains(".leasebox.toml"), "{notice}");
+        assert!(config.notices().is_empty(), "{:?}", config.notices());
+        assert_eq!(config.settings().nomad.image, "node:22");
+        assert_eq!(config.settings().nomad.cpu, 3000);
+        assert_eq!(
+            config.get("nomad.image").unwrap().source,
+            Source::Repository {
+                path: repo.path().join(REPOSITORY_FILE),
+                line: 3
+            }
+        );
+        let rows = config.explain_text();
+        let file = repo.path().join(REPOSITORY_FILE);
         assert!(
-            notice.contains("does not read repository config"),
-            "{notice}"
+            rows.contains(&format!("repository {}:4", file.display())),
+            "{rows}"
+        );
+        let r = config.repository().unwrap();
+        assert_eq!(
+            r.trust, None,
+            "no boundary: the trust store is not consulted"
+        );
+        assert_eq!(r.file.entries.len(), 3);
+    }
+
+    #[test]
+    fn own_keys_follow_the_design_order() {
+        // defaults < user config < environment < .leasebox.toml < recipe < flags
+        let image = |c: &Config| c.settings().nomad.image.clone();
+        let s = Scratch::new().user_config("[nomad]\nimage = \"user\"\n");
+        let (s, _repo, _state) = with_repo(s, "[nomad]\nimage = \"repo\"\n");
+        assert_eq!(
+            image(&s.load()),
+            "repo",
+            "the repository beats the user config"
+        );
+        let s = s.env("LEASEBOX_NOMAD_IMAGE", "env");
+        assert_eq!(
+            image(&s.load()),
+            "repo",
+            "the repository beats the environment"
+        );
+        let with = |c: &Config| {
+            c.with_recipe(&[recipe("image", toml::Value::String("recipe".into()), 7)])
+                .unwrap()
+        };
+        let config = with(&s.load());
+        assert_eq!(image(&config), "recipe", "a recipe beats the repository");
+        assert_eq!(
+            config.get("nomad.image").unwrap().source,
+            Source::Recipe {
+                path: PathBuf::from("recipes/ci.lua"),
+                line: 7
+            }
+        );
+        assert!(
+            config.explain_text().contains("recipe recipes/ci.lua:7"),
+            "explain shows the recipe source"
+        );
+        let s = s.flag("nomad.image", "flag");
+        assert_eq!(image(&with(&s.load())), "flag", "flags beat everything");
+
+        // A second `with_recipe` replaces the first one's options.
+        let base = Scratch::new().load();
+        let one = base
+            .with_recipe(&[recipe("cpu", toml::Value::Integer(3000), 1)])
+            .unwrap();
+        let two = one
+            .with_recipe(&[recipe("memory_mb", toml::Value::Integer(4096), 2)])
+            .unwrap();
+        assert_eq!(two.settings().nomad.cpu, 1000);
+        assert_eq!(two.settings().nomad.memory_mb, 4096);
+    }
+
+    #[test]
+    fn boundaries_need_trust_and_lapse_on_change() {
+        let text = "[nomad]\nimage = \"rust\"\nnamespace = \"ci\"\n";
+        let (s, repo, state) = with_repo(Scratch::new(), text);
+        let err = Config::load(&s.inputs).unwrap_err();
+        assert_eq!(
+            crate::error::HasKind::kind(&err),
+            crate::error::ErrorKind::TrustRefused
+        );
+        let msg = err.to_string();
+        let file = repo.path().join(REPOSITORY_FILE);
+        assert!(
+            msg.starts_with(&format!(
+                "`nomad.namespace` in {}:3 is an execution boundary",
+                file.display()
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("has never been trusted"), "{msg}");
+        assert!(
+            msg.contains(&format!("run `leasebox trust {}`", repo.path().display())),
+            "{msg}"
         );
 
-        let clean = tempfile::tempdir().unwrap();
-        s.inputs.repo_root = Some(clean.path().to_owned());
-        assert!(s.load().notices().is_empty());
+        trust(repo.path(), state.path());
+        let config = s.load();
+        assert_eq!(config.settings().nomad.namespace, "ci");
+        assert!(
+            config
+                .repository()
+                .unwrap()
+                .trust
+                .as_ref()
+                .unwrap()
+                .is_trusted()
+        );
+
+        std::fs::write(&file, format!("{text}# a harmless comment\n")).unwrap();
+        let msg = s.error();
+        assert!(msg.contains("changed since you trusted it"), "{msg}");
+        assert!(msg.contains("leasebox trust"), "{msg}");
+
+        // Without a state dir nothing is trusted.
+        let mut s = s;
+        s.inputs.trust_dir = None;
+        assert!(s.error().contains("no state dir"));
+    }
+
+    #[test]
+    fn user_only_keys_in_the_repository_say_how_to_set_them() {
+        let (s, repo, state) =
+            with_repo(Scratch::new(), "[nomad]\naddress = \"http://evil:4646\"\n");
+        let file = repo.path().join(REPOSITORY_FILE);
+        let user = s.user_config_path();
+        let expect = format!(
+            "`nomad.address` in {}:2 is a user-only setting: a repository's `.leasebox.toml` can \
+             never set it, trusted or not; remove it from the file and set it yourself: `address \
+             = \"https://nomad.example.com:4646\"` under `[nomad]` in your user config {}, \
+             `LEASEBOX_NOMAD_ADDR=https://nomad.example.com:4646` in your environment, or the \
+             flag `--nomad-address https://nomad.example.com:4646`",
+            file.display(),
+            user.display()
+        );
+        assert_eq!(s.error(), expect);
+        // Pinning the file's hash by hand changes nothing.
+        let bytes = std::fs::read(&file).unwrap();
+        let doc = serde_json::json!({"version": 1, "repositories": [{
+            "root": crate::config::canonical_root(repo.path()),
+            "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+            "trusted_at": 0}]});
+        std::fs::write(state.path().join("trust.json"), doc.to_string()).unwrap();
+        assert_eq!(s.error(), expect);
+        let s = s
+            .env("NOMAD_TOKEN", "t0k3n")
+            .env("NOMAD_ADDR", "http://mine:4646");
+        assert_eq!(s.error(), expect, "the same whether or not a token is set");
+    }
+
+    #[test]
+    fn repository_file_errors_point_at_file_and_line() {
+        let (s, repo, _state) = with_repo(Scratch::new(), "[nomad]\n\nimgae = \"x\"\n");
+        let file = repo.path().join(REPOSITORY_FILE);
+        assert_eq!(
+            s.error(),
+            format!(
+                "unknown key `nomad.imgae` in {}:3; did you mean `nomad.image`?",
+                file.display()
+            )
+        );
+        let (s, repo, _state) = with_repo(Scratch::new(), "[nomad]\ncpu = \"lots\"\n");
+        let file = repo.path().join(REPOSITORY_FILE);
+        assert_eq!(
+            s.error(),
+            format!(
+                "`nomad.cpu` in {}:2 must be a non-negative integer, e.g. `cpu = 2000`, but is a \
+                 string",
+                file.display()
+            )
+        );
+        let (s, _repo, _state) = with_repo(Scratch::new(), "[nomad\n");
+        assert!(s.error().contains("fix the TOML syntax there"));
+    }
+
+    #[test]
+    fn resources_above_the_users_limits_are_refused() {
+        let (s, repo, _state) = with_repo(Scratch::new(), "[nomad]\ncpu = 9000\n");
+        let file = repo.path().join(REPOSITORY_FILE);
+        let err = Config::load(&s.inputs).unwrap_err();
+        assert_eq!(
+            crate::error::HasKind::kind(&err),
+            crate::error::ErrorKind::TrustRefused
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "`nomad.cpu = 9000` from repository {}:2 is above your limit `max_cpu = 8000` \
+                 (set by default); ask for at most 8000, or raise `max_cpu` in your user config, \
+                 with `LEASEBOX_MAX_CPU` or with `--max-cpu`",
+                file.display()
+            )
+        );
+        // The user raises the limit: accepted.
+        let s = s.user_config("max_cpu = 10000\n");
+        assert_eq!(s.load().settings().nomad.cpu, 9000);
+        // The user lowers it: the message names where.
+        let s = s.user_config("max_memory_mb = 1000\n");
+        let base = Config::load(&ConfigInputs {
+            repo_root: None,
+            ..s.inputs.clone()
+        })
+        .unwrap();
+        let err = base
+            .with_recipe(&[recipe("memory_mb", toml::Value::Integer(2000), 5)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("`nomad.memory_mb = 2000` from recipe recipes/ci.lua:5"),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "`max_memory_mb = 1000` (set by user config {}:1)",
+                s.user_config_path().display()
+            )),
+            "{err}"
+        );
+        // The user's own request above their limit is theirs to make.
+        let config = Scratch::new().flag("nomad.disk_mb", "99999").load();
+        assert_eq!(config.settings().nomad.disk_mb, 99999);
+        // A flag overriding the repository's request is what is checked.
+        let (s, _repo, _state) = with_repo(Scratch::new(), "[nomad]\ncpu = 9000\n");
+        let s = s.flag("nomad.cpu", "2000");
+        assert_eq!(s.load().settings().nomad.cpu, 2000);
+    }
+
+    #[test]
+    fn recipe_options_by_leaf_or_dotted_name_and_their_errors() {
+        let base = Scratch::new().load();
+        let config = base
+            .with_recipe(&[
+                recipe("image", toml::Value::String("rust:1.88".into()), 2),
+                recipe("nomad.disk_mb", toml::Value::Integer(2048), 3),
+                recipe("exec_timeout", toml::Value::String("20m".into()), 4),
+                recipe(
+                    "exclude",
+                    toml::Value::Array(vec![toml::Value::String("dist/".into())]),
+                    5,
+                ),
+            ])
+            .unwrap();
+        let st = config.settings();
+        assert_eq!(st.nomad.image, "rust:1.88");
+        assert_eq!(st.nomad.disk_mb, 2048);
+        assert_eq!(st.exec_timeout, Some(Duration::from_secs(1200)));
+        assert_eq!(st.sync_exclude, ["dist/"]);
+
+        let err = |o: RecipeOption| base.with_recipe(&[o]).unwrap_err().to_string();
+        assert_eq!(
+            err(recipe("imgae", toml::Value::String("x".into()), 9)),
+            "unknown `lease{}` option `imgae` in recipes/ci.lua:9; did you mean `image`?"
+        );
+        assert_eq!(
+            err(recipe("cpu", toml::Value::String("2000".into()), 9)),
+            "invalid `lease{}` option `cpu` in recipes/ci.lua:9: it is a string; expected a \
+             non-negative integer, e.g. `cpu = 2000`"
+        );
+        let e = err(recipe("namespace", toml::Value::String("prod".into()), 9));
+        assert!(
+            e.starts_with(
+                "`nomad.namespace` in recipes/ci.lua:9 is an execution boundary: a recipe's \
+                 `lease{}` can never set it"
+            ),
+            "{e}"
+        );
+        let e = err(recipe(
+            "token_env",
+            toml::Value::String("AWS_SECRET".into()),
+            9,
+        ));
+        assert!(
+            e.starts_with("`nomad.token_env` in recipes/ci.lua:9 is a user-only setting"),
+            "{e}"
+        );
+        assert!(e.contains("remove it from the recipe"), "{e}");
     }
 
     #[test]
