@@ -7,3 +7,4 @@ mod nomad_backend;
 mod nomad_server;
 mod session_local;
 mod support;
+mod trust;
