@@ -79,9 +79,6 @@ impl RepositoryFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(ConfigError::RepositoryRead { path, source }),
         };
-        if path.is_dir() {
-            return Ok(None);
-        }
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let text = String::from_utf8(bytes).map_err(|_| ConfigError::Syntax {
             path: path.clone(),
