@@ -1555,6 +1555,47 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("remove it from the recipe"), "{e}");
+        let e = err(recipe("cpu", toml::Value::Float(2000.0), 9));
+        assert!(e.contains("it is a float"), "{e}");
+        let e = err(recipe(
+            "exclude",
+            toml::Value::Array(vec![toml::Value::Integer(1)]),
+            9,
+        ));
+        assert!(e.contains("a list holding an integer"), "{e}");
+        // The last of a repeated option wins, with its own line.
+        let config = base
+            .with_recipe(&[
+                recipe("cpu", toml::Value::Integer(1500), 2),
+                recipe("nomad.cpu", toml::Value::Integer(2500), 3),
+            ])
+            .unwrap();
+        assert_eq!(config.settings().nomad.cpu, 2500);
+        assert_eq!(
+            config.get("nomad.cpu").unwrap().source,
+            Source::Recipe {
+                path: PathBuf::from("recipes/ci.lua"),
+                line: 3
+            }
+        );
+    }
+
+    #[test]
+    fn a_trusted_repository_is_still_held_to_the_limits() {
+        let (s, repo, state) = with_repo(
+            Scratch::new(),
+            "[nomad]\nnamespace = \"ci\"\nmemory_mb = 20000\n",
+        );
+        trust(repo.path(), state.path());
+        let err = s.error();
+        assert!(
+            err.starts_with("`nomad.memory_mb = 20000` from repository"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`max_memory_mb = 16384` (set by default)"),
+            "{err}"
+        );
     }
 
     #[test]
