@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::args::TrustArgs;
 use super::{Context, repo_root_of};
-use crate::config::{ConfigError, FileEntry, RepositoryFile, TrustEntry, TrustStore};
+use crate::config::{Config, ConfigError, FileEntry, RepositoryFile, TrustEntry, TrustStore};
 use crate::error::Failure;
 
 pub(crate) fn trust(args: &TrustArgs, cx: &Context) -> Result<(), Failure> {
@@ -23,7 +23,8 @@ pub(crate) fn trust(args: &TrustArgs, cx: &Context) -> Result<(), Failure> {
     if args.revoke {
         return revoke(&store, &root, args.json);
     }
-    let file = RepositoryFile::read(&root, None)
+    let user_config = Config::locate_user_config(&cx.env);
+    let file = RepositoryFile::read(&root, user_config.as_deref())
         .map_err(|e| failure(&e))?
         .ok_or_else(|| {
             failure(&ConfigError::NothingToTrust {

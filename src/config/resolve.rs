@@ -287,6 +287,17 @@ impl Config {
         &self.notices
     }
 
+    /// Where the user config is for this environment (whether or not it exists): the file
+    /// `LEASEBOX_CONFIG` names, else the XDG or home location; `None` without a home. For
+    /// messages that say where to set a key, without loading the config.
+    #[must_use]
+    pub fn locate_user_config(env: &BTreeMap<String, String>) -> Option<PathBuf> {
+        file::locate_user_config(env, None)
+            .ok()
+            .flatten()
+            .map(|u| u.path)
+    }
+
     /// The user config file looked at (whether or not it exists); `None` without a home.
     #[must_use]
     pub fn user_config_path(&self) -> Option<&Path> {

@@ -489,6 +489,29 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_trusts_lose_no_entry() {
+        let state = tempfile::tempdir().unwrap();
+        let repos: Vec<_> = (0..8)
+            .map(|i| repo(&format!("[nomad]\nnamespace = \"ns{i}\"\n")))
+            .collect();
+        std::thread::scope(|scope| {
+            for r in &repos {
+                let dir = state.path();
+                scope.spawn(move || {
+                    let f = RepositoryFile::read(r.path(), None).unwrap().unwrap();
+                    TrustStore::new(dir).trust(&f).unwrap();
+                });
+            }
+        });
+        let store = TrustStore::new(state.path());
+        assert_eq!(store.list().unwrap().len(), repos.len());
+        for r in &repos {
+            let f = RepositoryFile::read(r.path(), None).unwrap().unwrap();
+            assert!(store.status(&f).unwrap().is_trusted());
+        }
+    }
+
+    #[test]
     fn revoking_an_unknown_repository_is_none() {
         let state = tempfile::tempdir().unwrap();
         let store = TrustStore::new(state.path());

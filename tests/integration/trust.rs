@@ -211,6 +211,12 @@ fn a_repository_can_never_set_the_address() {
     let out = s.run(&["trust"]);
     assert_eq!(code(&out), 78, "trust refuses the file: {}", describe(&out));
     assert!(stderr(&out).contains("user-only"));
+    let user_config = s.path().join("config/leasebox/config.toml");
+    assert!(
+        stderr(&out).contains(&user_config.display().to_string()),
+        "names the user config: {}",
+        describe(&out)
+    );
 
     let mut seen = Vec::new();
     for pinned in [false, true] {
