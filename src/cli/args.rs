@@ -34,6 +34,9 @@ pub enum Commands {
     Doctor(JsonArgs),
     /// The resolved config.
     Config(ConfigArgs),
+    /// Let a repository's `.leasebox.toml` set execution boundaries (namespace, driver, …),
+    /// pinned to the file's hash: any change lapses the trust.
+    Trust(TrustArgs),
     /// The backends and what each supports.
     Backends(JsonArgs),
 }
@@ -122,6 +125,23 @@ pub struct ConfigArgs {
     #[arg(long)]
     pub explain: bool,
     /// Print JSON (every key with its value, source and trust class).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `leasebox trust`.
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// The repository (default: the repository of the current directory).
+    #[arg(value_name = "PATH")]
+    pub path: Option<std::path::PathBuf>,
+    /// List the trusted repositories and whether each file still has the trusted hash.
+    #[arg(long, conflicts_with_all = ["revoke", "path"])]
+    pub list: bool,
+    /// Withdraw the trust of the repository.
+    #[arg(long)]
+    pub revoke: bool,
+    /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }

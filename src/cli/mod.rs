@@ -7,6 +7,7 @@ mod info;
 mod leases;
 mod recipe;
 mod run;
+mod trust;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -96,6 +97,7 @@ async fn dispatch(command: Commands, cx: &Context) -> Result<(), Failure> {
         Commands::Cleanup(a) => leases::cleanup(&a, cx).await,
         Commands::Doctor(a) => info::doctor(&a, cx).await,
         Commands::Config(a) => info::config(&a, cx),
+        Commands::Trust(a) => trust::trust(&a, cx),
         Commands::Backends(a) => {
             info::backends(&a);
             Ok(())
@@ -158,6 +160,7 @@ impl Context {
             env: self.env.clone(),
             flags,
             repo_root: Some(self.repo_root()),
+            trust_dir: self.state_dir().ok().map(|d| d.path().to_owned()),
         };
         let config = Config::load(&inputs).map_err(|e| Failure::from_error(&e))?;
         for notice in config.notices() {

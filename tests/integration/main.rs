@@ -10,3 +10,4 @@ mod nomad_server;
 mod recipes;
 mod session_local;
 mod support;
+mod trust;

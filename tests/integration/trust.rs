@@ -1,0 +1,361 @@
+//! The trust gate with the real binary: a repository's `.leasebox.toml` sets its own keys
+//! freely, execution boundaries only after `leasebox trust` (until the file changes), and
+//! user-only keys never; and, from the Nomad test server's request log, a repository that tries
+//! to redirect the cluster never gets a request, let alone the token.
+
+use std::process::Output;
+
+use crate::support::nomad::{NomadServer, RecordedRequest};
+use crate::support::{Scratch, describe};
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A git repository whose `.leasebox.toml` is `text`.
+fn repo_with(text: &str) -> Scratch {
+    let s = Scratch::new();
+    s.write("hello.txt", "hello\n");
+    s.write(".leasebox.toml", text);
+    s.commit();
+    s
+}
+
+/// The repository root as the binary sees it (symlinks resolved).
+fn root(s: &Scratch) -> String {
+    s.repo().canonicalize().unwrap().display().to_string()
+}
+
+/// The `--explain` row of one key.
+fn explain_row(s: &Scratch, key: &str) -> String {
+    let out = s.run(&["config", "--explain"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    stdout(&out)
+        .lines()
+        .find(|l| l.starts_with(&format!("{key} ")))
+        .unwrap_or_else(|| panic!("no row for {key}: {}", describe(&out)))
+        .to_owned()
+}
+
+const NAMESPACE: &str =
+    "# the team's CI settings\n[nomad]\nnamespace = \"ci\"\nimage = \"rust:1.88\"\n";
+
+#[test]
+fn an_untrusted_boundary_is_refused_until_trusted() {
+    let s = repo_with(NAMESPACE);
+    for args in [&["config", "--explain"][..], &["run", "--", "true"][..]] {
+        let out = s.run(args);
+        assert_eq!(code(&out), 78, "{args:?}: {}", describe(&out));
+        let err = stderr(&out);
+        assert!(err.contains("`nomad.namespace`"), "{err}");
+        assert!(err.contains(".leasebox.toml:3"), "{err}");
+        assert!(err.contains("never been trusted"), "{err}");
+        assert!(err.contains("`leasebox trust "), "{err}");
+    }
+    let out = s.run(&["config", "--explain", "--json"]);
+    assert_eq!(code(&out), 78);
+
+    let out = s.run(&["trust"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let shown = stdout(&out);
+    assert!(shown.contains(&format!("trusted {}", root(&s))), "{shown}");
+    assert!(shown.contains("execution boundaries it sets"), "{shown}");
+    assert!(shown.contains("nomad.namespace = \"ci\""), "{shown}");
+    assert!(shown.contains(".leasebox.toml:3)"), "{shown}");
+    assert!(shown.contains("nomad.image = \"rust:1.88\""), "{shown}");
+
+    let row = explain_row(&s, "nomad.namespace");
+    assert!(row.contains("\"ci\""), "{row}");
+    assert!(row.contains(".leasebox.toml:3"), "{row}");
+    assert!(row.contains("boundary"), "{row}");
+    let row = explain_row(&s, "nomad.image");
+    assert!(row.contains(".leasebox.toml:4"), "{row}");
+    let out = s.run(&["config", "--explain", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["nomad.namespace"]["source"]["kind"], "repository");
+    assert_eq!(json["nomad.namespace"]["source"]["line"], 3);
+
+    // The local backend runs with the trusted file.
+    let out = s.run(&["run", "--", "cat", "hello.txt"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+}
+
+#[test]
+fn editing_the_file_lapses_the_trust() {
+    let s = repo_with(NAMESPACE);
+    assert_eq!(code(&s.run(&["trust"])), 0);
+    assert_eq!(code(&s.run(&["config"])), 0);
+    s.write(".leasebox.toml", &NAMESPACE.replace("\"ci\"", "\"prod\""));
+    let out = s.run(&["config", "--explain"]);
+    assert_eq!(code(&out), 78, "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(err.contains("changed since you trusted it"), "{err}");
+    assert!(err.contains("leasebox trust"), "{err}");
+
+    let out = s.run(&["trust", "--list", "--json"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["state"], "changed", "{list}");
+
+    // Trusting again approves the new content.
+    assert_eq!(code(&s.run(&["trust"])), 0);
+    assert!(explain_row(&s, "nomad.namespace").contains("\"prod\""));
+}
+
+#[test]
+fn revoke_and_list() {
+    let a = repo_with(NAMESPACE);
+    let out = a.run(&["trust", "--list", "--json"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        serde_json::json!([])
+    );
+    assert!(stdout(&a.run(&["trust", "--list"])).contains("no repository is trusted"));
+
+    assert_eq!(code(&a.run(&["trust"])), 0);
+    let out = a.run(&["trust", "--list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = list.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{list}");
+    assert_eq!(entries[0]["root"], root(&a).as_str());
+    assert_eq!(entries[0]["state"], "trusted");
+    let sha = entries[0]["sha256"].as_str().unwrap();
+    assert_eq!(sha.len(), 64);
+    assert!(entries[0]["trusted_at"].as_u64().unwrap() > 1_600_000_000);
+    let text = stdout(&a.run(&["trust", "--list"]));
+    assert!(
+        text.contains(&root(&a)) && text.contains("trusted"),
+        "{text}"
+    );
+
+    // The store lives in the state dir.
+    let store: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.state().join("trust.json")).unwrap()).unwrap();
+    assert_eq!(store["version"], 1);
+    assert_eq!(store["repositories"][0]["sha256"], sha);
+
+    let out = a.run(&["trust", "--revoke"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(
+        stdout(&out).contains("revoked the trust of"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(code(&a.run(&["config"])), 78);
+    let out = a.run(&["trust", "--revoke", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["revoked"], false);
+    assert!(stdout(&a.run(&["trust", "--revoke"])).contains("was not trusted"));
+}
+
+#[test]
+fn trust_takes_a_path_and_says_when_there_is_nothing_to_trust() {
+    let s = repo_with(NAMESPACE);
+    std::fs::create_dir_all(s.repo().join("sub/dir")).unwrap();
+    // From elsewhere, naming a directory inside the repository: its root is trusted.
+    let out = s
+        .leasebox(&["trust", "repo/sub/dir"])
+        .current_dir(s.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(stdout(&out).contains(&format!("trusted {}", root(&s))));
+    assert_eq!(code(&s.run(&["config"])), 0);
+
+    let bare = Scratch::new();
+    bare.write("x", "");
+    let out = bare.run(&["trust"]);
+    assert_eq!(code(&out), 78, "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("there is no `.leasebox.toml` in"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!bare.state().join("trust.json").exists());
+}
+
+#[test]
+fn own_keys_need_no_trust_but_stay_within_the_users_limits() {
+    let s = repo_with("[nomad]\nimage = \"node:22\"\ncpu = 9000\n");
+    let out = s.run(&["config"]);
+    assert_eq!(code(&out), 78, "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(err.contains("`nomad.cpu = 9000`"), "{err}");
+    assert!(err.contains(".leasebox.toml:3"), "{err}");
+    assert!(err.contains("`max_cpu = 8000` (set by default)"), "{err}");
+    assert!(err.contains("LEASEBOX_MAX_CPU"), "{err}");
+    let out = s
+        .leasebox(&["config", "--explain"])
+        .env("LEASEBOX_MAX_CPU", "10000")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let text = stdout(&out);
+    assert!(text.contains(".leasebox.toml:2"), "{text}");
+}
+
+/// A repository setting `nomad.address`: refused, with the same message, trusted (its hash
+/// pinned by hand, since `leasebox trust` refuses such a file) or not, token set or not.
+#[test]
+fn a_repository_can_never_set_the_address() {
+    let s = repo_with("[nomad]\naddress = \"http://127.0.0.1:9\"\n");
+    let out = s.run(&["trust"]);
+    assert_eq!(code(&out), 78, "trust refuses the file: {}", describe(&out));
+    assert!(stderr(&out).contains("user-only"));
+    let user_config = s.path().join("config/leasebox/config.toml");
+    assert!(
+        stderr(&out).contains(&user_config.display().to_string()),
+        "names the user config: {}",
+        describe(&out)
+    );
+
+    let mut seen = Vec::new();
+    for pinned in [false, true] {
+        if pinned {
+            let bytes = std::fs::read(s.repo().join(".leasebox.toml")).unwrap();
+            let sha = {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(&bytes))
+            };
+            let doc = serde_json::json!({"version": 1, "repositories": [
+                {"root": root(&s), "sha256": sha, "trusted_at": 0}]});
+            std::fs::write(s.state().join("trust.json"), doc.to_string()).unwrap();
+        }
+        for token in [None, Some("s3cr3t-t0k3n")] {
+            let mut cmd = s.leasebox(&["run", "--", "true"]);
+            if let Some(t) = token {
+                cmd.env("NOMAD_TOKEN", t)
+                    .env("NOMAD_ADDR", "http://127.0.0.1:1");
+            }
+            let out = cmd.output().unwrap();
+            assert_eq!(code(&out), 78, "{}", describe(&out));
+            let err = stderr(&out);
+            assert!(err.contains("`nomad.address`"), "{err}");
+            assert!(
+                err.contains(".leasebox.toml:2 is a user-only setting"),
+                "{err}"
+            );
+            assert!(err.contains("LEASEBOX_NOMAD_ADDR="), "{err}");
+            assert!(err.contains("--nomad-address"), "{err}");
+            assert!(err.contains("config.toml"), "{err}");
+            assert!(!err.contains("s3cr3t"), "{err}");
+            seen.push(err);
+        }
+    }
+    seen.dedup();
+    assert_eq!(
+        seen.len(),
+        1,
+        "one message whatever the trust and token: {seen:#?}"
+    );
+}
+
+fn carries_token_only_in_its_header(r: &RecordedRequest, token: &str) {
+    assert_eq!(
+        r.header("X-Nomad-Token"),
+        Some(token),
+        "{} {} without the token header",
+        r.method,
+        r.path
+    );
+    for (name, value) in &r.headers {
+        if !name.eq_ignore_ascii_case("X-Nomad-Token") {
+            assert!(
+                !value.contains(token),
+                "token in header {name} of {}",
+                r.path
+            );
+        }
+    }
+    assert!(!r.path.contains(token), "token in the path {}", r.path);
+    assert!(!r.query.contains(token), "token in the query of {}", r.path);
+    assert!(
+        !String::from_utf8_lossy(&r.body).contains(token),
+        "token in the body of {} {}",
+        r.method,
+        r.path
+    );
+}
+
+/// A repository trying to send the user's token to another cluster: leasebox never contacts
+/// it, and the user's cluster gets the token only as `X-Nomad-Token`.
+#[test]
+fn a_repository_cannot_redirect_the_token() {
+    let mine = NomadServer::builder().acl(true).start();
+    let token = mine.management_token();
+    let theirs = NomadServer::start_modern();
+    let run = |s: &Scratch, args: &[&str]| {
+        s.leasebox(args)
+            .env("NOMAD_ADDR", mine.url())
+            .env("NOMAD_TOKEN", &token)
+            .env("LEASEBOX_NOMAD_DRIVER", "raw_exec")
+            .output()
+            .unwrap()
+    };
+
+    let hostile = format!(
+        "[nomad]\nimage = \"rust:1.88\"\naddress = \"{}\"\n",
+        theirs.url()
+    );
+    let s = repo_with(&hostile);
+    for args in [
+        &["run", "--", "true"][..],
+        &["warmup"][..],
+        &["list"][..],
+        &["config", "--explain"][..],
+    ] {
+        let out = run(&s, args);
+        assert_eq!(code(&out), 78, "{args:?}: {}", describe(&out));
+        assert!(
+            stderr(&out).contains("`nomad.address`"),
+            "{}",
+            describe(&out)
+        );
+        assert!(
+            !describe(&out).contains(&token),
+            "the token is never printed"
+        );
+    }
+    // Trusting cannot help either: `leasebox trust` refuses the file.
+    assert_eq!(code(&run(&s, &["trust"])), 78);
+    assert_eq!(code(&run(&s, &["run", "--", "true"])), 78);
+    assert!(
+        theirs.requests().is_empty(),
+        "the repository's cluster was contacted: {:?}",
+        theirs.requests()
+    );
+    assert!(
+        mine.requests().is_empty(),
+        "a refused config contacts nobody: {:?}",
+        mine.requests()
+    );
+
+    // A benign repository (its own keys only) runs on the user's cluster, token as the header.
+    let s = repo_with("[nomad]\nimage = \"rust:1.88\"\ncpu = 500\n");
+    let out = run(&s, &["run", "--", "cat", "hello.txt"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(stdout(&out), "hello\n");
+    let requests = mine.requests();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        carries_token_only_in_its_header(r, &token);
+    }
+    let register = requests
+        .iter()
+        .find(|r| r.method == "PUT" && r.path == "/v1/jobs")
+        .expect("a job registration");
+    assert!(
+        String::from_utf8_lossy(&register.body).contains("\"CPU\":500"),
+        "the repository's cpu reached the job"
+    );
+    assert!(theirs.requests().is_empty(), "{:?}", theirs.requests());
+}
