@@ -13,6 +13,7 @@
 pub mod client;
 pub mod doctor;
 pub mod exec;
+pub mod template;
 mod tls;
 pub mod wire;
 
@@ -90,6 +91,7 @@ pub struct NomadBackend {
     ready_timeout: Duration,
     scope: String,
     timings: NomadTimings,
+    jobspec_template: Option<std::path::PathBuf>,
 }
 
 /// The scope fingerprint: sha256 of address, namespace, region and task, so the address never
@@ -158,6 +160,7 @@ impl NomadBackend {
             ready_timeout: n.alloc_ready_timeout,
             scope,
             timings: NomadTimings::default(),
+            jobspec_template: n.jobspec_template.clone(),
         })
     }
 
@@ -672,8 +675,11 @@ impl Backend for NomadBackend {
         if !workdir.starts_with("${NOMAD_ALLOC_DIR}") {
             check_workdir(&workdir)?;
         }
-        let datacenters = self.datacenters().await?;
-        let job = self.job_spec(spec, datacenters, &workdir);
+        // A jobspec template replaces the built-in job (see `template`).
+        let job = match &self.jobspec_template {
+            Some(path) => self.templated_job(path, spec, &workdir).await?,
+            None => self.job_spec(spec, self.datacenters().await?, &workdir),
+        };
         let body = json!({"Job": job, "EnforceIndex": true, "JobModifyIndex": 0});
         let registered = self
             .client
