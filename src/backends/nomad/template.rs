@@ -124,14 +124,14 @@ pub enum TemplateErrorKind {
     #[error("Nomad could not parse it (line numbers are the template's): {0}")]
     Hcl(String),
     /// The job's ID is not the lease id.
-    #[error(
-        "the job ID is {found}, but it must be the lease id `{expected}`: write `\"ID\": \"{{{{lease_id}}}}\"` (JSON) or `job \"{{{{lease_id}}}}\" {{` (HCL)"
-    )]
+    #[error("the job ID is {found}, but it must be the lease id `{expected}`: write `{written}`")]
     WrongId {
         /// What the template gave, shown.
         found: String,
         /// The lease id.
         expected: String,
+        /// What to write instead, in the template's format.
+        written: &'static str,
     },
     /// Not exactly one task group.
     #[error(
@@ -156,7 +156,7 @@ pub enum TemplateErrorKind {
     MetaNotStrings,
     /// A `leasebox.*` Meta key with another value than leasebox's.
     #[error(
-        "the job's Meta `{key}` is `{found}`, but leasebox sets it to `{expected}`; leave it out (leasebox adds the `leasebox.*` keys) or use the matching placeholder"
+        "the job's Meta `{key}` is `{found}`, but leasebox sets it to `{expected}`; leave it out (leasebox adds the `leasebox.*` keys) or write `\"{written}\"`"
     )]
     WrongMeta {
         /// The Meta key.
@@ -165,6 +165,8 @@ pub enum TemplateErrorKind {
         found: String,
         /// leasebox's value.
         expected: String,
+        /// What to write instead: the matching placeholder, or the value itself.
+        written: String,
     },
     /// A `leasebox.*` Meta key leasebox does not set.
     #[error("the job's Meta `{0}` is not a key leasebox sets; the `leasebox.` prefix is reserved")]
@@ -392,8 +394,8 @@ impl Renderer<'_> {
                         } else {
                             self.emit(&json_escape(value));
                         }
-                    } else if rest.starts_with('\\') {
-                        let next = rest[1..].chars().next().map_or(0, char::len_utf8);
+                    } else if let Some(escaped) = rest.strip_prefix('\\') {
+                        let next = escaped.chars().next().map_or(0, char::len_utf8);
                         self.copy(1 + next);
                     } else if rest.starts_with('"') {
                         stack.pop();
@@ -503,6 +505,8 @@ pub struct JobExpectations<'a> {
     pub namespace: &'a str,
     /// The configured region.
     pub region: &'a str,
+    /// How the template is written (for hints).
+    pub format: TemplateFormat,
 }
 
 /// Check a rendered job and complete it: ownership Meta added, namespace and region set. Returns
@@ -520,6 +524,10 @@ pub fn check_job(
         return Err(TemplateErrorKind::WrongId {
             found: shown(id),
             expected: want.id.to_owned(),
+            written: match want.format {
+                TemplateFormat::Json => "\"ID\": \"{{lease_id}}\"",
+                TemplateFormat::Hcl => "job \"{{lease_id}}\" {",
+            },
         });
     }
     let groups = field(job, "TaskGroups")
@@ -576,10 +584,15 @@ pub fn check_job(
     for (key, found) in &job_meta {
         match want.meta.get(key) {
             Some(expected) if expected != found => {
+                let placeholder = key
+                    .strip_prefix("leasebox.")
+                    .filter(|p| PLACEHOLDERS.contains(p));
                 return Err(TemplateErrorKind::WrongMeta {
                     key: key.clone(),
                     found: found.clone(),
                     expected: expected.clone(),
+                    written: placeholder
+                        .map_or_else(|| expected.clone(), |p| format!("{{{{{p}}}}}")),
                 });
             }
             None if key.starts_with("leasebox.") => {
@@ -656,6 +669,7 @@ impl NomadBackend {
             meta: &ownership,
             namespace: self.client.namespace(),
             region: self.client.region(),
+            format,
         };
         let has_datacenters = check_job(&mut job, &want).map_err(|kind| fail(None, kind))?;
         if !has_datacenters {
@@ -850,6 +864,7 @@ mod tests {
             meta: &meta,
             namespace: "default",
             region: "global",
+            format: TemplateFormat::Json,
         };
         let mut job = job_object(job)?;
         check_job(&mut job, &want).map(|dcs| (dcs, job))
@@ -888,7 +903,11 @@ mod tests {
             ),
             (
                 json!({"ID": "lbx_0123456789ab", "TaskGroups": group, "Meta": {"leasebox.managed": "false"}}),
-                "Meta `leasebox.managed` is `false`, but leasebox sets it to `true`",
+                "Meta `leasebox.managed` is `false`, but leasebox sets it to `true`; leave it out (leasebox adds the `leasebox.*` keys) or write `\"true\"`",
+            ),
+            (
+                json!({"ID": "lbx_0123456789ab", "TaskGroups": group, "Meta": {"leasebox.lease_id": "x"}}),
+                "or write `\"{{lease_id}}\"`",
             ),
             (
                 json!({"ID": "lbx_0123456789ab", "TaskGroups": group, "Meta": {"leasebox.extra": "1"}}),
