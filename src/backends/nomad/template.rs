@@ -439,8 +439,9 @@ impl Renderer<'_> {
             }
             let line_len = rest.find('\n').map_or(rest.len(), |i| i + 1);
             let line = &rest[..line_len];
-            if let Some(i) = line.find("{{")
-                && let Some((name, _)) = placeholder_at(&line[i..])
+            if let Some((i, name)) = line
+                .match_indices("{{")
+                .find_map(|(i, _)| placeholder_at(&line[i..]).map(|(name, _)| (i, name)))
             {
                 let placeholder = format!("{{{{{name}}}}}");
                 self.pos += i;
@@ -829,7 +830,7 @@ mod tests {
             "{text}"
         );
         let (line, kind) = render(
-            "job \"x\" {\n  a = <<EOF\n{{task}}\nEOF\n}",
+            "job \"x\" {\n  a = <<EOF\n{{ env \"X\" }} {{task}}\nEOF\n}",
             TemplateFormat::Hcl,
             &values(),
         )
