@@ -402,3 +402,59 @@ fn a_template_job_that_fails_after_registering_is_purged() {
         no_claims_left(&s);
     }
 }
+
+#[test]
+fn a_missing_or_misnamed_template_is_a_config_error() {
+    let nomad = NomadServer::start_modern();
+    let s = repo();
+    let missing = s.path().join("missing.json");
+    let misnamed = template(&s, "lease.nomad", HCL_TEMPLATE);
+    for (path, want) in [
+        (missing, "missing.json: cannot read it"),
+        (
+            misnamed,
+            "lease.nomad: the file name must end in `.json` or `.hcl`",
+        ),
+    ] {
+        let out = run(&s, &nomad, &path, &["run", "--", "true"]);
+        assert_eq!(code(&out), 78, "{}", describe(&out));
+        assert!(stderr(&out).contains(want), "{}", describe(&out));
+    }
+    assert!(nomad.requests().iter().all(|r| r.method == "GET"));
+    no_jobs_left(&nomad);
+    no_claims_left(&s);
+}
+
+#[test]
+fn a_token_that_cannot_parse_is_named_with_the_capability() {
+    let nomad = NomadServer::builder()
+        .profile(crate::support::nomad::Profile::V1_1)
+        .acl(true)
+        .start();
+    // The `read` policy grants `parse-job`: give only what lists and reads jobs.
+    nomad.create_policy(
+        "reader",
+        "namespace \"default\" { capabilities = [\"list-jobs\", \"read-job\"] }\nnode { policy = \"read\" }",
+    );
+    let token = nomad.create_token("reader", &["reader"]);
+    let s = repo();
+    let path = template(&s, "lease.hcl", HCL_TEMPLATE);
+    let out = s
+        .leasebox(&["run", "--", "true"])
+        .env("NOMAD_ADDR", nomad.url())
+        .env("NOMAD_TOKEN", &token)
+        .env("LEASEBOX_NOMAD_DRIVER", "raw_exec")
+        .env("LEASEBOX_NOMAD_JOBSPEC_TEMPLATE", &path)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 78, "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(err.contains("parsing the jobspec template"), "{err}");
+    assert!(err.contains("`parse-job` or `submit-job`"), "{err}");
+    assert!(
+        err.contains("NOMAD_TOKEN") && !err.contains(&token),
+        "{err}"
+    );
+    no_jobs_left(&nomad);
+    no_claims_left(&s);
+}
