@@ -387,3 +387,38 @@ fn a_unix_socket_address_works() {
         assert!(stderr(&out).contains("absolute path"), "{}", describe(&out));
     }
 }
+
+#[test]
+fn every_recipe_in_recipes_runs_on_nomad() {
+    let s = Scratch::new();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+    let copied = std::process::Command::new("cp")
+        .arg("-R")
+        .arg(&source)
+        .arg(s.repo().join("recipes"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    s.write(".gitignore", "target/\n");
+    s.commit();
+    let mut names: Vec<String> = std::fs::read_dir(&source)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(".lua")
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    for nomad in profiles() {
+        for name in &names {
+            let out = run(&s, &nomad, None, &["run", name]);
+            assert_eq!(code(&out), 0, "{:?} recipe {name}: {}", nomad.profile(), describe(&out));
+        }
+        assert!(s.repo().join("target/hello/report.txt").exists());
+        no_jobs_left(&nomad);
+        no_claims_left(&s);
+    }
+}
