@@ -414,3 +414,35 @@ fn kill_9_at_each_phase_then_cleanup_leaves_nothing() {
         std::fs::remove_file(&pidfile).unwrap();
     }
 }
+
+#[test]
+fn a_claim_that_changes_while_stop_waits_is_not_purged_on_stale_data() {
+    let nomad = NomadServer::start_modern();
+    let s = repo();
+    let id = stdout(&nomad_run(&s, &nomad, &["warmup"]))
+        .trim()
+        .to_owned();
+    // Another leasebox holds the claim's lock and is about to hand the lease elsewhere.
+    let store = leasebox::ownership::ClaimStore::new(s.state().join("claims"));
+    let lock = store.lock(&id).unwrap();
+    let child = s
+        .leasebox(&["stop", &id])
+        .env("NOMAD_ADDR", nomad.url())
+        .env("LEASEBOX_NOMAD_DRIVER", "raw_exec")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let claim = lock.load().unwrap();
+    lock.update(claim.revision, |c| c.owner = "new-owner".into())
+        .unwrap();
+    drop(lock);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 78, "{}", describe(&out));
+    assert!(stderr(&out).contains("owner"), "{}", describe(&out));
+    assert!(
+        nomad.job("default", &id).is_some(),
+        "the job was purged on stale data"
+    );
+}
