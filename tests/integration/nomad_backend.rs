@@ -4,19 +4,7 @@
 use std::process::Output;
 
 use crate::support::nomad::{AllocFailure, NomadServer, Profile};
-use crate::support::{Scratch, describe};
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use crate::support::{Scratch, code, describe, stderr, stdout};
 
 fn repo() -> Scratch {
     let s = Scratch::new();
@@ -42,14 +30,7 @@ fn no_jobs_left(nomad: &NomadServer) {
 }
 
 fn no_claims_left(s: &Scratch) {
-    let claims: Vec<_> = std::fs::read_dir(s.state().join("claims"))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".json"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let claims = s.claims();
     assert!(claims.is_empty(), "claims left behind: {claims:?}");
 }
 

@@ -314,13 +314,6 @@ impl NomadBackend {
         loop {
             match self.client.get::<Job>(&path, &[]).await {
                 Err(CallError::Api(api)) if api.status == 404 => return Ok(()),
-                Err(e @ CallError::Transport(_)) => {
-                    return Err(self.client.lease_error(
-                        "confirming the job is gone",
-                        "`read-job`",
-                        e,
-                    ));
-                }
                 Err(e) => {
                     return Err(self.client.lease_error(
                         "confirming the job is gone",
