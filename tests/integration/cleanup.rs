@@ -242,6 +242,7 @@ fn a_meta_that_disagrees_with_the_claim_is_refused_field_by_field() {
         set_meta(&nomad, &id, key, value);
         for args in [
             vec!["stop", id.as_str()],
+            vec!["status", id.as_str()],
             vec!["run", "--lease", id.as_str(), "--", "true"],
         ] {
             let out = nomad_run(&s, &nomad, &args);
