@@ -8,7 +8,7 @@ use std::process::Output;
 use serde_json::Value;
 
 use crate::support::nomad::NomadServer;
-use crate::support::{Scratch, describe};
+use crate::support::{Scratch, code, describe, stderr, stdout};
 
 /// An owner with quotes, backslashes and template sequences, to prove the escaping.
 const AWKWARD_OWNER: &str = r#"o"w\n${er}x$"#;
@@ -71,18 +71,6 @@ job "{{lease_id}}" {
 }
 "#;
 
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn repo() -> Scratch {
     let s = Scratch::new();
     s.write("hello.txt", "hello from the repo\n");
@@ -119,14 +107,7 @@ fn no_jobs_left(nomad: &NomadServer) {
 }
 
 fn no_claims_left(s: &Scratch) {
-    let claims: Vec<_> = std::fs::read_dir(s.state().join("claims"))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".json"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let claims = s.claims();
     assert!(claims.is_empty(), "claims left behind: {claims:?}");
 }
 
