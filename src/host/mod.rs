@@ -20,6 +20,7 @@ mod args;
 mod bindings;
 pub mod engine;
 mod error;
+mod lease;
 mod loader;
 mod lookup;
 mod plan;
