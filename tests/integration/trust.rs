@@ -380,7 +380,11 @@ fn run_r(s: &Scratch, extra: &[&str], env: &[(&str, &str)]) -> (Output, serde_js
     let _ = std::fs::remove_file(&timing);
     let mut args = vec!["run", "r", "--timing-json", timing.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let out = s.leasebox(&args).envs(env.iter().copied()).output().unwrap();
+    let out = s
+        .leasebox(&args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     let json = std::fs::read_to_string(&timing)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -425,7 +429,13 @@ fn a_recipe_never_sets_an_execution_boundary_even_in_a_trusted_repository() {
             assert_refused(
                 &out,
                 &timing,
-                &[at, key, "is an execution boundary", "`.leasebox.toml`", "`leasebox trust`"],
+                &[
+                    at,
+                    key,
+                    "is an execution boundary",
+                    "`.leasebox.toml`",
+                    "`leasebox trust`",
+                ],
             );
             assert!(!s.repo().join("never.txt").exists());
             assert!(
@@ -584,4 +594,119 @@ fn a_recipes_image_and_resources_reach_the_job_and_flags_win() {
         assert_eq!(task["Resources"]["MemoryMB"], 300, "{flags:?}: {task}");
         assert!(nomad.jobs().is_empty(), "jobs left: {:?}", nomad.jobs());
     }
+}
+
+/// A recipe that prints everything it can reach: `os.getenv` of the token variables, every
+/// string under `leasebox` (its `args` too) and the globals, a step function's context, a step's
+/// environment (as a step and through `box:exec`).
+const TOKEN_PROBE: &str = r#"local lb = require('leasebox')
+local function dump(v, seen)
+  seen = seen or {}
+  if type(v) == 'table' then
+    if seen[v] then return end
+    seen[v] = true
+    for k, x in pairs(v) do dump(k, seen); dump(x, seen) end
+  elseif type(v) == 'string' or type(v) == 'number' then
+    lb.log('seen:', v)
+  end
+end
+dump(lb)
+dump(_G)
+for _, name in ipairs({ 'NOMAD_TOKEN', 'LEASEBOX_NOMAD_TOKEN', 'MY_CI_TOKEN' }) do
+  local ok = pcall(os.getenv, name)
+  lb.log(name, ok and 'READABLE' or 'refused')
+end
+return lb.recipe {
+  env = { VISIBLE = 'yes' },
+  steps = {
+    { 'env', 'env' },
+    { 'ctx', function(box, ctx)
+        dump(ctx)
+        local r = box:exec { 'env', capture = true }
+        lb.log('exec-env:', r.stdout)
+      end },
+  },
+}
+"#;
+
+/// None of it holds the token: on the local backend with a custom `token_env`, and on Nomad,
+/// where the token travels only as the `X-Nomad-Token` header.
+#[test]
+fn the_token_is_unreachable_from_a_recipe() {
+    let check = |out: &Output, tokens: &[&str], secrets: &[&str]| {
+        assert_eq!(code(out), 0, "{}", describe(out));
+        let err = stderr(out);
+        for name in tokens {
+            assert!(
+                err.contains(&format!("--> {name} refused")),
+                "{name}: {err}"
+            );
+        }
+        assert!(
+            err.contains("--> seen: fast"),
+            "the args were walked: {err}"
+        );
+        assert!(err.contains("exec-env:"), "{err}");
+        assert!(stdout(out).contains("VISIBLE=yes"), "{}", describe(out));
+        for secret in secrets {
+            assert!(
+                !describe(out).contains(secret),
+                "{secret} reached the recipe"
+            );
+        }
+    };
+    let allow = "lua_env_allow = [\"NOMAD_TOKEN\", \"LEASEBOX_NOMAD_TOKEN\", \"MY_CI_TOKEN\"]\n";
+
+    // Local backend, the token in a variable of the user's choosing.
+    let s = recipe_repo(None, TOKEN_PROBE);
+    let user_config = s.path().join("config/leasebox/config.toml");
+    std::fs::create_dir_all(user_config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &user_config,
+        format!("{allow}[nomad]\ntoken_env = \"MY_CI_TOKEN\"\n"),
+    )
+    .unwrap();
+    let out = s
+        .leasebox(&["run", "r", "--", "mode=fast"])
+        .env("NOMAD_TOKEN", "tok-nomad-1")
+        .env("LEASEBOX_NOMAD_TOKEN", "tok-leasebox-2")
+        .env("MY_CI_TOKEN", "tok-mine-3")
+        .output()
+        .unwrap();
+    check(
+        &out,
+        &["NOMAD_TOKEN", "LEASEBOX_NOMAD_TOKEN", "MY_CI_TOKEN"],
+        &["tok-nomad-1", "tok-leasebox-2", "tok-mine-3"],
+    );
+
+    // Nomad with ACLs: the steps run, and the token is only ever the request header.
+    let nomad = NomadServer::builder().acl(true).start();
+    let token = nomad.management_token();
+    let s = recipe_repo(None, TOKEN_PROBE);
+    let user_config = s.path().join("config/leasebox/config.toml");
+    std::fs::create_dir_all(user_config.parent().unwrap()).unwrap();
+    std::fs::write(&user_config, allow).unwrap();
+    let out = s
+        .leasebox(&["run", "r", "--", "mode=fast"])
+        .env("NOMAD_ADDR", nomad.url())
+        .env("NOMAD_TOKEN", &token)
+        .env("LEASEBOX_NOMAD_DRIVER", "raw_exec")
+        .env("LEASEBOX_NOMAD_TOKEN", "tok-leasebox-2")
+        .output()
+        .unwrap();
+    check(
+        &out,
+        &["NOMAD_TOKEN", "LEASEBOX_NOMAD_TOKEN"],
+        &[&token, "tok-leasebox-2"],
+    );
+    let requests = nomad.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "PUT" && r.path == "/v1/jobs")
+    );
+    for r in &requests {
+        carries_token_only_in_its_header(r, &token);
+    }
+    assert!(nomad.jobs().is_empty(), "jobs left: {:?}", nomad.jobs());
 }
