@@ -401,7 +401,11 @@ impl Leases {
         session
     }
 
-    fn lease_of(claim: &Claim) -> Result<Lease, Failure> {
+    /// The lease a claim describes.
+    ///
+    /// # Errors
+    /// The claim's id is not a lease id.
+    pub fn lease_of(claim: &Claim) -> Result<Lease, Failure> {
         let id: LeaseId = claim.id.parse().map_err(|e: crate::lease::LeaseIdError| {
             Failure::new(ErrorKind::Usage, e.to_string())
         })?;
@@ -413,7 +417,11 @@ impl Leases {
         })
     }
 
-    fn check_claim(&self, claim: &Claim) -> Result<(), Failure> {
+    /// Refuse a claim of another backend or owner.
+    ///
+    /// # Errors
+    /// The claim's backend or owner differs, naming which.
+    pub fn check_claim(&self, claim: &Claim) -> Result<(), Failure> {
         let refuse = |field: &str, ours: &str, theirs: &str| {
             Failure::new(
                 ErrorKind::OwnershipRefused,

@@ -96,4 +96,21 @@ fn end_to_end(vars: &[(String, String)]) {
     );
     let one_shot = run(&["run", "--", "sh", "-c", "exit 0"]);
     assert_eq!(one_shot.status.code(), Some(0), "{}", describe(&one_shot));
+
+    // An abandoned lease (its claim says nobody holds it and it is not kept) is cleaned up.
+    let abandoned = run(&["warmup"]);
+    let abandoned_id = String::from_utf8_lossy(&abandoned.stdout).trim().to_owned();
+    let claim_path = s.state().join(format!("claims/{abandoned_id}.json"));
+    let mut claim: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&claim_path).unwrap()).unwrap();
+    claim["keep"] = serde_json::json!(false);
+    std::fs::write(&claim_path, serde_json::to_vec(&claim).unwrap()).unwrap();
+    let dry = run(&["cleanup", "--dry-run", "--json"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", describe(&dry));
+    assert!(claim_path.exists(), "--dry-run changed something");
+    let cleaned = run(&["cleanup", "--json"]);
+    assert_eq!(cleaned.status.code(), Some(0), "{}", describe(&cleaned));
+    assert!(!claim_path.exists(), "{}", describe(&cleaned));
+    let status = run(&["status", &abandoned_id]);
+    assert_eq!(status.status.code(), Some(78), "{}", describe(&status));
 }

@@ -4,19 +4,7 @@
 use std::process::Output;
 
 use crate::support::nomad::{AllocFailure, NomadServer, Profile};
-use crate::support::{Scratch, describe};
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use crate::support::{Scratch, code, describe, stderr, stdout};
 
 fn repo() -> Scratch {
     let s = Scratch::new();
@@ -42,14 +30,7 @@ fn no_jobs_left(nomad: &NomadServer) {
 }
 
 fn no_claims_left(s: &Scratch) {
-    let claims: Vec<_> = std::fs::read_dir(s.state().join("claims"))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".json"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let claims = s.claims();
     assert!(claims.is_empty(), "claims left behind: {claims:?}");
 }
 
@@ -386,4 +367,137 @@ fn a_unix_socket_address_works() {
         assert_eq!(code(&out), 78, "{bad}: {}", describe(&out));
         assert!(stderr(&out).contains("absolute path"), "{}", describe(&out));
     }
+}
+
+#[test]
+fn every_recipe_in_recipes_runs_on_nomad() {
+    let s = Scratch::new();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+    let copied = std::process::Command::new("cp")
+        .arg("-R")
+        .arg(&source)
+        .arg(s.repo().join("recipes"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    s.write(".gitignore", "target/\n");
+    s.commit();
+    let mut names: Vec<String> = std::fs::read_dir(&source)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(".lua")
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    for nomad in profiles() {
+        for name in &names {
+            let out = run(&s, &nomad, None, &["run", name]);
+            assert_eq!(
+                code(&out),
+                0,
+                "{:?} recipe {name}: {}",
+                nomad.profile(),
+                describe(&out)
+            );
+        }
+        assert!(s.repo().join("target/hello/report.txt").exists());
+        no_jobs_left(&nomad);
+        no_claims_left(&s);
+    }
+}
+
+/// A loopback HTTP server that answers every request with a redirect to `location(path)`,
+/// counting connections; it stops when the test ends.
+fn redirecting_server(
+    location: impl Fn(&str) -> String + Send + 'static,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&count);
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(200) {
+            let Ok(mut conn) = conn else { return };
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut first = String::new();
+            if reader.read_line(&mut first).is_err() {
+                continue;
+            }
+            let path = first.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = write!(
+                conn,
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                location(&path)
+            );
+        }
+    });
+    (addr, count)
+}
+
+#[test]
+fn redirects_to_another_origin_are_not_followed_and_not_shown() {
+    let (elsewhere, elsewhere_hits) = redirecting_server(|_| "http://127.0.0.1:9/".to_owned());
+    let target = format!("http://{elsewhere}/secret-path-xyz");
+    let (addr, _) = redirecting_server(move |_| target.clone());
+    let s = repo();
+    let out = s
+        .leasebox(&["run", "--", "true"])
+        .env("NOMAD_ADDR", format!("http://{addr}"))
+        .env("NOMAD_TOKEN", "tok-should-stay-home")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 75, "{}", describe(&out));
+    assert_eq!(elsewhere_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let err = stderr(&out);
+    assert!(err.contains("redirect"), "{err}");
+    assert!(
+        !err.contains("secret-path-xyz"),
+        "the Location leaked: {err}"
+    );
+    assert!(!err.contains("tok-should-stay-home"));
+    no_claims_left(&s);
+}
+
+#[test]
+fn a_same_origin_redirect_loop_stops_after_ten() {
+    let port = std::sync::Arc::new(std::sync::Mutex::new(0u16));
+    let p = std::sync::Arc::clone(&port);
+    let (addr, hits) =
+        redirecting_server(move |path| format!("http://127.0.0.1:{}{path}", p.lock().unwrap()));
+    *port.lock().unwrap() = addr.port();
+    let s = repo();
+    let out = s
+        .leasebox(&["run", "--", "true"])
+        .env("NOMAD_ADDR", format!("http://{addr}"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 75, "{}", describe(&out));
+    assert!(stderr(&out).contains("redirect"), "{}", describe(&out));
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) <= 12);
+}
+
+#[test]
+fn a_failed_allocation_replaced_in_time_still_gives_a_lease() {
+    let nomad = NomadServer::start_v1_1();
+    nomad.fail_next_allocation(AllocFailure::FailAndReplace);
+    let s = repo();
+    let out = run(&s, &nomad, None, &["run", "--", "sh", "-c", "exit 6"]);
+    // The allocation dies right after it was seen running and is replaced: the replacement is
+    // used, the command runs, and the failed one leaves nothing behind.
+    assert_eq!(code(&out), 6, "{}", describe(&out));
+    no_jobs_left(&nomad);
+    no_claims_left(&s);
 }

@@ -314,13 +314,6 @@ impl NomadBackend {
         loop {
             match self.client.get::<Job>(&path, &[]).await {
                 Err(CallError::Api(api)) if api.status == 404 => return Ok(()),
-                Err(e @ CallError::Transport(_)) => {
-                    return Err(self.client.lease_error(
-                        "confirming the job is gone",
-                        "`read-job`",
-                        e,
-                    ));
-                }
                 Err(e) => {
                     return Err(self.client.lease_error(
                         "confirming the job is gone",
@@ -535,8 +528,19 @@ impl NomadBackend {
         cancel: &CancellationToken,
     ) -> Result<Lease, LeaseError> {
         let job_id = spec.id.as_str();
-        let alloc_id = self.wait_ready(job_id, eval_id, cancel).await?;
-        let resolved = self.resolve_workdir(&alloc_id, workdir).await?;
+        // An allocation can die right after it was seen running (and be replaced): if the
+        // first exec finds its task gone, wait for readiness again, a few times.
+        let mut attempts = 0;
+        let (alloc_id, resolved) = loop {
+            let alloc_id = self.wait_ready(job_id, eval_id, cancel).await?;
+            match self.resolve_workdir(&alloc_id, workdir).await {
+                Ok(resolved) => break (alloc_id, resolved),
+                Err(e) if attempts < 3 && e.to_string().contains("not running") => {
+                    attempts += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         check_workdir(&resolved)?;
         let mut lease = self.lease_of(&spec.id, &alloc_id, resolved);
         lease

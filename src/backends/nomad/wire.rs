@@ -301,3 +301,84 @@ pub struct Task {
     /// Kill timeout in nanoseconds.
     pub kill_timeout: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::DeserializeOwned;
+    use serde_json::Value;
+
+    fn decode<T: DeserializeOwned>(body: &Value, what: &str) {
+        if let Err(e) = serde_json::from_value::<T>(body.clone()) {
+            panic!("{what}: {e}\n{body}");
+        }
+    }
+
+    /// Every successful JSON reply a real 1.1.2 agent gave to a route leasebox reads decodes
+    /// into leasebox's wire type for it.
+    #[test]
+    fn the_decoders_accept_every_recorded_reply() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/nomad-1.1.2");
+        assert!(
+            dir.is_dir(),
+            "the recordings are missing: {}",
+            dir.display()
+        );
+        let mut decoded = 0;
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            if entry.path().extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let doc: Value = serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(steps) = doc["steps"].as_array() else {
+                continue;
+            };
+            let mut bodies = Vec::new();
+            for step in steps {
+                let (Some(req), Some(resp)) = (step.get("request"), step.get("response")) else {
+                    continue;
+                };
+                let body = if resp["body"].is_null() {
+                    // A repeated poll: the body of an earlier step.
+                    match resp["body_same_as_step"].as_u64() {
+                        Some(i) => bodies
+                            .get(usize::try_from(i).unwrap())
+                            .cloned()
+                            .unwrap_or(Value::Null),
+                        None => Value::Null,
+                    }
+                } else {
+                    resp["body"].clone()
+                };
+                bodies.push(body.clone());
+                if resp["status"] != 200
+                    || !(body.is_object() || body.is_array() || body.is_string())
+                {
+                    continue;
+                }
+                let method = req["method"].as_str().unwrap_or("");
+                let path = req["path"].as_str().unwrap_or("");
+                let what = format!("{name}: {method} {path}");
+                let segments: Vec<&str> = path.trim_start_matches("/v1/").split('/').collect();
+                match (method, segments.as_slice()) {
+                    ("GET", ["nodes"]) => decode::<Vec<NodeStub>>(&body, &what),
+                    ("GET", ["jobs"]) => decode::<Vec<JobStub>>(&body, &what),
+                    ("GET", ["job", _]) => decode::<Job>(&body, &what),
+                    ("GET", ["job", _, "allocations"]) => decode::<Vec<Allocation>>(&body, &what),
+                    ("GET", ["allocation", _]) => decode::<Allocation>(&body, &what),
+                    ("GET", ["evaluation", _]) => decode::<Evaluation>(&body, &what),
+                    ("GET", ["agent", "self"]) => decode::<AgentSelf>(&body, &what),
+                    ("GET", ["acl", "token", "self"]) => decode::<AclToken>(&body, &what),
+                    ("GET", ["status", "leader"]) => decode::<String>(&body, &what),
+                    ("GET", ["regions"]) => decode::<Vec<String>>(&body, &what),
+                    ("PUT" | "POST", ["jobs"]) => decode::<RegisterResponse>(&body, &what),
+                    _ => continue,
+                }
+                decoded += 1;
+            }
+        }
+        assert!(decoded >= 60, "only {decoded} replies decoded");
+    }
+}
