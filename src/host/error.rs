@@ -39,7 +39,8 @@ pub enum HostError {
         message: String,
     },
     /// The recipe touched something the sandbox does not offer (`io`, `debug`, a token, a
-    /// module outside the repository, a key a recipe may not set).
+    /// module outside the repository), or called a primitive with options it does not take (a
+    /// lease option the config refuses is [`HostError::Config`]).
     #[error("{message}")]
     Sandbox {
         /// What was refused and what to do instead.
