@@ -39,6 +39,23 @@ struct LeaseRecord {
     id: LeaseId,
     owner: String,
     created: u64,
+    #[serde(default)]
+    expires_at: Option<u64>,
+}
+
+impl LeaseRecord {
+    fn ownership(&self, workdir: &str) -> crate::lease::OwnershipRecord {
+        crate::lease::OwnershipRecord {
+            lease_id: self.id.to_string(),
+            owner: self.owner.clone(),
+            scope: "local".to_owned(),
+            workdir: workdir.to_owned(),
+            expires_at: self
+                .expires_at
+                .map(|s| std::time::UNIX_EPOCH + Duration::from_secs(s)),
+            managed: true,
+        }
+    }
 }
 
 /// The variable that injects faults into the local backend, for tests of the real binary:
@@ -53,6 +70,9 @@ pub struct LocalFaults {
     pub drop_exec_after: Option<(String, Duration)>,
     /// Wait this long before every release.
     pub release_delay: Option<Duration>,
+    /// Never deliver the exit of execs whose argv contains this marker: the stream stays open
+    /// after the command ended (a hung session).
+    pub hang_exec: Option<String>,
 }
 
 impl LocalFaults {
@@ -229,6 +249,7 @@ impl Backend for LocalBackend {
                 id: spec.id.clone(),
                 owner: spec.owner.clone(),
                 created: now_secs(),
+                expires_at: Some(now_secs() + spec.ttl.as_secs()),
             };
             std::fs::write(root.join(LEASE_FILE), serde_json::to_vec(&record)?)?;
             Ok(())
@@ -301,6 +322,11 @@ impl Backend for LocalBackend {
             .as_ref()
             .filter(|(marker, _)| request.argv.iter().any(|a| a.contains(marker.as_str())))
             .map(|(_, d)| *d);
+        let hang = self
+            .faults
+            .hang_exec
+            .as_ref()
+            .is_some_and(|marker| request.argv.iter().any(|a| a.contains(marker.as_str())));
         let grace = self.kill_grace;
         let kill_token = kill.clone();
         let groups = Arc::clone(&self.groups);
@@ -355,6 +381,14 @@ impl Backend for LocalBackend {
             {
                 list.retain(|g| *g != pgid);
             }
+            if hang {
+                // Keep the stream open, silent, until the reader goes away or kills it.
+                tokio::select! {
+                    () = events_tx.closed() => {}
+                    () = kill_token.cancelled() => {}
+                }
+                return;
+            }
             let event = match status {
                 Ok(status) => ExecEvent::Exited(exit_code(status)),
                 Err(e) => ExecEvent::Lost(format!("cannot wait for the command: {e}")),
@@ -397,6 +431,29 @@ impl Backend for LocalBackend {
         })
     }
 
+    async fn record(
+        &self,
+        lease: &Lease,
+    ) -> Result<Option<crate::lease::OwnershipRecord>, LeaseError> {
+        let path = self.root_of(&lease.id).join(LEASE_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let record: LeaseRecord = serde_json::from_slice(&bytes).map_err(|e| {
+                    LeaseError::Ownership(format!(
+                        "the lease marker `{}` is corrupt: {e}",
+                        path.display()
+                    ))
+                })?;
+                Ok(Some(record.ownership(&self.lease_for(&lease.id).workdir)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(LeaseError::io(
+                format!("cannot read `{}`", path.display()),
+                e,
+            )),
+        }
+    }
+
     async fn list(&self, owner: &str) -> Result<Vec<RemoteLease>, LeaseError> {
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&self.leases_dir) {
@@ -425,10 +482,13 @@ impl Backend for LocalBackend {
                 entry.path().to_string_lossy().into_owned(),
             );
             details.insert("created".to_owned(), record.created.to_string());
+            let lease = self.lease_for(&record.id);
             out.push(RemoteLease {
+                record: record.ownership(&lease.workdir),
                 id: record.id,
                 state: RemoteState::Ready,
                 details,
+                lease,
             });
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));

@@ -28,8 +28,15 @@ pub enum Commands {
     Status(IdArgs),
     /// Release a lease and drop its claim.
     Stop(IdArgs),
+    /// Release expired, abandoned and orphaned leases you own.
+    Cleanup(CleanupArgs),
+    /// Read-only checks of the backend: address, auth, region, namespace, driver, exec.
+    Doctor(JsonArgs),
     /// The resolved config.
     Config(ConfigArgs),
+    /// Let a repository's `.leasebox.toml` set execution boundaries (namespace, driver, …),
+    /// pinned to the file's hash: any change lapses the trust.
+    Trust(TrustArgs),
     /// The backends and what each supports.
     Backends(JsonArgs),
 }
@@ -45,6 +52,9 @@ pub struct RunArgs {
     /// Keep the lease after the run (reuse it with `--lease ID`).
     #[arg(long)]
     pub keep: bool,
+    /// Keep the lease only when the run fails, to look around in it.
+    #[arg(long)]
+    pub keep_on_failure: bool,
     /// Reuse a kept lease instead of creating one.
     #[arg(long, value_name = "ID")]
     pub lease: Option<String>,
@@ -93,6 +103,21 @@ pub struct IdArgs {
     pub json: bool,
 }
 
+/// `leasebox cleanup`.
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Say what would be done; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also release orphans (boxes with your owner record but no claim here) that have not
+    /// expired yet.
+    #[arg(long)]
+    pub orphans: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `leasebox config`.
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
@@ -100,6 +125,23 @@ pub struct ConfigArgs {
     #[arg(long)]
     pub explain: bool,
     /// Print JSON (every key with its value, source and trust class).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `leasebox trust`.
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// The repository (default: the repository of the current directory).
+    #[arg(value_name = "PATH")]
+    pub path: Option<std::path::PathBuf>,
+    /// List the trusted repositories and whether each file still has the trusted hash.
+    #[arg(long, conflicts_with_all = ["revoke", "path"])]
+    pub list: bool,
+    /// Withdraw the trust of the repository.
+    #[arg(long)]
+    pub revoke: bool,
+    /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }

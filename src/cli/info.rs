@@ -48,3 +48,47 @@ pub(crate) fn backends(args: &JsonArgs) {
         }
     }
 }
+
+pub(crate) async fn doctor(args: &JsonArgs, cx: &Context) -> Result<(), Failure> {
+    use crate::backends::CheckStatus;
+    let config = cx.config(&[])?;
+    let state = cx.state_dir()?;
+    let checks = crate::backends::doctor(&config, &cx.env, &state).await;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&checks).unwrap_or_default()
+        );
+    } else {
+        for c in &checks {
+            let mark = match c.status {
+                CheckStatus::Ok => "ok  ",
+                CheckStatus::Warn => "warn",
+                CheckStatus::Fail => "FAIL",
+            };
+            println!("{mark}  {:<10} {}", c.check, c.detail);
+            if let Some(fix) = &c.fix
+                && c.status != CheckStatus::Ok
+            {
+                println!("      {:<10} fix: {fix}", "");
+            }
+        }
+    }
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .map(|c| c.check.as_str())
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let kind = if failed.contains(&"reachable") {
+        crate::error::ErrorKind::TransportLost
+    } else {
+        crate::error::ErrorKind::ConfigError
+    };
+    Err(Failure::new(
+        kind,
+        format!("doctor: failed checks: {}", failed.join(", ")),
+    ))
+}

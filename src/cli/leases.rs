@@ -7,15 +7,15 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use super::Context;
-use super::args::{IdArgs, JsonArgs, WarmupArgs};
-use crate::backends::{LeaseRequest, Leases};
+use super::args::{CleanupArgs, IdArgs, JsonArgs, WarmupArgs};
+use crate::backends::{CleanupOptions, LeaseRequest, Leases};
 use crate::error::{ErrorKind, Failure};
 use crate::ownership::Claim;
 use crate::session::Timing;
 
 fn leases(cx: &Context) -> Result<(Leases, crate::config::Config), Failure> {
     let config = cx.config(&[])?;
-    let backend = crate::backends::open(config.settings(), &cx.env)?;
+    let backend = crate::backends::open(&config, &cx.env)?;
     let leases = Leases::new(
         backend,
         &cx.state_dir()?,
@@ -37,10 +37,8 @@ pub(crate) async fn warmup(args: &WarmupArgs, cx: &Context) -> Result<(), Failur
         workdir: n.workdir.clone(),
         keep: true,
     };
-    let session = tokio::select! {
-        r = leases.acquire(&request, &cx.cancel) => r?,
-        () = cx.cancel.cancelled() => return Err(Failure::new(ErrorKind::Cancelled, "cancelled")),
-    };
+    // `acquire` honours the token itself and leaves nothing behind when cancelled.
+    let session = leases.acquire(&request, &cx.cancel).await?;
     let lease = session.lease();
     if args.json {
         println!(
@@ -154,7 +152,16 @@ pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
         ),
         other => Failure::from_error(&other),
     })?;
-    let remote = remote_of(&leases, &claim).await;
+    // The claim and the box's own record must agree before anything is said about the box.
+    leases.check_claim(&claim)?;
+    let present = leases
+        .verify(&claim, &crate::backends::Leases::lease_of(&claim)?)
+        .await?;
+    let remote = if present {
+        remote_of(&leases, &claim).await
+    } else {
+        "gone".to_owned()
+    };
     let held = leases.claims().is_held(id.as_str()).unwrap_or(false);
     if args.json {
         let mut value = claim_json(&claim, Some(&remote));
@@ -203,6 +210,32 @@ pub(crate) async fn stop(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
         println!("{}", json!({"id": id, "released": true}));
     } else {
         eprintln!("leasebox: released `{id}`");
+    }
+    Ok(())
+}
+
+pub(crate) async fn cleanup(args: &CleanupArgs, cx: &Context) -> Result<(), Failure> {
+    let (leases, _) = leases(cx)?;
+    let options = CleanupOptions {
+        dry_run: args.dry_run,
+        orphans: args.orphans,
+        repo: None,
+    };
+    let items = leases.cleanup(&options).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"dry_run": args.dry_run, "leases": items}))
+                .unwrap_or_default()
+        );
+        return Ok(());
+    }
+    if items.is_empty() {
+        eprintln!("leasebox: nothing to clean up");
+    }
+    let prefix = if args.dry_run { "would be " } else { "" };
+    for item in &items {
+        println!("{:<17} {prefix}{:<9} {}", item.id, item.action, item.reason);
     }
     Ok(())
 }

@@ -5,7 +5,9 @@
 mod args;
 mod info;
 mod leases;
+mod recipe;
 mod run;
+mod trust;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,9 +57,17 @@ pub fn main() -> i32 {
         cancel: CancellationToken::new(),
         active: Arc::default(),
     };
-    let outcome = runtime.block_on(async {
-        context.watch_ctrl_c();
-        dispatch(parsed.cli.command, &context).await
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            context.watch_ctrl_c();
+            dispatch(parsed.cli.command, &context).await
+        })
+    }))
+    .unwrap_or_else(|_| {
+        Err(Failure::new(
+            ErrorKind::Internal,
+            "internal error: leasebox panicked (a bug; the message above says where); `leasebox list` shows any lease left behind",
+        ))
     });
     // Do not wait for stray tasks (a dropped exec's readers, say).
     runtime.shutdown_background();
@@ -84,7 +94,10 @@ async fn dispatch(command: Commands, cx: &Context) -> Result<(), Failure> {
         Commands::List(a) => leases::list(&a, cx).await,
         Commands::Status(a) => leases::status(&a, cx).await,
         Commands::Stop(a) => leases::stop(&a, cx).await,
+        Commands::Cleanup(a) => leases::cleanup(&a, cx).await,
+        Commands::Doctor(a) => info::doctor(&a, cx).await,
         Commands::Config(a) => info::config(&a, cx),
+        Commands::Trust(a) => trust::trust(&a, cx),
         Commands::Backends(a) => {
             info::backends(&a);
             Ok(())
@@ -147,6 +160,7 @@ impl Context {
             env: self.env.clone(),
             flags,
             repo_root: Some(self.repo_root()),
+            trust_dir: self.state_dir().ok().map(|d| d.path().to_owned()),
         };
         let config = Config::load(&inputs).map_err(|e| Failure::from_error(&e))?;
         for notice in config.notices() {

@@ -56,18 +56,10 @@ fn write_timing(path: &Path, report: &TimingReport) -> Result<(), Failure> {
 
 async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<(), Failure> {
     if let Some(recipe) = &args.recipe {
-        return Err(Failure::new(
-            ErrorKind::Usage,
-            format!(
-                "cannot run recipe `{recipe}`: recipes arrive with the recipe host; run one command with `leasebox run -- CMD…`"
-            ),
-        ));
+        return super::recipe::run(&args, recipe, cx, timing).await;
     }
     if args.rest.is_empty() {
-        return Err(Failure::new(
-            ErrorKind::Usage,
-            "nothing to run: give a command after `--` (`leasebox run -- cargo test`)",
-        ));
+        return Err(super::recipe::list(cx));
     }
     let mut extra = Vec::new();
     if let Some(t) = &args.timeout {
@@ -76,7 +68,7 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
     let config = cx.config(&extra)?;
     let settings = config.settings();
     let env = pass_env(&args.pass_env, cx)?;
-    let backend = crate::backends::open(settings, &cx.env)?;
+    let backend = crate::backends::open(&config, &cx.env)?;
     let repo_root = cx.repo_root();
     let leases = Leases::new(
         backend,
@@ -111,7 +103,11 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
 
     let reused = args.lease.is_some();
     let session = match &args.lease {
-        Some(id) => leases.attach(&super::lease_id(id)?).await?,
+        Some(id) => {
+            leases
+                .attach(&super::lease_id(id)?, settings.nomad.workdir.as_deref())
+                .await?
+        }
         None => {
             let request = LeaseRequest {
                 image: Some(settings.nomad.image.clone()),
@@ -121,20 +117,25 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
                 workdir: settings.nomad.workdir.clone(),
                 keep: args.keep,
             };
-            tokio::select! {
-                r = leases.acquire(&request, &cx.cancel) => r?,
-                () = cx.cancel.cancelled() => return Err(Failure::new(ErrorKind::Cancelled, "cancelled")),
-            }
+            // `acquire` honours the token itself and leaves nothing behind when cancelled.
+            leases.acquire(&request, &cx.cancel).await?
         }
     };
     let id = session.lease().id.clone();
     if let Ok(mut active) = cx.active.lock() {
         active.push(id.clone());
     }
-    let keep = args.keep || reused;
-
     let result = work(&args, cx, &session, &repo_root, settings, env).await;
+    let keep = args.keep
+        || reused
+        || (args.keep_on_failure
+            && result
+                .as_ref()
+                .is_err_and(|f| f.kind != ErrorKind::Cancelled));
 
+    if keep && !args.keep && !reused {
+        leases.mark_kept(&id).await?;
+    }
     let release = if keep {
         eprintln!(
             "leasebox: kept lease `{id}`: reuse it with `--lease {id}`, release it with `leasebox stop {id}`"

@@ -3,13 +3,15 @@
 //! Messages are lowercase, put names in backticks, point at `file:line` (or the variable, or
 //! the flag) and say how to fix. They never echo a value that could be a secret.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::keys::KeyDef;
+use super::source::Source;
 use super::value::raw_example;
 use crate::error::{ErrorKind, HasKind};
 
-/// A config that cannot be loaded. Every variant is a [`ErrorKind::ConfigError`] (exit 78).
+/// A config that cannot be loaded, or a refusal of the trust gate. Every variant exits 78: the
+/// refusals are [`ErrorKind::TrustRefused`], the rest [`ErrorKind::ConfigError`].
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A config file is not valid TOML.
@@ -164,6 +166,221 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// A repository's `.leasebox.toml` or a recipe's `lease{}` sets a user-only key
+    /// (DESIGN §5): refused whether or not a token is set, trusted or not.
+    #[error(
+        "`{}` in {}:{line} is a user-only setting: {} can never set it, trusted or not; {}",
+        key.name,
+        path.display(),
+        origin.who(),
+        user_only_fix(key, *origin, user_config.as_deref())
+    )]
+    UserOnlyKey {
+        /// The repository file or the recipe.
+        path: PathBuf,
+        /// The 1-based line of the key.
+        line: usize,
+        /// The key.
+        key: &'static KeyDef,
+        /// Which untrusted source it came from.
+        origin: UntrustedOrigin,
+        /// The user config file, to say where to set the key instead.
+        user_config: Option<PathBuf>,
+    },
+
+    /// A repository's `.leasebox.toml` sets an execution boundary and the repository is not
+    /// trusted (never trusted, or the file changed since).
+    #[error(
+        "`{}` in {}:{line} is an execution boundary, which a repository may set only once you \
+         trust it, and {why}; review the file and run `leasebox trust {}` to allow it, or remove \
+         the key (set it yourself with `{}` or `{}`)",
+        key.name,
+        path.display(),
+        repo_root.display(),
+        key.env,
+        key.flag_arg()
+    )]
+    Untrusted {
+        /// The repository file.
+        path: PathBuf,
+        /// The 1-based line of the first boundary key.
+        line: usize,
+        /// The first boundary key the file sets.
+        key: &'static KeyDef,
+        /// The repository root (what `leasebox trust` takes).
+        repo_root: PathBuf,
+        /// Why it is not trusted, as a clause: "this repository has never been trusted".
+        why: String,
+    },
+
+    /// A recipe's `lease{}` sets an execution boundary: only a trusted `.leasebox.toml` may.
+    #[error(
+        "`{}` in {}:{line} is an execution boundary: a recipe's `lease{{}}` can never set it; set \
+         it in the repository's `.leasebox.toml` and run `leasebox trust`, or set it yourself \
+         with `{}` or `{}`",
+        key.name,
+        path.display(),
+        key.env,
+        key.flag_arg()
+    )]
+    BoundaryInRecipe {
+        /// The recipe file.
+        path: PathBuf,
+        /// The 1-based line of the option.
+        line: usize,
+        /// The key.
+        key: &'static KeyDef,
+    },
+
+    /// A repository or recipe asks for more CPU, memory or disk than the user allows.
+    #[error(
+        "`{} = {value}` from {requested_by} is above your limit `{} = {limit}` (set by {limit_source}); \
+         ask for at most {limit}, or raise `{}` in your user config, with `{}` or with `{}`",
+        key.name,
+        limit_key.name,
+        limit_key.name,
+        limit_key.env,
+        limit_key.flag_arg()
+    )]
+    OverLimit {
+        /// The resource key (`nomad.cpu`, …).
+        key: &'static KeyDef,
+        /// The value asked for.
+        value: u64,
+        /// Who asked (the repository file or the recipe, with the line).
+        requested_by: Source,
+        /// The limit key (`max_cpu`, …).
+        limit_key: &'static KeyDef,
+        /// The limit.
+        limit: u64,
+        /// Where the limit is set.
+        limit_source: Source,
+    },
+
+    /// A recipe's `lease{}` has an option that is not a config key.
+    #[error("unknown `lease{{}}` option `{key}` in {}:{line}; {}", path.display(), unknown_hint(*suggestion))]
+    UnknownRecipeKey {
+        /// The recipe file.
+        path: PathBuf,
+        /// The 1-based line of the option.
+        line: usize,
+        /// The option as written.
+        key: String,
+        /// The closest known option.
+        suggestion: Option<&'static str>,
+    },
+
+    /// A recipe's `lease{}` option has a value its key cannot take.
+    #[error(
+        "invalid `lease{{}}` option `{}` in {}:{line}: {reason}; expected {}, e.g. `{}`",
+        key.leaf(),
+        path.display(),
+        key.ty.describe(),
+        file_example(key)
+    )]
+    RecipeValue {
+        /// The recipe file.
+        path: PathBuf,
+        /// The 1-based line of the option.
+        line: usize,
+        /// The key.
+        key: &'static KeyDef,
+        /// Why it is not acceptable.
+        reason: String,
+    },
+
+    /// The repository's `.leasebox.toml` exists but cannot be read.
+    #[error("failed to read {}; check its permissions", path.display())]
+    RepositoryRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `leasebox trust` on a repository without a `.leasebox.toml`.
+    #[error(
+        "there is no `.leasebox.toml` in {}: nothing to trust (`leasebox trust` lets a \
+         repository's `.leasebox.toml` set execution boundaries)",
+        repo_root.display()
+    )]
+    NothingToTrust {
+        /// The repository root.
+        repo_root: PathBuf,
+    },
+
+    /// The trust store cannot be read or written.
+    #[error(
+        "failed to {action} the trust store {}; check that the state dir is writable, or set \
+         `LEASEBOX_STATE_DIR`",
+        path.display()
+    )]
+    TrustStoreIo {
+        /// `read`, `write` or `lock`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The trust store is not what leasebox writes.
+    #[error(
+        "the trust store {} is damaged ({reason}); delete it and run `leasebox trust` again in \
+         each repository you trust",
+        path.display()
+    )]
+    TrustStoreCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Which untrusted source set a key: the repository's `.leasebox.toml` or a recipe's `lease{}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UntrustedOrigin {
+    /// The repository's `.leasebox.toml`.
+    Repository,
+    /// A recipe's `lease{}` options.
+    Recipe,
+}
+
+impl UntrustedOrigin {
+    fn who(self) -> &'static str {
+        match self {
+            UntrustedOrigin::Repository => "a repository's `.leasebox.toml`",
+            UntrustedOrigin::Recipe => "a recipe's `lease{}`",
+        }
+    }
+}
+
+/// How to set a user-only key instead: the user config (with the line to write), the
+/// environment twin, the flag.
+fn user_only_fix(key: &KeyDef, origin: UntrustedOrigin, user_config: Option<&Path>) -> String {
+    let remove = match origin {
+        UntrustedOrigin::Repository => "remove it from the file",
+        UntrustedOrigin::Recipe => "remove it from the recipe",
+    };
+    let file = user_config.map_or_else(
+        || "~/.config/leasebox/config.toml".to_owned(),
+        |p| p.display().to_string(),
+    );
+    let line = match key.section() {
+        Some(section) => format!("`{}` under `[{section}]`", file_example(key)),
+        None => format!("`{}`", file_example(key)),
+    };
+    format!(
+        "{remove} and set it yourself: {line} in your user config {file}, `{}={}` in your \
+         environment, or the flag `{} {}`",
+        key.env,
+        raw_example(key),
+        key.flag_arg(),
+        raw_example(key)
+    )
 }
 
 /// A key's example as a config file line: `ttl = "90m"`.
@@ -179,8 +396,17 @@ fn unknown_hint(suggestion: Option<&'static str>) -> String {
 }
 
 impl HasKind for ConfigError {
+    /// A repository or recipe asking for what it may not have (a user-only key, an untrusted
+    /// boundary, a boundary in a recipe, more than the user's limits) is
+    /// [`ErrorKind::TrustRefused`]; everything else [`ErrorKind::ConfigError`]. Both exit 78.
     fn kind(&self) -> ErrorKind {
-        ErrorKind::ConfigError
+        match self {
+            ConfigError::UserOnlyKey { .. }
+            | ConfigError::Untrusted { .. }
+            | ConfigError::BoundaryInRecipe { .. }
+            | ConfigError::OverLimit { .. } => ErrorKind::TrustRefused,
+            _ => ErrorKind::ConfigError,
+        }
     }
 }
 

@@ -11,8 +11,8 @@ use super::keys::{self, KeyDef, SECTIONS};
 use super::value::{Value, ValueProblem, describe_found};
 
 /// One key set by a config file.
-#[derive(Debug, Clone)]
-pub(crate) struct FileEntry {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
     /// The key.
     pub key: &'static KeyDef,
     /// Its checked value.
@@ -34,6 +34,17 @@ pub(crate) fn line_of(text: &str, offset: usize) -> usize {
 /// Parse a config file's text into entries, checking every key and value against the key
 /// table. When several things are wrong, the error on the earliest line is returned.
 pub(crate) fn parse_file(path: &Path, text: &str) -> Result<Vec<FileEntry>, ConfigError> {
+    parse_file_with(path, text, &|_, _| Ok(()))
+}
+
+/// [`parse_file`], with `admit` asked about each known key (and its line) before its value is
+/// checked: the repository file refuses user-only keys there, so a repository learns nothing
+/// from how their values would parse.
+pub(crate) fn parse_file_with(
+    path: &Path,
+    text: &str,
+    admit: &dyn Fn(&'static KeyDef, usize) -> Result<(), ConfigError>,
+) -> Result<Vec<FileEntry>, ConfigError> {
     let doc = DeTable::parse(text).map_err(|e| ConfigError::Syntax {
         path: path.to_owned(),
         line: e.span().map_or(1, |s| line_of(text, s.start)),
@@ -64,13 +75,13 @@ pub(crate) fn parse_file(path: &Path, text: &str) -> Result<Vec<FileEntry>, Conf
             for (leaf, value) in section {
                 let dotted = format!("{name}.{}", leaf.get_ref());
                 let line = line_of(text, leaf.span().start);
-                match entry(path, &dotted, false, value.get_ref(), line) {
+                match entry(path, &dotted, false, value.get_ref(), line, admit) {
                     Ok(e) => entries.push(e),
                     Err(e) => errors.push((line, e)),
                 }
             }
         } else {
-            match entry(path, name, true, value.get_ref(), line) {
+            match entry(path, name, true, value.get_ref(), line, admit) {
                 Ok(e) => entries.push(e),
                 Err(e) => errors.push((line, e)),
             }
@@ -91,6 +102,7 @@ fn entry(
     top_level: bool,
     value: &DeValue<'_>,
     line: usize,
+    admit: &dyn Fn(&'static KeyDef, usize) -> Result<(), ConfigError>,
 ) -> Result<FileEntry, ConfigError> {
     let found = KeyDef::find(dotted).filter(|d| !top_level || d.section().is_none());
     let Some(def) = found else {
@@ -101,6 +113,7 @@ fn entry(
             suggestion: keys::suggest(dotted),
         });
     };
+    admit(def, line)?;
     match Value::from_toml(def, value) {
         Ok(value) => Ok(FileEntry {
             key: def,

@@ -22,14 +22,32 @@
 //!    `$HOME/.config/leasebox/config.toml` (a missing file is fine);
 //! 4. `LEASEBOX_*` environment twins (`LEASEBOX_NOMAD_IMAGE`, `LEASEBOX_LEASE_TTL`, …; the
 //!    address's is `LEASEBOX_NOMAD_ADDR`; empty means unset);
-//! 5. the repository's `.leasebox.toml` — **not read yet**: an empty [`Layer::Repository`] slot
-//!    and [`Source::Repository`] are reserved for the trust gate; if the file exists,
-//!    [`Config::notices`] says it was found and ignored;
-//! 6. a recipe's `lease{}` options — **not read yet** ([`Layer::Recipe`], [`Source::Recipe`]);
+//! 5. the repository's `.leasebox.toml` at the repository root ([`Source::Repository`]), untrusted:
+//!    its own keys always, execution boundaries only when the trust store pins the file's current
+//!    hash for this root, user-only keys never (see *Trust* below);
+//! 6. a recipe's `lease{}` options ([`Source::Recipe`]), own keys only, added by
+//!    [`Config::with_recipe`] once the host has run the recipe;
 //! 7. flags (`--nomad-image`, `--lease-ttl`, …), passed in as `(dotted key, raw value)`.
 //!
 //! Every resolved value records its [`Source`]; [`Config::explain`] lists them for
 //! `leasebox config --explain`.
+//!
+//! # Trust
+//!
+//! Each key has a [`TrustClass`] (DESIGN §5). A repository's `.leasebox.toml` and a recipe's
+//! `lease{}` are written by whoever committed them, so:
+//!
+//! - a **user-only** key there (`nomad.address`, `nomad.token_env`, TLS, `backend`, `owner`,
+//!   `max_*`, `lua_env_allow`) is an error naming the key, the file and line, and where to set it
+//!   instead — whatever else is set, so a repository cannot probe for a token;
+//! - an **execution boundary** there is accepted only from a `.leasebox.toml` whose sha256 the
+//!   user pinned with `leasebox trust` ([`TrustStore`], `<state dir>/trust.json`); untrusted
+//!   (never trusted, or changed since) it is an error naming `leasebox trust`; from a recipe it
+//!   is always an error;
+//! - the repository's **own** keys are accepted, and `nomad.cpu`/`memory_mb`/`disk_mb` asked for
+//!   by either must not exceed the user's `max_cpu`/`max_memory_mb`/`max_disk_mb`.
+//!
+//! These refusals are [`ErrorKind::TrustRefused`](crate::error::ErrorKind::TrustRefused).
 //!
 //! # Use
 //!
@@ -40,6 +58,7 @@
 //!     env: std::env::vars().collect(),
 //!     flags: vec![("nomad.image".into(), "rust:1.88".into())],
 //!     repo_root: None,
+//!     trust_dir: None,
 //! };
 //! let config = Config::load(&inputs)?;
 //! for notice in config.notices() {
@@ -56,17 +75,25 @@ mod error;
 mod explain;
 mod file;
 mod keys;
+#[cfg(test)]
+mod matrix;
 mod resolve;
 mod settings;
 mod source;
+mod trust;
 mod value;
 
-pub use error::ConfigError;
+pub use error::{ConfigError, UntrustedOrigin};
 pub use explain::{ExplainRow, UNSET, render_explain};
+pub use file::FileEntry;
 pub use keys::{KEYS, KeyDef, SECTIONS, TrustClass, ValueType, suggest};
-pub use resolve::{Config, ConfigInputs, DEFAULT_TOML, Layer, REPOSITORY_FILE, Resolved};
+pub use resolve::{
+    Config, ConfigInputs, DEFAULT_TOML, Layer, REPOSITORY_FILE, RecipeOption, RepositoryConfig,
+    Resolved,
+};
 pub use settings::{
     BackendChoice, ConstraintSpec, NomadSettings, Settings, hostname, owner_default,
 };
 pub use source::Source;
+pub use trust::{RepositoryFile, TRUST_FILE, TrustEntry, TrustStatus, TrustStore, canonical_root};
 pub use value::Value;

@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::error::ConfigError;
+use super::error::{ConfigError, UntrustedOrigin};
 use super::file::{self, FileEntry};
-use super::keys::{self, KEYS, KeyDef};
+use super::keys::{self, KEYS, KeyDef, TrustClass};
 use super::settings::{self, Settings};
 use super::source::Source;
+use super::trust::{RepositoryFile, TrustStatus, TrustStore};
 use super::value::{Value, ValueProblem};
 
 /// The built-in defaults (`default.toml`), declaring every key of [`KEYS`].
@@ -34,8 +35,11 @@ pub struct ConfigInputs {
     /// several times accumulates; any other key given several times keeps the last.
     pub flags: Vec<(String, String)>,
     /// The repository root, if any: `LEASEBOX_CONFIG` may not point inside it, and its
-    /// `.leasebox.toml` is noticed (not read, in this version).
+    /// `.leasebox.toml` is the repository layer.
     pub repo_root: Option<PathBuf>,
+    /// The directory of the trust store (the state dir; the store is `trust.json` in it).
+    /// `None`: no repository is trusted, so a `.leasebox.toml` setting a boundary is refused.
+    pub trust_dir: Option<PathBuf>,
 }
 
 /// The layers, lowest first. A value from a higher layer replaces the one below whole (lists
@@ -50,9 +54,9 @@ pub enum Layer {
     UserConfig,
     /// `LEASEBOX_*` environment twins.
     Env,
-    /// The repository's `.leasebox.toml`: an empty slot until the trust gate lands.
+    /// The repository's `.leasebox.toml`: its own keys always, boundaries once trusted.
     Repository,
-    /// A recipe's `lease{}` options: an empty slot until recipes feed the config.
+    /// A recipe's `lease{}` options (own keys only), added by [`Config::with_recipe`].
     Recipe,
     /// Command-line flags.
     Flags,
@@ -77,23 +81,63 @@ pub struct Config {
     settings: Settings,
     notices: Vec<String>,
     user_config: Option<PathBuf>,
+    /// Every layer's values, kept so [`Config::with_recipe`] can resolve again.
+    layers: Vec<LayerValues>,
+    /// `USER`, `LOGNAME` and `HOME` only (the computed `owner`, `~/` in paths): the rest of the
+    /// environment is not kept.
+    defaults_env: BTreeMap<String, String>,
+    repository: Option<RepositoryConfig>,
+}
+
+/// The repository's `.leasebox.toml` as the config read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryConfig {
+    /// The file, its hash and its entries.
+    pub file: RepositoryFile,
+    /// Its trust, looked up only when it sets an execution boundary (`None` otherwise).
+    pub trust: Option<TrustStatus>,
+}
+
+/// One option of a recipe's `lease{}`, as the Lua host hands it to [`Config::with_recipe`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipeOption {
+    /// The option's name: a key's name inside its section (`image`, `cpu`, `memory_mb`,
+    /// `exec_timeout`) or its dotted name (`nomad.image`).
+    pub key: String,
+    /// The value, converted from Lua: strings, integers, booleans, arrays of strings.
+    pub value: toml::Value,
+    /// The recipe file.
+    pub path: PathBuf,
+    /// The 1-based line of the option in the recipe.
+    pub line: usize,
 }
 
 /// Values set by one layer.
+#[derive(Debug, Clone)]
 struct LayerValues {
     layer: Layer,
     values: Vec<(&'static KeyDef, Value, Source)>,
 }
 
+/// The resource keys a repository or recipe may ask for, and the user's limit on each.
+const LIMITS: &[(&str, &str)] = &[
+    ("nomad.cpu", "max_cpu"),
+    ("nomad.memory_mb", "max_memory_mb"),
+    ("nomad.disk_mb", "max_disk_mb"),
+];
+
 impl Config {
     /// Load the config from the given inputs, in precedence order (lowest first): built-in
-    /// defaults, `NOMAD_*` fallbacks, the user config, `LEASEBOX_*` variables, (repository
-    /// and recipe: not yet read), flags.
+    /// defaults, `NOMAD_*` fallbacks, the user config, `LEASEBOX_*` variables, the repository's
+    /// `.leasebox.toml`, flags. Recipe options come later, through [`Config::with_recipe`].
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] for an unreadable or invalid user config, a bad value in a variable or
-    /// a flag, or a `LEASEBOX_CONFIG` that is missing or inside the repository.
+    /// A [`ConfigError`] for an unreadable or invalid user config or repository file, a bad
+    /// value in a variable or a flag, a `LEASEBOX_CONFIG` that is missing or inside the
+    /// repository; and the trust gate's refusals (exit 78, `trust_refused`): a user-only key in
+    /// `.leasebox.toml`, an execution boundary in an untrusted one, a resource above the user's
+    /// limit.
     pub fn load(inputs: &ConfigInputs) -> Result<Config, ConfigError> {
         let mut notices = Vec::new();
         let user = file::locate_user_config(&inputs.env, inputs.repo_root.as_deref())?;
@@ -110,7 +154,12 @@ impl Config {
             user_config = Some(user.path);
         }
         layers.push(env_layer(&inputs.env, &mut notices)?);
-        layers.push(repository_layer(inputs.repo_root.as_deref(), &mut notices));
+        let (repository_values, repository) = repository_layer(
+            inputs.repo_root.as_deref(),
+            inputs.trust_dir.as_deref(),
+            user_config.as_deref(),
+        )?;
+        layers.push(repository_values);
         layers.push(LayerValues {
             layer: Layer::Recipe,
             values: Vec::new(),
@@ -118,26 +167,7 @@ impl Config {
         layers.push(flag_layer(&inputs.flags)?);
         debug_assert!(layers.windows(2).all(|w| w[0].layer < w[1].layer));
 
-        let mut resolved: BTreeMap<&'static str, Resolved> = KEYS
-            .iter()
-            .map(|k| {
-                (
-                    k.name,
-                    Resolved {
-                        key: k,
-                        value: None,
-                        source: Source::Default,
-                    },
-                )
-            })
-            .collect();
-        for layer in layers {
-            for (key, value, source) in layer.values {
-                let slot = resolved.get_mut(key.name).expect("every key has a slot");
-                slot.value = Some(value);
-                slot.source = source;
-            }
-        }
+        let resolved = resolve_layers(&layers);
         for err in nomad_env_errors {
             if let ConfigError::EnvValue { key, .. } = &err
                 && resolved
@@ -147,15 +177,91 @@ impl Config {
                 return Err(err);
             }
         }
-        compute_defaults(&mut resolved, &inputs.env);
-        let home = inputs.env.get("HOME").map(String::as_str);
+        let defaults_env = ["USER", "LOGNAME", "HOME"]
+            .iter()
+            .filter_map(|k| inputs.env.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+            .collect();
+        Config::finish(
+            resolved,
+            Parts {
+                notices,
+                user_config,
+                layers,
+                defaults_env,
+                repository,
+            },
+        )
+    }
+
+    /// This config with a recipe's `lease{}` options as the recipe layer (above
+    /// `.leasebox.toml`, below flags). Each call starts again from the config without recipe
+    /// options: the options replace any given to an earlier call.
+    ///
+    /// Only the repository's own keys are accepted (image, cpu, memory, disk, `exec_timeout`,
+    /// `sync.exclude`), each recorded as [`Source::Recipe`] with the recipe's file and line.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownRecipeKey`] (with a suggestion), [`ConfigError::RecipeValue`] for a
+    /// value the key cannot take, [`ConfigError::UserOnlyKey`] for a user-only key,
+    /// [`ConfigError::BoundaryInRecipe`] for an execution boundary, and
+    /// [`ConfigError::OverLimit`] for a resource above the user's `max_*`. The last four are
+    /// [`ErrorKind::TrustRefused`](crate::error::ErrorKind::TrustRefused).
+    pub fn with_recipe(&self, options: &[RecipeOption]) -> Result<Config, ConfigError> {
+        let mut values: Vec<(&'static KeyDef, Value, Source)> = Vec::new();
+        for option in options {
+            let (key, value) = recipe_value(option, self.user_config.as_deref())?;
+            let source = Source::Recipe {
+                path: option.path.clone(),
+                line: option.line,
+            };
+            values.retain(|(k, _, _)| k.name != key.name);
+            values.push((key, value, source));
+        }
+        let mut layers = self.layers.clone();
+        for layer in &mut layers {
+            if layer.layer == Layer::Recipe {
+                layer.values = std::mem::take(&mut values);
+            }
+        }
+        let resolved = resolve_layers(&layers);
+        Config::finish(
+            resolved,
+            Parts {
+                notices: self.notices.clone(),
+                user_config: self.user_config.clone(),
+                layers,
+                defaults_env: self.defaults_env.clone(),
+                repository: self.repository.clone(),
+            },
+        )
+    }
+
+    /// Fill the computed defaults, check the limits, type the settings.
+    fn finish(
+        mut resolved: BTreeMap<&'static str, Resolved>,
+        parts: Parts,
+    ) -> Result<Config, ConfigError> {
+        compute_defaults(&mut resolved, &parts.defaults_env);
+        check_limits(&resolved)?;
+        let home = parts.defaults_env.get("HOME").map(String::as_str);
         let settings = Settings::from_resolved(&resolved, home);
         Ok(Config {
             resolved,
             settings,
-            notices,
-            user_config,
+            notices: parts.notices,
+            user_config: parts.user_config,
+            layers: parts.layers,
+            defaults_env: parts.defaults_env,
+            repository: parts.repository,
         })
+    }
+
+    /// The repository's `.leasebox.toml`, when there is one: its path, hash, entries and (when
+    /// it sets a boundary) its trust.
+    #[must_use]
+    pub fn repository(&self) -> Option<&RepositoryConfig> {
+        self.repository.as_ref()
     }
 
     /// The resolved config, typed.
@@ -175,11 +281,21 @@ impl Config {
         KEYS.iter().filter_map(|k| self.resolved.get(k.name))
     }
 
-    /// One-line notices for the user (stderr), e.g. that a repository `.leasebox.toml` was
-    /// found and not read.
+    /// One-line notices for the user (stderr), e.g. a misspelled `LEASEBOX_*` variable.
     #[must_use]
     pub fn notices(&self) -> &[String] {
         &self.notices
+    }
+
+    /// Where the user config is for this environment (whether or not it exists): the file
+    /// `LEASEBOX_CONFIG` names, else the XDG or home location; `None` without a home. For
+    /// messages that say where to set a key, without loading the config.
+    #[must_use]
+    pub fn locate_user_config(env: &BTreeMap<String, String>) -> Option<PathBuf> {
+        file::locate_user_config(env, None)
+            .ok()
+            .flatten()
+            .map(|u| u.path)
     }
 
     /// The user config file looked at (whether or not it exists); `None` without a home.
@@ -308,23 +424,185 @@ fn env_layer(
     })
 }
 
-/// The repository layer: not read by this version (the trust gate comes in a later issue), but
-/// never silently ignored either.
-fn repository_layer(repo_root: Option<&Path>, notices: &mut Vec<String>) -> LayerValues {
-    if let Some(root) = repo_root {
-        let path = root.join(REPOSITORY_FILE);
-        if path.is_file() {
-            notices.push(format!(
-                "found {}, but this version of leasebox does not read repository config: its \
-                 settings are ignored",
-                path.display()
-            ));
+/// The parts of a [`Config`] besides its resolved values.
+struct Parts {
+    notices: Vec<String>,
+    user_config: Option<PathBuf>,
+    layers: Vec<LayerValues>,
+    defaults_env: BTreeMap<String, String>,
+    repository: Option<RepositoryConfig>,
+}
+
+/// Resolve every key: each layer, lowest first, replaces the value below.
+fn resolve_layers(layers: &[LayerValues]) -> BTreeMap<&'static str, Resolved> {
+    let mut resolved: BTreeMap<&'static str, Resolved> = KEYS
+        .iter()
+        .map(|k| {
+            (
+                k.name,
+                Resolved {
+                    key: k,
+                    value: None,
+                    source: Source::Default,
+                },
+            )
+        })
+        .collect();
+    for layer in layers {
+        for (key, value, source) in &layer.values {
+            let slot = resolved.get_mut(key.name).expect("every key has a slot");
+            slot.value = Some(value.clone());
+            slot.source = source.clone();
         }
     }
-    LayerValues {
+    resolved
+}
+
+/// The repository layer: `<repo root>/.leasebox.toml`, untrusted. User-only keys are refused
+/// (by [`RepositoryFile::read`]); execution boundaries only when the trust store has the file's
+/// current hash for this root; the repository's own keys always.
+fn repository_layer(
+    repo_root: Option<&Path>,
+    trust_dir: Option<&Path>,
+    user_config: Option<&Path>,
+) -> Result<(LayerValues, Option<RepositoryConfig>), ConfigError> {
+    let empty = LayerValues {
         layer: Layer::Repository,
         values: Vec::new(),
+    };
+    let Some(root) = repo_root else {
+        return Ok((empty, None));
+    };
+    let Some(file) = RepositoryFile::read(root, user_config)? else {
+        return Ok((empty, None));
+    };
+    let mut trust = None;
+    if let Some(first) = file.boundaries().next() {
+        let status = match trust_dir {
+            Some(dir) => TrustStore::new(dir).status(&file)?,
+            None => TrustStatus::NoStore,
+        };
+        if !status.is_trusted() {
+            return Err(ConfigError::Untrusted {
+                path: file.path.clone(),
+                line: first.line,
+                key: first.key,
+                repo_root: file.root.clone(),
+                why: status.why_not(&file.sha256),
+            });
+        }
+        trust = Some(status);
     }
+    let values = file
+        .entries
+        .iter()
+        .map(|e| (e.key, e.value.clone(), file.source(e)))
+        .collect();
+    Ok((
+        LayerValues {
+            layer: Layer::Repository,
+            values,
+        },
+        Some(RepositoryConfig { file, trust }),
+    ))
+}
+
+/// Check one recipe option: a known key (by leaf or dotted name), of the repository's own
+/// class, with a value its type takes.
+fn recipe_value(
+    option: &RecipeOption,
+    user_config: Option<&Path>,
+) -> Result<(&'static KeyDef, Value), ConfigError> {
+    let Some(key) = recipe_key(&option.key) else {
+        return Err(ConfigError::UnknownRecipeKey {
+            path: option.path.clone(),
+            line: option.line,
+            key: option.key.clone(),
+            suggestion: suggest_recipe_key(&option.key),
+        });
+    };
+    match key.class {
+        TrustClass::UserOnly => {
+            return Err(ConfigError::UserOnlyKey {
+                path: option.path.clone(),
+                line: option.line,
+                key,
+                origin: UntrustedOrigin::Recipe,
+                user_config: user_config.map(Path::to_owned),
+            });
+        }
+        TrustClass::Boundary => {
+            return Err(ConfigError::BoundaryInRecipe {
+                path: option.path.clone(),
+                line: option.line,
+                key,
+            });
+        }
+        TrustClass::Own => {}
+    }
+    let bad = |reason: String| ConfigError::RecipeValue {
+        path: option.path.clone(),
+        line: option.line,
+        key,
+        reason,
+    };
+    let text = option.value.to_string();
+    let parsed = toml::de::DeValue::parse(&text)
+        .map_err(|_| bad("it is not a value a config key takes".to_owned()))?;
+    let value = Value::from_toml(key, parsed.get_ref()).map_err(|p| bad(problem_text(p)))?;
+    Ok((key, value))
+}
+
+/// A recipe option's key: a dotted name, or a name inside a section when only one key has it.
+fn recipe_key(name: &str) -> Option<&'static KeyDef> {
+    if let Some(key) = KeyDef::find(name) {
+        return Some(key);
+    }
+    let mut by_leaf = KEYS.iter().filter(|k| k.leaf() == name);
+    match (by_leaf.next(), by_leaf.next()) {
+        (Some(key), None) => Some(key),
+        _ => None,
+    }
+}
+
+/// The closest option name (as a recipe writes it: the leaf) to a misspelled one.
+fn suggest_recipe_key(name: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .flat_map(|k| [k.leaf(), k.name])
+        .map(|c| (c, strsim::normalized_damerau_levenshtein(name, c)))
+        .filter(|(_, score)| *score >= 0.6)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(c, _)| c)
+}
+
+/// A resource asked for by the repository or a recipe must not exceed the user's limit.
+fn check_limits(resolved: &BTreeMap<&'static str, Resolved>) -> Result<(), ConfigError> {
+    for (name, limit_name) in LIMITS {
+        let (Some(asked), Some(limit)) = (resolved.get(name), resolved.get(limit_name)) else {
+            continue;
+        };
+        if !matches!(
+            asked.source,
+            Source::Repository { .. } | Source::Recipe { .. }
+        ) {
+            continue;
+        }
+        let (Some(Value::Integer(value)), Some(Value::Integer(max))) = (&asked.value, &limit.value)
+        else {
+            continue;
+        };
+        if value > max {
+            return Err(ConfigError::OverLimit {
+                key: asked.key,
+                value: *value,
+                requested_by: asked.source.clone(),
+                limit_key: limit.key,
+                limit: *max,
+                limit_source: limit.source.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn flag_layer(flags: &[(String, String)]) -> Result<LayerValues, ConfigError> {
@@ -417,6 +695,7 @@ mod tests {
 
     use super::*;
     use crate::config::settings::BackendChoice;
+    use crate::config::trust::{RepositoryFile, TrustStore};
     use crate::config::value::raw_example;
 
     /// A scratch `XDG_CONFIG_HOME` holding an optional user config.
@@ -978,29 +1257,356 @@ mod tests {
         assert_eq!(config.settings().nomad.cpu, 200);
     }
 
-    #[test]
-    fn repository_config_is_noticed_not_read() {
+    /// A scratch repository holding `.leasebox.toml` (and a state dir for the trust store),
+    /// wired into `s`.
+    fn with_repo(mut s: Scratch, text: &str) -> (Scratch, tempfile::TempDir, tempfile::TempDir) {
         let repo = tempfile::tempdir().unwrap();
-        std::fs::write(
-            repo.path().join(".leasebox.toml"),
-            "[nomad]\nimage = \"evil\"\n",
-        )
-        .unwrap();
-        let mut s = Scratch::new();
+        let state = tempfile::tempdir().unwrap();
+        std::fs::write(repo.path().join(REPOSITORY_FILE), text).unwrap();
         s.inputs.repo_root = Some(repo.path().to_owned());
+        s.inputs.trust_dir = Some(state.path().to_owned());
+        (s, repo, state)
+    }
+
+    fn trust(repo: &Path, state: &Path) {
+        let file = RepositoryFile::read(repo, None).unwrap().unwrap();
+        TrustStore::new(state).trust(&file).unwrap();
+    }
+
+    fn recipe(key: &str, value: toml::Value, line: usize) -> RecipeOption {
+        RecipeOption {
+            key: key.to_owned(),
+            value,
+            path: PathBuf::from("recipes/ci.lua"),
+            line,
+        }
+    }
+
+    #[test]
+    fn repository_own_keys_are_read_with_their_lines() {
+        let (s, repo, _state) = with_repo(
+            Scratch::new(),
+            "exec_timeout = \"5m\"\n[nomad]\nimage = \"node:22\"\ncpu = 3000\n",
+        );
         let config = s.load();
-        assert_eq!(config.settings().nomad.image, "ubuntu:24.04");
-        assert_eq!(config.notices().len(), 1);
-        let notice = &config.notices()[0];
-        assert!(notice.contains(".leasebox.toml"), "{notice}");
+        assert!(config.notices().is_empty(), "{:?}", config.notices());
+        assert_eq!(config.settings().nomad.image, "node:22");
+        assert_eq!(config.settings().nomad.cpu, 3000);
+        assert_eq!(
+            config.get("nomad.image").unwrap().source,
+            Source::Repository {
+                path: repo.path().join(REPOSITORY_FILE),
+                line: 3
+            }
+        );
+        let rows = config.explain_text();
+        let file = repo.path().join(REPOSITORY_FILE);
         assert!(
-            notice.contains("does not read repository config"),
-            "{notice}"
+            rows.contains(&format!("repository {}:4", file.display())),
+            "{rows}"
+        );
+        let r = config.repository().unwrap();
+        assert_eq!(
+            r.trust, None,
+            "no boundary: the trust store is not consulted"
+        );
+        assert_eq!(r.file.entries.len(), 3);
+    }
+
+    #[test]
+    fn own_keys_follow_the_design_order() {
+        // defaults < user config < environment < .leasebox.toml < recipe < flags
+        let image = |c: &Config| c.settings().nomad.image.clone();
+        let s = Scratch::new().user_config("[nomad]\nimage = \"user\"\n");
+        let (s, _repo, _state) = with_repo(s, "[nomad]\nimage = \"repo\"\n");
+        assert_eq!(
+            image(&s.load()),
+            "repo",
+            "the repository beats the user config"
+        );
+        let s = s.env("LEASEBOX_NOMAD_IMAGE", "env");
+        assert_eq!(
+            image(&s.load()),
+            "repo",
+            "the repository beats the environment"
+        );
+        let with = |c: &Config| {
+            c.with_recipe(&[recipe("image", toml::Value::String("recipe".into()), 7)])
+                .unwrap()
+        };
+        let config = with(&s.load());
+        assert_eq!(image(&config), "recipe", "a recipe beats the repository");
+        assert_eq!(
+            config.get("nomad.image").unwrap().source,
+            Source::Recipe {
+                path: PathBuf::from("recipes/ci.lua"),
+                line: 7
+            }
+        );
+        assert!(
+            config.explain_text().contains("recipe recipes/ci.lua:7"),
+            "explain shows the recipe source"
+        );
+        let s = s.flag("nomad.image", "flag");
+        assert_eq!(image(&with(&s.load())), "flag", "flags beat everything");
+
+        // A second `with_recipe` replaces the first one's options.
+        let base = Scratch::new().load();
+        let one = base
+            .with_recipe(&[recipe("cpu", toml::Value::Integer(3000), 1)])
+            .unwrap();
+        let two = one
+            .with_recipe(&[recipe("memory_mb", toml::Value::Integer(4096), 2)])
+            .unwrap();
+        assert_eq!(two.settings().nomad.cpu, 1000);
+        assert_eq!(two.settings().nomad.memory_mb, 4096);
+    }
+
+    #[test]
+    fn boundaries_need_trust_and_lapse_on_change() {
+        let text = "[nomad]\nimage = \"rust\"\nnamespace = \"ci\"\n";
+        let (s, repo, state) = with_repo(Scratch::new(), text);
+        let err = Config::load(&s.inputs).unwrap_err();
+        assert_eq!(
+            crate::error::HasKind::kind(&err),
+            crate::error::ErrorKind::TrustRefused
+        );
+        let msg = err.to_string();
+        let file = repo.path().join(REPOSITORY_FILE);
+        assert!(
+            msg.starts_with(&format!(
+                "`nomad.namespace` in {}:3 is an execution boundary",
+                file.display()
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("has never been trusted"), "{msg}");
+        assert!(
+            msg.contains(&format!("run `leasebox trust {}`", repo.path().display())),
+            "{msg}"
         );
 
-        let clean = tempfile::tempdir().unwrap();
-        s.inputs.repo_root = Some(clean.path().to_owned());
-        assert!(s.load().notices().is_empty());
+        trust(repo.path(), state.path());
+        let config = s.load();
+        assert_eq!(config.settings().nomad.namespace, "ci");
+        assert!(
+            config
+                .repository()
+                .unwrap()
+                .trust
+                .as_ref()
+                .unwrap()
+                .is_trusted()
+        );
+
+        std::fs::write(&file, format!("{text}# a harmless comment\n")).unwrap();
+        let msg = s.error();
+        assert!(msg.contains("changed since you trusted it"), "{msg}");
+        assert!(msg.contains("leasebox trust"), "{msg}");
+
+        // Without a state dir nothing is trusted.
+        let mut s = s;
+        s.inputs.trust_dir = None;
+        assert!(s.error().contains("no state dir"));
+    }
+
+    #[test]
+    fn user_only_keys_in_the_repository_say_how_to_set_them() {
+        let (s, repo, state) =
+            with_repo(Scratch::new(), "[nomad]\naddress = \"http://evil:4646\"\n");
+        let file = repo.path().join(REPOSITORY_FILE);
+        let user = s.user_config_path();
+        let expect = format!(
+            "`nomad.address` in {}:2 is a user-only setting: a repository's `.leasebox.toml` can \
+             never set it, trusted or not; remove it from the file and set it yourself: `address \
+             = \"https://nomad.example.com:4646\"` under `[nomad]` in your user config {}, \
+             `LEASEBOX_NOMAD_ADDR=https://nomad.example.com:4646` in your environment, or the \
+             flag `--nomad-address https://nomad.example.com:4646`",
+            file.display(),
+            user.display()
+        );
+        assert_eq!(s.error(), expect);
+        // Pinning the file's hash by hand changes nothing.
+        let bytes = std::fs::read(&file).unwrap();
+        let doc = serde_json::json!({"version": 1, "repositories": [{
+            "root": crate::config::canonical_root(repo.path()),
+            "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+            "trusted_at": 0}]});
+        std::fs::write(state.path().join("trust.json"), doc.to_string()).unwrap();
+        assert_eq!(s.error(), expect);
+        let s = s
+            .env("NOMAD_TOKEN", "t0k3n")
+            .env("NOMAD_ADDR", "http://mine:4646");
+        assert_eq!(s.error(), expect, "the same whether or not a token is set");
+    }
+
+    #[test]
+    fn repository_file_errors_point_at_file_and_line() {
+        let (s, repo, _state) = with_repo(Scratch::new(), "[nomad]\n\nimgae = \"x\"\n");
+        let file = repo.path().join(REPOSITORY_FILE);
+        assert_eq!(
+            s.error(),
+            format!(
+                "unknown key `nomad.imgae` in {}:3; did you mean `nomad.image`?",
+                file.display()
+            )
+        );
+        let (s, repo, _state) = with_repo(Scratch::new(), "[nomad]\ncpu = \"lots\"\n");
+        let file = repo.path().join(REPOSITORY_FILE);
+        assert_eq!(
+            s.error(),
+            format!(
+                "`nomad.cpu` in {}:2 must be a non-negative integer, e.g. `cpu = 2000`, but is a \
+                 string",
+                file.display()
+            )
+        );
+        let (s, _repo, _state) = with_repo(Scratch::new(), "[nomad\n");
+        assert!(s.error().contains("fix the TOML syntax there"));
+    }
+
+    #[test]
+    fn resources_above_the_users_limits_are_refused() {
+        let (s, repo, _state) = with_repo(Scratch::new(), "[nomad]\ncpu = 9000\n");
+        let file = repo.path().join(REPOSITORY_FILE);
+        let err = Config::load(&s.inputs).unwrap_err();
+        assert_eq!(
+            crate::error::HasKind::kind(&err),
+            crate::error::ErrorKind::TrustRefused
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "`nomad.cpu = 9000` from repository {}:2 is above your limit `max_cpu = 8000` \
+                 (set by default); ask for at most 8000, or raise `max_cpu` in your user config, \
+                 with `LEASEBOX_MAX_CPU` or with `--max-cpu`",
+                file.display()
+            )
+        );
+        // The user raises the limit: accepted.
+        let s = s.user_config("max_cpu = 10000\n");
+        assert_eq!(s.load().settings().nomad.cpu, 9000);
+        // The user lowers it: the message names where.
+        let s = s.user_config("max_memory_mb = 1000\n");
+        let base = Config::load(&ConfigInputs {
+            repo_root: None,
+            ..s.inputs.clone()
+        })
+        .unwrap();
+        let err = base
+            .with_recipe(&[recipe("memory_mb", toml::Value::Integer(2000), 5)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("`nomad.memory_mb = 2000` from recipe recipes/ci.lua:5"),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "`max_memory_mb = 1000` (set by user config {}:1)",
+                s.user_config_path().display()
+            )),
+            "{err}"
+        );
+        // The user's own request above their limit is theirs to make.
+        let config = Scratch::new().flag("nomad.disk_mb", "99999").load();
+        assert_eq!(config.settings().nomad.disk_mb, 99999);
+        // A flag overriding the repository's request is what is checked.
+        let (s, _repo, _state) = with_repo(Scratch::new(), "[nomad]\ncpu = 9000\n");
+        let s = s.flag("nomad.cpu", "2000");
+        assert_eq!(s.load().settings().nomad.cpu, 2000);
+    }
+
+    #[test]
+    fn recipe_options_by_leaf_or_dotted_name_and_their_errors() {
+        let base = Scratch::new().load();
+        let config = base
+            .with_recipe(&[
+                recipe("image", toml::Value::String("rust:1.88".into()), 2),
+                recipe("nomad.disk_mb", toml::Value::Integer(2048), 3),
+                recipe("exec_timeout", toml::Value::String("20m".into()), 4),
+                recipe(
+                    "exclude",
+                    toml::Value::Array(vec![toml::Value::String("dist/".into())]),
+                    5,
+                ),
+            ])
+            .unwrap();
+        let st = config.settings();
+        assert_eq!(st.nomad.image, "rust:1.88");
+        assert_eq!(st.nomad.disk_mb, 2048);
+        assert_eq!(st.exec_timeout, Some(Duration::from_secs(1200)));
+        assert_eq!(st.sync_exclude, ["dist/"]);
+
+        let err = |o: RecipeOption| base.with_recipe(&[o]).unwrap_err().to_string();
+        assert_eq!(
+            err(recipe("imgae", toml::Value::String("x".into()), 9)),
+            "unknown `lease{}` option `imgae` in recipes/ci.lua:9; did you mean `image`?"
+        );
+        assert_eq!(
+            err(recipe("cpu", toml::Value::String("2000".into()), 9)),
+            "invalid `lease{}` option `cpu` in recipes/ci.lua:9: it is a string; expected a \
+             non-negative integer, e.g. `cpu = 2000`"
+        );
+        let e = err(recipe("namespace", toml::Value::String("prod".into()), 9));
+        assert!(
+            e.starts_with(
+                "`nomad.namespace` in recipes/ci.lua:9 is an execution boundary: a recipe's \
+                 `lease{}` can never set it"
+            ),
+            "{e}"
+        );
+        let e = err(recipe(
+            "token_env",
+            toml::Value::String("AWS_SECRET".into()),
+            9,
+        ));
+        assert!(
+            e.starts_with("`nomad.token_env` in recipes/ci.lua:9 is a user-only setting"),
+            "{e}"
+        );
+        assert!(e.contains("remove it from the recipe"), "{e}");
+        let e = err(recipe("cpu", toml::Value::Float(2000.0), 9));
+        assert!(e.contains("it is a float"), "{e}");
+        let e = err(recipe(
+            "exclude",
+            toml::Value::Array(vec![toml::Value::Integer(1)]),
+            9,
+        ));
+        assert!(e.contains("a list holding an integer"), "{e}");
+        // The last of a repeated option wins, with its own line.
+        let config = base
+            .with_recipe(&[
+                recipe("cpu", toml::Value::Integer(1500), 2),
+                recipe("nomad.cpu", toml::Value::Integer(2500), 3),
+            ])
+            .unwrap();
+        assert_eq!(config.settings().nomad.cpu, 2500);
+        assert_eq!(
+            config.get("nomad.cpu").unwrap().source,
+            Source::Recipe {
+                path: PathBuf::from("recipes/ci.lua"),
+                line: 3
+            }
+        );
+    }
+
+    #[test]
+    fn a_trusted_repository_is_still_held_to_the_limits() {
+        let (s, repo, state) = with_repo(
+            Scratch::new(),
+            "[nomad]\nnamespace = \"ci\"\nmemory_mb = 20000\n",
+        );
+        trust(repo.path(), state.path());
+        let err = s.error();
+        assert!(
+            err.starts_with("`nomad.memory_mb = 20000` from repository"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`max_memory_mb = 16384` (set by default)"),
+            "{err}"
+        );
     }
 
     #[test]

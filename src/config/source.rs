@@ -37,14 +37,14 @@ pub enum Source {
         /// The variable, e.g. `LEASEBOX_NOMAD_IMAGE`.
         var: String,
     },
-    /// The repository's `.leasebox.toml` (not read by this version; reserved for the trust gate).
+    /// The repository's `.leasebox.toml` (untrusted: own keys, and boundaries once trusted).
     Repository {
         /// The file.
         path: PathBuf,
         /// The 1-based line of the key.
         line: usize,
     },
-    /// A recipe's `lease{}` options (not read by this version).
+    /// A recipe's `lease{}` options (untrusted: own keys only).
     Recipe {
         /// The recipe file.
         path: PathBuf,

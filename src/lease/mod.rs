@@ -113,6 +113,14 @@ pub enum ExecEvent {
     /// The connection was lost before an exit code arrived. Terminal. The command may still be
     /// running in the box.
     Lost(String),
+    /// The box refused to run the command (permission denied, the task is not running, an
+    /// unknown allocation). Terminal; nothing ran, so there is nothing to recover.
+    Refused {
+        /// What the box said.
+        message: String,
+        /// How to classify it.
+        kind: ErrorKind,
+    },
 }
 
 /// A running exec: a stdin sink, an event source, and a way to stop the command.
@@ -175,6 +183,24 @@ pub enum RemoteState {
     Unhealthy(String),
 }
 
+/// The ownership fields a box carries on the backend side, compared with the local claim
+/// before a lease is reused, stopped or cleaned up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OwnershipRecord {
+    /// The lease id.
+    pub lease_id: String,
+    /// The owner.
+    pub owner: String,
+    /// The scope fingerprint.
+    pub scope: String,
+    /// The workdir as configured.
+    pub workdir: String,
+    /// When the lease expires, if the record says.
+    pub expires_at: Option<std::time::SystemTime>,
+    /// Whether the record says leasebox created it.
+    pub managed: bool,
+}
+
 /// A lease as found on the backend by [`Backend::list`].
 #[derive(Debug, Clone, Serialize)]
 pub struct RemoteLease {
@@ -184,6 +210,10 @@ pub struct RemoteLease {
     pub state: RemoteState,
     /// Backend-specific details (for Nomad the ownership Meta).
     pub details: BTreeMap<String, String>,
+    /// The ownership record.
+    pub record: OwnershipRecord,
+    /// What it takes to release it.
+    pub lease: Lease,
 }
 
 /// Errors from a backend.
@@ -257,6 +287,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// What this backend can do.
     fn features(&self) -> Features;
 
+    /// The scope fingerprint recorded in claims: which cluster, namespace, region and task a
+    /// lease lives in (the backend name for backends without such a notion).
+    fn scope(&self) -> String {
+        self.features().name.to_owned()
+    }
+
     /// Create a box for `spec` and wait until it accepts execs. On failure nothing is left
     /// behind.
     async fn warmup(
@@ -273,6 +309,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// The live state of one lease.
     async fn status(&self, lease: &Lease) -> Result<RemoteState, LeaseError>;
+
+    /// The ownership record the box itself carries (Nomad: the job's `Meta`; local: the lease
+    /// directory's marker), as [`OwnershipRecord`] fields; `None` when the box is gone.
+    async fn record(&self, lease: &Lease) -> Result<Option<OwnershipRecord>, LeaseError>;
 
     /// The leases this backend can see that belong to `owner`.
     async fn list(&self, owner: &str) -> Result<Vec<RemoteLease>, LeaseError>;

@@ -76,6 +76,7 @@ impl Seen {
 enum Stop {
     Exited(i32),
     Lost(String),
+    Refused(String, crate::error::ErrorKind),
     Cancelled,
     TimedOut,
 }
@@ -165,23 +166,35 @@ impl Session {
             stderr: command.capture.then(Vec::new),
             sink,
         };
+        let probe_every = self.hang_probe();
         let stop = loop {
             let event = tokio::select! {
                 biased;
                 () = cancel.cancelled() => break Stop::Cancelled,
                 () = sleep_until(deadline) => break Stop::TimedOut,
                 event = stream.events.recv() => event,
+                () = tokio::time::sleep(probe_every) => {
+                    // Silence: a session can hang after its command ended (its exit frame
+                    // never comes). The box's record tells; if it says the command ended,
+                    // read the rest from the record.
+                    if self.recorded_exit(&run_id, cancel).await {
+                        break Stop::Lost("the exec session hung after the command ended".into());
+                    }
+                    continue;
+                }
             };
             match event {
                 Some(ExecEvent::Stdout(b)) => seen.stdout(&b),
                 Some(ExecEvent::Stderr(b)) => seen.stderr(&b),
                 Some(ExecEvent::Exited(code)) => break Stop::Exited(code),
                 Some(ExecEvent::Lost(reason)) => break Stop::Lost(reason),
+                Some(ExecEvent::Refused { message, kind }) => break Stop::Refused(message, kind),
                 None => break Stop::Lost("the exec stream ended without an exit code".into()),
             }
         };
         let result = match stop {
             Stop::Exited(code) => Ok((code, false)),
+            Stop::Refused(message, kind) => Err(SessionError::Refused { message, kind }),
             Stop::Cancelled => {
                 self.stop_run(&stream, &run_id).await;
                 Err(SessionError::Cancelled)
@@ -332,6 +345,23 @@ impl Session {
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Whether the box's record says the run has ended (a cheap status-only read).
+    async fn recorded_exit(&self, run_id: &str, cancel: &CancellationToken) -> bool {
+        let args = [
+            self.lease().state_dir(),
+            run_id.to_owned(),
+            u64::MAX.to_string(),
+            u64::MAX.to_string(),
+        ];
+        match self
+            .control("probe", scripts::CATCHUP, &args, None, cancel)
+            .await
+        {
+            Ok(out) if out.code == 0 => out.stdout.starts_with(b"exited "),
+            _ => false,
         }
     }
 

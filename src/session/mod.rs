@@ -79,6 +79,14 @@ pub enum SessionError {
     /// The box was changed by another client since our last sync.
     #[error("{0}")]
     Conflict(String),
+    /// The box refused to run a command.
+    #[error("{message}")]
+    Refused {
+        /// What the box said.
+        message: String,
+        /// How to classify it.
+        kind: ErrorKind,
+    },
     /// A fetched archive tried to write outside its destination.
     #[error(
         "refused archive entry `{path}`: {reason}; nothing was written outside the destination"
@@ -113,6 +121,7 @@ impl HasKind for SessionError {
                 ErrorKind::CommandFailed
             }
             SessionError::Conflict(_) => ErrorKind::OwnershipRefused,
+            SessionError::Refused { kind, .. } => *kind,
         }
     }
 }
@@ -128,6 +137,7 @@ struct Inner {
     sync_hook: Mutex<Option<SyncHook>>,
     guard: Mutex<Option<Box<dyn Any + Send + Sync>>>,
     kill_grace: Duration,
+    hang_probe: Mutex<Duration>,
 }
 
 /// A lease attached to its backend. Cheap to clone; clones share timing and sync state.
@@ -158,6 +168,7 @@ impl Session {
                 sync_hook: Mutex::new(None),
                 guard: Mutex::new(None),
                 kill_grace: Duration::from_secs(5),
+                hang_probe: Mutex::new(Duration::from_secs(30)),
             }),
         }
     }
@@ -276,34 +287,14 @@ impl Session {
             // The receiver may already be gone if the script failed early; its exit says why.
             let _ = tx.send(data).await;
         }
-        let mut out = ControlOutput::default();
-        loop {
-            let event = tokio::select! {
-                () = cancel.cancelled() => {
-                    stream.kill();
-                    return Err(SessionError::Cancelled);
-                }
-                event = stream.events.recv() => event,
-            };
-            match event {
-                Some(ExecEvent::Stdout(b)) => out.stdout.extend_from_slice(&b),
-                Some(ExecEvent::Stderr(b)) => out.stderr.extend_from_slice(&b),
-                Some(ExecEvent::Exited(code)) => {
-                    out.code = code;
-                    return Ok(out);
-                }
-                Some(ExecEvent::Lost(reason)) => {
-                    return Err(SessionError::TransportLost(format!(
-                        "connection to the box lost during {name}: {reason}"
-                    )));
-                }
-                None => {
-                    return Err(SessionError::TransportLost(format!(
-                        "connection to the box lost during {name}"
-                    )));
-                }
-            }
-        }
+        let mut stdout = Vec::new();
+        let (code, stderr) =
+            drive(&mut stream, name, cancel, StdoutTo::Collect(&mut stdout)).await?;
+        Ok(ControlOutput {
+            code,
+            stdout,
+            stderr,
+        })
     }
 
     pub(crate) fn features(&self) -> &Features {
@@ -312,6 +303,86 @@ impl Session {
 
     pub(crate) fn kill_grace(&self) -> Duration {
         self.inner.kill_grace
+    }
+
+    /// After how long without output a running command's record is checked for a hung
+    /// session (default 30 s).
+    #[must_use]
+    pub fn hang_probe(&self) -> Duration {
+        *self
+            .inner
+            .hang_probe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Change the hang probe interval.
+    pub fn set_hang_probe(&self, every: Duration) {
+        *self
+            .inner
+            .hang_probe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = every;
+    }
+}
+
+/// Where [`drive`] puts an operation's stdout.
+pub(crate) enum StdoutTo<'a> {
+    /// Nowhere.
+    Discard,
+    /// Into a buffer.
+    Collect(&'a mut Vec<u8>),
+    /// Into a channel, until its receiver goes away.
+    Channel(Option<tokio::sync::mpsc::Sender<Bytes>>),
+}
+
+/// Drive an exec of a box-side operation to its end: stdout chunks go to `on_stdout`, stderr
+/// is collected, and the exit code returned. Cancellation kills the exec; a lost or refused
+/// connection is an error naming the operation.
+pub(crate) async fn drive(
+    stream: &mut crate::lease::ExecStream,
+    op: &str,
+    cancel: &CancellationToken,
+    mut stdout: StdoutTo<'_>,
+) -> Result<(i32, Vec<u8>), SessionError> {
+    let mut stderr = Vec::new();
+    loop {
+        let event = tokio::select! {
+            () = cancel.cancelled() => {
+                stream.kill();
+                return Err(SessionError::Cancelled);
+            }
+            event = stream.events.recv() => event,
+        };
+        match event {
+            Some(ExecEvent::Stdout(b)) => match &mut stdout {
+                StdoutTo::Discard => {}
+                StdoutTo::Collect(buf) => buf.extend_from_slice(&b),
+                StdoutTo::Channel(tx) => {
+                    // A receiver that stopped (a refused archive entry) reports its own error.
+                    if let Some(sender) = tx
+                        && sender.send(b).await.is_err()
+                    {
+                        *tx = None;
+                    }
+                }
+            },
+            Some(ExecEvent::Stderr(b)) => stderr.extend_from_slice(&b),
+            Some(ExecEvent::Exited(code)) => return Ok((code, stderr)),
+            Some(ExecEvent::Lost(reason)) => {
+                return Err(SessionError::TransportLost(format!(
+                    "connection to the box lost during {op}: {reason}"
+                )));
+            }
+            Some(ExecEvent::Refused { message, kind }) => {
+                return Err(SessionError::Refused { message, kind });
+            }
+            None => {
+                return Err(SessionError::TransportLost(format!(
+                    "connection to the box lost during {op}"
+                )));
+            }
+        }
     }
 }
 

@@ -2,6 +2,13 @@
 //! share (the real `leasebox` binary in a scratch environment, scratch git repositories, and the
 //! Nomad API test server).
 
+mod cleanup;
 mod cli_run;
+mod jobspec;
+mod live_nomad;
+mod nomad_backend;
+mod nomad_server;
+mod recipes;
 mod session_local;
 mod support;
+mod trust;

@@ -411,3 +411,35 @@ async fn a_plain_directory_is_walked_with_ignore_rules() {
         set.notices
     );
 }
+
+#[tokio::test]
+async fn a_session_that_hangs_after_the_command_ended_is_detected() {
+    let s = Scratch::new();
+    let faults = LocalFaults {
+        hang_exec: Some("MARKER-HANG".into()),
+        ..LocalFaults::default()
+    };
+    let session = s.session(faults).await;
+    session.set_hang_probe(Duration::from_millis(300));
+    let cancel = CancellationToken::new();
+    let out = Collect::default();
+    let cmd = Command {
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo done; exit 4".into(),
+            "MARKER-HANG".into(),
+        ],
+        ..Command::default()
+    };
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        session.exec(&cmd, Arc::new(out.clone()), &cancel),
+    )
+    .await
+    .expect("the hang was not detected")
+    .unwrap();
+    assert_eq!(outcome.code, 4);
+    assert!(outcome.recovered);
+    assert_eq!(out.stdout(), "done\n");
+}

@@ -1,0 +1,479 @@
+//! The allocation exec websocket (`/v1/client/allocation/<id>/exec`), TTY off: the token in the
+//! upgrade headers (never in the URL), no `Origin`, stdin streamed as base64 frames and always
+//! closed (a session whose stdin stays open never ends), a `{}` heartbeat every 10 s, stdout and
+//! stderr streamed, the exit code from the `exited` frame (a missing code is 0), close frames
+//! before `exited` turned into errors with their text, and a session that hangs after its
+//! output ended detected and ended. Never sends `tty_size` (it breaks TTY-off sessions).
+
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::sync::CancellationToken;
+
+use super::client::{Address, Client};
+use crate::error::ErrorKind;
+use crate::lease::{ExecEvent, ExecStream, LeaseError};
+
+/// How often an idle session sends a heartbeat.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Tunables of an exec session.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecTimings {
+    /// After both output streams closed, how long to wait for `exited` before ending the
+    /// session as hung.
+    pub hang_after_close: Duration,
+    /// How long the upgrade may take.
+    pub connect: Duration,
+}
+
+impl Default for ExecTimings {
+    fn default() -> Self {
+        ExecTimings {
+            hang_after_close: Duration::from_secs(10),
+            connect: Duration::from_secs(30),
+        }
+    }
+}
+
+async fn dial(client: &Client) -> Result<Box<dyn Io>, LeaseError> {
+    let fail = |e: std::io::Error| {
+        LeaseError::Transport(format!(
+            "cannot reach Nomad at {} (from {}) for exec: {e}",
+            client.address().shown(),
+            client.origin()
+        ))
+    };
+    match client.address() {
+        Address::Unix(path) => Ok(Box::new(
+            tokio::net::UnixStream::connect(path).await.map_err(fail)?,
+        )),
+        Address::Tcp { authority, .. } => {
+            let tcp = tokio::net::TcpStream::connect(authority.as_str())
+                .await
+                .map_err(fail)?;
+            let _ = tcp.set_nodelay(true);
+            match client.tls() {
+                None => Ok(Box::new(tcp)),
+                Some(config) => {
+                    let host = authority
+                        .rsplit_once(':')
+                        .map_or(authority.as_str(), |(h, _)| h)
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_owned();
+                    let name = rustls::pki_types::ServerName::try_from(host)
+                        .map_err(|e| LeaseError::Config(format!("bad TLS server name: {e}")))?;
+                    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(config));
+                    Ok(Box::new(connector.connect(name, tcp).await.map_err(fail)?))
+                }
+            }
+        }
+    }
+}
+
+/// Open an exec session for `argv` in `task` of allocation `alloc_id`.
+///
+/// # Errors
+/// The agent cannot be reached, or refuses the upgrade (its status and text are given).
+pub async fn open(
+    client: &Client,
+    alloc_id: &str,
+    task: &str,
+    argv: &[String],
+    stdin: bool,
+    timings: ExecTimings,
+) -> Result<ExecStream, LeaseError> {
+    let command = serde_json::to_string(argv)
+        .map_err(|e| LeaseError::Internal(format!("cannot encode the command: {e}")))?;
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("task", task)
+        .append_pair("tty", "false")
+        .append_pair("command", &command)
+        .append_pair("region", client.region())
+        .append_pair("namespace", client.namespace())
+        .finish();
+    let host = match client.address() {
+        Address::Tcp { authority, .. } => authority.clone(),
+        Address::Unix(_) => "127.0.0.1".to_owned(),
+    };
+    let url = format!("ws://{host}/v1/client/allocation/{alloc_id}/exec?{query}");
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| LeaseError::Internal(format!("cannot build the exec request: {e}")))?;
+    if let Some(token) = client.token() {
+        let value = token.parse().map_err(|_| {
+            LeaseError::Config(format!(
+                "the token in `{}` is not a valid header value",
+                client.token_env()
+            ))
+        })?;
+        request.headers_mut().insert("X-Nomad-Token", value);
+    }
+    let connect = async {
+        let io = dial(client).await?;
+        tokio_tungstenite::client_async(request, io)
+            .await
+            .map_err(|e| upgrade_error(client, e))
+    };
+    let (ws, _) = tokio::time::timeout(timings.connect, connect)
+        .await
+        .map_err(|_| {
+            LeaseError::Transport(format!(
+                "Nomad at {} did not open the exec session in time",
+                client.address().shown()
+            ))
+        })??;
+
+    let (events_tx, events_rx) = mpsc::channel(64);
+    let kill = CancellationToken::new();
+    let (stdin_tx, stdin_rx) = if stdin {
+        let (tx, rx) = mpsc::channel::<Bytes>(16);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    tokio::spawn(session(ws, stdin_rx, events_tx, kill.clone(), timings));
+    Ok(ExecStream {
+        stdin: stdin_tx,
+        events: events_rx,
+        kill,
+    })
+}
+
+fn upgrade_error(client: &Client, e: tokio_tungstenite::tungstenite::Error) -> LeaseError {
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        Error::Http(response) => {
+            let status = response.status().as_u16();
+            let body = response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).trim().to_owned())
+                .unwrap_or_default();
+            let text = format!(
+                "Nomad at {} refused the exec session ({status}{}{body})",
+                client.address().shown(),
+                if body.is_empty() { "" } else { ": " }
+            );
+            if status == 403 {
+                LeaseError::Config(format!(
+                    "{text}: the token in `{}` needs `alloc-exec` (and `alloc-node-exec` for raw_exec)",
+                    client.token_env()
+                ))
+            } else {
+                LeaseError::Transport(text)
+            }
+        }
+        other => LeaseError::Transport(format!(
+            "exec session with Nomad at {} failed: {other}",
+            client.address().shown()
+        )),
+    }
+}
+
+fn frame(value: &Value) -> Message {
+    Message::text(value.to_string())
+}
+
+async fn session<S>(
+    ws: tokio_tungstenite::WebSocketStream<S>,
+    mut stdin: Option<mpsc::Receiver<Bytes>>,
+    events: mpsc::Sender<ExecEvent>,
+    kill: CancellationToken,
+    timings: ExecTimings,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (mut sink, mut stream) = ws.split();
+    if stdin.is_none()
+        && sink
+            .send(frame(&json!({"stdin": {"close": true}})))
+            .await
+            .is_err()
+    {
+        let _ = events
+            .send(ExecEvent::Lost("the exec session closed at once".into()))
+            .await;
+        return;
+    }
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.tick().await;
+    let mut stdout_closed = false;
+    let mut stderr_closed = false;
+    let mut hang_deadline: Option<tokio::time::Instant> = None;
+    let outcome: ExecEvent = loop {
+        let hang = async {
+            match hang_deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = kill.cancelled() => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+                break ExecEvent::Lost("the exec session was closed on request".into());
+            }
+            () = hang => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+                break ExecEvent::Lost("the exec session hung: the output ended but no exit code came".into());
+            }
+            _ = heartbeat.tick() => {
+                if sink.send(frame(&json!({}))).await.is_err() {
+                    break ExecEvent::Lost("the exec connection broke".into());
+                }
+            }
+            chunk = async {
+                match stdin.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let message = match chunk {
+                    Some(data) => json!({"stdin": {"data": b64.encode(&data)}}),
+                    None => {
+                        stdin = None;
+                        json!({"stdin": {"close": true}})
+                    }
+                };
+                if sink.send(frame(&message)).await.is_err() {
+                    break ExecEvent::Lost("the exec connection broke while sending stdin".into());
+                }
+            }
+            message = stream.next() => {
+                let message = match message {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => break ExecEvent::Lost(format!("the exec connection broke: {e}")),
+                    None => break ExecEvent::Lost("the exec connection closed before the exit code arrived".into()),
+                };
+                let text = match message {
+                    Message::Text(t) => t.to_string(),
+                    Message::Close(close) => {
+                        break match close {
+                            Some(f) if !f.reason.is_empty() && matches!(f.code, CloseCode::Policy | CloseCode::Error) => {
+                                let reason = f.reason.to_string();
+                                let kind = if reason.contains("Permission denied") {
+                                    ErrorKind::ConfigError
+                                } else {
+                                    ErrorKind::TransportLost
+                                };
+                                ExecEvent::Refused { message: format!("Nomad ended the exec session: {reason}"), kind }
+                            }
+                            Some(f) => ExecEvent::Lost(format!("websocket closed before receiving exit code (close {})", u16::from(f.code))),
+                            None => ExecEvent::Lost("websocket closed before receiving exit code".into()),
+                        };
+                    }
+                    _ => continue,
+                };
+                let Ok(value) = serde_json::from_str::<Value>(&text) else { continue };
+                if value.get("exited").and_then(Value::as_bool) == Some(true) && value.get("result").is_some_and(|r| !r.is_null()) {
+                    let code = value["result"].get("exit_code").and_then(Value::as_i64).unwrap_or(0);
+                    let _ = tokio::time::timeout(Duration::from_millis(500), sink.close()).await;
+                    break if code < 0 {
+                        ExecEvent::Lost(format!("Nomad reported exit code {code}: the command's status is unknown"))
+                    } else {
+                        ExecEvent::Exited(i32::try_from(code).unwrap_or(255))
+                    };
+                }
+                for (name, closed) in [("stdout", &mut stdout_closed), ("stderr", &mut stderr_closed)] {
+                    let Some(part) = value.get(name) else { continue };
+                    if let Some(data) = part.get("data").and_then(Value::as_str)
+                        && let Ok(bytes) = b64.decode(data)
+                    {
+                        let bytes = Bytes::from(bytes);
+                        let event = if name == "stdout" { ExecEvent::Stdout(bytes) } else { ExecEvent::Stderr(bytes) };
+                        if events.send(event).await.is_err() {
+                            // Nobody listens: drop the connection, leave the command running.
+                            return;
+                        }
+                    }
+                    if part.get("close").and_then(Value::as_bool) == Some(true) {
+                        *closed = true;
+                    }
+                }
+                if stdout_closed && stderr_closed && hang_deadline.is_none() {
+                    hang_deadline = Some(tokio::time::Instant::now() + timings.hang_after_close);
+                }
+            }
+        }
+    };
+    let _ = events.send(outcome).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+    /// Serve `frames` as a server would, then keep the connection open; return the reader's
+    /// events and its kill token.
+    async fn replay(frames: Vec<Message>) -> (mpsc::Receiver<ExecEvent>, CancellationToken) {
+        let (server, client_io) = tokio::io::duplex(1 << 20);
+        tokio::spawn(async move {
+            let mut ws = tokio_tungstenite::accept_async(server).await.unwrap();
+            for f in frames {
+                if ws.send(f).await.is_err() {
+                    return;
+                }
+            }
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+        let (ws, _) = tokio_tungstenite::client_async("ws://127.0.0.1/", client_io)
+            .await
+            .unwrap();
+        let (tx, rx) = mpsc::channel(64);
+        let kill = CancellationToken::new();
+        let timings = ExecTimings {
+            hang_after_close: Duration::from_millis(300),
+            connect: Duration::from_secs(5),
+        };
+        tokio::spawn(session(ws, None, tx, kill.clone(), timings));
+        (rx, kill)
+    }
+
+    fn fixtures() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/nomad-1.1.2")
+    }
+
+    #[tokio::test]
+    async fn every_recorded_exec_transcript_reaches_its_recorded_outcome() {
+        let dir = fixtures();
+        assert!(
+            dir.is_dir(),
+            "the recordings are missing: {}",
+            dir.display()
+        );
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with("exec-") {
+                continue;
+            }
+            let doc: Value = serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
+            for step in doc["steps"].as_array().unwrap() {
+                let Some(ws) = step.get("ws") else { continue };
+                if ws["upgrade"]["status"] != 101 {
+                    continue;
+                }
+                let client_closed = ws["close"].get("initiated_by").is_some();
+                let mut frames = Vec::new();
+                let mut stdout = Vec::new();
+                let mut expected_exit = None;
+                let mut expected_refusal = None;
+                for r in ws["received"].as_array().unwrap() {
+                    if let Some(frame) = r.get("frame") {
+                        frames.push(Message::text(frame.to_string()));
+                        if let Some(d) = frame["stdout"]["data"].as_str() {
+                            stdout.extend(
+                                base64::engine::general_purpose::STANDARD.decode(d).unwrap(),
+                            );
+                        }
+                        if frame["exited"] == true {
+                            expected_exit =
+                                Some(frame["result"]["exit_code"].as_i64().unwrap_or(0));
+                        }
+                    } else if let Some(close) = r.get("close") {
+                        if client_closed || expected_exit.is_some() {
+                            continue;
+                        }
+                        let code = u16::try_from(close["code"].as_u64().unwrap()).unwrap();
+                        let reason = close["reason"].as_str().unwrap().to_owned();
+                        if code != 1000 {
+                            expected_refusal = Some(reason.clone());
+                        }
+                        frames.push(Message::Close(Some(CloseFrame {
+                            code: code.into(),
+                            reason: reason.into(),
+                        })));
+                    }
+                }
+                let (mut rx, kill) = replay(frames).await;
+                let mut got_stdout = Vec::new();
+                let terminal = loop {
+                    let next = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+                    match next {
+                        Ok(Some(ExecEvent::Stdout(b))) => got_stdout.extend_from_slice(&b),
+                        Ok(Some(ExecEvent::Stderr(_))) => {}
+                        Ok(Some(e)) => break Some(e),
+                        Ok(None) => break None,
+                        Err(_) => {
+                            // A hung session (stdin never closed, or tty_size sent): the reader
+                            // waits; ending it on request yields a transport loss.
+                            assert!(client_closed, "{name}: the reader hung");
+                            kill.cancel();
+                            break rx.recv().await;
+                        }
+                    }
+                };
+                assert_eq!(got_stdout, stdout, "{name}: stdout");
+                match (expected_exit, expected_refusal) {
+                    (Some(code), _) => {
+                        assert_eq!(
+                            terminal,
+                            Some(ExecEvent::Exited(i32::try_from(code).unwrap())),
+                            "{name}"
+                        );
+                    }
+                    (None, Some(reason)) => match terminal {
+                        Some(ExecEvent::Refused { message, kind }) => {
+                            assert!(message.contains(&reason), "{name}: {message}");
+                            let want = if reason == "Permission denied" {
+                                ErrorKind::ConfigError
+                            } else {
+                                ErrorKind::TransportLost
+                            };
+                            assert_eq!(kind, want, "{name}");
+                        }
+                        other => panic!("{name}: expected a refusal, got {other:?}"),
+                    },
+                    (None, None) => assert!(
+                        matches!(terminal, Some(ExecEvent::Lost(_))),
+                        "{name}: {terminal:?}"
+                    ),
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 20, "only {checked} exec transcripts found");
+    }
+
+    #[tokio::test]
+    async fn output_ended_without_exit_is_a_detected_hang() {
+        let frames = vec![
+            Message::text(json!({"stdout": {"data": "aGkK"}}).to_string()),
+            Message::text(json!({"stdout": {"close": true}}).to_string()),
+            Message::text(json!({"stderr": {"close": true}}).to_string()),
+        ];
+        let (mut rx, _kill) = replay(frames).await;
+        assert_eq!(
+            rx.recv().await,
+            Some(ExecEvent::Stdout(Bytes::from_static(b"hi\n")))
+        );
+        match rx.recv().await {
+            Some(ExecEvent::Lost(m)) => assert!(m.contains("hung"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_close_without_exit_is_never_success() {
+        let frames = vec![Message::Close(Some(CloseFrame {
+            code: 1000.into(),
+            reason: "".into(),
+        }))];
+        let (mut rx, _kill) = replay(frames).await;
+        assert!(matches!(rx.recv().await, Some(ExecEvent::Lost(_))));
+    }
+}

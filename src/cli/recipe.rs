@@ -1,0 +1,86 @@
+//! `leasebox run RECIPE [-- ARGS]` and a bare `leasebox run`: find the recipe (DESIGN §9), hand
+//! it to the recipe host with leases over the lease lifecycle, and turn its report into the
+//! exit funnel's failure and the timing file's phases.
+
+use std::sync::Arc;
+
+use super::Context;
+use super::args::RunArgs;
+use crate::backends::Leases;
+use crate::error::{ErrorKind, Failure};
+use crate::host::{
+    ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, RecipeLeases, RecipeRun, SandboxOptions, find_recipe,
+    recipe_listing, run_recipe,
+};
+use crate::session::Timing;
+
+/// A bare `leasebox run`: list the recipes and exit with the usage code.
+pub(crate) fn list(cx: &Context) -> Failure {
+    Failure::new(
+        ErrorKind::Usage,
+        format!(
+            "give a recipe to run (`leasebox run NAME [-- ARGS]`) or a command (`leasebox run -- CMD…`)\n{}",
+            recipe_listing(&cx.repo_root())
+        ),
+    )
+}
+
+/// Run the recipe `name` with the arguments after `--`.
+pub(crate) async fn run(
+    args: &RunArgs,
+    name: &str,
+    cx: &Context,
+    timing: &Arc<Timing>,
+) -> Result<(), Failure> {
+    let repo_root = cx.repo_root();
+    let path = find_recipe(&repo_root, &cx.cwd, name).map_err(|e| e.failure())?;
+    if args.no_sync || !args.fetch.is_empty() || !args.pass_env.is_empty() {
+        return Err(Failure::new(
+            ErrorKind::Usage,
+            "`--no-sync`, `--fetch` and `--pass-env` apply to `run -- CMD`; a recipe says what it syncs, runs and fetches",
+        ));
+    }
+    let mut extra = Vec::new();
+    if let Some(t) = &args.timeout {
+        extra.push(("exec_timeout".to_owned(), t.clone()));
+    }
+    let config = cx.config(&extra)?;
+    let settings = config.settings();
+    let backend = crate::backends::open(&config, &cx.env)?;
+    let leases = Leases::new(
+        backend,
+        &cx.state_dir()?,
+        settings,
+        repo_root.clone(),
+        Arc::clone(timing),
+    )?;
+    let reuse = args.lease.as_deref().map(super::lease_id).transpose()?;
+    // The recipe's `lease{}` / `warmup{}` options are resolved against this config by the host
+    // (`Config::with_recipe`): own keys only, up to the user's limits, below flags.
+    let provider = RecipeLeases::new(leases, settings, repo_root.clone(), reuse);
+    let mut token_env = vec![settings.nomad.token_env.clone()];
+    token_env.extend(ALWAYS_DENIED_ENV.iter().map(|s| (*s).to_owned()));
+    let run = RecipeRun {
+        path,
+        repo_root,
+        fetch_root: cx.cwd.clone(),
+        args: args.rest.clone(),
+        sandbox: SandboxOptions {
+            env_allow: settings.lua_env_allow.clone(),
+            token_env,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+        },
+        keep: args.keep,
+        config: config.clone(),
+    };
+    let report = run_recipe(&run, Arc::new(provider), &cx.cancel).await;
+    for (name, ms) in &report.phases {
+        if name.starts_with("step:") {
+            timing.record(name.clone(), *ms);
+        }
+    }
+    match report.error {
+        None => Ok(()),
+        Some(err) => Err(err.failure()),
+    }
+}

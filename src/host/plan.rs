@@ -1,0 +1,127 @@
+//! The plan of a declarative recipe: the normalised table `recipe{}` (stdlib) returns, read
+//! into Rust types the runner executes. The stdlib has already validated the shapes; this only
+//! converts (and reports, as a recipe error, anything that slipped through). The lease is
+//! already resolved: `recipe{}` hands its `lease` table to the config (see `lease`).
+
+use std::time::Duration;
+
+use mlua::{AnyUserData, Function, Table, Value};
+
+use super::bindings::env_pairs;
+use super::engine::LeaseOptions;
+use super::lease::PlannedLease;
+
+/// What a step runs.
+#[derive(Debug, Clone)]
+pub(crate) enum Action {
+    /// A script under `sh -c`.
+    Shell(String),
+    /// An argv, no shell.
+    Argv(Vec<String>),
+    /// A Lua function `function(box, ctx)`.
+    Function(Function),
+    /// A group of steps running concurrently.
+    Parallel(Vec<Step>),
+}
+
+/// One step.
+#[derive(Debug, Clone)]
+pub(crate) struct Step {
+    pub name: String,
+    pub action: Action,
+    pub env: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+    pub capture: bool,
+    pub continue_on_failure: bool,
+    pub cwd: Option<String>,
+}
+
+/// A whole declarative recipe.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub lease: LeaseOptions,
+    /// `None` when the recipe says `sync = false`; else extra excludes.
+    pub sync: Option<Vec<String>>,
+    pub steps: Vec<Step>,
+    pub artifacts: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+}
+
+fn seconds(value: Option<f64>) -> Option<Duration> {
+    value.map(Duration::from_secs_f64)
+}
+
+fn strings(table: &Table) -> mlua::Result<Vec<String>> {
+    table.sequence_values::<String>().collect()
+}
+
+impl Plan {
+    pub(crate) fn from_table(table: &Table) -> mlua::Result<Plan> {
+        // Resolved against the config by `recipe{}` (so its errors point at the recipe line).
+        let lease: AnyUserData = table.get("lease")?;
+        let mut lease = lease.borrow::<PlannedLease>()?.0.clone();
+        let keep: bool = table.get("keep")?;
+        lease.keep |= keep;
+        let sync = match table.get::<Value>("sync")? {
+            Value::Table(sync) => Some(strings(&sync.get("exclude")?)?),
+            _ => None,
+        };
+        let env = env_pairs(&table.get("env")?).map_err(mlua::Error::runtime)?;
+        let steps = table
+            .get::<Table>("steps")?
+            .sequence_values::<Table>()
+            .map(|step| Step::from_table(&step?))
+            .collect::<mlua::Result<_>>()?;
+        Ok(Plan {
+            sync,
+            steps,
+            artifacts: strings(&table.get("artifacts")?)?,
+            env,
+            timeout: seconds(table.get("timeout")?),
+            lease,
+        })
+    }
+}
+
+impl Step {
+    fn from_table(table: &Table) -> mlua::Result<Step> {
+        let kind: String = table.get("kind")?;
+        let action = match kind.as_str() {
+            "sh" => Action::Shell(table.get("command")?),
+            "argv" => Action::Argv(strings(&table.get("command")?)?),
+            "fn" => Action::Function(table.get("command")?),
+            "parallel" => Action::Parallel(
+                table
+                    .get::<Table>("steps")?
+                    .sequence_values::<Table>()
+                    .map(|step| Step::from_table(&step?))
+                    .collect::<mlua::Result<_>>()?,
+            ),
+            other => return Err(mlua::Error::runtime(format!("unknown step kind `{other}`"))),
+        };
+        Ok(Step {
+            name: table.get("name")?,
+            action,
+            env: env_pairs(&table.get("env")?).map_err(mlua::Error::runtime)?,
+            timeout: seconds(table.get("timeout")?),
+            capture: table.get("capture")?,
+            continue_on_failure: table.get("continue_on_failure")?,
+            cwd: table.get("cwd")?,
+        })
+    }
+
+    /// What the step runs, for the banner line.
+    pub(crate) fn describe(&self) -> String {
+        match &self.action {
+            Action::Shell(script) => script.clone(),
+            Action::Argv(argv) => argv.join(" "),
+            Action::Function(_) => "(function)".to_owned(),
+            Action::Parallel(steps) => steps
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}

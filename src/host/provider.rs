@@ -1,0 +1,149 @@
+//! The lease provider the CLI hands to [`run_recipe`](super::run_recipe): recipes lease boxes
+//! through the one lease lifecycle ([`Leases`]: claims first, holder locks, release).
+//!
+//! What a lease asks for (image, resources, sync excludes, exec timeout) arrives resolved in
+//! [`LeaseOptions`]: the host resolved the recipe's `lease{}` / `warmup{}` options against the
+//! config with [`Config::with_recipe`](crate::config::Config::with_recipe), which also enforced
+//! the trust classes and the user's limits and let flags win. With `--lease ID` the first lease
+//! the recipe asks for is that kept lease (reused, never released by the run).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use super::engine::{EngineError, LeaseOptions, LeaseProvider, LeasedBox};
+use super::session_box::{Releaser, SessionBox};
+use crate::backends::{LeaseRequest, Leases};
+use crate::config::Settings;
+use crate::lease::LeaseId;
+use crate::session::Session;
+
+/// Leases for a recipe run, over the lease lifecycle.
+pub struct RecipeLeases {
+    leases: Leases,
+    workdir: Option<String>,
+    repo_root: PathBuf,
+    reuse: Mutex<Option<LeaseId>>,
+}
+
+impl RecipeLeases {
+    /// Leases in the workdir of `settings` (an execution boundary: never the recipe's). `reuse`
+    /// is the `--lease ID` to attach for the first lease.
+    #[must_use]
+    pub fn new(
+        leases: Leases,
+        settings: &Settings,
+        repo_root: PathBuf,
+        reuse: Option<LeaseId>,
+    ) -> Self {
+        RecipeLeases {
+            leases,
+            workdir: settings.nomad.workdir.clone(),
+            repo_root,
+            reuse: Mutex::new(reuse),
+        }
+    }
+
+    fn request(&self, options: &LeaseOptions) -> LeaseRequest {
+        LeaseRequest {
+            image: Some(options.image.clone()),
+            cpu: Some(options.cpu),
+            memory_mb: Some(options.memory_mb),
+            disk_mb: Some(options.disk_mb),
+            workdir: self.workdir.clone(),
+            keep: options.keep,
+        }
+    }
+}
+
+struct LeasesReleaser(Leases);
+
+#[async_trait]
+impl Releaser for LeasesReleaser {
+    async fn release(
+        &self,
+        session: &Session,
+        cancel: &CancellationToken,
+    ) -> Result<(), EngineError> {
+        self.0
+            .release(session, cancel)
+            .await
+            .map_err(|e| Arc::new(e) as EngineError)
+    }
+}
+
+#[async_trait]
+impl LeaseProvider for RecipeLeases {
+    async fn acquire(
+        &self,
+        options: &LeaseOptions,
+        cancel: &CancellationToken,
+    ) -> Result<Arc<dyn LeasedBox>, EngineError> {
+        let reuse = self
+            .reuse
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let releaser = Arc::new(LeasesReleaser(self.leases.clone()));
+        if let Some(id) = reuse {
+            let session = self
+                .leases
+                .attach(&id, self.workdir.as_deref())
+                .await
+                .map_err(|e| Arc::new(e) as EngineError)?;
+            return Ok(Arc::new(
+                SessionBox::new(session, releaser, Vec::new()).reused(),
+            ));
+        }
+        let request = self.request(options);
+        // Leases::acquire honours the token itself and leaves nothing behind when cancelled;
+        // dropping it midway would leave a half-made lease.
+        let session = self
+            .leases
+            .acquire(&request, cancel)
+            .await
+            .map_err(|e| Arc::new(e) as EngineError)?;
+        // The lease's sync excludes and exec timeout travel with each call (the host adds
+        // them), so the box adds none of its own.
+        Ok(Arc::new(SessionBox::new(session, releaser, Vec::new())))
+    }
+
+    async fn sweep(
+        &self,
+        dry_run: bool,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<String>, EngineError> {
+        let list = self.leases.list().map_err(|e| Arc::new(e) as EngineError)?;
+        let now = SystemTime::now();
+        let mut lines = Vec::new();
+        for claim in list.claims {
+            if claim.repo_root != self.repo_root {
+                continue;
+            }
+            let held = self.leases.claims().is_held(&claim.id).unwrap_or(true);
+            let why = match claim.expiry(now) {
+                Some(reason) => reason.to_string(),
+                None if !claim.keep && !held => "its holder is gone".to_owned(),
+                None => continue,
+            };
+            if held {
+                continue;
+            }
+            if dry_run {
+                lines.push(format!("would release {} ({why})", claim.id));
+                continue;
+            }
+            let Ok(id) = claim.id.parse::<LeaseId>() else {
+                continue;
+            };
+            match self.leases.stop(&id, cancel).await {
+                Ok(()) => lines.push(format!("released {} ({why})", claim.id)),
+                Err(e) => lines.push(format!("could not release {}: {}", claim.id, e.message)),
+            }
+        }
+        Ok(lines)
+    }
+}

@@ -1,0 +1,138 @@
+---@meta leasebox
+-- Type annotations of the leasebox recipe API for the Lua language server (LuaLS).
+-- Point your editor at this directory (`"workspace.library": ["<leasebox>/stdlib"]` in
+-- `.luarc.json`) and `require("leasebox")` completes. This file is never executed.
+
+---@class leasebox.ExecResult
+---@field code integer    exit code of the command (signals as 128+n)
+---@field ok boolean      `code == 0`
+---@field ms integer      wall time in milliseconds
+---@field stdout? string  captured stdout (only with `capture = true`)
+---@field stderr? string  captured stderr (only with `capture = true`)
+
+---@class leasebox.Transfer
+---@field files integer   files sent or received
+---@field bytes integer   bytes of content
+---@field deleted? integer files deleted on the box (sync only)
+---@field ms integer      wall time in milliseconds
+
+---@class leasebox.ExecOptions
+---@field [integer] string          the program and its arguments (argv, no shell)
+---@field env? table<string, string|number|boolean> environment set for the command
+---@field timeout? string|number    "20m", "90s", "1h 30m" or seconds; a timeout exits 124
+---@field capture? boolean          capture stdout/stderr into the result instead of streaming
+---@field cwd? string               working directory, relative to the workdir
+---@field stdin? string             bytes given to the command's stdin
+
+---@class leasebox.SyncOptions
+---@field [1]? string               directory to send, relative to the repository root (default ".")
+---@field exclude? string[]         extra excludes (gitignore syntax)
+
+---@class leasebox.Lease
+---@field id string                 the lease id (`lbx_…`)
+---@field workdir string            the absolute workdir inside the box
+local Lease = {}
+
+--- Run a command in the box. A string runs under `sh -c`; a table is an argv plus options.
+--- A non-zero exit is a result (`r.code`), not an error; a timeout, a lost connection or
+--- Ctrl-C raise errors that keep their kind.
+---@param command string|leasebox.ExecOptions
+---@return leasebox.ExecResult
+function Lease:exec(command) end
+
+--- Send the repository (tracked and unignored files) into the workdir; incremental.
+---@param options? leasebox.SyncOptions
+---@return leasebox.Transfer
+function Lease:sync(options) end
+
+--- Fetch paths (relative to the workdir) back into `dest` (relative to the current
+--- directory, default "."), at the same relative paths.
+---@param paths string|string[]
+---@param dest? string
+---@return leasebox.Transfer
+function Lease:fetch(paths, dest) end
+
+--- Release the lease now (purge the box, drop the claim). Also done when the recipe ends,
+--- unless the lease is kept.
+function Lease:cleanup() end
+
+--- The repository's own config keys (resolved by the config, above `.leasebox.toml`, below
+--- flags; anything else is refused) plus the host's `keep` and `timeout`.
+---@class leasebox.LeaseOptions
+---@field image? string             container image, `nomad.image` (image drivers only)
+---@field cpu? integer              CPU in MHz, `nomad.cpu` (up to your `max_cpu`)
+---@field memory_mb? integer        memory in MB, `nomad.memory_mb` (up to your `max_memory_mb`)
+---@field disk_mb? integer          disk in MB, `nomad.disk_mb` (up to your `max_disk_mb`)
+---@field exclude? string[]         `sync.exclude` of this lease (replaces the config's list)
+---@field exec_timeout? string|number default timeout of every exec
+---@field timeout? string|number    another name for `exec_timeout`
+---@field keep? boolean             keep the lease when the recipe ends
+
+---@alias leasebox.StepCommand string|string[]|fun(box: leasebox.Lease, ctx: leasebox.StepContext): (integer|boolean|leasebox.ExecResult|nil)
+
+---@class leasebox.Step
+---@field [1]? string               the step name
+---@field [2]? leasebox.StepCommand the command (or use `run`)
+---@field name? string
+---@field run? leasebox.StepCommand
+---@field env? table<string, string|number|boolean>
+---@field timeout? string|number
+---@field capture? boolean
+---@field continue_on_failure? boolean  later steps still run if this one fails (the run still fails)
+---@field cwd? string
+---@field parallel? (leasebox.Step|string|function)[]  a group of steps run concurrently
+
+---@class leasebox.StepContext
+---@field step string               this step's name
+---@field args table                `leasebox.args`
+---@field results table<string, leasebox.ExecResult>  results of the command steps so far, by name
+---@field env table<string, string> the environment of this step
+
+---@class leasebox.RecipeSpec
+---@field name? string
+---@field description? string
+---@field lease? leasebox.LeaseOptions
+---@field sync? boolean|{ exclude?: string[] }  `false` skips the sync
+---@field steps (leasebox.Step|string|function)[]
+---@field artifacts? string|string[] paths fetched after the steps, even after a failure
+---@field env? table<string, string|number|boolean> environment of every step
+---@field timeout? string|number    default timeout of every step
+---@field keep? boolean             keep the lease when the recipe ends
+
+---@class leasebox.Recipe
+---@class leasebox
+---@field args table<integer|string, string>  arguments after `--`: `key=value` pairs as fields, the rest as 1..n
+---@field version string            the leasebox version
+local leasebox = {}
+
+--- Lease a box (or reuse the one given with `--lease`) with the repository's own keys.
+---@param options? leasebox.LeaseOptions
+---@return leasebox.Lease
+function leasebox.warmup(options) end
+
+--- Run functions as concurrent async calls and wait for all of them; returns their first
+--- results in order. An error in one is re-raised after all finish (the first in order).
+---@param functions function[]
+---@return any ...
+function leasebox.parallel(functions) end
+
+--- Print a line to stderr (values joined by spaces).
+---@param ... any
+function leasebox.log(...) end
+
+--- Stop the recipe with a message and an exit code (1–255, default 1).
+---@param message? string
+---@param code? integer
+function leasebox.fail(message, code) end
+
+--- Release expired, missing and orphaned leases of this repository.
+---@param options? { dry_run?: boolean }
+---@return string[] lines one per lease acted on
+function leasebox.cleanup(options) end
+
+--- Describe a declarative recipe; return it from the recipe file and the host runs it.
+---@param spec leasebox.RecipeSpec
+---@return leasebox.Recipe
+function leasebox.recipe(spec) end
+
+return leasebox
