@@ -8,7 +8,9 @@
 //! - **Per step**: a `recipe{}` of 100 sequential `{ "sNNN", { "true" } }` steps (argv, no
 //!   shell) against the same recipe with 1 step (same lease, sync and release), and against
 //!   100 direct spawns of `true` from Rust. Overhead per step = (T100 − T1) / 99 minus one
-//!   direct spawn. The `--timing-json` file's `step:*` phases give the same figure from inside.
+//!   direct spawn. The `--timing-json` file's `step:*` phases give the same figure from inside,
+//!   and 100 in-process `Session::exec` calls of `true` (same run) split it into the host's
+//!   share and the session layer's (the verified-exec wrapper).
 //!
 //! `LEASEBOX_BENCH_REPS` sets the repetitions of the step series (default 5).
 
@@ -18,7 +20,12 @@ mod common;
 mod support;
 
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use leasebox::backends::local::LocalFaults;
+use leasebox::session::{Command, NullSink};
+use tokio_util::sync::CancellationToken;
 
 use common::ms;
 
@@ -96,6 +103,12 @@ fn main() {
     let mut t1 = Vec::new();
     let mut direct = Vec::new();
     let mut inside = Vec::new();
+    let mut verified = Vec::new();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let session = runtime.block_on(scratch.session(LocalFaults::default()));
     for rep in 0..=reps {
         let a = run_timed(
             &scratch,
@@ -111,13 +124,38 @@ fn main() {
             assert!(status.success());
         }
         let c = start.elapsed() / 100;
+        let d = runtime.block_on(async {
+            let command = Command {
+                argv: vec!["true".to_owned()],
+                ..Command::default()
+            };
+            let cancel = CancellationToken::new();
+            let start = Instant::now();
+            for _ in 0..100 {
+                let outcome = session
+                    .exec(&command, Arc::new(NullSink), &cancel)
+                    .await
+                    .expect("exec");
+                assert_eq!(outcome.code, 0);
+            }
+            start.elapsed() / 100
+        });
         if rep > 0 {
+            verified.push(d);
             t100.push(a);
             t1.push(b);
             direct.push(c);
             inside.push(steps_ms);
         }
     }
+
+    runtime
+        .block_on(
+            session
+                .backend()
+                .release(session.lease(), &CancellationToken::new()),
+        )
+        .expect("release");
 
     let (v, n) = (common::median(&version), common::median(&noop));
     let startup_extra = ms(n) - ms(v);
@@ -135,6 +173,7 @@ fn main() {
     let per_step = (ms(a) - ms(b)) / 99.0;
     let overhead = per_step - ms(c);
     let inside_per_step = median_f64(&inside) / 100.0;
+    let session_exec = common::median(&verified);
     println!(
         "steps, {reps} runs each: 100-step recipe median {:.0} ms [{}], 1-step recipe median {:.0} ms [{}]",
         ms(a),
@@ -145,6 +184,12 @@ fn main() {
     println!(
         "per step: {per_step:.2} ms ((T100 - T1) / 99); timing file: {inside_per_step:.2} ms (step phases / 100, whole ms each); direct spawn of `true`: {:.2} ms",
         ms(c)
+    );
+    println!(
+        "in-process Session::exec of `true` (verified exec, no host): {:.2} ms; so the host adds {:+.2} ms per step and the session layer {:+.2} ms",
+        ms(session_exec),
+        per_step - ms(session_exec),
+        ms(session_exec) - ms(c)
     );
     println!(
         "load average at the end: {}",
