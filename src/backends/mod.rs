@@ -352,8 +352,34 @@ impl Leases {
         let lease = match self.backend.warmup(&spec, cancel).await {
             Ok(lease) => lease,
             Err(e) => {
-                let _ = self.claims.remove(id.as_str(), claim.revision);
-                return Err(Failure::from_error(&e));
+                let failure = Failure::from_error(&e);
+                // Drop the claim only once the backend confirms there is no box; otherwise it
+                // stays (in `registering`) for `cleanup` to resolve.
+                let provisional = Lease {
+                    id: id.clone(),
+                    backend: self.backend_name().to_owned(),
+                    workdir: String::new(),
+                    handle: BTreeMap::new(),
+                };
+                let gone = matches!(
+                    tokio::time::timeout(
+                        std::time::Duration::from_secs(5),
+                        self.backend.record(&provisional)
+                    )
+                    .await,
+                    Ok(Ok(None))
+                );
+                if gone {
+                    let _ = self.claims.remove(id.as_str(), claim.revision);
+                    return Err(failure);
+                }
+                return Err(Failure {
+                    message: format!(
+                        "{}; lease `{id}` may be left behind: `leasebox cleanup` resolves it",
+                        failure.message
+                    ),
+                    ..failure
+                });
             }
         };
         let confirmed = self.claims.update(id.as_str(), claim.revision, |c| {
