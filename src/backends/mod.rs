@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BackendChoice, Config, Settings};
 use crate::error::{ErrorKind, Failure};
-use crate::lease::{Backend, Features, Lease, LeaseId, LeaseSpec, RemoteState};
+use crate::lease::{Backend, Features, Lease, LeaseError, LeaseId, LeaseSpec, RemoteState};
 use crate::ownership::{Claim, ClaimList, ClaimState, ClaimStore, OwnershipError, StateDir};
 use crate::session::{Session, Timing};
 
@@ -351,35 +351,12 @@ impl Leases {
         };
         let lease = match self.backend.warmup(&spec, cancel).await {
             Ok(lease) => lease,
+            // The backend cleaned up after itself, or says what it could not: then the claim
+            // stays (in `registering`) for `cleanup` to resolve.
+            Err(e @ LeaseError::LeftBehind { .. }) => return Err(Failure::from_error(&e)),
             Err(e) => {
-                let failure = Failure::from_error(&e);
-                // Drop the claim only once the backend confirms there is no box; otherwise it
-                // stays (in `registering`) for `cleanup` to resolve.
-                let provisional = Lease {
-                    id: id.clone(),
-                    backend: self.backend_name().to_owned(),
-                    workdir: String::new(),
-                    handle: BTreeMap::new(),
-                };
-                let gone = matches!(
-                    tokio::time::timeout(
-                        std::time::Duration::from_secs(5),
-                        self.backend.record(&provisional)
-                    )
-                    .await,
-                    Ok(Ok(None))
-                );
-                if gone {
-                    let _ = self.claims.remove(id.as_str(), claim.revision);
-                    return Err(failure);
-                }
-                return Err(Failure {
-                    message: format!(
-                        "{}; lease `{id}` may be left behind: `leasebox cleanup` resolves it",
-                        failure.message
-                    ),
-                    ..failure
-                });
+                let _ = self.claims.remove(id.as_str(), claim.revision);
+                return Err(Failure::from_error(&e));
             }
         };
         let confirmed = self.claims.update(id.as_str(), claim.revision, |c| {

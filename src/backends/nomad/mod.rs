@@ -696,12 +696,18 @@ impl Backend for NomadBackend {
             r = self.client.call(reqwest::Method::PUT, "/v1/jobs", &[], Some(&body), None) => r,
             () = cancel.cancelled() => {
                 // The register may have landed: purge (bounded) before giving up.
-                let _ = tokio::time::timeout(
+                let purged = tokio::time::timeout(
                     Duration::from_secs(30),
                     self.purge(spec.id.as_str(), &CancellationToken::new()),
                 )
                 .await;
-                return Err(LeaseError::Cancelled);
+                return Err(match purged {
+                    Ok(Ok(())) => LeaseError::Cancelled,
+                    _ => LeaseError::LeftBehind {
+                        id: spec.id.clone(),
+                        error: Box::new(LeaseError::Cancelled),
+                    },
+                });
             }
         };
         let eval_id = match registered {
@@ -723,14 +729,21 @@ impl Backend for NomadBackend {
             }
             Err(e @ CallError::Transport(_)) => {
                 // The register may or may not have landed: purge to be sure.
-                let _ = self
-                    .purge(spec.id.as_str(), &CancellationToken::new())
-                    .await;
-                return Err(self.client.lease_error(
-                    "registering the lease's job",
-                    "`submit-job`",
-                    e,
-                ));
+                let error =
+                    self.client
+                        .lease_error("registering the lease's job", "`submit-job`", e);
+                return Err(
+                    match self
+                        .purge(spec.id.as_str(), &CancellationToken::new())
+                        .await
+                    {
+                        Ok(()) => error,
+                        Err(_) => LeaseError::LeftBehind {
+                            id: spec.id.clone(),
+                            error: Box::new(error),
+                        },
+                    },
+                );
             }
             Err(e) => {
                 return Err(self.client.lease_error(
@@ -750,10 +763,13 @@ impl Backend for NomadBackend {
                     .purge(spec.id.as_str(), &CancellationToken::new())
                     .await
                 {
-                    return Err(LeaseError::Transport(format!(
-                        "{e}; and purging job `{}` failed too: {purge}; `leasebox cleanup` retries",
-                        spec.id
-                    )));
+                    return Err(LeaseError::LeftBehind {
+                        id: spec.id.clone(),
+                        error: Box::new(LeaseError::Transport(format!(
+                            "{e}; and purging job `{}` failed too: {purge}",
+                            spec.id
+                        ))),
+                    });
                 }
                 Err(e)
             }
