@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BackendChoice, Config, Settings};
 use crate::error::{ErrorKind, Failure};
-use crate::lease::{Backend, Features, Lease, LeaseId, LeaseSpec, RemoteState};
+use crate::lease::{Backend, Features, Lease, LeaseError, LeaseId, LeaseSpec, RemoteState};
 use crate::ownership::{Claim, ClaimList, ClaimState, ClaimStore, OwnershipError, StateDir};
 use crate::session::{Session, Timing};
 
@@ -351,6 +351,9 @@ impl Leases {
         };
         let lease = match self.backend.warmup(&spec, cancel).await {
             Ok(lease) => lease,
+            // The backend cleaned up after itself, or says what it could not: then the claim
+            // stays (in `registering`) for `cleanup` to resolve.
+            Err(e @ LeaseError::LeftBehind { .. }) => return Err(Failure::from_error(&e)),
             Err(e) => {
                 let _ = self.claims.remove(id.as_str(), claim.revision);
                 return Err(Failure::from_error(&e));

@@ -9,14 +9,13 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::engine::{EngineError, LeaseOptions, LeaseProvider, LeasedBox};
 use super::session_box::{Releaser, SessionBox};
-use crate::backends::{LeaseRequest, Leases};
+use crate::backends::{CleanupOptions, LeaseRequest, Leases};
 use crate::config::Settings;
 use crate::lease::LeaseId;
 use crate::session::Session;
@@ -114,36 +113,25 @@ impl LeaseProvider for RecipeLeases {
     async fn sweep(
         &self,
         dry_run: bool,
-        cancel: &CancellationToken,
+        _cancel: &CancellationToken,
     ) -> Result<Vec<String>, EngineError> {
-        let list = self.leases.list().map_err(|e| Arc::new(e) as EngineError)?;
-        let now = SystemTime::now();
-        let mut lines = Vec::new();
-        for claim in list.claims {
-            if claim.repo_root != self.repo_root {
-                continue;
-            }
-            let held = self.leases.claims().is_held(&claim.id).unwrap_or(true);
-            let why = match claim.expiry(now) {
-                Some(reason) => reason.to_string(),
-                None if !claim.keep && !held => "its holder is gone".to_owned(),
-                None => continue,
-            };
-            if held {
-                continue;
-            }
-            if dry_run {
-                lines.push(format!("would release {} ({why})", claim.id));
-                continue;
-            }
-            let Ok(id) = claim.id.parse::<LeaseId>() else {
-                continue;
-            };
-            match self.leases.stop(&id, cancel).await {
-                Ok(()) => lines.push(format!("released {} ({why})", claim.id)),
-                Err(e) => lines.push(format!("could not release {}: {}", claim.id, e.message)),
-            }
-        }
-        Ok(lines)
+        // The one cleanup, limited to this repository's leases (never orphans, whose
+        // repository nobody can vouch for).
+        let options = CleanupOptions {
+            dry_run,
+            orphans: false,
+            repo: Some(self.repo_root.clone()),
+        };
+        let items = self
+            .leases
+            .cleanup(&options)
+            .await
+            .map_err(|e| Arc::new(e) as EngineError)?;
+        let prefix = if dry_run { "would be " } else { "" };
+        Ok(items
+            .into_iter()
+            .filter(|i| i.action != "kept")
+            .map(|i| format!("{}: {prefix}{} ({})", i.id, i.action, i.reason))
+            .collect())
     }
 }

@@ -10,7 +10,7 @@
 //! - [`Session::fetch`] streams a tar back over stdout and extracts it safely ([`fetch`]).
 //! - [`Session::exec`] runs a command under the verified-exec wrapper, which records its pid,
 //!   output and exit code in the box, so a lost connection is recovered by reading the record
-//!   ([`exec`]).
+//!   (`exec.rs`).
 
 mod exec;
 pub mod fetch;

@@ -501,3 +501,51 @@ fn a_failed_allocation_replaced_in_time_still_gives_a_lease() {
     no_jobs_left(&nomad);
     no_claims_left(&s);
 }
+
+#[test]
+fn a_server_that_stops_answering_is_a_transport_error_and_ctrl_c_still_works() {
+    let nomad = NomadServer::start_modern();
+    nomad.set_unresponsive(true);
+    let s = repo();
+    let child = s
+        .leasebox(&["run", "--", "true"])
+        .env("NOMAD_ADDR", nomad.url())
+        .env("LEASEBOX_NOMAD_DRIVER", "raw_exec")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT);
+    }
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 130, "{}", describe(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "Ctrl-C took too long"
+    );
+    // Whatever is left is resolved once the server answers again.
+    nomad.set_unresponsive(false);
+    let cleaned = run(&s, &nomad, None, &["cleanup"]);
+    assert_eq!(code(&cleaned), 0, "{}", describe(&cleaned));
+    no_claims_left(&s);
+    no_jobs_left(&nomad);
+
+    // Without Ctrl-C, the request deadline turns the silence into a transport error.
+    nomad.set_unresponsive(true);
+    let out = run(&s, &nomad, None, &["run", "--", "true"]);
+    assert_eq!(code(&out), 75, "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("did not answer in time"),
+        "{}",
+        describe(&out)
+    );
+    nomad.set_unresponsive(false);
+    let cleaned = run(&s, &nomad, None, &["cleanup"]);
+    assert_eq!(code(&cleaned), 0, "{}", describe(&cleaned));
+    no_claims_left(&s);
+    no_jobs_left(&nomad);
+}
