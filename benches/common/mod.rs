@@ -6,7 +6,10 @@
 //! `cargo bench` (which passes `--bench`); built and started by `cargo test --benches` they
 //! print that they were skipped.
 
-#![allow(dead_code, reason = "each benchmark uses a different part of this module")]
+#![allow(
+    dead_code,
+    reason = "each benchmark uses a different part of this module"
+)]
 
 use std::io::Write;
 use std::path::Path;
