@@ -23,7 +23,7 @@ mod timing;
 pub use exec::{Command, ExecOutcome};
 pub use fetch::FetchReport;
 pub use output::{NullSink, OutputSink, PrefixSink, TerminalSink};
-pub use sync::{SyncOptions, SyncReport};
+pub use sync::{ManifestEntry, ManifestHeader, SyncOptions, SyncReport, parse_manifest};
 pub use timing::{Phase, Timing, TimingReport, elapsed_ms};
 
 use std::any::Any;

@@ -12,7 +12,8 @@
 //! tree):
 //!
 //! ```text
-//! W.lbx/manifest.json     what the last sync wrote: {"version":1,"revision":..,"files":[{path,size,mode,mtime,hash,link?}]}
+//! W.lbx/manifest.jsonl    what the last sync wrote: {"version":1,"revision":..} then one
+//!                         {path,size,mode,mtime,hash,link?} a line
 //! W.lbx/revision          the revision stamp of the last sync (one line)
 //! W.lbx/runs/RUN.pid      the command's pid, written before it starts
 //! W.lbx/runs/RUN.out      everything the command wrote to stdout
@@ -109,7 +110,7 @@ if tee -p "$lbx_st/tee-p" </dev/null >/dev/null 2>&1; then :; else rm -f "$lbx_s
 echo "$lbx_w"
 "#;
 
-/// Receives a sync: a tar on stdin holding `tree/…` (the new workdir) and `meta/manifest.json`
+/// Receives a sync: a tar on stdin holding `tree/…` (the new workdir) and `meta/manifest.jsonl`
 /// and `meta/revision`, extracted into a staging dir and swapped into place so deleted files
 /// disappear. Arguments: workdir, state dir, expected revision stamp or `-` for none.
 pub const SYNC_RECEIVE: &str = r#"lbx_w=$1; lbx_st=$2
@@ -125,7 +126,7 @@ tar -xof - -C "$lbx_st/incoming" || { echo "leasebox: tar failed to unpack the s
 mkdir -p "$lbx_st/incoming/tree"
 if [ -e "$lbx_w" ]; then mv "$lbx_w" "$lbx_st/old" || exit 6; fi
 mv "$lbx_st/incoming/tree" "$lbx_w" || { [ -e "$lbx_st/old" ] && mv "$lbx_st/old" "$lbx_w"; exit 6; }
-mv -f "$lbx_st/incoming/meta/manifest.json" "$lbx_st/manifest.json" && mv -f "$lbx_st/incoming/meta/revision" "$lbx_st/revision" || exit 6
+mv -f "$lbx_st/incoming/meta/manifest.jsonl" "$lbx_st/manifest.jsonl" && mv -f "$lbx_st/incoming/meta/revision" "$lbx_st/revision" || exit 6
 rm -rf "$lbx_st/old" "$lbx_st/incoming"
 "#;
 

@@ -2,12 +2,13 @@
 //! swap it into the workdir, so deleted files disappear. Nothing is buffered whole: a blocking
 //! thread reads one file at a time into a bounded channel of 64 KiB chunks.
 //!
-//! The archive holds `tree/<path>` for every file and link, then `meta/manifest.json` (path,
-//! size, mode, mtime and sha256 of every file, hashed while it is read) and `meta/revision`,
+//! The archive holds `tree/<path>` for every file and link, then `meta/manifest.jsonl` (a
+//! header line, then path, size, mode, mtime and sha256 of every file, hashed while it is
+//! read, spooled to a temporary file so memory stays flat) and `meta/revision`,
 //! the new revision stamp. The box keeps both in its state dir; a later sync that expected
 //! another stamp is refused, since another client changed the box.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -66,15 +67,31 @@ pub struct ManifestEntry {
     pub link: Option<String>,
 }
 
-/// The manifest a sync leaves in the box (and that incremental sync compares against).
+/// The first line of the manifest a sync leaves in the box (and that incremental sync
+/// compares against). The manifest is JSON Lines: this header, then one [`ManifestEntry`] a
+/// line, sorted by path, so neither end ever holds it whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
+pub struct ManifestHeader {
     /// Format version, 1.
     pub version: u32,
     /// The revision stamp this manifest belongs to.
     pub revision: String,
-    /// Entries sorted by path.
-    pub files: Vec<ManifestEntry>,
+}
+
+/// Read a manifest: its header and entries.
+///
+/// # Errors
+/// A line is not valid JSON of the expected shape.
+pub fn parse_manifest(
+    text: &str,
+) -> Result<(ManifestHeader, Vec<ManifestEntry>), serde_json::Error> {
+    let mut lines = text.lines();
+    let header = serde_json::from_str(lines.next().unwrap_or(""))?;
+    let entries = lines
+        .filter(|l| !l.is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    Ok((header, entries))
 }
 
 impl Session {
@@ -169,11 +186,20 @@ pub fn write_archive<W: Write>(
 ) -> Result<u64, SessionError> {
     let mut builder = tar::Builder::new(writer);
     builder.mode(tar::HeaderMode::Complete);
-    let mut manifest = Manifest {
+    // The manifest goes to a temporary file as the files are archived, and follows them into
+    // the archive: memory stays flat whatever the number of files.
+    let spool_error = |e: std::io::Error| {
+        SessionError::local("cannot write the sync manifest to a temporary file", e)
+    };
+    let mut manifest = std::io::BufWriter::new(tempfile::tempfile().map_err(spool_error)?);
+    let header = ManifestHeader {
         version: 1,
         revision: revision.to_owned(),
-        files: Vec::with_capacity(set.entries.len()),
     };
+    let mut record = |line: &dyn erased::Line| -> Result<(), SessionError> {
+        line.write_to(&mut manifest).map_err(spool_error)
+    };
+    record(&header)?;
     let mut total = 0u64;
     let gone = |e: std::io::Error| {
         SessionError::TransportLost(format!("the box stopped reading the sync stream: {e}"))
@@ -197,14 +223,14 @@ pub fn write_archive<W: Write>(
                     .append_link(&mut header, &tar_path, target)
                     .map_err(gone)?;
                 let link = target.to_string_lossy().into_owned();
-                manifest.files.push(ManifestEntry {
+                record(&ManifestEntry {
                     path: entry.path.clone(),
                     size: 0,
                     mode: 0o777,
                     mtime: mtime_of(&meta),
                     hash: format!("sha256:{}", hex::encode(Sha256::digest(link.as_bytes()))),
                     link: Some(link),
-                });
+                })?;
             }
             EntryKind::File => {
                 let file = std::fs::File::open(&full).map_err(|e| {
@@ -233,20 +259,30 @@ pub fn write_archive<W: Write>(
                         None => gone(e),
                     })?;
                 total += size;
-                manifest.files.push(ManifestEntry {
+                record(&ManifestEntry {
                     path: entry.path.clone(),
                     size,
                     mode,
                     mtime: mtime_of(&meta),
                     hash: format!("sha256:{}", hex::encode(reader.hasher.finalize_reset())),
                     link: None,
-                });
+                })?;
             }
         }
     }
-    let manifest_json = serde_json::to_vec(&manifest)
-        .map_err(|e| SessionError::Invalid(format!("cannot encode the manifest: {e}")))?;
-    append_bytes(&mut builder, "meta/manifest.json", &manifest_json).map_err(gone)?;
+    let mut spooled = manifest
+        .into_inner()
+        .map_err(|e| spool_error(e.into_error()))?;
+    let length = spooled.stream_position().map_err(spool_error)?;
+    spooled.rewind().map_err(spool_error)?;
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(length);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    builder
+        .append_data(&mut header, "meta/manifest.jsonl", spooled)
+        .map_err(gone)?;
     append_bytes(
         &mut builder,
         "meta/revision",
@@ -379,5 +415,21 @@ impl Write for ChannelWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.send_buf()
+    }
+}
+
+/// Manifest lines of either type, written as one JSON object and a newline.
+mod erased {
+    use std::io::Write;
+
+    pub trait Line {
+        fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()>;
+    }
+
+    impl<T: serde::Serialize> Line for T {
+        fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
+            serde_json::to_writer(&mut *out, self)?;
+            out.write_all(b"\n")
+        }
     }
 }

@@ -108,18 +108,15 @@ async fn a_resync_removes_deleted_files_and_checks_the_revision() {
     let workdir = std::path::PathBuf::from(&session.lease().workdir);
     assert!(workdir.join("a.txt").exists());
     assert!(!workdir.join("b.txt").exists());
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(format!("{}/manifest.json", session.lease().state_dir())).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(manifest["files"].as_array().unwrap().len(), 1);
-    assert_eq!(manifest["files"][0]["path"], "a.txt");
-    assert!(
-        manifest["files"][0]["hash"]
-            .as_str()
-            .unwrap()
-            .starts_with("sha256:")
-    );
+    let text =
+        std::fs::read_to_string(format!("{}/manifest.jsonl", session.lease().state_dir())).unwrap();
+    let (header, files) = leasebox::session::parse_manifest(&text).unwrap();
+    assert_eq!(header.version, 1);
+    assert_eq!(Some(header.revision), session.sync_revision());
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].path, "a.txt");
+    assert_eq!(files[0].size, 1);
+    assert!(files[0].hash.starts_with("sha256:"));
 
     // Another client changed the box: the next sync refuses.
     std::fs::write(
@@ -152,7 +149,7 @@ async fn symlinks_travel_as_links_and_are_never_followed() {
         outside.path().join("id_rsa")
     );
     let manifest =
-        std::fs::read_to_string(format!("{}/manifest.json", session.lease().state_dir())).unwrap();
+        std::fs::read_to_string(format!("{}/manifest.jsonl", session.lease().state_dir())).unwrap();
     assert!(!manifest.contains("PRIVATE KEY"));
     assert_eq!(std::fs::read_to_string(workdir.join("inner")).unwrap(), "x");
 }
