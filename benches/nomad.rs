@@ -321,12 +321,17 @@ fn sync_throughput(
         excludes,
     };
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); SYNC_SERIES.len()];
+    let mut removals = Vec::new();
     for rep in 0..reps {
         for k in 0..SYNC_SERIES.len() {
             let i = (k + rep) % SYNC_SERIES.len();
             settle();
             let took = match SYNC_SERIES[i] {
-                SyncSeries::TarPipe => tar_pipe(scratch, stats.files),
+                SyncSeries::TarPipe => {
+                    let (took, removal) = tar_pipe(scratch, stats.files);
+                    removals.push(removal);
+                    took
+                }
                 SyncSeries::Local => {
                     let session = runtime.block_on(scratch.session(LocalFaults::default()));
                     let took = runtime.block_on(sync_once(&session, &options, stats.files));
@@ -355,14 +360,15 @@ fn sync_throughput(
             samples[i].push(took);
         }
         println!(
-            "rep {}: {}",
+            "rep {}: {}, removing the tar copy once written back {:.0} ms",
             rep + 1,
             SYNC_SERIES
                 .iter()
                 .zip(&samples)
                 .map(|(s, t)| format!("{} {:.0} ms", s.label(), ms(t[rep])))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            ms(removals[rep])
         );
     }
     let medians: Vec<Duration> = samples.iter().map(|s| median(s)).collect();
@@ -422,11 +428,29 @@ fn sync_throughput(
         "—",
         None,
     );
+    let removal = median(&removals);
+    println!(
+        "removing the tree once written back (`rm -rf`, what a re-sync does to the previous tree): median {:.0} ms  samples [{}]",
+        ms(removal),
+        list_ms(&removals)
+    );
+    table.row(
+        "what a re-sync adds: removing the previous tree once written back (`rm -rf` of the tar copy)",
+        "—",
+        &format!("{:.1} s", removal.as_secs_f64()),
+        &format!(
+            "{:.0}% of a full nomad sync",
+            100.0 * removal.as_secs_f64() / remote.as_secs_f64()
+        ),
+        "—",
+        None,
+    );
 }
 
 /// `tar -c | tar -x` of the tree (without `.git`, which sync leaves out too) into a fresh
-/// directory; checks every file arrived and removes it.
-fn tar_pipe(scratch: &Scratch, files: usize) -> Duration {
+/// directory; checks every file arrived, then removes it once written back. Returns how long
+/// the copy and the removal took.
+fn tar_pipe(scratch: &Scratch, files: usize) -> (Duration, Duration) {
     let dest = scratch.path().join("tar-dest");
     std::fs::create_dir_all(&dest).expect("mkdir the tar destination");
     let (took, status) = time(|| {
@@ -443,8 +467,10 @@ fn tar_pipe(scratch: &Scratch, files: usize) -> Duration {
     });
     assert!(status.success(), "tar pipe failed: {status}");
     assert_eq!(count_files(&dest), files, "the tar pipe copied every file");
-    std::fs::remove_dir_all(&dest).expect("remove the tar destination");
-    took
+    settle();
+    let (removal, ()) =
+        time(|| std::fs::remove_dir_all(&dest).expect("remove the tar destination"));
+    (took, removal)
 }
 
 async fn sync_once(session: &Session, options: &SyncOptions, files: usize) -> Duration {
