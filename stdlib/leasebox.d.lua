@@ -56,13 +56,16 @@ function Lease:fetch(paths, dest) end
 --- unless the lease is kept.
 function Lease:cleanup() end
 
+--- The repository's own config keys (resolved by the config, above `.leasebox.toml`, below
+--- flags; anything else is refused) plus the host's `keep` and `timeout`.
 ---@class leasebox.LeaseOptions
----@field image? string             container image (image drivers only)
----@field cpu? integer              CPU in MHz (up to your `max_cpu`)
----@field memory_mb? integer        memory in MB (up to your `max_memory_mb`)
----@field disk_mb? integer          disk in MB (up to your `max_disk_mb`)
----@field exclude? string[]         sync excludes for this lease
----@field timeout? string|number    default timeout of every exec
+---@field image? string             container image, `nomad.image` (image drivers only)
+---@field cpu? integer              CPU in MHz, `nomad.cpu` (up to your `max_cpu`)
+---@field memory_mb? integer        memory in MB, `nomad.memory_mb` (up to your `max_memory_mb`)
+---@field disk_mb? integer          disk in MB, `nomad.disk_mb` (up to your `max_disk_mb`)
+---@field exclude? string[]         `sync.exclude` of this lease (replaces the config's list)
+---@field exec_timeout? string|number default timeout of every exec
+---@field timeout? string|number    another name for `exec_timeout`
 ---@field keep? boolean             keep the lease when the recipe ends
 
 ---@alias leasebox.StepCommand string|string[]|fun(box: leasebox.Lease, ctx: leasebox.StepContext): (integer|boolean|leasebox.ExecResult|nil)

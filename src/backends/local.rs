@@ -179,10 +179,13 @@ impl LocalBackend {
         let runs = PathBuf::from(lease.state_dir()).join("runs");
         if let Ok(entries) = std::fs::read_dir(&runs) {
             for entry in entries.flatten() {
-                if entry.path().join("exit").exists() {
+                let path = entry.path();
+                if path.extension().is_none_or(|e| e != "pid")
+                    || path.with_extension("exit").exists()
+                {
                     continue;
                 }
-                if let Ok(text) = std::fs::read_to_string(entry.path().join("pid"))
+                if let Ok(text) = std::fs::read_to_string(&path)
                     && let Ok(pid) = text.trim().parse::<i32>()
                     && pid > 1
                 {

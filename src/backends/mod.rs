@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BackendChoice, Config, Settings};
 use crate::error::{ErrorKind, Failure};
-use crate::lease::{Backend, Features, Lease, LeaseId, LeaseSpec, RemoteState};
+use crate::lease::{Backend, Features, Lease, LeaseError, LeaseId, LeaseSpec, RemoteState};
 use crate::ownership::{Claim, ClaimList, ClaimState, ClaimStore, OwnershipError, StateDir};
 use crate::session::{Session, Timing};
 
@@ -351,6 +351,9 @@ impl Leases {
         };
         let lease = match self.backend.warmup(&spec, cancel).await {
             Ok(lease) => lease,
+            // The backend cleaned up after itself, or says what it could not: then the claim
+            // stays (in `registering`) for `cleanup` to resolve.
+            Err(e @ LeaseError::LeftBehind { .. }) => return Err(Failure::from_error(&e)),
             Err(e) => {
                 let _ = self.claims.remove(id.as_str(), claim.revision);
                 return Err(Failure::from_error(&e));
@@ -401,7 +404,11 @@ impl Leases {
         session
     }
 
-    fn lease_of(claim: &Claim) -> Result<Lease, Failure> {
+    /// The lease a claim describes.
+    ///
+    /// # Errors
+    /// The claim's id is not a lease id.
+    pub fn lease_of(claim: &Claim) -> Result<Lease, Failure> {
         let id: LeaseId = claim.id.parse().map_err(|e: crate::lease::LeaseIdError| {
             Failure::new(ErrorKind::Usage, e.to_string())
         })?;
@@ -413,7 +420,11 @@ impl Leases {
         })
     }
 
-    fn check_claim(&self, claim: &Claim) -> Result<(), Failure> {
+    /// Refuse a claim of another backend or owner.
+    ///
+    /// # Errors
+    /// The claim's backend or owner differs, naming which.
+    pub fn check_claim(&self, claim: &Claim) -> Result<(), Failure> {
         let refuse = |field: &str, ours: &str, theirs: &str| {
             Failure::new(
                 ErrorKind::OwnershipRefused,

@@ -152,7 +152,16 @@ pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
         ),
         other => Failure::from_error(&other),
     })?;
-    let remote = remote_of(&leases, &claim).await;
+    // The claim and the box's own record must agree before anything is said about the box.
+    leases.check_claim(&claim)?;
+    let present = leases
+        .verify(&claim, &crate::backends::Leases::lease_of(&claim)?)
+        .await?;
+    let remote = if present {
+        remote_of(&leases, &claim).await
+    } else {
+        "gone".to_owned()
+    };
     let held = leases.claims().is_held(id.as_str()).unwrap_or(false);
     if args.json {
         let mut value = claim_json(&claim, Some(&remote));

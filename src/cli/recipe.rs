@@ -7,7 +7,6 @@ use std::sync::Arc;
 use super::Context;
 use super::args::RunArgs;
 use crate::backends::Leases;
-use crate::config::Source;
 use crate::error::{ErrorKind, Failure};
 use crate::host::{
     ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, RecipeLeases, RecipeRun, SandboxOptions, find_recipe,
@@ -55,23 +54,10 @@ pub(crate) async fn run(
         repo_root.clone(),
         Arc::clone(timing),
     )?;
-    let pinned: Vec<String> = [
-        "nomad.image",
-        "nomad.cpu",
-        "nomad.memory_mb",
-        "nomad.disk_mb",
-        "exec_timeout",
-    ]
-    .into_iter()
-    .filter(|k| {
-        config
-            .get(k)
-            .is_some_and(|r| matches!(r.source, Source::Flag { .. }))
-    })
-    .map(str::to_owned)
-    .collect();
     let reuse = args.lease.as_deref().map(super::lease_id).transpose()?;
-    let provider = RecipeLeases::new(leases, settings, repo_root.clone(), pinned, reuse);
+    // The recipe's `lease{}` / `warmup{}` options are resolved against this config by the host
+    // (`Config::with_recipe`): own keys only, up to the user's limits, below flags.
+    let provider = RecipeLeases::new(leases, settings, repo_root.clone(), reuse);
     let mut token_env = vec![settings.nomad.token_env.clone()];
     token_env.extend(ALWAYS_DENIED_ENV.iter().map(|s| (*s).to_owned()));
     let run = RecipeRun {
@@ -85,6 +71,7 @@ pub(crate) async fn run(
             memory_limit: DEFAULT_MEMORY_LIMIT,
         },
         keep: args.keep,
+        config: config.clone(),
     };
     let report = run_recipe(&run, Arc::new(provider), &cx.cancel).await;
     for (name, ms) in &report.phases {

@@ -20,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 use super::args::RecipeArgs;
 use super::engine::{ExecResult, ExecSpec, LeaseOptions, LeaseProvider, LeasedBox, SyncSpec};
 use super::error::{HostError, raise};
-use super::sandbox::caller_location;
+use super::lease::{self, PlannedLease};
+use super::sandbox::{caller_frame, caller_location};
+use crate::config::Config;
 
 /// The host state of one recipe run, stored in the VM's app data.
 pub(crate) struct HostContext {
@@ -34,6 +36,8 @@ pub(crate) struct HostContext {
     pub fetch_root: PathBuf,
     /// Keep every lease when the run ends (`--keep`).
     pub keep_all: bool,
+    /// The run's config, which resolves every lease's options ([`Config::with_recipe`]).
+    pub config: Config,
     /// The leases this run acquired, released at the end unless kept.
     pub leases: Mutex<Vec<LuaLease>>,
 }
@@ -127,8 +131,8 @@ impl LuaLease {
         cancel: &CancellationToken,
         location: &str,
     ) -> Result<ExecResult, HostError> {
-        if spec.timeout.is_none() {
-            spec.timeout = self.options.timeout;
+        if self.options.exec_timeout_forced || spec.timeout.is_none() {
+            spec.timeout = self.options.exec_timeout;
         }
         if spec.prefix.is_none() {
             spec.prefix.clone_from(&self.prefix);
@@ -297,14 +301,12 @@ pub(crate) fn register(lua: &Lua, args: &RecipeArgs) -> mlua::Result<Table> {
     table.raw_set(
         "warmup",
         lua.create_async_function(|lua, spec: Option<Table>| {
+            let frame = caller_frame(&lua);
             let location = caller_location(&lua);
             async move {
-                let options = match &spec {
-                    Some(spec) => lease_options(spec),
-                    None => Ok(LeaseOptions::default()),
-                }
-                .map_err(|m| recipe_error(&location, "warmup", &m))?;
                 let ctx = HostContext::from_lua(&lua)?;
+                let options =
+                    lease::resolve(&ctx.config, spec.as_ref(), frame, "warmup").map_err(raise)?;
                 let lease = warmup(&ctx, options, &location).await.map_err(raise)?;
                 lua.create_userdata(lease)
             }
@@ -350,8 +352,18 @@ pub(crate) fn register(lua: &Lua, args: &RecipeArgs) -> mlua::Result<Table> {
         })?,
     )?;
     table.raw_set(
-        "_check_lease",
-        lua.create_function(|_, spec: Table| Ok(lease_options(&spec).err()))?,
+        "_lease",
+        lua.create_function(|lua, spec: Table| {
+            let ctx = HostContext::from_lua(lua)?;
+            let options = lease::resolve(
+                &ctx.config,
+                Some(&spec),
+                caller_frame(lua),
+                "recipe{}: lease",
+            )
+            .map_err(raise)?;
+            lua.create_userdata(PlannedLease(options))
+        })?,
     )?;
     table.raw_set(
         "_duration",
@@ -481,174 +493,12 @@ async fn parallel(lua: Lua, functions: Table) -> mlua::Result<MultiValue> {
     }
 }
 
-/// Keys a recipe may set in `lease{}` / `warmup{}`.
-const OWN_KEYS: &[&str] = &[
-    "image",
-    "cpu",
-    "memory_mb",
-    "disk_mb",
-    "exclude",
-    "timeout",
-    "keep",
-];
-
-/// User-only keys: (key, config path).
-const USER_ONLY_KEYS: &[(&str, &str)] = &[
-    ("backend", "backend"),
-    ("owner", "owner"),
-    ("max_cpu", "max_cpu"),
-    ("max_memory_mb", "max_memory_mb"),
-    ("max_disk_mb", "max_disk_mb"),
-    ("max_leases", "max_leases"),
-    ("lua_env_allow", "lua_env_allow"),
-    ("address", "nomad.address"),
-    ("addr", "nomad.address"),
-    ("token", "nomad.token_env"),
-    ("token_env", "nomad.token_env"),
-    ("ca_cert", "nomad.ca_cert"),
-    ("ca_path", "nomad.ca_path"),
-    ("client_cert", "nomad.client_cert"),
-    ("client_key", "nomad.client_key"),
-    ("tls_server_name", "nomad.tls_server_name"),
-    ("skip_verify", "nomad.skip_verify"),
-];
-
-/// Execution boundaries: (key, config path).
-const BOUNDARY_KEYS: &[(&str, &str)] = &[
-    ("region", "nomad.region"),
-    ("namespace", "nomad.namespace"),
-    ("datacenters", "nomad.datacenters"),
-    ("node_pool", "nomad.node_pool"),
-    ("driver", "nomad.driver"),
-    ("task", "nomad.task"),
-    ("workdir", "nomad.workdir"),
-    ("constraints", "nomad.constraints"),
-    ("jobspec_template", "nomad.jobspec_template"),
-    ("alloc_ready_timeout", "nomad.alloc_ready_timeout"),
-    ("ttl", "lease.ttl"),
-    ("idle", "lease.idle"),
-];
-
-/// The environment twin and flag of a config key (`nomad.address` →
-/// `LEASEBOX_NOMAD_ADDR`, `--nomad-address`).
-fn twins(path: &str) -> (String, String) {
-    let env = if path == "nomad.address" {
-        "LEASEBOX_NOMAD_ADDR".to_owned()
-    } else {
-        format!("LEASEBOX_{}", path.replace('.', "_").to_uppercase())
-    };
-    let flag = format!("--{}", path.replace(['.', '_'], "-"));
-    (env, flag)
-}
-
-/// Parse and check a `lease{}` / `warmup{}` table: only the repository's own keys; any other
-/// key says where it must be set instead.
-pub(crate) fn lease_options(spec: &Table) -> Result<LeaseOptions, String> {
-    let mut options = LeaseOptions::default();
-    for pair in spec.pairs::<Value, Value>() {
-        let (key, value) = pair.map_err(|e| e.to_string())?;
-        let Value::String(key) = key else {
-            return Err(format!(
-                "unexpected positional value; lease options are `key = value` ({})",
-                OWN_KEYS.join(", ")
-            ));
-        };
-        let key = key.to_str().map_err(|e| e.to_string())?.to_owned();
-        match key.as_str() {
-            "image" => options.image = Some(string_value(&key, &value)?),
-            "cpu" => options.cpu = Some(count_value(&key, &value)?),
-            "memory_mb" => options.memory_mb = Some(count_value(&key, &value)?),
-            "disk_mb" => options.disk_mb = Some(count_value(&key, &value)?),
-            "exclude" => options.exclude = string_list(&key, &value)?,
-            "timeout" => {
-                options.timeout = Some(duration(&value).map_err(|m| format!("`timeout`: {m}"))?)
-            }
-            "keep" => {
-                options.keep = match value {
-                    Value::Boolean(b) => b,
-                    other => {
-                        return Err(format!(
-                            "`keep` must be a boolean, got a {}",
-                            other.type_name()
-                        ));
-                    }
-                }
-            }
-            other => return Err(misplaced_key(other)),
-        }
-    }
-    Ok(options)
-}
-
-fn misplaced_key(key: &str) -> String {
-    if let Some((_, path)) = USER_ONLY_KEYS.iter().find(|(k, _)| *k == key) {
-        let (env, flag) = twins(path);
-        let file = if path.starts_with("nomad.") {
-            format!("`{}` under `[nomad]`", path.trim_start_matches("nomad."))
-        } else {
-            format!("`{path}`")
-        };
-        return format!(
-            "`{key}` cannot be set by a recipe: it is a user-only setting; set {file} in your \
-             user config (~/.config/leasebox/config.toml), the environment (`{env}`) or a flag \
-             (`{flag}`)"
-        );
-    }
-    if let Some((_, path)) = BOUNDARY_KEYS.iter().find(|(k, _)| *k == key) {
-        let (section, name) = path.split_once('.').unwrap_or(("", path));
-        return format!(
-            "`{key}` cannot be set by a recipe: it is an execution boundary; set `{name}` under \
-             `[{section}]` in the repository's `.leasebox.toml` (effective once you run \
-             `leasebox trust`) or in your user config"
-        );
-    }
-    let suggestion = OWN_KEYS
-        .iter()
-        .filter(|k| strsim::jaro_winkler(k, key) > 0.8)
-        .max_by(|a, b| {
-            strsim::jaro_winkler(a, key)
-                .partial_cmp(&strsim::jaro_winkler(b, key))
-                .unwrap_or(std::cmp::Ordering::Equal)
-        })
-        .map(|k| format!(" (did you mean `{k}`?)"))
-        .unwrap_or_default();
-    format!(
-        "unknown lease key `{key}`{suggestion}; a recipe may set {}",
-        OWN_KEYS
-            .iter()
-            .map(|k| format!("`{k}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
-}
-
 fn string_value(key: &str, value: &Value) -> Result<String, String> {
     match value {
         Value::String(s) => Ok(s.to_str().map_err(|e| e.to_string())?.to_owned()),
         other => Err(format!(
             "`{key}` must be a string, got a {}",
             other.type_name()
-        )),
-    }
-}
-
-fn count_value(key: &str, value: &Value) -> Result<u64, String> {
-    match value {
-        Value::Integer(i) if *i > 0 => Ok(i.unsigned_abs()),
-        Value::Number(n) if n.fract() == 0.0 && *n > 0.0 && *n < 1e15 =>
-        {
-            #[expect(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "checked above"
-            )]
-            Ok(*n as u64)
-        }
-        other => Err(format!(
-            "`{key}` must be a positive whole number, got {}",
-            other
-                .to_string()
-                .unwrap_or_else(|_| other.type_name().to_owned())
         )),
     }
 }
@@ -844,7 +694,7 @@ fn sync_spec(
     options: &LeaseOptions,
     spec: Option<&Table>,
 ) -> Result<SyncSpec, String> {
-    let mut exclude = options.exclude.clone();
+    let mut exclude = options.sync_exclude.clone();
     let mut root = repo_root.to_path_buf();
     if let Some(spec) = spec {
         for pair in spec.pairs::<Value, Value>() {

@@ -16,22 +16,28 @@ use tokio_util::sync::CancellationToken;
 
 pub use super::error::EngineError;
 
-/// The lease a recipe asks for (the repository's own keys of DESIGN §5 only).
+/// The lease a recipe asks for: the run's config resolved with the recipe's `lease{}` /
+/// `warmup{}` options by [`Config::with_recipe`](crate::config::Config::with_recipe) (the one
+/// place that decides what a recipe may set: own keys only, up to the user's limits, below
+/// flags), plus the host's own `keep`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LeaseOptions {
-    /// The container image, for image drivers.
-    pub image: Option<String>,
-    /// CPU in MHz.
-    pub cpu: Option<u64>,
-    /// Memory in MB.
-    pub memory_mb: Option<u64>,
-    /// Disk in MB.
-    pub disk_mb: Option<u64>,
-    /// Sync excludes added to the built-in list.
-    pub exclude: Vec<String>,
-    /// The default timeout of every exec on this lease.
-    pub timeout: Option<Duration>,
-    /// Keep the lease when the recipe ends.
+    /// The container image (`nomad.image`), for image drivers.
+    pub image: String,
+    /// CPU in MHz (`nomad.cpu`).
+    pub cpu: u64,
+    /// Memory in MB (`nomad.memory_mb`).
+    pub memory_mb: u64,
+    /// Disk in MB (`nomad.disk_mb`).
+    pub disk_mb: u64,
+    /// The sync excludes of every sync to this lease (`sync.exclude`); a sync call's own
+    /// excludes are added to them.
+    pub sync_exclude: Vec<String>,
+    /// The timeout of an exec on this lease that sets none (`exec_timeout`).
+    pub exec_timeout: Option<Duration>,
+    /// `exec_timeout` came from a flag: it bounds every exec, whatever timeout the recipe gives.
+    pub exec_timeout_forced: bool,
+    /// Keep the lease when the recipe ends (a host option, not a config key).
     pub keep: bool,
 }
 

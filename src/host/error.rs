@@ -39,7 +39,8 @@ pub enum HostError {
         message: String,
     },
     /// The recipe touched something the sandbox does not offer (`io`, `debug`, a token, a
-    /// module outside the repository, a key a recipe may not set).
+    /// module outside the repository), or called a primitive with options it does not take (a
+    /// lease option the config refuses is [`HostError::Config`]).
     #[error("{message}")]
     Sandbox {
         /// What was refused and what to do instead.
@@ -88,6 +89,17 @@ pub enum HostError {
         /// The engine's error.
         source: EngineError,
     },
+    /// A recipe's `lease{}` / `warmup{}` options refused by the config
+    /// ([`Config::with_recipe`](crate::config::Config::with_recipe)): a user-only key, an
+    /// execution boundary, a resource above the user's limit (`trust_refused`), an unknown
+    /// option or a bad value (`config_error`). Exits 78 either way.
+    #[error("{context}: {source}")]
+    Config {
+        /// Where and what: `recipes/x.lua:3: warmup`.
+        context: String,
+        /// The config's refusal, naming the key, the recipe line and what to do instead.
+        source: Arc<crate::config::ConfigError>,
+    },
     /// `leasebox run NAME` found no recipe, or found two.
     #[error("{message}")]
     Lookup {
@@ -116,6 +128,7 @@ impl HasKind for HostError {
             HostError::InStep { source, .. } => source.kind(),
             HostError::Cancelled => ErrorKind::Cancelled,
             HostError::Engine { source, .. } => source.kind(),
+            HostError::Config { source, .. } => source.kind(),
             HostError::Lookup { .. } => ErrorKind::Usage,
         }
     }

@@ -3,9 +3,11 @@
 //! A recipe runs in a sandboxed Lua 5.4 VM (`sandbox`) whose `require` reaches the embedded
 //! stdlib and the repository's own `.lua` files only (`loader`). The host primitives
 //! (`leasebox.warmup`, the `lease` userdata, `leasebox.parallel`, …) are bound in
-//! `bindings` over the engine seam of [`engine`]; `runner` runs a recipe file, imperative
-//! or declarative (`plan`); `lookup` finds recipes by name. Errors ([`HostError`]) keep
-//! their kind across the Lua boundary.
+//! `bindings` over the engine seam of [`engine`]; a recipe's lease options (`warmup{}`,
+//! `recipe{ lease = … }`) are resolved by the config (`lease`: `Config::with_recipe` decides
+//! what a recipe may set); `runner` runs a recipe file, imperative or declarative (`plan`);
+//! `lookup` finds recipes by name. Errors ([`HostError`]) keep their kind across the Lua
+//! boundary.
 //!
 //! The CLI calls [`find_recipe`] / [`recipe_listing`] and then [`run_recipe`] with a
 //! [`RecipeLeases`] (the [`LeaseProvider`] over the lease lifecycle of `backends`, whose boxes
@@ -20,6 +22,7 @@ mod args;
 mod bindings;
 pub mod engine;
 mod error;
+mod lease;
 mod loader;
 mod lookup;
 mod plan;

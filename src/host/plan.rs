@@ -1,13 +1,15 @@
 //! The plan of a declarative recipe: the normalised table `recipe{}` (stdlib) returns, read
 //! into Rust types the runner executes. The stdlib has already validated the shapes; this only
-//! converts (and reports, as a recipe error, anything that slipped through).
+//! converts (and reports, as a recipe error, anything that slipped through). The lease is
+//! already resolved: `recipe{}` hands its `lease` table to the config (see `lease`).
 
 use std::time::Duration;
 
-use mlua::{Function, Table, Value};
+use mlua::{AnyUserData, Function, Table, Value};
 
-use super::bindings::{env_pairs, lease_options};
+use super::bindings::env_pairs;
 use super::engine::LeaseOptions;
+use super::lease::PlannedLease;
 
 /// What a step runs.
 #[derive(Debug, Clone)]
@@ -56,8 +58,9 @@ fn strings(table: &Table) -> mlua::Result<Vec<String>> {
 
 impl Plan {
     pub(crate) fn from_table(table: &Table) -> mlua::Result<Plan> {
-        let lease_table: Table = table.get("lease")?;
-        let mut lease = lease_options(&lease_table).map_err(mlua::Error::runtime)?;
+        // Resolved against the config by `recipe{}` (so its errors point at the recipe line).
+        let lease: AnyUserData = table.get("lease")?;
+        let mut lease = lease.borrow::<PlannedLease>()?.0.clone();
         let keep: bool = table.get("keep")?;
         lease.keep |= keep;
         let sync = match table.get::<Value>("sync")? {

@@ -25,6 +25,7 @@ use super::error::HostError;
 use super::loader;
 use super::plan::{Action, Plan, Step};
 use super::sandbox::{SandboxOptions, new_vm};
+use crate::config::Config;
 use crate::error::{ErrorKind, HasKind};
 
 /// Everything a recipe run needs besides the lease provider.
@@ -42,6 +43,9 @@ pub struct RecipeRun {
     pub sandbox: SandboxOptions,
     /// Keep every lease when the run ends (`--keep`).
     pub keep: bool,
+    /// The run's config (every layer but the recipe's): each `warmup{}` / `recipe{}` lease is
+    /// this config with the recipe's options ([`Config::with_recipe`]).
+    pub config: Config,
 }
 
 /// How a step ended.
@@ -110,6 +114,7 @@ pub async fn run_recipe(
         repo_root: run.repo_root.clone(),
         fetch_root: run.fetch_root.clone(),
         keep_all: run.keep,
+        config: run.config.clone(),
         leases: Mutex::default(),
     });
     let state = RunState::default();
@@ -250,7 +255,7 @@ impl Runner<'_> {
         self.state.phase("lease", started);
         if let Some(extra) = &self.plan.sync {
             let started = Instant::now();
-            let mut exclude = self.plan.lease.exclude.clone();
+            let mut exclude = lease.options.sync_exclude.clone();
             exclude.extend(extra.iter().cloned());
             let spec = SyncSpec {
                 root: self.ctx.repo_root.clone(),

@@ -139,21 +139,34 @@ fn install_os(lua: &Lua, globals: &Table, options: &SandboxOptions) -> mlua::Res
 
 /// `recipes/x.lua:12: ` for the nearest Lua function of a file (a chunk named `@path`) on the
 /// stack above the running Rust function, or an empty string when there is none. mlua's async
-/// wrappers and C functions are skipped.
+/// wrappers, C functions and the embedded stdlib are skipped, so a primitive the stdlib calls
+/// for a recipe points at the recipe's line.
 pub(crate) fn caller_location(lua: &Lua) -> String {
+    caller_frame(lua).map_or_else(String::new, |(file, line)| format!("{file}:{line}: "))
+}
+
+/// The file (chunk name, repository-relative) and 1-based line of the nearest recipe frame on
+/// the stack (see [`caller_location`]).
+pub(crate) fn caller_frame(lua: &Lua) -> Option<(String, usize)> {
     for level in 1..16 {
         let found = lua.inspect_stack(level, |debug| {
             let source = debug.source();
             let file = source.source.as_deref()?.strip_prefix('@')?.to_owned();
-            Some(format!("{file}:{}: ", debug.current_line()?))
+            if super::loader::STDLIB
+                .iter()
+                .any(|(_, chunk, _)| *chunk == file)
+            {
+                return None;
+            }
+            Some((file, debug.current_line()?))
         });
         match found {
             None => break,
-            Some(Some(location)) => return location,
+            Some(Some(frame)) => return Some(frame),
             Some(None) => {}
         }
     }
-    String::new()
+    None
 }
 
 #[cfg(test)]

@@ -28,14 +28,11 @@ pub trait Releaser: Send + Sync {
 pub struct SessionBox {
     session: Session,
     releaser: Arc<dyn Releaser>,
-    /// Excludes added to every sync (the resolved `sync.exclude` of the config).
+    /// Excludes added to every sync (a recipe's lease passes its resolved `sync.exclude` with
+    /// each sync instead, so the recipe provider gives none here).
     default_excludes: Vec<String>,
     /// Attached with `--lease ID`: never released by the run.
     reused: bool,
-    /// The timeout of an exec that sets none (the config's `exec_timeout`).
-    exec_timeout: Option<std::time::Duration>,
-    /// The config's `exec_timeout` came from a flag: it wins over the recipe's timeouts.
-    exec_timeout_forced: bool,
 }
 
 impl SessionBox {
@@ -52,18 +49,7 @@ impl SessionBox {
             releaser,
             default_excludes,
             reused: false,
-            exec_timeout: None,
-            exec_timeout_forced: false,
         }
-    }
-
-    /// Give execs without a timeout of their own this one (the config's `exec_timeout`); when
-    /// `forced` (it came from a flag, which ranks above a recipe), every exec gets it.
-    #[must_use]
-    pub fn with_exec_timeout(mut self, timeout: Option<std::time::Duration>, forced: bool) -> Self {
-        self.exec_timeout = timeout;
-        self.exec_timeout_forced = forced && timeout.is_some();
-        self
     }
 
     /// Mark the box as reused (a kept lease given with `--lease`): the run does not release it.
@@ -136,11 +122,8 @@ impl LeasedBox for SessionBox {
             argv: spec.argv.clone(),
             env: spec.env.clone(),
             cwd: spec.cwd.clone(),
-            timeout: if self.exec_timeout_forced {
-                self.exec_timeout
-            } else {
-                spec.timeout.or(self.exec_timeout)
-            },
+            // The lease's `exec_timeout` is already applied by the host.
+            timeout: spec.timeout,
             capture: spec.capture,
             stdin: spec.stdin.clone().map(Bytes::from),
         };

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +39,16 @@ impl Repo {
         provider: Arc<ScratchProvider>,
         args: &[&str],
     ) -> RecipeReport {
+        self.run_config(recipe, provider, args, config(&[])).await
+    }
+
+    async fn run_config(
+        &self,
+        recipe: &str,
+        provider: Arc<ScratchProvider>,
+        args: &[&str],
+        config: crate::config::Config,
+    ) -> RecipeReport {
         let run = RecipeRun {
             path: self.dir.path().join(recipe),
             repo_root: self.dir.path().to_path_buf(),
@@ -45,6 +56,7 @@ impl Repo {
             args: args.iter().map(|s| (*s).to_owned()).collect(),
             sandbox: SandboxOptions::default(),
             keep: false,
+            config,
         };
         run_recipe(&run, provider, &CancellationToken::new()).await
     }
@@ -52,6 +64,19 @@ impl Repo {
     async fn run(&self, recipe: &str) -> RecipeReport {
         self.run_with(recipe, Arc::default(), &[]).await
     }
+}
+
+/// A config with nothing set but these flags (`(dotted key, value)`): no user config, no
+/// environment, no repository file.
+fn config(flags: &[(&str, &str)]) -> crate::config::Config {
+    crate::config::Config::load(&crate::config::ConfigInputs {
+        flags: flags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..crate::config::ConfigInputs::default()
+    })
+    .unwrap()
 }
 
 fn message(report: &RecipeReport) -> String {
@@ -97,10 +122,7 @@ async fn a_declarative_recipe_runs_steps_and_fetches_artifacts() {
     );
     assert!(repo.out.path().join("a.txt").is_file());
     assert_eq!(provider.released.load(Ordering::SeqCst), 1);
-    assert_eq!(
-        provider.requests.lock().unwrap()[0].image.as_deref(),
-        Some("alpine")
-    );
+    assert_eq!(provider.requests.lock().unwrap()[0].image, "alpine");
     let phases: Vec<&str> = report.phases.iter().map(|(n, _)| n.as_str()).collect();
     for phase in ["lease", "sync", "step:read", "fetch", "release", "total"] {
         assert!(phases.contains(&phase), "{phases:?}");
@@ -298,16 +320,12 @@ async fn recipe_descriptions_are_validated_at_the_recipe_line() {
         ("{ steps = {}, stepz = 1 }", "unknown key `stepz`"),
         ("{ steps = { 42 } }", "steps[1] must be a table"),
         (
-            "{ steps = {}, lease = { namespace = 'prod' } }",
-            "execution boundary",
+            "{ steps = {}, lease = { 'positional' } }",
+            "lease: unexpected positional value",
         ),
         (
-            "{ steps = {}, lease = { address = 'http://x' } }",
-            "LEASEBOX_NOMAD_ADDR",
-        ),
-        (
-            "{ steps = {}, lease = { imgae = 'x' } }",
-            "did you mean `image`",
+            "{ steps = {}, lease = { image = print } }",
+            "`image` cannot be a function",
         ),
         (
             "{ steps = { { 'a', 'true', timeout = 'soon' } } }",
@@ -361,21 +379,182 @@ async fn require_refuses_paths_and_lists_where_it_looked() {
     assert!(text.contains("`lib/nothing.lua`"), "{text}");
 }
 
-#[tokio::test]
-async fn warmup_refuses_keys_a_recipe_may_not_set() {
+/// Run `body` as `recipes/r.lua` over the scratch engine with a config of these flags.
+async fn run_lease(body: &str, flags: &[(&str, &str)]) -> (RecipeReport, Arc<ScratchProvider>) {
     let repo = Repo::new();
-    repo.file(
-        "recipes/r.lua",
-        "require('leasebox').warmup { driver = 'raw_exec' }",
+    repo.file("recipes/r.lua", body);
+    let provider = Arc::new(ScratchProvider::default());
+    let report = repo
+        .run_config("recipes/r.lua", Arc::clone(&provider), &[], config(flags))
+        .await;
+    (report, provider)
+}
+
+#[tokio::test]
+async fn lease_options_are_refused_by_the_config_at_the_recipe_line() {
+    // (recipe, kind, start of the message, more it must say)
+    let warmup = "local lb = require('leasebox')\n\nlb.warmup { image = 'alpine', ";
+    let recipe =
+        "local lb = require('leasebox')\n\nreturn lb.recipe {\n  steps = {},\n  lease = { ";
+    for (body, kind, start, more) in [
+        (
+            format!("{warmup}driver = 'raw_exec' }}"),
+            ErrorKind::TrustRefused,
+            "recipes/r.lua:3: warmup: `nomad.driver` in recipes/r.lua:3 is an execution boundary: \
+             a recipe's `lease{}` can never set it",
+            vec!["`.leasebox.toml`", "`leasebox trust`"],
+        ),
+        (
+            format!("{recipe}namespace = 'prod' }},\n}}\n"),
+            ErrorKind::TrustRefused,
+            "recipes/r.lua:3: recipe{}: lease: `nomad.namespace` in recipes/r.lua:3 is an \
+             execution boundary",
+            vec!["`.leasebox.toml`", "`leasebox trust`"],
+        ),
+        (
+            format!("{warmup}address = 'http://evil:4646' }}"),
+            ErrorKind::TrustRefused,
+            "recipes/r.lua:3: warmup: `nomad.address` in recipes/r.lua:3 is a user-only setting",
+            vec!["remove it from the recipe", "LEASEBOX_NOMAD_ADDR"],
+        ),
+        (
+            format!("{recipe}token_env = 'AWS_SECRET' }},\n}}\n"),
+            ErrorKind::TrustRefused,
+            "recipes/r.lua:3: recipe{}: lease: `nomad.token_env` in recipes/r.lua:3 is a user-only \
+             setting",
+            vec!["LEASEBOX_NOMAD_TOKEN_ENV", "user config"],
+        ),
+        (
+            format!("{warmup}ttl = '9h' }}"),
+            ErrorKind::TrustRefused,
+            "recipes/r.lua:3: warmup: `lease.ttl` in recipes/r.lua:3 is an execution boundary",
+            vec![],
+        ),
+        (
+            format!("{warmup}cpu = 9000 }}"),
+            ErrorKind::TrustRefused,
+            "recipes/r.lua:3: warmup: `nomad.cpu = 9000` from recipe recipes/r.lua:3 is above \
+             your limit `max_cpu = 8000` (set by default)",
+            vec![],
+        ),
+        (
+            format!("{recipe}memory_mb = 4096 }},\n}}\n"),
+            ErrorKind::TrustRefused,
+            "recipes/r.lua:3: recipe{}: lease: `nomad.memory_mb = 4096` from recipe \
+             recipes/r.lua:3 is above your limit `max_memory_mb = 2000` (set by flag \
+             --max-memory-mb)",
+            vec![],
+        ),
+        (
+            format!("{warmup}imgae = 'x' }}"),
+            ErrorKind::ConfigError,
+            "recipes/r.lua:3: warmup: unknown `lease{}` option `imgae` in recipes/r.lua:3; did \
+             you mean `image`?",
+            vec![],
+        ),
+        (
+            format!("{warmup}cpu = 4096 / 2 }}"),
+            ErrorKind::ConfigError,
+            "recipes/r.lua:3: warmup: invalid `lease{}` option `cpu` in recipes/r.lua:3: it is a \
+             float",
+            vec![],
+        ),
+    ] {
+        let (report, provider) = run_lease(&body, &[("max_memory_mb", "2000")]).await;
+        let text = message(&report);
+        let err = report.error.as_ref().expect(&body);
+        assert_eq!(err.kind(), kind, "{body}: {text}");
+        assert_eq!(report.exit_code(), 78, "{body}: {text}");
+        assert!(text.starts_with(start), "{body}:\n{text}\n{start}");
+        for m in more {
+            assert!(text.contains(m), "{body}: {text}: {m}");
+        }
+        assert_eq!(provider.acquired.load(Ordering::SeqCst), 0, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn the_lease_is_the_config_resolved_with_the_recipe_and_flags_win() {
+    let body = "local lb = require('leasebox')\n\
+                local a = lb.warmup { image = 'rust:1.88', cpu = 2000, memory_mb = 4096, \
+                exclude = { 'dist/' }, timeout = 90 }\n\
+                local b = lb.warmup()\n\
+                local c = lb.warmup { disk_mb = 4096, exec_timeout = '2m', keep = true }\n";
+    let (report, provider) = run_lease(body, &[]).await;
+    assert!(report.error.is_none(), "{}", message(&report));
+    let requests = provider.requests.lock().unwrap().clone();
+    let a = &requests[0];
+    assert_eq!(
+        (a.image.as_str(), a.cpu, a.memory_mb, a.disk_mb),
+        ("rust:1.88", 2000, 4096, 1024)
     );
-    let report = repo.run("recipes/r.lua").await;
-    let text = message(&report);
-    assert_eq!(report.exit_code(), 65);
-    assert!(text.starts_with("recipes/r.lua:1: warmup:"), "{text}");
+    assert_eq!(
+        a.sync_exclude,
+        ["dist/"],
+        "a recipe's list replaces the config's"
+    );
+    assert_eq!(a.exec_timeout, Some(Duration::from_secs(90)));
+    assert!(!a.exec_timeout_forced && !a.keep);
+    // Each lease starts again from the config: the first one's options do not carry over.
+    let b = &requests[1];
+    assert_eq!((b.image.as_str(), b.cpu), ("ubuntu:24.04", 1000));
     assert!(
-        text.contains("`driver` cannot be set by a recipe") && text.contains("leasebox trust"),
-        "{text}"
+        b.sync_exclude.contains(&".git/".to_owned()),
+        "{:?}",
+        b.sync_exclude
     );
+    assert_eq!(b.exec_timeout, None);
+    let c = &requests[2];
+    assert_eq!(c.disk_mb, 4096);
+    assert_eq!(c.exec_timeout, Some(Duration::from_secs(120)));
+    assert!(c.keep);
+    assert_eq!(
+        provider.released.load(Ordering::SeqCst),
+        2,
+        "the kept one stays"
+    );
+
+    // Flags beat the recipe, and a flag's `exec_timeout` bounds every exec.
+    let (report, provider) = run_lease(
+        body,
+        &[
+            ("nomad.cpu", "500"),
+            ("nomad.image", "flag:1"),
+            ("exec_timeout", "5m"),
+        ],
+    )
+    .await;
+    assert!(report.error.is_none(), "{}", message(&report));
+    let a = provider.requests.lock().unwrap()[0].clone();
+    assert_eq!(
+        (a.image.as_str(), a.cpu, a.memory_mb),
+        ("flag:1", 500, 4096)
+    );
+    assert_eq!(a.exec_timeout, Some(Duration::from_secs(300)));
+    assert!(a.exec_timeout_forced);
+    // A flag's cpu is not the recipe's to exceed: the limit holds the recipe only.
+    let (report, _) = run_lease(
+        "require('leasebox').warmup { cpu = 9000 }",
+        &[("nomad.cpu", "500")],
+    )
+    .await;
+    assert!(report.error.is_none(), "{}", message(&report));
+}
+
+#[tokio::test]
+async fn a_flag_exec_timeout_bounds_an_exec_with_its_own_timeout() {
+    let body = "local box = require('leasebox').warmup { timeout = '1m' }\n\
+                box:exec { 'sleep', '5', timeout = '1m' }\n";
+    let (report, _) = run_lease(body, &[("exec_timeout", "1s")]).await;
+    let err = report.error.as_ref().expect("timed out");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    // Without the flag the lease's timeout is only a default: the exec's own wins.
+    let body = "local box = require('leasebox').warmup { timeout = 1 }\n\
+                box:exec { 'sleep', '2', timeout = '1m' }\n\
+                local ok, e = pcall(function() box:exec { 'sleep', '5' } end)\n\
+                assert(not ok)\n";
+    let (report, _) = run_lease(body, &[]).await;
+    assert!(report.error.is_none(), "{}", message(&report));
 }
 
 #[tokio::test]
@@ -524,6 +703,7 @@ async fn a_recipe_runs_on_the_real_local_backend_and_session() {
         args: Vec::new(),
         sandbox: SandboxOptions::default(),
         keep: false,
+        config: config(&[]),
     };
     let report = run_recipe(&run, provider, &CancellationToken::new()).await;
     assert!(report.error.is_none(), "{}", message(&report));
@@ -548,6 +728,7 @@ async fn every_example_recipe_runs_in_process() {
             args: Vec::new(),
             sandbox: SandboxOptions::default(),
             keep: false,
+            config: config(&[]),
         };
         let report = run_recipe(&run, provider, &CancellationToken::new()).await;
         assert!(

@@ -252,6 +252,15 @@ pub enum LeaseError {
     /// A bug or an impossible state.
     #[error("{0}")]
     Internal(String),
+    /// Warmup failed and could not confirm that what it created is gone: the claim must stay
+    /// for `cleanup` to resolve.
+    #[error("{error}; lease `{id}` may be left behind: `leasebox cleanup` resolves it")]
+    LeftBehind {
+        /// The lease.
+        id: LeaseId,
+        /// What went wrong first.
+        error: Box<LeaseError>,
+    },
 }
 
 impl LeaseError {
@@ -274,6 +283,7 @@ impl HasKind for LeaseError {
             LeaseError::Ownership(_) | LeaseError::NotFound(_) => ErrorKind::OwnershipRefused,
             LeaseError::Cancelled => ErrorKind::Cancelled,
             LeaseError::Internal(_) => ErrorKind::Internal,
+            LeaseError::LeftBehind { error, .. } => error.kind(),
         }
     }
 }
@@ -294,7 +304,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     }
 
     /// Create a box for `spec` and wait until it accepts execs. On failure nothing is left
-    /// behind.
+    /// behind, or the error is [`LeaseError::LeftBehind`].
     async fn warmup(
         &self,
         spec: &LeaseSpec,

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::scripts;
 use super::{Session, SessionError, elapsed_ms};
-use crate::lease::{ExecEvent, ExecRequest};
+use crate::lease::ExecRequest;
 
 /// What a fetch brought back.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -101,43 +101,13 @@ impl Session {
         let dest_owned = dest.to_path_buf();
         let extractor =
             tokio::task::spawn_blocking(move || extract(ChannelReader::new(rx), &dest_owned));
-        let mut tx = Some(tx);
-        let mut stderr = Vec::new();
-        let code = loop {
-            let event = tokio::select! {
-                () = cancel.cancelled() => {
-                    stream.kill();
-                    return Err(SessionError::Cancelled);
-                }
-                event = stream.events.recv() => event,
-            };
-            match event {
-                Some(ExecEvent::Stdout(b)) => {
-                    if let Some(sender) = &tx
-                        && sender.send(b).await.is_err()
-                    {
-                        // The extractor stopped (refused entry): its error is reported below.
-                        tx = None;
-                    }
-                }
-                Some(ExecEvent::Stderr(b)) => stderr.extend_from_slice(&b),
-                Some(ExecEvent::Exited(code)) => break code,
-                Some(ExecEvent::Lost(reason)) => {
-                    return Err(SessionError::TransportLost(format!(
-                        "connection to the box lost during fetch: {reason}"
-                    )));
-                }
-                Some(ExecEvent::Refused { message, kind }) => {
-                    return Err(SessionError::Refused { message, kind });
-                }
-                None => {
-                    return Err(SessionError::TransportLost(
-                        "connection to the box lost during fetch".into(),
-                    ));
-                }
-            }
-        };
-        drop(tx);
+        let (code, stderr) = super::drive(
+            &mut stream,
+            "fetch",
+            cancel,
+            super::StdoutTo::Channel(Some(tx)),
+        )
+        .await?;
         let extracted = extractor
             .await
             .map_err(|e| SessionError::Invalid(format!("fetch extraction failed: {e}")))?;

@@ -10,7 +10,7 @@
 //! - [`Session::fetch`] streams a tar back over stdout and extracts it safely ([`fetch`]).
 //! - [`Session::exec`] runs a command under the verified-exec wrapper, which records its pid,
 //!   output and exit code in the box, so a lost connection is recovered by reading the record
-//!   ([`exec`]).
+//!   (`exec.rs`).
 
 mod exec;
 pub mod fetch;
@@ -287,37 +287,14 @@ impl Session {
             // The receiver may already be gone if the script failed early; its exit says why.
             let _ = tx.send(data).await;
         }
-        let mut out = ControlOutput::default();
-        loop {
-            let event = tokio::select! {
-                () = cancel.cancelled() => {
-                    stream.kill();
-                    return Err(SessionError::Cancelled);
-                }
-                event = stream.events.recv() => event,
-            };
-            match event {
-                Some(ExecEvent::Stdout(b)) => out.stdout.extend_from_slice(&b),
-                Some(ExecEvent::Stderr(b)) => out.stderr.extend_from_slice(&b),
-                Some(ExecEvent::Exited(code)) => {
-                    out.code = code;
-                    return Ok(out);
-                }
-                Some(ExecEvent::Lost(reason)) => {
-                    return Err(SessionError::TransportLost(format!(
-                        "connection to the box lost during {name}: {reason}"
-                    )));
-                }
-                Some(ExecEvent::Refused { message, kind }) => {
-                    return Err(SessionError::Refused { message, kind });
-                }
-                None => {
-                    return Err(SessionError::TransportLost(format!(
-                        "connection to the box lost during {name}"
-                    )));
-                }
-            }
-        }
+        let mut stdout = Vec::new();
+        let (code, stderr) =
+            drive(&mut stream, name, cancel, StdoutTo::Collect(&mut stdout)).await?;
+        Ok(ControlOutput {
+            code,
+            stdout,
+            stderr,
+        })
     }
 
     pub(crate) fn features(&self) -> &Features {
@@ -346,6 +323,66 @@ impl Session {
             .hang_probe
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = every;
+    }
+}
+
+/// Where [`drive`] puts an operation's stdout.
+pub(crate) enum StdoutTo<'a> {
+    /// Nowhere.
+    Discard,
+    /// Into a buffer.
+    Collect(&'a mut Vec<u8>),
+    /// Into a channel, until its receiver goes away.
+    Channel(Option<tokio::sync::mpsc::Sender<Bytes>>),
+}
+
+/// Drive an exec of a box-side operation to its end: stdout chunks go to `on_stdout`, stderr
+/// is collected, and the exit code returned. Cancellation kills the exec; a lost or refused
+/// connection is an error naming the operation.
+pub(crate) async fn drive(
+    stream: &mut crate::lease::ExecStream,
+    op: &str,
+    cancel: &CancellationToken,
+    mut stdout: StdoutTo<'_>,
+) -> Result<(i32, Vec<u8>), SessionError> {
+    let mut stderr = Vec::new();
+    loop {
+        let event = tokio::select! {
+            () = cancel.cancelled() => {
+                stream.kill();
+                return Err(SessionError::Cancelled);
+            }
+            event = stream.events.recv() => event,
+        };
+        match event {
+            Some(ExecEvent::Stdout(b)) => match &mut stdout {
+                StdoutTo::Discard => {}
+                StdoutTo::Collect(buf) => buf.extend_from_slice(&b),
+                StdoutTo::Channel(tx) => {
+                    // A receiver that stopped (a refused archive entry) reports its own error.
+                    if let Some(sender) = tx
+                        && sender.send(b).await.is_err()
+                    {
+                        *tx = None;
+                    }
+                }
+            },
+            Some(ExecEvent::Stderr(b)) => stderr.extend_from_slice(&b),
+            Some(ExecEvent::Exited(code)) => return Ok((code, stderr)),
+            Some(ExecEvent::Lost(reason)) => {
+                return Err(SessionError::TransportLost(format!(
+                    "connection to the box lost during {op}: {reason}"
+                )));
+            }
+            Some(ExecEvent::Refused { message, kind }) => {
+                return Err(SessionError::Refused { message, kind });
+            }
+            None => {
+                return Err(SessionError::TransportLost(format!(
+                    "connection to the box lost during {op}"
+                )));
+            }
+        }
     }
 }
 

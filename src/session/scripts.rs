@@ -2,7 +2,8 @@
 //! format the verified-exec wrapper reads from stdin.
 //!
 //! Only POSIX `sh` and the tools every image with `sh` and `tar` has (`mkdir`, `mkfifo`, `tee`,
-//! `cat`, `tail`, `mv`, `rm`, `kill`) are used, so the same scripts run on the local backend, in a
+//! `cat`, `tail`, `mv`, `rm`, `kill`) are used, and the wrapper starts as few processes as it can
+//! (each costs a millisecond or two on a busy box), so the same scripts run on the local backend, in a
 //! raw_exec allocation and in a container.
 //!
 //! # Box-side state
@@ -13,10 +14,14 @@
 //! ```text
 //! W.lbx/manifest.json     what the last sync wrote: {"version":1,"revision":..,"files":[{path,size,mode,mtime,hash,link?}]}
 //! W.lbx/revision          the revision stamp of the last sync (one line)
-//! W.lbx/runs/RUN/pid      the command's pid, written before it starts
-//! W.lbx/runs/RUN/out      everything the command wrote to stdout
-//! W.lbx/runs/RUN/err      everything it wrote to stderr
-//! W.lbx/runs/RUN/exit     its exit code, written after its output is complete
+//! W.lbx/runs/RUN.pid      the command's pid, written before it starts
+//! W.lbx/runs/RUN.out      everything the command wrote to stdout
+//! W.lbx/runs/RUN.err      everything it wrote to stderr
+//! W.lbx/runs/RUN.exit     its exit code, written after its output is complete
+//! W.lbx/runs/RUN.o, .e    the fifos the command writes to (relayed to the files and the
+//!                         connection)
+//! W.lbx/tee-p             present when the box's `tee` has `-p` (it then survives a dropped
+//!                         connection on its own, and the wrapper needs fewer processes)
 //! ```
 //!
 //! A path starting with `${NOMAD_ALLOC_DIR}` is resolved inside the box by every script.
@@ -31,23 +36,28 @@
 /// The verified-exec wrapper. Arguments: `$1` the box state dir, then the command's argv.
 pub const WRAPPER: &str = r#"lbx_st=$1; shift
 case $lbx_st in '${NOMAD_ALLOC_DIR}'*) lbx_st=$NOMAD_ALLOC_DIR${lbx_st#'${NOMAD_ALLOC_DIR}'};; esac
-lbx_dec() { lbx_x=$(printf '%bx' "$1"); lbx_x=${lbx_x%x}; }
+lbx_dec() { case $1 in *\\*) lbx_x=$(printf '%bx' "$1"); lbx_x=${lbx_x%x};; *) lbx_x=$1;; esac; }
 IFS= read -r lbx_l; [ "$lbx_l" = 'leasebox-exec 1' ] || { echo 'leasebox: exec header missing' >&2; exit 125; }
 IFS= read -r lbx_l; lbx_run=${lbx_l#run=}
 IFS= read -r lbx_l; lbx_dec "${lbx_l#cwd=}"; lbx_cwd=$lbx_x
 case $lbx_cwd in '${NOMAD_ALLOC_DIR}'*) lbx_cwd=$NOMAD_ALLOC_DIR${lbx_cwd#'${NOMAD_ALLOC_DIR}'};; esac
 lbx_d=$lbx_st/runs/$lbx_run
-mkdir -p "$lbx_d" && rm -f "$lbx_d/o" "$lbx_d/e" && mkfifo "$lbx_d/o" "$lbx_d/e" && : >"$lbx_d/out" && : >"$lbx_d/err" || { echo "leasebox: cannot write the run record in $lbx_d" >&2; exit 125; }
+mkfifo "$lbx_d.o" "$lbx_d.e" && : >"$lbx_d.out" && : >"$lbx_d.err" || { echo "leasebox: cannot write the run record in $lbx_st/runs" >&2; exit 125; }
 cd "$lbx_cwd" 2>/dev/null || { echo "leasebox: working directory $lbx_cwd does not exist in the box" >&2; exit 125; }
-tee -a "$lbx_d/out" <"$lbx_d/o" | { cat || :; cat >/dev/null; } &
-tee -a "$lbx_d/err" <"$lbx_d/e" | { cat >&2 || :; cat >/dev/null; } &
+if [ -f "$lbx_st/tee-p" ]; then
+  tee -p -a "$lbx_d.out" <"$lbx_d.o" &
+  tee -p -a "$lbx_d.err" <"$lbx_d.e" >&2 &
+else
+  tee -a "$lbx_d.out" <"$lbx_d.o" | { cat || :; cat >/dev/null; } &
+  tee -a "$lbx_d.err" <"$lbx_d.e" | { cat >&2 || :; cat >/dev/null; } &
+fi
 while IFS= read -r lbx_l && [ -n "$lbx_l" ]; do
   lbx_l=${lbx_l#env=}; lbx_dec "${lbx_l#*=}"; export "${lbx_l%%=*}=$lbx_x"
 done
-/bin/sh -c 'echo $$ >"$0"; exec "$@"' "$lbx_d/pid" "$@" >"$lbx_d/o" 2>"$lbx_d/e"
+/bin/sh -c 'echo $$ >"$0"; exec "$@"' "$lbx_d.pid" "$@" >"$lbx_d.o" 2>"$lbx_d.e"
 lbx_c=$?
 wait
-echo "$lbx_c" >"$lbx_d/exit"
+echo "$lbx_c" >"$lbx_d.exit"
 exit "$lbx_c"
 "#;
 
@@ -58,12 +68,12 @@ exit "$lbx_c"
 pub const CATCHUP: &str = r#"lbx_st=$1
 case $lbx_st in '${NOMAD_ALLOC_DIR}'*) lbx_st=$NOMAD_ALLOC_DIR${lbx_st#'${NOMAD_ALLOC_DIR}'};; esac
 lbx_d=$lbx_st/runs/$2
-if [ -f "$lbx_d/exit" ]; then read -r lbx_c <"$lbx_d/exit"; echo "exited $lbx_c"
-elif [ -f "$lbx_d/pid" ]; then read -r lbx_p <"$lbx_d/pid"
+if [ -f "$lbx_d.exit" ]; then read -r lbx_c <"$lbx_d.exit"; echo "exited $lbx_c"
+elif [ -f "$lbx_d.pid" ]; then read -r lbx_p <"$lbx_d.pid"
   if kill -0 "$lbx_p" 2>/dev/null; then echo "running $lbx_p"; else echo "vanished $lbx_p"; fi
 else echo unknown; exit 0; fi
-tail -c +$(($3 + 1)) "$lbx_d/out" 2>/dev/null
-tail -c +$(($4 + 1)) "$lbx_d/err" >&2 2>/dev/null
+tail -c +$(($3 + 1)) "$lbx_d.out" 2>/dev/null
+tail -c +$(($4 + 1)) "$lbx_d.err" >&2 2>/dev/null
 exit 0
 "#;
 
@@ -72,8 +82,8 @@ exit 0
 pub const KILL: &str = r#"lbx_st=$1
 case $lbx_st in '${NOMAD_ALLOC_DIR}'*) lbx_st=$NOMAD_ALLOC_DIR${lbx_st#'${NOMAD_ALLOC_DIR}'};; esac
 lbx_d=$lbx_st/runs/$2
-[ -f "$lbx_d/pid" ] || exit 0
-read -r lbx_p <"$lbx_d/pid"
+[ -f "$lbx_d.pid" ] || exit 0
+read -r lbx_p <"$lbx_d.pid"
 kill -TERM "$lbx_p" 2>/dev/null || exit 0
 lbx_i=0
 while [ "$lbx_i" -lt "$(($3 * 10))" ]; do
@@ -94,6 +104,8 @@ lbx_w=$1; lbx_st=$2
 case $lbx_w in '${NOMAD_ALLOC_DIR}'*) lbx_w=$NOMAD_ALLOC_DIR${lbx_w#'${NOMAD_ALLOC_DIR}'};; esac
 case $lbx_st in '${NOMAD_ALLOC_DIR}'*) lbx_st=$NOMAD_ALLOC_DIR${lbx_st#'${NOMAD_ALLOC_DIR}'};; esac
 mkdir -p "$lbx_w" "$lbx_st/runs" || { echo "leasebox: cannot create $lbx_w in the box" >&2; exit 4; }
+# A tee that survives a dropped connection by itself lets the wrapper start fewer processes.
+if tee -p "$lbx_st/tee-p" </dev/null >/dev/null 2>&1; then :; else rm -f "$lbx_st/tee-p"; fi
 echo "$lbx_w"
 "#;
 
@@ -191,11 +203,22 @@ mod tests {
 
     #[test]
     fn wrapper_decodes_what_the_header_encodes() {
+        // Both relay flavours: a box whose `tee` has `-p`, and one whose `tee` has not.
+        for (run, tee_p) in [("r1", false), ("r2", true)] {
+            wrapper_round_trip(run, tee_p);
+        }
+    }
+
+    fn wrapper_round_trip(run: &str, tee_p: bool) {
         let value = "line1\nline2 \\ $HOME `x` 'q' \"d\" %s\t\u{1}end\n";
         let dir = tempfile::tempdir().unwrap();
         let st = dir.path().join("w.lbx");
+        std::fs::create_dir_all(st.join("runs")).unwrap();
+        if tee_p {
+            std::fs::write(st.join("tee-p"), "").unwrap();
+        }
         let input = header(
-            "r1",
+            run,
             dir.path().to_str().unwrap(),
             &[("V".to_owned(), value.to_owned())],
         );
@@ -219,7 +242,9 @@ mod tests {
             String::from_utf8(out.stdout).unwrap(),
             format!("{value}REST")
         );
-        let record = std::fs::read_to_string(st.join("runs/r1/exit")).unwrap();
+        let record = std::fs::read_to_string(st.join(format!("runs/{run}.exit"))).unwrap();
         assert_eq!(record.trim(), "0");
+        let recorded = std::fs::read_to_string(st.join(format!("runs/{run}.out"))).unwrap();
+        assert_eq!(recorded, format!("{value}REST"));
     }
 }

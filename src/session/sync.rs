@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::fileset::{self, EntryKind, FileSet};
 use super::scripts;
 use super::{Session, SessionError, elapsed_ms};
-use crate::lease::{ExecEvent, ExecRequest};
+use crate::lease::ExecRequest;
 
 const CHUNK: usize = 64 * 1024;
 
@@ -129,35 +129,9 @@ impl Session {
             write_archive(&set, &producer_revision, writer)
         });
 
-        let mut stderr = Vec::new();
-        let code = loop {
-            let event = tokio::select! {
-                () = cancel.cancelled() => {
-                    stream.kill();
-                    producer.abort();
-                    return Err(SessionError::Cancelled);
-                }
-                event = stream.events.recv() => event,
-            };
-            match event {
-                Some(ExecEvent::Stdout(_)) => {}
-                Some(ExecEvent::Stderr(b)) => stderr.extend_from_slice(&b),
-                Some(ExecEvent::Exited(code)) => break code,
-                Some(ExecEvent::Lost(reason)) => {
-                    return Err(SessionError::TransportLost(format!(
-                        "connection to the box lost during sync: {reason}"
-                    )));
-                }
-                Some(ExecEvent::Refused { message, kind }) => {
-                    return Err(SessionError::Refused { message, kind });
-                }
-                None => {
-                    return Err(SessionError::TransportLost(
-                        "connection to the box lost during sync".into(),
-                    ));
-                }
-            }
-        };
+        let (code, stderr) = super::drive(&mut stream, "sync", cancel, super::StdoutTo::Discard)
+            .await
+            .inspect_err(|_| producer.abort())?;
         let produced = producer
             .await
             .map_err(|e| SessionError::Invalid(format!("sync stream writer failed: {e}")))?;

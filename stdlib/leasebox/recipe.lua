@@ -212,11 +212,9 @@ function M.new(spec)
   if spec.steps == nil then
     fail("a recipe needs `steps` (a list of steps)")
   end
-  local lease = spec.lease or {}
-  local lease_error = host._check_lease(lease)
-  if lease_error then
-    fail("lease: " .. lease_error)
-  end
+  -- The host resolves the lease options against the config now (own keys only, up to the
+  -- user's limits), so a refusal points at this `recipe{}` call.
+  local lease = host._lease(spec.lease or {})
   local sync = spec.sync
   if sync == nil or sync == true then
     sync = { exclude = {} }

@@ -4,54 +4,16 @@
 
 use std::io::{Read, Write};
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::nomad::{NomadServer, Profile};
-use crate::support::{Scratch, describe};
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use crate::support::{Scratch, code, describe, stderr, stdout, wait_for};
 
 fn repo() -> Scratch {
     let s = Scratch::new();
     s.write("hello.txt", "hello\n");
     s.commit();
     s
-}
-
-fn claims(s: &Scratch) -> Vec<serde_json::Value> {
-    std::fs::read_dir(s.state().join("claims"))
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-                .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn lease_dirs(s: &Scratch) -> usize {
-    std::fs::read_dir(s.cache().join("leasebox/leases")).map_or(0, Iterator::count)
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn cleanup_json(out: &Output) -> Vec<serde_json::Value> {
@@ -110,13 +72,13 @@ fn kill_9_during_a_command_is_cleaned_up_locally() {
     });
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(claims(&s).len(), 1);
+    assert_eq!(s.claims().len(), 1);
     let dry = s.run(&["cleanup", "--dry-run", "--json"]);
     assert_eq!(code(&dry), 0, "{}", describe(&dry));
-    let id = claims(&s)[0]["id"].as_str().unwrap().to_owned();
+    let id = s.claims()[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(action_of(&cleanup_json(&dry), &id), "released");
-    assert_eq!(claims(&s).len(), 1, "--dry-run changed something");
-    assert_eq!(lease_dirs(&s), 1);
+    assert_eq!(s.claims().len(), 1, "--dry-run changed something");
+    assert_eq!(s.lease_dirs().len(), 1);
 
     let out = s.run(&["cleanup", "--json"]);
     assert_eq!(
@@ -125,8 +87,8 @@ fn kill_9_during_a_command_is_cleaned_up_locally() {
         "{}",
         describe(&out)
     );
-    assert!(claims(&s).is_empty());
-    assert_eq!(lease_dirs(&s), 0);
+    assert!(s.claims().is_empty());
+    assert_eq!(s.lease_dirs().len(), 0);
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
@@ -154,7 +116,7 @@ fn kept_leases_stay_until_they_expire() {
     );
     let reason = items.iter().find(|i| i["id"] == short_id.as_str()).unwrap()["reason"].to_string();
     assert!(reason.contains("ttl") || reason.contains("TTL"), "{reason}");
-    assert_eq!(claims(&s).len(), 1);
+    assert_eq!(s.claims().len(), 1);
     assert_eq!(code(&s.run(&["stop", &long_id])), 0);
 }
 
@@ -163,10 +125,10 @@ fn keep_on_failure_keeps_only_failed_runs() {
     let s = repo();
     let ok = s.run(&["run", "--keep-on-failure", "--", "true"]);
     assert_eq!(code(&ok), 0, "{}", describe(&ok));
-    assert!(claims(&s).is_empty());
+    assert!(s.claims().is_empty());
     let failed = s.run(&["run", "--keep-on-failure", "--", "sh", "-c", "exit 9"]);
     assert_eq!(code(&failed), 9, "{}", describe(&failed));
-    let left = claims(&s);
+    let left = s.claims();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["keep"], true);
     assert!(stderr(&failed).contains("leasebox stop"));
@@ -193,13 +155,13 @@ fn orphans_are_kept_until_expiry_or_released_with_orphans() {
         "{}",
         describe(&out)
     );
-    assert_eq!(lease_dirs(&s), 1);
+    assert_eq!(s.lease_dirs().len(), 1);
     let dry = s.run(&["cleanup", "--orphans", "--dry-run", "--json"]);
     assert_eq!(action_of(&cleanup_json(&dry), &id), "released");
-    assert_eq!(lease_dirs(&s), 1);
+    assert_eq!(s.lease_dirs().len(), 1);
     let out = s.run(&["cleanup", "--orphans"]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
-    assert_eq!(lease_dirs(&s), 0);
+    assert_eq!(s.lease_dirs().len(), 0);
 }
 
 #[test]
@@ -218,7 +180,7 @@ fn ten_runs_at_once_keep_their_claims_apart() {
         let out = child.wait_with_output().unwrap();
         assert_eq!(code(&out), 0, "{}", describe(&out));
     }
-    let all = claims(&s);
+    let all = s.claims();
     assert_eq!(all.len(), 10);
     let mut ids: Vec<_> = all
         .iter()
@@ -250,7 +212,7 @@ fn a_job_deleted_behind_our_back_drops_its_claim() {
         "{}",
         describe(&out)
     );
-    assert!(claims(&s).is_empty());
+    assert!(s.claims().is_empty());
     let reuse = nomad_run(&s, &nomad, &["run", "--lease", &id, "--", "true"]);
     assert_eq!(code(&reuse), 78, "{}", describe(&reuse));
 }
@@ -280,6 +242,7 @@ fn a_meta_that_disagrees_with_the_claim_is_refused_field_by_field() {
         set_meta(&nomad, &id, key, value);
         for args in [
             vec!["stop", id.as_str()],
+            vec!["status", id.as_str()],
             vec!["run", "--lease", id.as_str(), "--", "true"],
         ] {
             let out = nomad_run(&s, &nomad, &args);
@@ -384,11 +347,11 @@ fn kill_9_at_each_phase_then_cleanup_leaves_nothing() {
         wait_for("the job to be registered", || !nomad.jobs().is_empty());
         child.kill().unwrap();
         child.wait().unwrap();
-        assert_eq!(claims(&s)[0]["state"], "registering");
+        assert_eq!(s.claims()[0]["state"], "registering");
         nomad.add_latency("GET /v1/job/*/allocations", Duration::ZERO);
         let out = nomad_run(&s, &nomad, &["cleanup", "--json"]);
         assert_eq!(code(&out), 0, "{profile:?}: {}", describe(&out));
-        assert!(claims(&s).is_empty(), "{}", describe(&out));
+        assert!(s.claims().is_empty(), "{}", describe(&out));
         assert!(nomad.jobs().is_empty(), "{:?}", nomad.jobs());
 
         // During a command.
@@ -409,7 +372,7 @@ fn kill_9_at_each_phase_then_cleanup_leaves_nothing() {
         child.wait().unwrap();
         let out = nomad_run(&s, &nomad, &["cleanup", "--json"]);
         assert_eq!(code(&out), 0, "{}", describe(&out));
-        assert!(claims(&s).is_empty(), "{}", describe(&out));
+        assert!(s.claims().is_empty(), "{}", describe(&out));
         assert!(nomad.jobs().is_empty(), "{:?}", nomad.jobs());
         std::fs::remove_file(&pidfile).unwrap();
     }

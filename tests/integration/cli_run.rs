@@ -3,55 +3,9 @@
 
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{Scratch, alive, describe};
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Local lease directories that still exist.
-fn lease_dirs(s: &Scratch) -> Vec<String> {
-    match std::fs::read_dir(s.cache().join("leasebox/leases")) {
-        Ok(rd) => rd
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// Claim files that still exist.
-fn claims(s: &Scratch) -> Vec<String> {
-    match std::fs::read_dir(s.state().join("claims")) {
-        Ok(rd) => rd
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".json"))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::support::{Scratch, alive, code, describe, stderr, stdout, wait_for};
 
 fn sigint(child: &Child) {
     // SAFETY: signalling our own child.
@@ -74,11 +28,11 @@ fn a_command_runs_in_the_synced_repository_and_its_lease_is_released() {
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert_eq!(stdout(&out), "hello from the repo\n");
     assert!(
-        lease_dirs(&s).is_empty(),
+        s.lease_dirs().is_empty(),
         "lease left: {:?}",
-        lease_dirs(&s)
+        s.lease_dirs()
     );
-    assert!(claims(&s).is_empty(), "claim left: {:?}", claims(&s));
+    assert!(s.claims().is_empty(), "claim left: {:?}", s.claims());
 }
 
 #[test]
@@ -88,8 +42,8 @@ fn a_failing_command_passes_its_exit_code_through() {
     assert_eq!(code(&out), 3, "{}", describe(&out));
     assert_eq!(stdout(&out), "out\n");
     assert!(stderr(&out).contains("err\n"));
-    assert!(lease_dirs(&s).is_empty());
-    assert!(claims(&s).is_empty());
+    assert!(s.lease_dirs().is_empty());
+    assert!(s.claims().is_empty());
 }
 
 #[test]
@@ -118,8 +72,8 @@ fn a_timeout_is_124_and_leaves_nothing() {
         .parse()
         .unwrap();
     wait_for("the command to die", || !alive(pid));
-    assert!(lease_dirs(&s).is_empty());
-    assert!(claims(&s).is_empty());
+    assert!(s.lease_dirs().is_empty());
+    assert!(s.claims().is_empty());
 }
 
 #[test]
@@ -145,8 +99,8 @@ fn ctrl_c_during_a_command_kills_its_group_releases_and_exits_130() {
         .parse()
         .unwrap();
     wait_for("the background sleep to die", || !alive(pid));
-    assert!(lease_dirs(&s).is_empty(), "{:?}", lease_dirs(&s));
-    assert!(claims(&s).is_empty());
+    assert!(s.lease_dirs().is_empty(), "{:?}", s.lease_dirs());
+    assert!(s.claims().is_empty());
 }
 
 #[test]
@@ -172,8 +126,8 @@ fn ctrl_c_during_sync_releases_and_exits_130() {
     sigint(&child);
     let out = child.wait_with_output().unwrap();
     assert_eq!(code(&out), 130, "{}", describe(&out));
-    assert!(lease_dirs(&s).is_empty(), "{:?}", lease_dirs(&s));
-    assert!(claims(&s).is_empty());
+    assert!(s.lease_dirs().is_empty(), "{:?}", s.lease_dirs());
+    assert!(s.claims().is_empty());
 }
 
 #[test]
@@ -209,7 +163,7 @@ fn a_second_ctrl_c_exits_at_once_naming_what_was_left() {
         .collect::<String>();
     let stop = s.run(&["stop", &id]);
     assert_eq!(code(&stop), 0, "{}", describe(&stop));
-    assert!(lease_dirs(&s).is_empty());
+    assert!(s.lease_dirs().is_empty());
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
@@ -386,8 +340,8 @@ fn a_kept_lease_is_listed_reused_and_stopped() {
 
     let stop = s.run(&["stop", &id]);
     assert_eq!(code(&stop), 0, "{}", describe(&stop));
-    assert!(lease_dirs(&s).is_empty());
-    assert!(claims(&s).is_empty());
+    assert!(s.lease_dirs().is_empty());
+    assert!(s.claims().is_empty());
     let gone = s.run(&["status", &id]);
     assert_eq!(code(&gone), 78, "{}", describe(&gone));
     let bad = s.run(&["status", "not-an-id"]);
@@ -462,7 +416,7 @@ fn an_unwritable_state_or_cache_dir_is_named() {
         .unwrap();
     assert_eq!(code(&out), 78, "{}", describe(&out));
     assert!(stderr(&out).contains("a-file/cache"), "{}", describe(&out));
-    assert!(claims(&s).is_empty(), "a claim was left: {:?}", claims(&s));
+    assert!(s.claims().is_empty(), "a claim was left: {:?}", s.claims());
 }
 
 #[test]
@@ -525,7 +479,7 @@ fn an_unreadable_file_is_named() {
         }
         assert_eq!(code(&out), 78, "{}", describe(&out));
         assert!(stderr(&out).contains("secret.txt"), "{}", describe(&out));
-        assert!(lease_dirs(&s).is_empty());
+        assert!(s.lease_dirs().is_empty());
     } else {
         eprintln!("setpriv not installed; skipping");
     }

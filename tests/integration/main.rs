@@ -4,6 +4,7 @@
 
 mod cleanup;
 mod cli_run;
+mod jobspec;
 mod live_nomad;
 mod nomad_backend;
 mod nomad_server;

@@ -4,19 +4,7 @@
 use std::process::Output;
 
 use crate::support::nomad::{AllocFailure, NomadServer, Profile};
-use crate::support::{Scratch, describe};
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use crate::support::{Scratch, code, describe, stderr, stdout};
 
 fn repo() -> Scratch {
     let s = Scratch::new();
@@ -42,14 +30,7 @@ fn no_jobs_left(nomad: &NomadServer) {
 }
 
 fn no_claims_left(s: &Scratch) {
-    let claims: Vec<_> = std::fs::read_dir(s.state().join("claims"))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".json"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let claims = s.claims();
     assert!(claims.is_empty(), "claims left behind: {claims:?}");
 }
 
@@ -519,4 +500,52 @@ fn a_failed_allocation_replaced_in_time_still_gives_a_lease() {
     assert_eq!(code(&out), 6, "{}", describe(&out));
     no_jobs_left(&nomad);
     no_claims_left(&s);
+}
+
+#[test]
+fn a_server_that_stops_answering_is_a_transport_error_and_ctrl_c_still_works() {
+    let nomad = NomadServer::start_modern();
+    nomad.set_unresponsive(true);
+    let s = repo();
+    let child = s
+        .leasebox(&["run", "--", "true"])
+        .env("NOMAD_ADDR", nomad.url())
+        .env("LEASEBOX_NOMAD_DRIVER", "raw_exec")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT);
+    }
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 130, "{}", describe(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "Ctrl-C took too long"
+    );
+    // Whatever is left is resolved once the server answers again.
+    nomad.set_unresponsive(false);
+    let cleaned = run(&s, &nomad, None, &["cleanup"]);
+    assert_eq!(code(&cleaned), 0, "{}", describe(&cleaned));
+    no_claims_left(&s);
+    no_jobs_left(&nomad);
+
+    // Without Ctrl-C, the request deadline turns the silence into a transport error.
+    nomad.set_unresponsive(true);
+    let out = run(&s, &nomad, None, &["run", "--", "true"]);
+    assert_eq!(code(&out), 75, "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("did not answer in time"),
+        "{}",
+        describe(&out)
+    );
+    nomad.set_unresponsive(false);
+    let cleaned = run(&s, &nomad, None, &["cleanup"]);
+    assert_eq!(code(&cleaned), 0, "{}", describe(&cleaned));
+    no_claims_left(&s);
+    no_jobs_left(&nomad);
 }

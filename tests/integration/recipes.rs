@@ -371,23 +371,79 @@ fn a_name_in_both_recipe_dirs_is_ambiguous() {
     );
 }
 
+/// The config decides what `lease{}` / `warmup{}` may set (`tests/integration/trust.rs` has
+/// the whole gate): a refusal is a config refusal (78), at the recipe's line, and no box is
+/// leased.
 #[test]
 fn warmup_refuses_keys_a_recipe_may_not_set_and_says_where_they_belong() {
-    let out = run_recipe("require('leasebox').warmup { namespace = 'prod' }\n");
-    assert_recipe_error(
-        &out,
-        &[
-            "recipes/r.lua:1:",
-            "`namespace`",
-            ".leasebox.toml",
-            "leasebox trust",
-        ],
+    for (recipe, needles) in [
+        (
+            "local lb = require('leasebox')\nlb.warmup { namespace = 'prod' }\n",
+            &[
+                "recipes/r.lua:2: warmup: `nomad.namespace` in recipes/r.lua:2",
+                ".leasebox.toml",
+                "leasebox trust",
+            ][..],
+        ),
+        (
+            "require('leasebox').warmup { token_env = 'MY_TOKEN' }\n",
+            &[
+                "`nomad.token_env`",
+                "user config",
+                "LEASEBOX_NOMAD_TOKEN_ENV",
+            ][..],
+        ),
+        (
+            "require('leasebox').warmup { imgae = 'alpine' }\n",
+            &["unknown `lease{}` option `imgae` in recipes/r.lua:1; did you mean `image`?"][..],
+        ),
+    ] {
+        let out = run_recipe(recipe);
+        assert_eq!(code(&out), 78, "{}", describe(&out));
+        let err = stderr(&out);
+        for needle in needles {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+        }
+        assert!(!err.contains("==> leased"), "{err}");
+    }
+}
+
+/// A lease's options apply to its commands: `timeout` (the lease's `exec_timeout`) bounds a
+/// step that sets none, and its `exclude` list replaces the config's `sync.exclude`.
+#[test]
+fn lease_options_apply_to_the_leases_commands_and_sync() {
+    let recipe = |exclude: &str| {
+        format!(
+            r#"return require("leasebox").recipe {{
+  lease = {{ timeout = 1, exclude = {{ "{exclude}" }} }},
+  steps = {{
+    {{ "listed", "test ! -e secret/key && test -e data.txt" }},
+    {{ "slow", "sleep 10" }},
+  }},
+}}
+"#
+        )
+    };
+    // Without the exclude the file is synced (the control).
+    let s = repo_with("r", &recipe("nothing/"));
+    s.write("secret/key", "k\n");
+    s.commit();
+    let out = s.run(&["run", "r"]);
+    assert_eq!(code(&out), 1, "{}", describe(&out));
+    assert!(stderr(&out).contains("step `listed`"), "{}", describe(&out));
+
+    s.write("recipes/r.lua", &recipe("secret/"));
+    s.commit();
+    let started = Instant::now();
+    let out = s.run(&["run", "r"]);
+    assert_eq!(code(&out), 124, "{}", describe(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "{}",
+        describe(&out)
     );
-    let out = run_recipe("require('leasebox').warmup { token_env = 'MY_TOKEN' }\n");
-    assert_recipe_error(
-        &out,
-        &["`token_env`", "user config", "LEASEBOX_NOMAD_TOKEN_ENV"],
-    );
+    assert!(stderr(&out).contains("step `slow`"), "{}", describe(&out));
+    assert!(lease_dirs(&s).is_empty());
 }
 
 #[test]

@@ -443,3 +443,33 @@ async fn a_session_that_hangs_after_the_command_ended_is_detected() {
     assert!(outcome.recovered);
     assert_eq!(out.stdout(), "done\n");
 }
+
+#[tokio::test]
+async fn a_dropped_connection_is_recovered_without_tee_p_too() {
+    let s = Scratch::new();
+    let faults = LocalFaults {
+        drop_exec_after: Some(("MARKER-PLAIN".into(), Duration::from_millis(300))),
+        ..LocalFaults::default()
+    };
+    let session = s.session(faults).await;
+    // A box whose tee lacks `-p` (busybox): the wrapper uses its portable relays.
+    let _ = std::fs::remove_file(format!("{}/tee-p", session.lease().state_dir()));
+    let cancel = CancellationToken::new();
+    let out = Collect::default();
+    let cmd = Command {
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo before; sleep 1; echo after; exit 7".into(),
+            "MARKER-PLAIN".into(),
+        ],
+        ..Command::default()
+    };
+    let outcome = session
+        .exec(&cmd, Arc::new(out.clone()), &cancel)
+        .await
+        .unwrap();
+    assert!(outcome.recovered);
+    assert_eq!(outcome.code, 7);
+    assert_eq!(out.stdout(), "before\nafter\n");
+}

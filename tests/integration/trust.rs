@@ -359,3 +359,354 @@ fn a_repository_cannot_redirect_the_token() {
     );
     assert!(theirs.requests().is_empty(), "{:?}", theirs.requests());
 }
+
+// ----- a recipe's `lease{}` / `warmup{}`: own keys only, through the same config gate -----
+
+/// A git repository with `recipes/r.lua` and, when given, a `.leasebox.toml`.
+fn recipe_repo(toml: Option<&str>, recipe: &str) -> Scratch {
+    let s = Scratch::new();
+    s.write("hello.txt", "hello\n");
+    s.write("recipes/r.lua", recipe);
+    if let Some(toml) = toml {
+        s.write(".leasebox.toml", toml);
+    }
+    s.commit();
+    s
+}
+
+/// `leasebox run r --timing-json …` with extra environment; the output and the timing file.
+fn run_r(s: &Scratch, extra: &[&str], env: &[(&str, &str)]) -> (Output, serde_json::Value) {
+    let timing = s.path().join("timing.json");
+    let _ = std::fs::remove_file(&timing);
+    let mut args = vec!["run", "r", "--timing-json", timing.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = s
+        .leasebox(&args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let json = std::fs::read_to_string(&timing)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (out, json)
+}
+
+fn assert_refused(out: &Output, timing: &serde_json::Value, needles: &[&str]) {
+    assert_eq!(code(out), 78, "{}", describe(out));
+    assert_eq!(timing["error_kind"], "trust_refused", "{}", describe(out));
+    let err = stderr(out);
+    for needle in needles {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+const BOUNDARY_RECIPES: [(&str, &str, &str); 2] = [
+    (
+        "local lb = require('leasebox')\n\nreturn lb.recipe {\n  lease = { namespace = 'prod' },\n  steps = { { 'never', 'touch never.txt' } },\n}\n",
+        "`nomad.namespace`",
+        "recipes/r.lua:3: recipe{}: lease:",
+    ),
+    (
+        "local lb = require('leasebox')\nlocal box = lb.warmup { image = 'alpine:3', driver = 'raw_exec' }\nbox:exec('touch never.txt')\n",
+        "`nomad.driver`",
+        "recipes/r.lua:2: warmup:",
+    ),
+];
+
+/// A recipe never sets an execution boundary: not in an untrusted repository, not in one whose
+/// `.leasebox.toml` the user trusted (which may set that very key), not without a file.
+#[test]
+fn a_recipe_never_sets_an_execution_boundary_even_in_a_trusted_repository() {
+    for (recipe, key, at) in BOUNDARY_RECIPES {
+        for toml in [None, Some(NAMESPACE)] {
+            let s = recipe_repo(toml, recipe);
+            if toml.is_some() {
+                let out = s.run(&["trust"]);
+                assert_eq!(code(&out), 0, "{}", describe(&out));
+            }
+            let (out, timing) = run_r(&s, &[], &[]);
+            assert_refused(
+                &out,
+                &timing,
+                &[
+                    at,
+                    key,
+                    "is an execution boundary",
+                    "`.leasebox.toml`",
+                    "`leasebox trust`",
+                ],
+            );
+            assert!(!s.repo().join("never.txt").exists());
+            assert!(
+                !stderr(&out).contains("==> leased"),
+                "refused before leasing: {}",
+                describe(&out)
+            );
+        }
+    }
+}
+
+/// A recipe setting the address or the token variable gets the user-only error — whatever the
+/// token — and neither cluster is asked for anything.
+#[test]
+fn a_recipe_can_never_redirect_the_cluster_or_the_token() {
+    let mine = NomadServer::builder().acl(true).start();
+    let token = mine.management_token();
+    let theirs = NomadServer::start_modern();
+    let recipes = [
+        (
+            format!(
+                "local lb = require('leasebox')\nlb.warmup {{ address = '{}' }}\n",
+                theirs.url()
+            ),
+            "recipes/r.lua:2: warmup: `nomad.address` in recipes/r.lua:2 is a user-only setting",
+            "LEASEBOX_NOMAD_ADDR=",
+        ),
+        (
+            "return require('leasebox').recipe {\n  lease = { token_env = 'AWS_SECRET_ACCESS_KEY' },\n  steps = { 'true' },\n}\n"
+                .to_owned(),
+            "recipes/r.lua:1: recipe{}: lease: `nomad.token_env` in recipes/r.lua:1 is a user-only \
+             setting",
+            "LEASEBOX_NOMAD_TOKEN_ENV=",
+        ),
+    ];
+    for (recipe, start, twin) in &recipes {
+        let s = recipe_repo(None, recipe);
+        let user_config = s.path().join("config/leasebox/config.toml");
+        let mut seen = Vec::new();
+        for token in [None, Some(token.as_str())] {
+            let mut env = vec![
+                ("NOMAD_ADDR", mine.url()),
+                ("LEASEBOX_NOMAD_DRIVER", "raw_exec".to_owned()),
+            ];
+            if let Some(t) = token {
+                env.push(("NOMAD_TOKEN", t.to_owned()));
+            }
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (out, timing) = run_r(&s, &[], &env);
+            assert_refused(
+                &out,
+                &timing,
+                &[
+                    start,
+                    "remove it from the recipe",
+                    twin,
+                    &user_config.display().to_string(),
+                ],
+            );
+            if let Some(t) = token {
+                assert!(!describe(&out).contains(t), "the token is never printed");
+            }
+            seen.push(stderr(&out));
+        }
+        seen.dedup();
+        assert_eq!(seen.len(), 1, "one message, token or not: {seen:#?}");
+    }
+    assert!(theirs.requests().is_empty(), "{:?}", theirs.requests());
+    assert!(
+        !mine.requests().iter().any(|r| r.method == "PUT"),
+        "nothing registered: {:?}",
+        mine.requests()
+    );
+}
+
+/// More CPU or memory than the user allows: refused, naming the limit and where it is set;
+/// within the limit it runs.
+#[test]
+fn a_recipe_above_the_users_limit_is_refused_naming_the_limit() {
+    let s = recipe_repo(
+        None,
+        "local lb = require('leasebox')\nlocal box = lb.warmup { cpu = 4000 }\nbox:exec('true')\n",
+    );
+    let user_config = s.path().join("config/leasebox/config.toml");
+    std::fs::create_dir_all(user_config.parent().unwrap()).unwrap();
+    std::fs::write(&user_config, "# my limits\nmax_cpu = 2000\n").unwrap();
+    let (out, timing) = run_r(&s, &[], &[]);
+    assert_refused(
+        &out,
+        &timing,
+        &[
+            "recipes/r.lua:2: warmup: `nomad.cpu = 4000` from recipe recipes/r.lua:2 is above \
+             your limit `max_cpu = 2000`",
+            &format!("(set by user config {}:2)", user_config.display()),
+            "LEASEBOX_MAX_CPU",
+        ],
+    );
+    let (out, timing) = run_r(&s, &[], &[("LEASEBOX_MAX_CPU", "3000")]);
+    assert_refused(
+        &out,
+        &timing,
+        &["`max_cpu = 3000` (set by env LEASEBOX_MAX_CPU)"],
+    );
+    let (out, _) = run_r(&s, &[], &[("LEASEBOX_MAX_CPU", "4000")]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    // The limit is the user's own: a recipe cannot raise it either.
+    let s = recipe_repo(
+        None,
+        "require('leasebox').warmup { max_cpu = 100000, cpu = 50000 }\n",
+    );
+    let (out, timing) = run_r(&s, &[], &[]);
+    assert_refused(&out, &timing, &["`max_cpu`", "is a user-only setting"]);
+}
+
+/// The registered job of a recipe run on Nomad.
+fn registered_job(nomad: &NomadServer) -> serde_json::Value {
+    let register = nomad
+        .requests()
+        .into_iter()
+        .rfind(|r| r.method == "PUT" && r.path == "/v1/jobs")
+        .expect("a job registration");
+    let body: serde_json::Value = serde_json::from_slice(&register.body).unwrap();
+    body["Job"]["TaskGroups"][0]["Tasks"][0].clone()
+}
+
+/// A recipe's image and resources reach the Nomad job (above the repository's own values),
+/// and flags still beat the recipe.
+#[test]
+fn a_recipes_image_and_resources_reach_the_job_and_flags_win() {
+    use crate::support::nomad::DriverHealth;
+    let nomad = NomadServer::builder()
+        .driver("docker", DriverHealth::Healthy)
+        .start();
+    let s = recipe_repo(
+        Some("[nomad]\nimage = \"node:22\"\ncpu = 300\n"),
+        "return require('leasebox').recipe {\n  lease = { image = 'rust:1.88', cpu = 700, memory_mb = 300 },\n  steps = { { 'read', 'cat hello.txt' } },\n}\n",
+    );
+    let url = nomad.url();
+    let env = [
+        ("NOMAD_ADDR", url.as_str()),
+        ("LEASEBOX_NOMAD_DRIVER", "docker"),
+        // The test server runs docker tasks as local processes: keep the box in the alloc dir.
+        ("LEASEBOX_NOMAD_WORKDIR", "${NOMAD_ALLOC_DIR}/leasebox"),
+    ];
+    for (flags, image, cpu) in [
+        (&[][..], "rust:1.88", 700),
+        (&["--nomad-cpu", "600"][..], "rust:1.88", 600),
+        (&["--nomad-image", "alpine:3"][..], "alpine:3", 700),
+    ] {
+        let (out, _) = run_r(&s, flags, &env);
+        assert_eq!(code(&out), 0, "{flags:?}: {}", describe(&out));
+        assert!(stdout(&out).contains("hello"), "{}", describe(&out));
+        let task = registered_job(&nomad);
+        assert_eq!(task["Config"]["image"], image, "{flags:?}: {task}");
+        assert_eq!(task["Resources"]["CPU"], cpu, "{flags:?}: {task}");
+        assert_eq!(task["Resources"]["MemoryMB"], 300, "{flags:?}: {task}");
+        assert!(nomad.jobs().is_empty(), "jobs left: {:?}", nomad.jobs());
+    }
+}
+
+/// A recipe that prints everything it can reach: `os.getenv` of the token variables, every
+/// string under `leasebox` (its `args` too) and the globals, a step function's context, a step's
+/// environment (as a step and through `box:exec`).
+const TOKEN_PROBE: &str = r#"local lb = require('leasebox')
+local function dump(v, seen)
+  seen = seen or {}
+  if type(v) == 'table' then
+    if seen[v] then return end
+    seen[v] = true
+    for k, x in pairs(v) do dump(k, seen); dump(x, seen) end
+  elseif type(v) == 'string' or type(v) == 'number' then
+    lb.log('seen:', v)
+  end
+end
+dump(lb)
+dump(_G)
+for _, name in ipairs({ 'NOMAD_TOKEN', 'LEASEBOX_NOMAD_TOKEN', 'MY_CI_TOKEN' }) do
+  local ok = pcall(os.getenv, name)
+  lb.log(name, ok and 'READABLE' or 'refused')
+end
+return lb.recipe {
+  env = { VISIBLE = 'yes' },
+  steps = {
+    { 'env', 'env' },
+    { 'ctx', function(box, ctx)
+        dump(ctx)
+        local r = box:exec { 'env', capture = true }
+        lb.log('exec-env:', r.stdout)
+      end },
+  },
+}
+"#;
+
+/// None of it holds the token: on the local backend with a custom `token_env`, and on Nomad,
+/// where the token travels only as the `X-Nomad-Token` header.
+#[test]
+fn the_token_is_unreachable_from_a_recipe() {
+    let check = |out: &Output, tokens: &[&str], secrets: &[&str]| {
+        assert_eq!(code(out), 0, "{}", describe(out));
+        let err = stderr(out);
+        for name in tokens {
+            assert!(
+                err.contains(&format!("--> {name} refused")),
+                "{name}: {err}"
+            );
+        }
+        assert!(
+            err.contains("--> seen: fast"),
+            "the args were walked: {err}"
+        );
+        assert!(err.contains("exec-env:"), "{err}");
+        assert!(stdout(out).contains("VISIBLE=yes"), "{}", describe(out));
+        for secret in secrets {
+            assert!(
+                !describe(out).contains(secret),
+                "{secret} reached the recipe"
+            );
+        }
+    };
+    let allow = "lua_env_allow = [\"NOMAD_TOKEN\", \"LEASEBOX_NOMAD_TOKEN\", \"MY_CI_TOKEN\"]\n";
+
+    // Local backend, the token in a variable of the user's choosing.
+    let s = recipe_repo(None, TOKEN_PROBE);
+    let user_config = s.path().join("config/leasebox/config.toml");
+    std::fs::create_dir_all(user_config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &user_config,
+        format!("{allow}[nomad]\ntoken_env = \"MY_CI_TOKEN\"\n"),
+    )
+    .unwrap();
+    let out = s
+        .leasebox(&["run", "r", "--", "mode=fast"])
+        .env("NOMAD_TOKEN", "tok-nomad-1")
+        .env("LEASEBOX_NOMAD_TOKEN", "tok-leasebox-2")
+        .env("MY_CI_TOKEN", "tok-mine-3")
+        .output()
+        .unwrap();
+    check(
+        &out,
+        &["NOMAD_TOKEN", "LEASEBOX_NOMAD_TOKEN", "MY_CI_TOKEN"],
+        &["tok-nomad-1", "tok-leasebox-2", "tok-mine-3"],
+    );
+
+    // Nomad with ACLs: the steps run, and the token is only ever the request header.
+    let nomad = NomadServer::builder().acl(true).start();
+    let token = nomad.management_token();
+    let s = recipe_repo(None, TOKEN_PROBE);
+    let user_config = s.path().join("config/leasebox/config.toml");
+    std::fs::create_dir_all(user_config.parent().unwrap()).unwrap();
+    std::fs::write(&user_config, allow).unwrap();
+    let out = s
+        .leasebox(&["run", "r", "--", "mode=fast"])
+        .env("NOMAD_ADDR", nomad.url())
+        .env("NOMAD_TOKEN", &token)
+        .env("LEASEBOX_NOMAD_DRIVER", "raw_exec")
+        .env("LEASEBOX_NOMAD_TOKEN", "tok-leasebox-2")
+        .output()
+        .unwrap();
+    check(
+        &out,
+        &["NOMAD_TOKEN", "LEASEBOX_NOMAD_TOKEN"],
+        &[&token, "tok-leasebox-2"],
+    );
+    let requests = nomad.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "PUT" && r.path == "/v1/jobs")
+    );
+    for r in &requests {
+        carries_token_only_in_its_header(r, &token);
+    }
+    assert!(nomad.jobs().is_empty(), "jobs left: {:?}", nomad.jobs());
+}

@@ -13,6 +13,7 @@
 pub mod client;
 pub mod doctor;
 pub mod exec;
+pub mod template;
 mod tls;
 pub mod wire;
 
@@ -90,6 +91,7 @@ pub struct NomadBackend {
     ready_timeout: Duration,
     scope: String,
     timings: NomadTimings,
+    jobspec_template: Option<std::path::PathBuf>,
 }
 
 /// The scope fingerprint: sha256 of address, namespace, region and task, so the address never
@@ -158,6 +160,7 @@ impl NomadBackend {
             ready_timeout: n.alloc_ready_timeout,
             scope,
             timings: NomadTimings::default(),
+            jobspec_template: n.jobspec_template.clone(),
         })
     }
 
@@ -314,13 +317,6 @@ impl NomadBackend {
         loop {
             match self.client.get::<Job>(&path, &[]).await {
                 Err(CallError::Api(api)) if api.status == 404 => return Ok(()),
-                Err(e @ CallError::Transport(_)) => {
-                    return Err(self.client.lease_error(
-                        "confirming the job is gone",
-                        "`read-job`",
-                        e,
-                    ));
-                }
                 Err(e) => {
                     return Err(self.client.lease_error(
                         "confirming the job is gone",
@@ -683,13 +679,37 @@ impl Backend for NomadBackend {
         if !workdir.starts_with("${NOMAD_ALLOC_DIR}") {
             check_workdir(&workdir)?;
         }
-        let datacenters = self.datacenters().await?;
-        let job = self.job_spec(spec, datacenters, &workdir);
+        // A jobspec template replaces the built-in job (see `template`). Nothing exists yet, so
+        // cancelling here leaves nothing behind.
+        let build = async {
+            match &self.jobspec_template {
+                Some(path) => self.templated_job(path, spec, &workdir).await,
+                None => Ok(self.job_spec(spec, self.datacenters().await?, &workdir)),
+            }
+        };
+        let job = tokio::select! {
+            job = build => job?,
+            () = cancel.cancelled() => return Err(LeaseError::Cancelled),
+        };
         let body = json!({"Job": job, "EnforceIndex": true, "JobModifyIndex": 0});
-        let registered = self
-            .client
-            .call(reqwest::Method::PUT, "/v1/jobs", &[], Some(&body), None)
-            .await;
+        let registered = tokio::select! {
+            r = self.client.call(reqwest::Method::PUT, "/v1/jobs", &[], Some(&body), None) => r,
+            () = cancel.cancelled() => {
+                // The register may have landed: purge (bounded) before giving up.
+                let purged = tokio::time::timeout(
+                    Duration::from_secs(30),
+                    self.purge(spec.id.as_str(), &CancellationToken::new()),
+                )
+                .await;
+                return Err(match purged {
+                    Ok(Ok(())) => LeaseError::Cancelled,
+                    _ => LeaseError::LeftBehind {
+                        id: spec.id.clone(),
+                        error: Box::new(LeaseError::Cancelled),
+                    },
+                });
+            }
+        };
         let eval_id = match registered {
             Ok((_, bytes)) => serde_json::from_slice::<RegisterResponse>(&bytes)
                 .map(|r| r.eval_id)
@@ -709,14 +729,21 @@ impl Backend for NomadBackend {
             }
             Err(e @ CallError::Transport(_)) => {
                 // The register may or may not have landed: purge to be sure.
-                let _ = self
-                    .purge(spec.id.as_str(), &CancellationToken::new())
-                    .await;
-                return Err(self.client.lease_error(
-                    "registering the lease's job",
-                    "`submit-job`",
-                    e,
-                ));
+                let error =
+                    self.client
+                        .lease_error("registering the lease's job", "`submit-job`", e);
+                return Err(
+                    match self
+                        .purge(spec.id.as_str(), &CancellationToken::new())
+                        .await
+                    {
+                        Ok(()) => error,
+                        Err(_) => LeaseError::LeftBehind {
+                            id: spec.id.clone(),
+                            error: Box::new(error),
+                        },
+                    },
+                );
             }
             Err(e) => {
                 return Err(self.client.lease_error(
@@ -736,10 +763,13 @@ impl Backend for NomadBackend {
                     .purge(spec.id.as_str(), &CancellationToken::new())
                     .await
                 {
-                    return Err(LeaseError::Transport(format!(
-                        "{e}; and purging job `{}` failed too: {purge}; `leasebox cleanup` retries",
-                        spec.id
-                    )));
+                    return Err(LeaseError::LeftBehind {
+                        id: spec.id.clone(),
+                        error: Box::new(LeaseError::Transport(format!(
+                            "{e}; and purging job `{}` failed too: {purge}",
+                            spec.id
+                        ))),
+                    });
                 }
                 Err(e)
             }
