@@ -1,0 +1,1010 @@
+//! The Nomad backend against the Nomad API test server on loopback (modern profile, raw_exec
+//! driver: tasks and exec'd commands are real local processes), each figure next to its
+//! baseline measured in the same run:
+//!
+//! 1. **Exec overhead per step**: `true` through `Session::exec` (verified exec) on a Nomad
+//!    lease against the same on a local lease, in interleaved rounds. A third series,
+//!    `Backend::exec` of bare `true` on Nomad (no wrapper), splits the Nomad figure into the
+//!    exec websocket's round trip and the wrapper. Target: ≤ 10 ms more per step than local.
+//! 2. **Full sync throughput** of a generated, committed 500 MB / 20,000-file repository
+//!    (the same mix and seed as the local-backend benchmarks) into a fresh Nomad lease, against
+//!    a `tar -c | tar -x` pipe of the same tree, and reported against a full sync into a fresh
+//!    local lease; the three alternate in each repetition. Warmup, prepare and release are
+//!    outside the timing. A fourth series sends the same number of bytes over the exec
+//!    websocket's stdin into `cat >/dev/null` (the transport alone). Target: ≥ 0.5× the tar
+//!    pipe.
+//! 3. **A rerun on a kept lease against a cold one-shot run**, with the real release binary
+//!    (`NOMAD_ADDR` at the test server, `LEASEBOX_NOMAD_DRIVER=raw_exec`, scratch `HOME`,
+//!    `LEASEBOX_STATE_DIR`, `XDG_CACHE_HOME`): `leasebox run -- true` (warmup + sync + step +
+//!    release) against `leasebox run --lease ID -- true` (incremental sync + step), on a small
+//!    repository and on the 500 MB one, with the phases of `--timing-json`; the local backend's
+//!    figures for the small repository alongside.
+//!
+//! Benchmarks are not timed tests: nothing fails on speed. They run only under
+//! `cargo bench --bench nomad` (which passes `--bench`); started any other way they print that
+//! they were skipped.
+//!
+//! `LEASEBOX_BENCH_N` sets the exec steps per series (default 50); `LEASEBOX_BENCH_REPS` the
+//! repetitions of each sync and CLI measurement (default 3; the first kept-lease run, which
+//! syncs the whole tree, is not counted); `LEASEBOX_BENCH_TREE_MB` scales the large tree, files
+//! and bytes alike (default 500, for quick trial runs only).
+
+#[path = "../tests/integration/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use leasebox::backends::local::LocalFaults;
+use leasebox::backends::nomad::NomadBackend;
+use leasebox::config::{Config, ConfigInputs};
+use leasebox::lease::{Backend, ExecEvent, ExecRequest, ExecStream, LeaseId, LeaseSpec};
+use leasebox::session::{Command, NullSink, Session, SyncOptions, Timing};
+use tokio::runtime::Runtime;
+use tokio_util::sync::CancellationToken;
+
+use support::Scratch;
+use support::nomad::NomadServer;
+
+/// The large tree: the same shape as the local-backend benchmarks'.
+const BIG: TreeSpec = TreeSpec {
+    files: 20_000,
+    bytes: 500 * 1000 * 1000,
+};
+
+/// A small repository, for the per-run cost of the CLI.
+const SMALL: TreeSpec = TreeSpec {
+    files: 200,
+    bytes: 2 * 1000 * 1000,
+};
+
+/// Interleaved rounds of the exec series.
+const ROUNDS: usize = 5;
+/// Unmeasured exec steps per series before the rounds.
+const EXEC_WARMUP: usize = 5;
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("nomad: skipped (benchmarks run under `cargo bench --bench nomad`)");
+        return;
+    }
+    let n = env_number("LEASEBOX_BENCH_N", 50).max(ROUNDS);
+    let reps = env_number("LEASEBOX_BENCH_REPS", 3).max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let nomad = NomadServer::start_modern();
+    println!(
+        "Nomad API test server (modern profile, raw_exec) on {}",
+        nomad.url()
+    );
+    let mut table = Table::default();
+
+    // ----- 1. exec overhead -----
+    let small = Scratch::new();
+    let stats = generate_repo(&small.repo(), SMALL);
+    println!(
+        "small repository: {} files, {:.1} MiB",
+        stats.files,
+        mib(stats.bytes)
+    );
+    exec_overhead(&runtime, &nomad, &small, n, &mut table);
+
+    // ----- 3a. cold run vs rerun, small repository -----
+    cli_runs(&nomad, &small, reps, "small repo", true, &mut table);
+
+    // ----- 2. full sync throughput -----
+    let big = Scratch::new();
+    let scale = env_number("LEASEBOX_BENCH_TREE_MB", 500);
+    let spec = TreeSpec {
+        files: BIG.files * scale / 500,
+        bytes: BIG.bytes * scale as u64 / 500,
+    };
+    let (took, stats) = time(|| generate_repo(&big.repo(), spec));
+    println!(
+        "large repository: {} files, {:.1} MiB, generated and committed in {:.1} s",
+        stats.files,
+        mib(stats.bytes),
+        took.as_secs_f64()
+    );
+    sync_throughput(&runtime, &nomad, &big, stats, reps, &mut table);
+
+    // ----- 3b. cold run vs rerun, large repository -----
+    cli_runs(&nomad, &big, reps, "large repo", false, &mut table);
+
+    let jobs = nomad.jobs();
+    assert!(jobs.is_empty(), "jobs left behind: {jobs:?}");
+    println!();
+    println!(
+        "load average at the end: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    println!();
+    table.print();
+}
+
+// ----- 1. exec overhead ---------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+enum ExecSeries {
+    LocalSession,
+    NomadSession,
+    NomadBare,
+}
+
+const EXEC_SERIES: [ExecSeries; 3] = [
+    ExecSeries::LocalSession,
+    ExecSeries::NomadSession,
+    ExecSeries::NomadBare,
+];
+
+impl ExecSeries {
+    fn label(self) -> &'static str {
+        match self {
+            ExecSeries::LocalSession => "local: Session::exec `true`",
+            ExecSeries::NomadSession => "nomad: Session::exec `true`",
+            ExecSeries::NomadBare => "nomad: Backend::exec bare `true` (no wrapper)",
+        }
+    }
+}
+
+fn exec_overhead(
+    runtime: &Runtime,
+    nomad: &NomadServer,
+    scratch: &Scratch,
+    n: usize,
+    table: &mut Table,
+) {
+    println!();
+    println!("== exec overhead per step ==");
+    let local = runtime.block_on(scratch.session(LocalFaults::default()));
+    let remote = runtime.block_on(nomad_session(nomad, scratch));
+    let session_of = |series| match series {
+        ExecSeries::LocalSession => &local,
+        ExecSeries::NomadSession | ExecSeries::NomadBare => &remote,
+    };
+    for series in EXEC_SERIES {
+        for _ in 0..EXEC_WARMUP {
+            exec_once(runtime, session_of(series), series);
+        }
+    }
+    let per_round = n / ROUNDS;
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); EXEC_SERIES.len()];
+    for round in 0..ROUNDS {
+        // Rotate the order each round, so machine noise lands on every series alike.
+        for k in 0..EXEC_SERIES.len() {
+            let i = (k + round) % EXEC_SERIES.len();
+            for _ in 0..per_round {
+                samples[i].push(exec_once(
+                    runtime,
+                    session_of(EXEC_SERIES[i]),
+                    EXEC_SERIES[i],
+                ));
+            }
+        }
+    }
+    let medians: Vec<Duration> = samples.iter().map(|s| median(s)).collect();
+    for ((series, times), med) in EXEC_SERIES.iter().zip(&samples).zip(&medians) {
+        println!(
+            "{:<48} median {:>7.2} ms  mean {:>7.2} ms  ({} steps)",
+            series.label(),
+            ms(*med),
+            ms(mean(times)),
+            times.len()
+        );
+    }
+    let extra = ms(medians[1]) - ms(medians[0]);
+    table.row(
+        "exec: `true` via `Session::exec`, per step",
+        &format!("local: {:.1} ms", ms(medians[0])),
+        &format!("nomad: {:.1} ms", ms(medians[1])),
+        &format!("**{extra:+.1} ms** per step"),
+        "≤ +10 ms",
+        Some(extra <= 10.0),
+    );
+    table.row(
+        "exec split: nomad `Backend::exec` of bare `true` (websocket round trip, no wrapper)",
+        "—",
+        &format!("{:.1} ms", ms(medians[2])),
+        &format!(
+            "wrapper adds {:+.1} ms on nomad",
+            ms(medians[1]) - ms(medians[2])
+        ),
+        "—",
+        None,
+    );
+    let cancel = CancellationToken::new();
+    runtime
+        .block_on(local.backend().release(local.lease(), &cancel))
+        .expect("release the local lease");
+    runtime.block_on(release_nomad(nomad, &remote));
+}
+
+fn exec_once(runtime: &Runtime, session: &Session, series: ExecSeries) -> Duration {
+    runtime.block_on(async {
+        let start = Instant::now();
+        let code = match series {
+            ExecSeries::LocalSession | ExecSeries::NomadSession => {
+                let command = Command {
+                    argv: vec!["true".to_owned()],
+                    ..Command::default()
+                };
+                session
+                    .exec(&command, Arc::new(NullSink), &CancellationToken::new())
+                    .await
+                    .expect("exec")
+                    .code
+            }
+            ExecSeries::NomadBare => {
+                let stream = session
+                    .backend()
+                    .exec(
+                        session.lease(),
+                        ExecRequest {
+                            argv: vec!["true".to_owned()],
+                            cwd: None,
+                            stdin: false,
+                        },
+                    )
+                    .await
+                    .expect("backend exec");
+                exit_code(stream).await
+            }
+        };
+        let took = start.elapsed();
+        assert_eq!(code, 0, "`true` exited {code}");
+        took
+    })
+}
+
+async fn exit_code(mut stream: ExecStream) -> i32 {
+    loop {
+        match stream.events.recv().await {
+            Some(ExecEvent::Exited(code)) => return code,
+            Some(ExecEvent::Stdout(_) | ExecEvent::Stderr(_)) => {}
+            other => panic!("unexpected exec event {other:?}"),
+        }
+    }
+}
+
+// ----- 2. sync throughput -------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SyncSeries {
+    TarPipe,
+    Local,
+    Nomad,
+    Websocket,
+}
+
+const SYNC_SERIES: [SyncSeries; 4] = [
+    SyncSeries::TarPipe,
+    SyncSeries::Local,
+    SyncSeries::Nomad,
+    SyncSeries::Websocket,
+];
+
+impl SyncSeries {
+    fn label(self) -> &'static str {
+        match self {
+            SyncSeries::TarPipe => "tar -c | tar -x",
+            SyncSeries::Local => "local: Session::sync",
+            SyncSeries::Nomad => "nomad: Session::sync",
+            SyncSeries::Websocket => "nomad: exec stdin to `cat >/dev/null`",
+        }
+    }
+}
+
+fn sync_throughput(
+    runtime: &Runtime,
+    nomad: &NomadServer,
+    scratch: &Scratch,
+    stats: TreeStats,
+    reps: usize,
+    table: &mut Table,
+) {
+    println!();
+    println!("== full sync throughput ==");
+    let excludes = load_config(&nomad_env(scratch, nomad), &scratch.repo())
+        .settings()
+        .sync_exclude
+        .clone();
+    let options = SyncOptions {
+        root: scratch.repo(),
+        excludes,
+    };
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); SYNC_SERIES.len()];
+    let mut removals = Vec::new();
+    for rep in 0..reps {
+        for k in 0..SYNC_SERIES.len() {
+            let i = (k + rep) % SYNC_SERIES.len();
+            settle();
+            let took = match SYNC_SERIES[i] {
+                SyncSeries::TarPipe => {
+                    let (took, removal) = tar_pipe(scratch, stats.files);
+                    removals.push(removal);
+                    took
+                }
+                SyncSeries::Local => {
+                    let session = runtime.block_on(scratch.session(LocalFaults::default()));
+                    let took = runtime.block_on(sync_once(&session, &options, stats.files));
+                    runtime
+                        .block_on(
+                            session
+                                .backend()
+                                .release(session.lease(), &CancellationToken::new()),
+                        )
+                        .expect("release the local lease");
+                    took
+                }
+                SyncSeries::Nomad => {
+                    let session = runtime.block_on(nomad_session(nomad, scratch));
+                    let took = runtime.block_on(sync_once(&session, &options, stats.files));
+                    runtime.block_on(release_nomad(nomad, &session));
+                    took
+                }
+                SyncSeries::Websocket => {
+                    let session = runtime.block_on(nomad_session(nomad, scratch));
+                    let took = runtime.block_on(websocket_stdin(&session, stats.bytes));
+                    runtime.block_on(release_nomad(nomad, &session));
+                    took
+                }
+            };
+            samples[i].push(took);
+        }
+        println!(
+            "rep {}: {}, removing the tar copy once written back {:.0} ms",
+            rep + 1,
+            SYNC_SERIES
+                .iter()
+                .zip(&samples)
+                .map(|(s, t)| format!("{} {:.0} ms", s.label(), ms(t[rep])))
+                .collect::<Vec<_>>()
+                .join(", "),
+            ms(removals[rep])
+        );
+    }
+    let medians: Vec<Duration> = samples.iter().map(|s| median(s)).collect();
+    let rate = |d: Duration| mib(stats.bytes) / d.as_secs_f64();
+    for ((series, times), med) in SYNC_SERIES.iter().zip(&samples).zip(&medians) {
+        println!(
+            "{:<40} median {:>7.0} ms ({:>5.0} MiB/s)  samples [{}]",
+            series.label(),
+            ms(*med),
+            rate(*med),
+            list_ms(times)
+        );
+    }
+    let [tar, local, remote, socket] = [medians[0], medians[1], medians[2], medians[3]];
+    let vs_tar = tar.as_secs_f64() / remote.as_secs_f64();
+    let vs_local = local.as_secs_f64() / remote.as_secs_f64();
+    table.row(
+        &format!(
+            "full sync, {:.0} MB / {} files, fresh lease",
+            stats.bytes as f64 / 1e6,
+            stats.files
+        ),
+        &format!(
+            "tar pipe: {:.1} s ({:.0} MiB/s)",
+            tar.as_secs_f64(),
+            rate(tar)
+        ),
+        &format!(
+            "nomad: {:.1} s ({:.0} MiB/s)",
+            remote.as_secs_f64(),
+            rate(remote)
+        ),
+        &format!("**{vs_tar:.2}×** the tar pipe"),
+        "≥ 0.5×",
+        Some(vs_tar >= 0.5),
+    );
+    table.row(
+        "full sync, same tree, against the local backend",
+        &format!(
+            "local: {:.1} s ({:.0} MiB/s)",
+            local.as_secs_f64(),
+            rate(local)
+        ),
+        &format!("nomad: {:.1} s", remote.as_secs_f64()),
+        &format!("{vs_local:.2}× the local backend"),
+        "reported",
+        None,
+    );
+    table.row(
+        "sync split: the same bytes over exec stdin into `cat >/dev/null` (transport alone)",
+        "—",
+        &format!("{:.1} s ({:.0} MiB/s)", socket.as_secs_f64(), rate(socket)),
+        &format!(
+            "{:.0}% of the nomad sync's time",
+            100.0 * socket.as_secs_f64() / remote.as_secs_f64()
+        ),
+        "—",
+        None,
+    );
+    let removal = median(&removals);
+    println!(
+        "removing the tree once written back (`rm -rf`, what a re-sync does to the previous tree): median {:.0} ms  samples [{}]",
+        ms(removal),
+        list_ms(&removals)
+    );
+    table.row(
+        "what a re-sync adds: removing the previous tree once written back (`rm -rf` of the tar copy)",
+        "—",
+        &format!("{:.1} s", removal.as_secs_f64()),
+        &format!(
+            "{:.0}% of a full nomad sync",
+            100.0 * removal.as_secs_f64() / remote.as_secs_f64()
+        ),
+        "—",
+        None,
+    );
+}
+
+/// `tar -c | tar -x` of the tree (without `.git`, which sync leaves out too) into a fresh
+/// directory; checks every file arrived, then removes it once written back. Returns how long
+/// the copy and the removal took.
+fn tar_pipe(scratch: &Scratch, files: usize) -> (Duration, Duration) {
+    let dest = scratch.path().join("tar-dest");
+    std::fs::create_dir_all(&dest).expect("mkdir the tar destination");
+    let (took, status) = time(|| {
+        std::process::Command::new("sh")
+            .args([
+                "-c",
+                r#"tar -C "$1" --exclude=./.git -cf - . | tar -C "$2" -xof -"#,
+                "sh",
+            ])
+            .arg(scratch.repo())
+            .arg(&dest)
+            .status()
+            .expect("run the tar pipe")
+    });
+    assert!(status.success(), "tar pipe failed: {status}");
+    assert_eq!(count_files(&dest), files, "the tar pipe copied every file");
+    settle();
+    let (removal, ()) =
+        time(|| std::fs::remove_dir_all(&dest).expect("remove the tar destination"));
+    (took, removal)
+}
+
+async fn sync_once(session: &Session, options: &SyncOptions, files: usize) -> Duration {
+    let (took, report) = time_async(session.sync(options, &CancellationToken::new())).await;
+    let report = report.expect("sync");
+    assert_eq!(report.files, files, "sync sent every file");
+    assert_eq!(
+        count_files(Path::new(&session.lease().workdir)),
+        files,
+        "every file arrived in the workdir"
+    );
+    took
+}
+
+/// `bytes` of stdin over one exec into `cat >/dev/null`: the exec websocket's throughput.
+async fn websocket_stdin(session: &Session, bytes: u64) -> Duration {
+    const CHUNK: usize = 64 * 1024;
+    let chunk = Bytes::from(vec![b'x'; CHUNK]);
+    let start = Instant::now();
+    let mut stream = session
+        .backend()
+        .exec(
+            session.lease(),
+            ExecRequest {
+                argv: vec!["sh".into(), "-c".into(), "cat >/dev/null".into()],
+                cwd: None,
+                stdin: true,
+            },
+        )
+        .await
+        .expect("backend exec");
+    let tx = stream.take_stdin().expect("stdin");
+    let sender = tokio::spawn(async move {
+        let mut left = bytes;
+        while left > 0 {
+            let n = usize::try_from(left.min(CHUNK as u64)).expect("fits");
+            if tx.send(chunk.slice(..n)).await.is_err() {
+                panic!("stdin closed early");
+            }
+            left -= n as u64;
+        }
+    });
+    let code = exit_code(stream).await;
+    sender.await.expect("the stdin sender");
+    let took = start.elapsed();
+    assert_eq!(code, 0, "`cat` exited {code}");
+    took
+}
+
+// ----- 3. the real binary: cold run vs rerun on a kept lease ------------------------------
+
+/// Phase medians of `--timing-json`, in milliseconds.
+#[derive(Default)]
+struct Phases {
+    by_name: BTreeMap<String, Vec<u64>>,
+}
+
+impl Phases {
+    fn add(&mut self, file: &Path) {
+        let text = std::fs::read_to_string(file).expect("read the timing file");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("timing JSON");
+        for phase in value["phases"].as_array().expect("phases") {
+            let name = phase["name"].as_str().expect("a name");
+            let name = if name.starts_with("step") {
+                "step"
+            } else {
+                name
+            };
+            self.by_name
+                .entry(name.to_owned())
+                .or_default()
+                .push(phase["ms"].as_u64().expect("ms"));
+        }
+    }
+
+    fn shown(&self) -> String {
+        self.by_name
+            .iter()
+            .map(|(name, values)| {
+                let mut v = values.clone();
+                v.sort_unstable();
+                format!("{name} {}", v[v.len() / 2])
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn cli_runs(
+    nomad: &NomadServer,
+    scratch: &Scratch,
+    reps: usize,
+    what: &str,
+    with_local: bool,
+    table: &mut Table,
+) {
+    println!();
+    println!("== the release binary, {what}: cold `run -- true` vs `run --lease ID -- true` ==");
+    let mut backends = vec![("nomad", nomad_env(scratch, nomad))];
+    if with_local {
+        backends.push(("local", scratch.env()));
+    }
+    for (name, env) in backends {
+        let timing = scratch.path().join("timing.json");
+        let timing_arg = timing.display().to_string();
+        let mut cold = Vec::new();
+        let mut cold_phases = Phases::default();
+        let mut rerun = Vec::new();
+        let mut rerun_phases = Phases::default();
+
+        let out = leasebox(scratch, &env, &["warmup"]);
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        // The first run on the kept lease syncs the whole tree: not counted.
+        leasebox(scratch, &env, &["run", "--lease", &id, "--", "true"]);
+        for rep in 0..reps {
+            // Alternate which goes first.
+            for cold_first in if rep % 2 == 0 {
+                [true, false]
+            } else {
+                [false, true]
+            } {
+                settle();
+                if cold_first {
+                    let (took, _) = time(|| {
+                        leasebox(
+                            scratch,
+                            &env,
+                            &["run", "--timing-json", &timing_arg, "--", "true"],
+                        )
+                    });
+                    cold.push(took);
+                    cold_phases.add(&timing);
+                } else {
+                    let (took, _) = time(|| {
+                        leasebox(
+                            scratch,
+                            &env,
+                            &[
+                                "run",
+                                "--lease",
+                                &id,
+                                "--timing-json",
+                                &timing_arg,
+                                "--",
+                                "true",
+                            ],
+                        )
+                    });
+                    rerun.push(took);
+                    rerun_phases.add(&timing);
+                }
+            }
+        }
+        leasebox(scratch, &env, &["stop", &id]);
+        if name == "nomad" {
+            remove_alloc_dirs(nomad);
+        }
+        let (c, r) = (median(&cold), median(&rerun));
+        println!(
+            "{name}: cold run median {:.0} ms  samples [{}]  phases (median ms): {}",
+            ms(c),
+            list_ms(&cold),
+            cold_phases.shown()
+        );
+        println!(
+            "{name}: rerun    median {:.0} ms  samples [{}]  phases (median ms): {}",
+            ms(r),
+            list_ms(&rerun),
+            rerun_phases.shown()
+        );
+        table.row(
+            &format!("{name}, {what}: `leasebox run --lease ID -- true` vs `leasebox run -- true`"),
+            &format!("cold: {:.0} ms ({})", ms(c), cold_phases.shown()),
+            &format!("rerun: {:.0} ms ({})", ms(r), rerun_phases.shown()),
+            &format!(
+                "rerun/cold **{:.2}×** ({:+.0} ms)",
+                r.as_secs_f64() / c.as_secs_f64(),
+                ms(r) - ms(c)
+            ),
+            "reported",
+            None,
+        );
+    }
+}
+
+/// Run the release binary in the repository with `env` only; panics unless it succeeds.
+fn leasebox(
+    scratch: &Scratch,
+    env: &BTreeMap<String, String>,
+    args: &[&str],
+) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_leasebox"))
+        .args(args)
+        .current_dir(scratch.repo())
+        .env_clear()
+        .envs(env)
+        .output()
+        .expect("run leasebox");
+    assert!(
+        out.status.success(),
+        "leasebox {args:?}: {}",
+        support::describe(&out)
+    );
+    out
+}
+
+// ----- Nomad sessions -------------------------------------------------------------------------
+
+/// The scratch environment with the Nomad address and the raw_exec driver.
+fn nomad_env(scratch: &Scratch, nomad: &NomadServer) -> BTreeMap<String, String> {
+    let mut env = scratch.env();
+    env.insert("NOMAD_ADDR".into(), nomad.url());
+    env.insert("LEASEBOX_NOMAD_DRIVER".into(), "raw_exec".into());
+    env
+}
+
+fn load_config(env: &BTreeMap<String, String>, repo: &Path) -> Config {
+    Config::load(&ConfigInputs {
+        env: env.clone(),
+        repo_root: Some(repo.to_path_buf()),
+        ..ConfigInputs::default()
+    })
+    .expect("config")
+}
+
+/// A fresh Nomad lease with a prepared box, as a session (what `Leases::acquire` does, without
+/// the claim).
+async fn nomad_session(nomad: &NomadServer, scratch: &Scratch) -> Session {
+    let env = nomad_env(scratch, nomad);
+    let config = load_config(&env, &scratch.repo());
+    let backend: Arc<dyn Backend> =
+        Arc::new(NomadBackend::new(config.settings(), "NOMAD_ADDR", &env).expect("nomad backend"));
+    let spec = LeaseSpec {
+        id: LeaseId::generate(),
+        owner: config.settings().owner.clone(),
+        repo_root: scratch.repo(),
+        ttl: config.settings().lease_ttl,
+        idle: config.settings().lease_idle,
+        ..LeaseSpec::default()
+    };
+    let cancel = CancellationToken::new();
+    let lease = backend.warmup(&spec, &cancel).await.expect("nomad warmup");
+    let session = Session::new(backend, lease, Arc::new(Timing::default()));
+    session.prepare(&cancel).await.expect("prepare");
+    session
+}
+
+/// Release a Nomad lease, then remove its allocation directory (the test server keeps them).
+async fn release_nomad(nomad: &NomadServer, session: &Session) {
+    session
+        .backend()
+        .release(session.lease(), &CancellationToken::new())
+        .await
+        .expect("release the nomad lease");
+    if let Some(alloc) = session.lease().handle.get("alloc_id") {
+        let _ = std::fs::remove_dir_all(nomad.alloc_dir(alloc));
+    }
+}
+
+/// Remove the directories of every terminal allocation (after the CLI released its leases).
+fn remove_alloc_dirs(nomad: &NomadServer) {
+    let jobs = nomad.jobs();
+    assert!(jobs.is_empty(), "jobs left behind: {jobs:?}");
+    let root = nomad.alloc_dir("x");
+    if let Some(parent) = root.parent()
+        && let Ok(entries) = std::fs::read_dir(parent)
+    {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+// ----- the generated tree -------------------------------------------------------------------
+
+/// The shape of a generated tree.
+#[derive(Debug, Clone, Copy)]
+struct TreeSpec {
+    files: usize,
+    bytes: u64,
+}
+
+/// What was generated.
+#[derive(Debug, Clone, Copy)]
+struct TreeStats {
+    files: usize,
+    bytes: u64,
+}
+
+/// splitmix64: every run builds the same tree.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo + 1)
+    }
+}
+
+const WORDS: &[&str] = &[
+    "fn", "let", "mut", "self", "impl", "struct", "pub", "use", "return", "match", "Some", "None",
+    "Ok", "Err", "lease", "box", "sync", "exec", "recipe", "config", "value", "path", "error",
+    "result", "async", "await", "{", "}", "(", ")", ";", "=", "->", "//", "\n", "\n", "    ", "0",
+    "1", "42", "String", "Vec", "u64", "&str", "true", "false",
+];
+
+/// A source repository's mix, as in the local-backend benchmarks: ~94.5% small text files,
+/// 5% medium text files, 0.5% large random binaries, holding 15%, 15% and 70% of the bytes,
+/// in nested directories; deterministic.
+fn generate_tree(root: &Path, spec: TreeSpec) -> TreeStats {
+    let mut rng = Rng(0x1ea5_eb0c);
+    let large = (spec.files / 200).max(1);
+    let medium = (spec.files / 20).max(1);
+    let small = spec.files - large - medium;
+    let part = spec.bytes * 15 / 100;
+    let classes = [
+        (small, part),
+        (medium, part),
+        (large, spec.bytes - 2 * part),
+    ];
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0;
+    let mut index = 0usize;
+    for (class, (count, budget)) in classes.into_iter().enumerate() {
+        let mean = budget / count as u64;
+        let mut left = budget;
+        for i in 0..count {
+            let size = if i + 1 == count {
+                left
+            } else {
+                rng.range(mean / 4, mean * 7 / 4).min(left)
+            };
+            left -= size;
+            let rel = match class {
+                0 => format!(
+                    "src/m{:02}/s{:02}/f{index:05}.rs",
+                    index % 40,
+                    (index / 40) % 25
+                ),
+                1 => format!("data/d{:02}/blob{index:05}.json", index % 20),
+                _ => format!("assets/a{:02}/asset{index:05}.bin", index % 10),
+            };
+            let path = root.join(rel);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            let mut file = std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::create(&path).expect("create a file"),
+            );
+            let mut remaining = size;
+            while remaining > 0 {
+                let n = usize::try_from(remaining.min(buf.len() as u64)).expect("fits");
+                if class == 2 {
+                    for chunk in buf[..n].chunks_mut(8) {
+                        let bytes = rng.next_u64().to_le_bytes();
+                        chunk.copy_from_slice(&bytes[..chunk.len()]);
+                    }
+                } else {
+                    fill_text(&mut rng, &mut buf[..n]);
+                }
+                file.write_all(&buf[..n]).expect("write");
+                remaining -= n as u64;
+            }
+            file.flush().expect("flush");
+            total += size;
+            index += 1;
+        }
+    }
+    TreeStats {
+        files: index,
+        bytes: total,
+    }
+}
+
+fn fill_text(rng: &mut Rng, buf: &mut [u8]) {
+    let mut at = 0;
+    while at < buf.len() {
+        let word = WORDS[usize::try_from(rng.next_u64() % WORDS.len() as u64).expect("fits")];
+        for &b in word.as_bytes().iter().chain(b" ") {
+            if at == buf.len() {
+                break;
+            }
+            buf[at] = b;
+            at += 1;
+        }
+    }
+}
+
+/// Generate the tree in the (already initialised) repository and commit it, without
+/// compression: the benchmark is about leasebox, not zlib.
+fn generate_repo(repo: &Path, spec: TreeSpec) -> TreeStats {
+    let stats = generate_tree(repo, spec);
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", "generated tree"]);
+    stats
+}
+
+fn git(repo: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args([
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.invalid",
+        ])
+        .args(["-c", "core.compression=0", "-c", "core.looseCompression=0"])
+        .args(["-c", "gc.auto=0", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn count_files(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read a dir") {
+            let entry = entry.expect("a dir entry");
+            if entry.file_type().expect("a file type").is_dir() {
+                stack.push(entry.path());
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+// ----- figures ----------------------------------------------------------------------------
+
+/// The final table, in Markdown.
+#[derive(Default)]
+struct Table {
+    rows: Vec<[String; 5]>,
+}
+
+impl Table {
+    fn row(
+        &mut self,
+        what: &str,
+        baseline: &str,
+        measured: &str,
+        result: &str,
+        target: &str,
+        met: Option<bool>,
+    ) {
+        let target = match met {
+            Some(true) => format!("{target}: met"),
+            Some(false) => format!("{target}: **missed**"),
+            None => target.to_owned(),
+        };
+        self.rows.push([
+            what.to_owned(),
+            baseline.to_owned(),
+            measured.to_owned(),
+            result.to_owned(),
+            target,
+        ]);
+    }
+
+    fn print(&self) {
+        println!("| benchmark | baseline | measured | result | target |");
+        println!("|---|---|---|---|---|");
+        for row in &self.rows {
+            println!("| {} |", row.join(" | "));
+        }
+    }
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Flush dirty pages, so one measurement's writeback does not land in the next.
+fn settle() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
+    let start = Instant::now();
+    let out = f();
+    (start.elapsed(), out)
+}
+
+async fn time_async<T>(f: impl std::future::Future<Output = T>) -> (Duration, T) {
+    let start = Instant::now();
+    let out = f.await;
+    (start.elapsed(), out)
+}
+
+fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2
+    }
+}
+
+fn mean(samples: &[Duration]) -> Duration {
+    samples.iter().sum::<Duration>() / u32::try_from(samples.len()).expect("fits")
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn list_ms(samples: &[Duration]) -> String {
+    samples
+        .iter()
+        .map(|d| format!("{:.0}", ms(*d)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
