@@ -120,14 +120,17 @@ if [ "$3" != - ]; then
   lbx_r=; [ -f "$lbx_st/revision" ] && read -r lbx_r <"$lbx_st/revision"
   [ "$lbx_r" = "$3" ] || { cat >/dev/null; echo "leasebox: the box was changed by another client (revision ${lbx_r:-none}, expected $3)" >&2; exit 3; }
 fi
-mkdir -p "$lbx_st" && rm -rf "$lbx_st/incoming" "$lbx_st/old" && mkdir "$lbx_st/incoming" || { cat >/dev/null; echo "leasebox: cannot write $lbx_st in the box" >&2; exit 4; }
+mkdir -p "$lbx_st" && rm -rf "$lbx_st/incoming" && mkdir "$lbx_st/incoming" || { cat >/dev/null; echo "leasebox: cannot write $lbx_st in the box" >&2; exit 4; }
+lbx_old=$lbx_st/old.$$
 tar -xof - -C "$lbx_st/incoming" || { echo "leasebox: tar failed to unpack the sync stream in the box" >&2; exit 5; }
 [ -f "$lbx_st/incoming/meta/revision" ] || { rm -rf "$lbx_st/incoming"; echo "leasebox: the sync stream was cut short; the workdir was left as it was" >&2; exit 5; }
 mkdir -p "$lbx_st/incoming/tree"
-if [ -e "$lbx_w" ]; then mv "$lbx_w" "$lbx_st/old" || exit 6; fi
-mv "$lbx_st/incoming/tree" "$lbx_w" || { [ -e "$lbx_st/old" ] && mv "$lbx_st/old" "$lbx_w"; exit 6; }
+if [ -e "$lbx_w" ]; then mv "$lbx_w" "$lbx_old" || exit 6; fi
+mv "$lbx_st/incoming/tree" "$lbx_w" || { [ -e "$lbx_old" ] && mv "$lbx_old" "$lbx_w"; exit 6; }
 mv -f "$lbx_st/incoming/meta/manifest.jsonl" "$lbx_st/manifest.jsonl" && mv -f "$lbx_st/incoming/meta/revision" "$lbx_st/revision" || exit 6
-rm -rf "$lbx_st/old" "$lbx_st/incoming"
+rmdir "$lbx_st/incoming/meta" "$lbx_st/incoming" 2>/dev/null
+# The old tree (and any a crash left) goes away off the run's path, detached from the session.
+rm -rf "$lbx_st"/old.* </dev/null >/dev/null 2>&1 &
 "#;
 
 /// Sends paths of the workdir as a tar on stdout. Arguments: workdir, then relative paths.
