@@ -396,13 +396,16 @@ impl Client {
         let (index, bytes) = self
             .call(reqwest::Method::GET, path, query, None, None)
             .await?;
-        let value = serde_json::from_slice(&bytes).map_err(|e| {
+        Ok((self.decode(path, &bytes)?, index))
+    }
+
+    fn decode<T: DeserializeOwned>(&self, path: &str, bytes: &[u8]) -> Result<T, CallError> {
+        serde_json::from_slice(bytes).map_err(|e| {
             CallError::Transport(format!(
                 "Nomad at {} sent an answer to `GET {path}` leasebox cannot read: {e}",
                 self.address.shown()
             ))
-        })?;
-        Ok((value, index))
+        })
     }
 
     /// A blocking GET: waits for the index to pass `index` or `wait` to elapse.
@@ -429,13 +432,7 @@ impl Client {
                 Some(wait + wait / 16 + Duration::from_secs(10)),
             )
             .await?;
-        let value = serde_json::from_slice(&bytes).map_err(|e| {
-            CallError::Transport(format!(
-                "Nomad at {} sent an answer to `GET {path}` leasebox cannot read: {e}",
-                self.address.shown()
-            ))
-        })?;
-        Ok((value, index))
+        Ok((self.decode(path, &bytes)?, index))
     }
 
     /// Turn a call error into a lease error, naming the capability a 403 most likely lacks.

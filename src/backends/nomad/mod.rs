@@ -806,20 +806,12 @@ impl Backend for NomadBackend {
     }
 
     async fn release(&self, lease: &Lease, cancel: &CancellationToken) -> Result<(), LeaseError> {
-        let job_id = lease
-            .handle
-            .get("job_id")
-            .cloned()
-            .unwrap_or_else(|| lease.id.to_string());
+        let job_id = job_id_of(lease);
         self.purge(&job_id, cancel).await
     }
 
     async fn status(&self, lease: &Lease) -> Result<RemoteState, LeaseError> {
-        let job_id = lease
-            .handle
-            .get("job_id")
-            .cloned()
-            .unwrap_or_else(|| lease.id.to_string());
+        let job_id = job_id_of(lease);
         match self
             .client
             .get::<Job>(&format!("/v1/job/{job_id}"), &[])
@@ -854,11 +846,7 @@ impl Backend for NomadBackend {
         &self,
         lease: &Lease,
     ) -> Result<Option<crate::lease::OwnershipRecord>, LeaseError> {
-        let job_id = lease
-            .handle
-            .get("job_id")
-            .cloned()
-            .unwrap_or_else(|| lease.id.to_string());
+        let job_id = job_id_of(lease);
         match self
             .client
             .get::<Job>(&format!("/v1/job/{job_id}"), &[])
@@ -930,6 +918,16 @@ impl Backend for NomadBackend {
         }
         Ok(out)
     }
+}
+
+/// The job of a lease: recorded in its handle, else (a claim left in `registering`) the lease
+/// id, which is what warmup names the job.
+fn job_id_of(lease: &Lease) -> String {
+    lease
+        .handle
+        .get("job_id")
+        .cloned()
+        .unwrap_or_else(|| lease.id.to_string())
 }
 
 fn ownership_of(job_meta: &BTreeMap<String, String>) -> crate::lease::OwnershipRecord {
