@@ -14,6 +14,17 @@ pub(crate) fn config(args: &ConfigArgs, cx: &Context) -> Result<(), Failure> {
         );
     } else if args.explain {
         print!("{}", config.explain_text());
+        if let Some(repo) = config.repository() {
+            let trust = match &repo.trust {
+                None => "sets no execution boundary, so it needs no trust",
+                Some(t) if t.is_trusted() => "trusted: its execution boundaries apply",
+                Some(crate::config::TrustStatus::Changed(_)) => {
+                    "changed since it was trusted: the trust has lapsed (`leasebox trust` renews it)"
+                }
+                Some(_) => "not trusted (`leasebox trust` lets it set execution boundaries)",
+            };
+            println!("\nrepository config {}: {trust}", repo.file.path.display());
+        }
     } else {
         print!("{}", config.to_toml());
     }

@@ -72,6 +72,11 @@ fn an_untrusted_boundary_is_refused_until_trusted() {
     assert!(shown.contains(".leasebox.toml:3)"), "{shown}");
     assert!(shown.contains("nomad.image = \"rust:1.88\""), "{shown}");
 
+    let explained = stdout(&s.run(&["config", "--explain"]));
+    assert!(
+        explained.contains(".leasebox.toml: trusted: its execution boundaries apply"),
+        "{explained}"
+    );
     let row = explain_row(&s, "nomad.namespace");
     assert!(row.contains("\"ci\""), "{row}");
     assert!(row.contains(".leasebox.toml:3"), "{row}");
