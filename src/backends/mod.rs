@@ -1,11 +1,13 @@
 //! Backends and the lease lifecycle over them.
 //!
-//! [`local`] is the embedded default (a scratch directory on this machine); the Nomad backend
-//! joins it later. [`open`] picks the backend the resolved config asks for (DESIGN §9: never
-//! from the repository). [`Leases`] is the one lifecycle every caller (the CLI, the recipe
-//! host) goes through: it writes the claim before the box exists, confirms it once the box is
-//! ready, holds the claim's holder lock while the lease is in use, and drops the claim only
-//! after the backend confirmed the box is gone.
+//! [`local`] is the embedded default (a scratch directory on this machine); [`nomad`] leases
+//! allocations on a Nomad cluster. [`open`] picks the backend the resolved config asks for
+//! (DESIGN §9: never from the repository). [`Leases`] is the one lifecycle every caller (the
+//! CLI, the recipe host) goes through: it writes the claim before the box exists, confirms it
+//! once the box is ready, holds the claim's holder lock while the lease is in use, checks the
+//! claim against the box's own record before reusing, stopping or cleaning up, and drops the
+//! claim only after the backend confirmed the box is gone. [`doctor`] holds the read-only
+//! checks of `leasebox doctor`.
 
 pub mod local;
 pub mod nomad;
