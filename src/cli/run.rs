@@ -61,8 +61,18 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
     if args.rest.is_empty() {
         return Err(super::recipe::list(cx));
     }
+    // Bad input is refused before anything is leased.
+    for path in &args.fetch {
+        crate::session::fetch::check_fetch_path(path).map_err(|e| Failure::from_error(&e))?;
+    }
     let mut extra = Vec::new();
     if let Some(t) = &args.timeout {
+        humantime::parse_duration(t).map_err(|e| {
+            Failure::new(
+                ErrorKind::Usage,
+                format!("invalid `--timeout {t}`: {e}; give a duration such as `90s` or `20m`"),
+            )
+        })?;
         extra.push(("exec_timeout".to_owned(), t.clone()));
     }
     let config = cx.config(&extra)?;

@@ -35,7 +35,7 @@ pub fn check_fetch_path(path: &str) -> Result<String, SessionError> {
     let trimmed = path.trim_end_matches('/');
     let bad = |why: &str| {
         SessionError::Invalid(format!(
-            "cannot fetch `{path}`: {why}; give a path relative to the repository root, such as `target/report.xml`"
+            "cannot fetch `{path}`: {why}; give a relative path inside the workdir, such as `target/report.xml`"
         ))
     };
     if trimmed.is_empty() || trimmed == "." {

@@ -488,3 +488,24 @@ fn an_unreadable_file_is_named() {
         eprintln!("setpriv not installed; skipping");
     }
 }
+
+#[test]
+fn bad_fetch_paths_and_timeouts_are_refused_before_anything_runs() {
+    let s = repo_with_file();
+    for args in [
+        &["run", "--fetch", "../outside", "--", "touch", "ran"][..],
+        &["run", "--fetch", "/etc", "--", "touch", "ran"][..],
+        &["run", "--timeout", "soon", "--", "touch", "ran"][..],
+    ] {
+        let out = s.run(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", describe(&out));
+        assert!(!s.repo().join("ran").exists());
+        assert!(s.claims().is_empty());
+    }
+    let out = s.run(&["run", "--timeout", "soon", "--", "true"]);
+    assert!(
+        stderr(&out).contains("invalid `--timeout soon`"),
+        "{}",
+        describe(&out)
+    );
+}
