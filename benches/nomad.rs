@@ -29,11 +29,13 @@
 //! syncs the whole tree, is not counted); `LEASEBOX_BENCH_TREE_MB` scales the large tree, files
 //! and bytes alike (default 500, for quick trial runs only).
 
+mod common;
 #[path = "../tests/integration/support/mod.rs"]
 mod support;
 
+use common::{TreeSpec, TreeStats, generate_repo, list_ms, median, mib, ms, settle, time};
+
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -746,156 +748,6 @@ fn remove_alloc_dirs(nomad: &NomadServer) {
 
 // ----- the generated tree -------------------------------------------------------------------
 
-/// The shape of a generated tree.
-#[derive(Debug, Clone, Copy)]
-struct TreeSpec {
-    files: usize,
-    bytes: u64,
-}
-
-/// What was generated.
-#[derive(Debug, Clone, Copy)]
-struct TreeStats {
-    files: usize,
-    bytes: u64,
-}
-
-/// splitmix64: every run builds the same tree.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-}
-
-const WORDS: &[&str] = &[
-    "fn", "let", "mut", "self", "impl", "struct", "pub", "use", "return", "match", "Some", "None",
-    "Ok", "Err", "lease", "box", "sync", "exec", "recipe", "config", "value", "path", "error",
-    "result", "async", "await", "{", "}", "(", ")", ";", "=", "->", "//", "\n", "\n", "    ", "0",
-    "1", "42", "String", "Vec", "u64", "&str", "true", "false",
-];
-
-/// A source repository's mix, as in the local-backend benchmarks: ~94.5% small text files,
-/// 5% medium text files, 0.5% large random binaries, holding 15%, 15% and 70% of the bytes,
-/// in nested directories; deterministic.
-fn generate_tree(root: &Path, spec: TreeSpec) -> TreeStats {
-    let mut rng = Rng(0x1ea5_eb0c);
-    let large = (spec.files / 200).max(1);
-    let medium = (spec.files / 20).max(1);
-    let small = spec.files - large - medium;
-    let part = spec.bytes * 15 / 100;
-    let classes = [
-        (small, part),
-        (medium, part),
-        (large, spec.bytes - 2 * part),
-    ];
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0;
-    let mut index = 0usize;
-    for (class, (count, budget)) in classes.into_iter().enumerate() {
-        let mean = budget / count as u64;
-        let mut left = budget;
-        for i in 0..count {
-            let size = if i + 1 == count {
-                left
-            } else {
-                rng.range(mean / 4, mean * 7 / 4).min(left)
-            };
-            left -= size;
-            let rel = match class {
-                0 => format!(
-                    "src/m{:02}/s{:02}/f{index:05}.rs",
-                    index % 40,
-                    (index / 40) % 25
-                ),
-                1 => format!("data/d{:02}/blob{index:05}.json", index % 20),
-                _ => format!("assets/a{:02}/asset{index:05}.bin", index % 10),
-            };
-            let path = root.join(rel);
-            std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-            let mut file = std::io::BufWriter::with_capacity(
-                1 << 20,
-                std::fs::File::create(&path).expect("create a file"),
-            );
-            let mut remaining = size;
-            while remaining > 0 {
-                let n = usize::try_from(remaining.min(buf.len() as u64)).expect("fits");
-                if class == 2 {
-                    for chunk in buf[..n].chunks_mut(8) {
-                        let bytes = rng.next_u64().to_le_bytes();
-                        chunk.copy_from_slice(&bytes[..chunk.len()]);
-                    }
-                } else {
-                    fill_text(&mut rng, &mut buf[..n]);
-                }
-                file.write_all(&buf[..n]).expect("write");
-                remaining -= n as u64;
-            }
-            file.flush().expect("flush");
-            total += size;
-            index += 1;
-        }
-    }
-    TreeStats {
-        files: index,
-        bytes: total,
-    }
-}
-
-fn fill_text(rng: &mut Rng, buf: &mut [u8]) {
-    let mut at = 0;
-    while at < buf.len() {
-        let word = WORDS[usize::try_from(rng.next_u64() % WORDS.len() as u64).expect("fits")];
-        for &b in word.as_bytes().iter().chain(b" ") {
-            if at == buf.len() {
-                break;
-            }
-            buf[at] = b;
-            at += 1;
-        }
-    }
-}
-
-/// Generate the tree in the (already initialised) repository and commit it, without
-/// compression: the benchmark is about leasebox, not zlib.
-fn generate_repo(repo: &Path, spec: TreeSpec) -> TreeStats {
-    let stats = generate_tree(repo, spec);
-    git(repo, &["add", "-A"]);
-    git(repo, &["commit", "-q", "-m", "generated tree"]);
-    stats
-}
-
-fn git(repo: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args([
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@example.invalid",
-        ])
-        .args(["-c", "core.compression=0", "-c", "core.looseCompression=0"])
-        .args(["-c", "gc.auto=0", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn count_files(dir: &Path) -> usize {
     let mut n = 0;
     let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
@@ -960,51 +812,12 @@ fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Flush dirty pages, so one measurement's writeback does not land in the next.
-fn settle() {
-    // SAFETY: sync(2) takes no arguments and cannot fail.
-    unsafe { libc::sync() };
-}
-
-fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
-    let start = Instant::now();
-    let out = f();
-    (start.elapsed(), out)
-}
-
 async fn time_async<T>(f: impl std::future::Future<Output = T>) -> (Duration, T) {
     let start = Instant::now();
     let out = f.await;
     (start.elapsed(), out)
 }
 
-fn median(samples: &[Duration]) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 1 {
-        sorted[mid]
-    } else {
-        (sorted[mid - 1] + sorted[mid]) / 2
-    }
-}
-
 fn mean(samples: &[Duration]) -> Duration {
     samples.iter().sum::<Duration>() / u32::try_from(samples.len()).expect("fits")
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn list_ms(samples: &[Duration]) -> String {
-    samples
-        .iter()
-        .map(|d| format!("{:.0}", ms(*d)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
 }
