@@ -286,66 +286,6 @@ async fn cancellation_kills_the_command() {
 }
 
 #[tokio::test]
-async fn a_dropped_connection_is_recovered_from_the_record() {
-    let s = Scratch::new();
-    let faults = LocalFaults {
-        drop_exec_after: Some(("MARKER-DROP".into(), Duration::from_millis(300))),
-        ..LocalFaults::default()
-    };
-    let session = s.session(faults).await;
-    let cancel = CancellationToken::new();
-    let out = Collect::default();
-    // The local backend drops the connection of execs whose argv carries the marker.
-    let cmd = Command {
-        argv: vec![
-            "sh".into(),
-            "-c".into(),
-            "echo before; sleep 1; echo after; echo to-err >&2; exit 7".into(),
-            "MARKER-DROP".into(),
-        ],
-        ..Command::default()
-    };
-    let outcome = session
-        .exec(&cmd, Arc::new(out.clone()), &cancel)
-        .await
-        .unwrap();
-    assert!(outcome.recovered);
-    assert_eq!(outcome.code, 7);
-    assert_eq!(out.stdout(), "before\nafter\n");
-    assert_eq!(out.stderr(), "to-err\n");
-}
-
-#[tokio::test]
-async fn a_dropped_connection_after_exit_reads_the_recorded_code() {
-    let s = Scratch::new();
-    let faults = LocalFaults {
-        drop_exec_after: Some(("MARKER-LATE".into(), Duration::from_millis(200))),
-        ..LocalFaults::default()
-    };
-    let session = s.session(faults).await;
-    let cancel = CancellationToken::new();
-    let out = Collect::default();
-    // The drop comes while the command is in its last half second: the result is read back
-    // from the record once the command has finished.
-    let cmd = Command {
-        argv: vec![
-            "sh".into(),
-            "-c".into(),
-            "echo one; (sleep 0.5; echo two) ; exit 0".into(),
-            "MARKER-LATE".into(),
-        ],
-        ..Command::default()
-    };
-    let outcome = session
-        .exec(&cmd, Arc::new(out.clone()), &cancel)
-        .await
-        .unwrap();
-    assert!(outcome.recovered);
-    assert_eq!(outcome.code, 0);
-    assert_eq!(out.stdout(), "one\ntwo\n");
-}
-
-#[tokio::test]
 async fn a_lost_connection_with_no_record_is_a_transport_error() {
     let s = Scratch::new();
     let session = s.session(LocalFaults::default()).await;
@@ -441,32 +381,62 @@ async fn a_session_that_hangs_after_the_command_ended_is_detected() {
     assert_eq!(out.stdout(), "done\n");
 }
 
-#[tokio::test]
-async fn a_dropped_connection_is_recovered_without_tee_p_too() {
+/// Run `script` on a local box whose connection drops `after` it starts (the command goes
+/// on), optionally on a box whose `tee` lacks `-p`; return the outcome and what was shown.
+async fn run_with_a_dropped_connection(
+    script: &str,
+    after: Duration,
+    tee_p: bool,
+) -> (leasebox::session::ExecOutcome, Collect) {
     let s = Scratch::new();
     let faults = LocalFaults {
-        drop_exec_after: Some(("MARKER-PLAIN".into(), Duration::from_millis(300))),
+        drop_exec_after: Some(("MARKER-DROP".into(), after)),
         ..LocalFaults::default()
     };
     let session = s.session(faults).await;
-    // A box whose tee lacks `-p` (busybox): the wrapper uses its portable relays.
-    let _ = std::fs::remove_file(format!("{}/tee-p", session.lease().state_dir()));
-    let cancel = CancellationToken::new();
+    if !tee_p {
+        // A box whose tee lacks `-p` (busybox): the wrapper uses its portable relays.
+        let _ = std::fs::remove_file(format!("{}/tee-p", session.lease().state_dir()));
+    }
     let out = Collect::default();
+    // The local backend drops the connection of execs whose argv carries the marker.
     let cmd = Command {
         argv: vec![
             "sh".into(),
             "-c".into(),
-            "echo before; sleep 1; echo after; exit 7".into(),
-            "MARKER-PLAIN".into(),
+            script.into(),
+            "MARKER-DROP".into(),
         ],
         ..Command::default()
     };
     let outcome = session
-        .exec(&cmd, Arc::new(out.clone()), &cancel)
+        .exec(&cmd, Arc::new(out.clone()), &CancellationToken::new())
         .await
         .unwrap();
+    (outcome, out)
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_recovered_from_the_record() {
+    let script = "echo before; sleep 1; echo after; echo to-err >&2; exit 7";
+    for tee_p in [true, false] {
+        let (outcome, out) =
+            run_with_a_dropped_connection(script, Duration::from_millis(300), tee_p).await;
+        assert!(outcome.recovered);
+        assert_eq!(outcome.code, 7);
+        assert_eq!(out.stdout(), "before\nafter\n");
+        assert_eq!(out.stderr(), "to-err\n");
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_connection_after_exit_reads_the_recorded_code() {
+    // The drop comes while the command is in its last half second: the result is read back
+    // from the record once the command has finished.
+    let script = "echo one; (sleep 0.5; echo two) ; exit 0";
+    let (outcome, out) =
+        run_with_a_dropped_connection(script, Duration::from_millis(200), true).await;
     assert!(outcome.recovered);
-    assert_eq!(outcome.code, 7);
-    assert_eq!(out.stdout(), "before\nafter\n");
+    assert_eq!(outcome.code, 0);
+    assert_eq!(out.stdout(), "one\ntwo\n");
 }
