@@ -56,13 +56,15 @@ fn nomad_run(s: &Scratch, nomad: &NomadServer, args: &[&str]) -> Output {
         .unwrap()
 }
 
-#[test]
-fn kill_9_during_a_command_is_cleaned_up_locally() {
-    let s = repo();
+/// Start `leasebox run` of a long command, wait until the command runs, and `kill -9`
+/// leasebox; returns the file holding the command's pid.
+fn kill_9_mid_command(s: &Scratch, env: &[(&str, String)]) -> std::path::PathBuf {
     let pidfile = s.path().join("pid");
+    let _ = std::fs::remove_file(&pidfile);
     let script = format!("echo $$ > {}; sleep 60", pidfile.display());
     let mut child = s
         .leasebox(&["run", "--", "sh", "-c", &script])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -72,6 +74,13 @@ fn kill_9_during_a_command_is_cleaned_up_locally() {
     });
     child.kill().unwrap();
     child.wait().unwrap();
+    pidfile
+}
+
+#[test]
+fn kill_9_during_a_command_is_cleaned_up_locally() {
+    let s = repo();
+    let pidfile = kill_9_mid_command(&s, &[]);
     assert_eq!(s.claims().len(), 1);
     let dry = s.run(&["cleanup", "--dry-run", "--json"]);
     assert_eq!(code(&dry), 0, "{}", describe(&dry));
@@ -355,21 +364,13 @@ fn kill_9_at_each_phase_then_cleanup_leaves_nothing() {
         assert!(nomad.jobs().is_empty(), "{:?}", nomad.jobs());
 
         // During a command.
-        let pidfile = s.path().join("pid");
-        let script = format!("echo $$ > {}; sleep 60", pidfile.display());
-        let mut child = s
-            .leasebox(&["run", "--", "sh", "-c", &script])
-            .env("NOMAD_ADDR", nomad.url())
-            .env("LEASEBOX_NOMAD_DRIVER", "raw_exec")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for("the command", || {
-            std::fs::read_to_string(&pidfile).is_ok_and(|t| t.ends_with('\n'))
-        });
-        child.kill().unwrap();
-        child.wait().unwrap();
+        let pidfile = kill_9_mid_command(
+            &s,
+            &[
+                ("NOMAD_ADDR", nomad.url()),
+                ("LEASEBOX_NOMAD_DRIVER", "raw_exec".to_owned()),
+            ],
+        );
         let out = nomad_run(&s, &nomad, &["cleanup", "--json"]);
         assert_eq!(code(&out), 0, "{}", describe(&out));
         assert!(s.claims().is_empty(), "{}", describe(&out));
