@@ -118,14 +118,11 @@ impl Session {
             _ => lease.workdir.clone(),
         };
         let run_id = format!("r{}", hex::encode(rand::random::<[u8; 8]>()));
-        let mut argv = vec![
-            "sh".to_owned(),
-            "-c".to_owned(),
-            scripts::WRAPPER.to_owned(),
-            "leasebox-exec".to_owned(),
-            lease.state_dir(),
-        ];
-        argv.extend(command.argv.iter().cloned());
+        let argv = scripts::argv(
+            "exec",
+            scripts::WRAPPER,
+            std::iter::once(lease.state_dir()).chain(command.argv.iter().cloned()),
+        );
         let mut stream = self
             .backend()
             .exec(

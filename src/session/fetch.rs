@@ -78,14 +78,11 @@ impl Session {
         }
         std::fs::create_dir_all(dest)
             .map_err(|e| SessionError::local(format!("cannot create `{}`", dest.display()), e))?;
-        let mut argv = vec![
-            "sh".to_owned(),
-            "-c".to_owned(),
-            scripts::FETCH_SEND.to_owned(),
-            "leasebox-fetch".to_owned(),
-            self.lease().workdir.clone(),
-        ];
-        argv.extend(checked);
+        let argv = scripts::argv(
+            "fetch",
+            scripts::FETCH_SEND,
+            std::iter::once(self.lease().workdir.clone()).chain(checked),
+        );
         let mut stream = self
             .backend()
             .exec(

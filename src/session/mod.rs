@@ -264,13 +264,7 @@ impl Session {
         stdin: Option<Bytes>,
         cancel: &CancellationToken,
     ) -> Result<ControlOutput, SessionError> {
-        let mut argv = vec![
-            "sh".to_owned(),
-            "-c".to_owned(),
-            script.to_owned(),
-            format!("leasebox-{name}"),
-        ];
-        argv.extend(args.iter().cloned());
+        let argv = scripts::argv(name, script, args.iter().cloned());
         let mut stream = self
             .inner
             .backend

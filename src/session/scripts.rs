@@ -143,6 +143,20 @@ done
 exec tar -cf - "$@"
 "#;
 
+/// The argv that runs `script` under `sh`, named `leasebox-NAME` (its `$0`, as `ps` shows it),
+/// with `args` as its positional parameters.
+#[must_use]
+pub fn argv(name: &str, script: &str, args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut argv = vec![
+        "sh".to_owned(),
+        "-c".to_owned(),
+        script.to_owned(),
+        format!("leasebox-{name}"),
+    ];
+    argv.extend(args);
+    argv
+}
+
 /// Escape a value for the header: backslash and control bytes become `printf '%b'` octal
 /// escapes, so the value fits on one line and decodes byte for byte.
 #[must_use]

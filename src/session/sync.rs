@@ -114,15 +114,11 @@ impl Session {
         let revision = hex::encode(rand::random::<[u8; 8]>());
         let lease = self.lease();
         let expected = self.sync_revision().unwrap_or_else(|| "-".to_owned());
-        let argv = vec![
-            "sh".to_owned(),
-            "-c".to_owned(),
-            scripts::SYNC_RECEIVE.to_owned(),
-            "leasebox-sync".to_owned(),
-            lease.workdir.clone(),
-            lease.state_dir(),
-            expected,
-        ];
+        let argv = scripts::argv(
+            "sync",
+            scripts::SYNC_RECEIVE,
+            [lease.workdir.clone(), lease.state_dir(), expected],
+        );
         let mut stream = self
             .backend()
             .exec(
