@@ -29,5 +29,6 @@ pub mod config;
 pub mod error;
 pub mod host;
 pub mod lease;
+pub mod leases;
 pub mod ownership;
 pub mod session;

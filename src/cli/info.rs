@@ -32,7 +32,7 @@ pub(crate) fn config(args: &ConfigArgs, cx: &Context) -> Result<(), Failure> {
 }
 
 pub(crate) fn backends(args: &JsonArgs) {
-    let all = crate::backends::all_features();
+    let all = crate::leases::all_features();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
         return;
@@ -61,10 +61,10 @@ pub(crate) fn backends(args: &JsonArgs) {
 }
 
 pub(crate) async fn doctor(args: &JsonArgs, cx: &Context) -> Result<(), Failure> {
-    use crate::backends::CheckStatus;
+    use crate::leases::CheckStatus;
     let config = cx.config(&[])?;
     let state = cx.state_dir()?;
-    let checks = crate::backends::doctor(&config, &cx.env, &state).await;
+    let checks = crate::leases::doctor(&config, &cx.env, &state).await;
     if args.json {
         println!(
             "{}",

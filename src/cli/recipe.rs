@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use super::Context;
 use super::args::RunArgs;
-use crate::backends::Leases;
 use crate::error::{ErrorKind, Failure};
+use crate::leases::{Leases, Timing};
 use crate::host::{
     ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, RecipeLeases, RecipeRun, SandboxOptions, find_recipe,
     recipe_listing, run_recipe,
 };
-use crate::session::Timing;
 
 /// A bare `leasebox run`: list the recipes and exit with the usage code.
 pub(crate) fn list(cx: &Context) -> Failure {
@@ -46,7 +45,7 @@ pub(crate) async fn run(
     }
     let config = cx.config(&extra)?;
     let settings = config.settings();
-    let backend = crate::backends::open(&config, &cx.env)?;
+    let backend = crate::leases::open(&config, &cx.env)?;
     let leases = Leases::new(
         backend,
         &cx.state_dir()?,

@@ -20,13 +20,14 @@ use super::args::RecipeArgs;
 use super::bindings::{
     self, HostContext, LuaLease, RECIPE_MARKER, call_step, lease_userdata, result_table,
 };
-use super::engine::{ExecSpec, LeaseProvider, SyncSpec};
+use super::engine::LeaseProvider;
 use super::error::HostError;
 use super::loader;
 use super::plan::{Action, Plan, Step};
 use super::sandbox::{SandboxOptions, new_vm};
 use crate::config::Config;
 use crate::error::{ErrorKind, HasKind};
+use crate::session::{Command, SyncOptions};
 
 /// Everything a recipe run needs besides the lease provider.
 #[derive(Debug, Clone)]
@@ -255,15 +256,15 @@ impl Runner<'_> {
         self.state.phase("lease", started);
         if let Some(extra) = &self.plan.sync {
             let started = Instant::now();
-            let mut exclude = lease.options.sync_exclude.clone();
-            exclude.extend(extra.iter().cloned());
-            let spec = SyncSpec {
+            let mut excludes = lease.options.sync_exclude.clone();
+            excludes.extend(extra.iter().cloned());
+            let options = SyncOptions {
                 root: self.ctx.repo_root.clone(),
-                exclude,
+                excludes,
             };
             let summary = lease
                 .inner
-                .sync(&spec, &self.ctx.cancel)
+                .sync(&options, &self.ctx.cancel)
                 .await
                 .map_err(|source| HostError::Engine {
                     context: "sync".to_owned(),
@@ -461,16 +462,15 @@ impl Runner<'_> {
         env: Vec<(String, String)>,
         prefix: Option<String>,
     ) -> Result<i32, HostError> {
-        let spec = ExecSpec {
+        let command = Command {
             argv,
             env,
             cwd: step.cwd.clone(),
             timeout: step.timeout.or(self.plan.timeout),
             capture: step.capture,
             stdin: None,
-            prefix,
         };
-        let result = lease.exec(spec, &self.ctx.cancel, "").await?;
+        let result = lease.exec(command, prefix, &self.ctx.cancel, "").await?;
         let table =
             result_table(self.lua, &result).map_err(|err| HostError::from_lua(&err, self.limit))?;
         self.results

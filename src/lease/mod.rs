@@ -12,8 +12,10 @@
 //! ([`Features::exec_kill`]). The session layer stops commands by their recorded pid where the
 //! backend cannot.
 
+mod check;
 mod id;
 
+pub use check::{Check, CheckStatus};
 pub use id::{LeaseId, LeaseIdError};
 
 use std::collections::BTreeMap;

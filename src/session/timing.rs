@@ -1,5 +1,6 @@
-//! Per-phase timing of a run, written by `--timing-json FILE`: warmup, sync, each step,
-//! fetch, cleanup, the exit code and the error kind.
+//! Per-phase timing of a run: the recorder every operation of one run writes its phase into
+//! (warmup, sync, each step, fetch, cleanup). The timing file of `--timing-json FILE` is the
+//! lifecycle layer's (`leases::TimingReport`).
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -19,19 +20,6 @@ pub struct Phase {
 #[derive(Debug, Default)]
 pub struct Timing {
     phases: Mutex<Vec<Phase>>,
-}
-
-/// The timing file's contents.
-#[derive(Debug, Clone, Serialize)]
-pub struct TimingReport {
-    /// Phases in the order they finished.
-    pub phases: Vec<Phase>,
-    /// Total wall time of the run in milliseconds.
-    pub total_ms: u64,
-    /// The process exit code.
-    pub exit_code: i32,
-    /// `null` on success, else one of the `error_kind` names of `docs/exit-codes.md`.
-    pub error_kind: Option<&'static str>,
 }
 
 impl Timing {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::NomadBackend;
 use super::client::CallError;
 use super::wire::{AclToken, NodeStub};
-use crate::backends::{Check, CheckStatus};
+use crate::lease::{Check, CheckStatus};
 
 fn ok(name: &str, detail: impl Into<String>) -> Check {
     Check::new(name, CheckStatus::Ok, detail, None)
