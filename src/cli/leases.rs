@@ -147,9 +147,7 @@ pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
     let claim = leases.load_claim(&id)?;
     // The claim and the box's own record must agree before anything is said about the box.
     leases.check_claim(&claim)?;
-    let present = leases
-        .verify(&claim, &Leases::lease_of(&claim)?)
-        .await?;
+    let present = leases.verify(&claim, &Leases::lease_of(&claim)?).await?;
     let remote = if present {
         remote_of(&leases, &claim).await
     } else {

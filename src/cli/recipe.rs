@@ -7,11 +7,11 @@ use std::sync::Arc;
 use super::Context;
 use super::args::RunArgs;
 use crate::error::{ErrorKind, Failure};
-use crate::leases::{Leases, Timing};
 use crate::host::{
     ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, RecipeLeases, RecipeRun, SandboxOptions, find_recipe,
     recipe_listing, run_recipe,
 };
+use crate::leases::{Leases, Timing};
 
 /// A bare `leasebox run`: list the recipes and exit with the usage code.
 pub(crate) fn list(cx: &Context) -> Failure {

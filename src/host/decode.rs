@@ -279,4 +279,3 @@ pub(crate) fn box_paths(value: &Value) -> Result<Vec<String>, String> {
 pub(crate) fn local_dest(fetch_root: &Path, dest: &str) -> Result<PathBuf, String> {
     Ok(fetch_root.join(relative_path(dest)?))
 }
-

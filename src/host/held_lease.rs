@@ -35,11 +35,7 @@ impl LeasedBox for HeldLease {
         options: &SyncOptions,
         cancel: &CancellationToken,
     ) -> Result<TransferSummary, EngineError> {
-        let report = self
-            .session()
-            .sync(options, cancel)
-            .await
-            .map_err(engine)?;
+        let report = self.session().sync(options, cancel).await.map_err(engine)?;
         for notice in &report.notices {
             eprintln!("leasebox: {notice}");
         }
