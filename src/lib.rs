@@ -25,6 +25,10 @@
 //! atomic_file  atomic writes of private files, private directories; every layer may import it
 //! ```
 //!
+//! This table is the one source of the rules: `tests/integration/layers/` reads it and fails,
+//! naming file and line, on every import it does not allow, on `mlua` outside `host`, `clap`
+//! outside `cli`, and Nomad wire types outside `backends::nomad`.
+//!
 //! # One type per concept
 //!
 //! - The lease a backend knows: [`lease::Lease`] (its id, backend, workdir and handle), made

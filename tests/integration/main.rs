@@ -5,6 +5,7 @@
 mod cleanup;
 mod cli_run;
 mod jobspec;
+mod layers;
 mod live_nomad;
 mod nomad_backend;
 mod nomad_server;
