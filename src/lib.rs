@@ -19,10 +19,12 @@
 //! config     layered config with provenance
 //! ownership  claims store (state dir, locks), reuse/cleanup rules
 //! error      error kinds and exit codes, importable by every layer
+//! atomic_file  atomic writes of private files, private directories; every layer may import it
 //! ```
 //!
 //! The binary (`src/main.rs`) only calls [`cli::main`], which owns the one exit funnel.
 
+pub mod atomic_file;
 pub mod backends;
 pub mod cli;
 pub mod config;
