@@ -36,7 +36,8 @@ pub enum Layer {
     Env,
     /// The repository's `.leasebox.toml`: its own keys always, boundaries once trusted.
     Repository,
-    /// A recipe's `lease{}` options (own keys only), added by [`Config::with_recipe`].
+    /// A recipe's `lease{}` options (own keys only), added by
+    /// [`Config::with_recipe`](super::Config::with_recipe).
     Recipe,
     /// Command-line flags.
     Flags,
@@ -62,7 +63,7 @@ pub(super) fn default_layer() -> LayerValues {
 }
 
 /// The `NOMAD_*` fallbacks. A value its key cannot take goes to `errors` instead, for
-/// [`Config::load`] to report only if no higher layer sets the key.
+/// [`Config::load`](super::Config::load) to report only if no higher layer sets the key.
 pub(super) fn nomad_env_layer(
     env: &BTreeMap<String, String>,
     errors: &mut Vec<ConfigError>,
