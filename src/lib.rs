@@ -47,6 +47,7 @@
 //!
 //! The binary (`src/main.rs`) only calls [`cli::main`], which owns the one exit funnel.
 
+pub mod atomic_file;
 pub mod backends;
 pub mod cli;
 pub mod config;
