@@ -89,7 +89,7 @@ pub use file::FileEntry;
 pub use keys::{KEYS, KeyDef, SECTIONS, TrustClass, ValueType, suggest};
 pub use resolve::{
     Config, ConfigInputs, DEFAULT_TOML, Layer, REPOSITORY_FILE, RecipeOption, RepositoryConfig,
-    Resolved,
+    Resolved, builtin_defaults,
 };
 pub use settings::{
     BackendChoice, ConstraintSpec, NomadSettings, Settings, hostname, owner_default,

@@ -305,6 +305,17 @@ impl Config {
     }
 }
 
+/// The built-in values of `default.toml`, key by key (a key whose default is worked out or
+/// unset, see [`KeyDef::default_note`](super::KeyDef::default_note), is absent).
+#[must_use]
+pub fn builtin_defaults() -> Vec<(&'static KeyDef, Value)> {
+    default_layer()
+        .values
+        .into_iter()
+        .map(|(key, value, _)| (key, value))
+        .collect()
+}
+
 fn default_layer() -> LayerValues {
     let entries = file::parse_file(Path::new("default.toml"), DEFAULT_TOML)
         .expect("the built-in default.toml is valid (tested)");
