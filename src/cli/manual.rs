@@ -125,6 +125,8 @@ fn write_page(dir: &Path, name: &str, page: &[u8]) -> Result<(), Failure> {
     let path = dir.join(name);
     let write = || -> std::io::Result<()> {
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        // A temp file is private (0600); what we write is for reading (0644, as a shell would).
+        tmp.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
         tmp.write_all(page)?;
         tmp.persist(&path).map_err(|e| e.error)?;
         Ok(())
