@@ -26,8 +26,8 @@ fn revision(dir: &Path) -> Option<String> {
     }
     rerun_on_git_changes(dir);
     let hash = git(dir, &["rev-parse", "--short", "HEAD"])?;
-    let dirty = git(dir, &["status", "--porcelain", "--untracked-files=no"])
-        .is_some_and(|s| !s.is_empty());
+    let dirty =
+        git(dir, &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     Some(if dirty { format!("{hash}-dirty") } else { hash })
 }
 

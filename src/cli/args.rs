@@ -23,7 +23,8 @@ pub const CONFIG_HEADING: &str = "Config flags (each also a config key and a LEA
 
 const SHORT_HELP_FOOTER: &str = "`--help` also shows the config flags (`--nomad-image`, `--lease-ttl`, …); \
      `leasebox config --keys` lists every key.";
-pub(crate) const LONG_HELP_FOOTER: &str = "`leasebox config --keys` lists every config key with its default, variable and trust class.";
+pub(crate) const LONG_HELP_FOOTER: &str =
+    "`leasebox config --keys` lists every config key with its default, variable and trust class.";
 
 /// Run recipes on a leased box: a HashiCorp Nomad allocation, or a scratch directory here.
 #[derive(Debug, Parser)]

@@ -64,10 +64,10 @@ pub(crate) fn write_script(shell: Shell, out: &mut dyn Write) -> Result<(), Fail
 fn self_path() -> String {
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let path = std::path::PathBuf::from(&argv0);
-    if path.components().count() > 1 {
-        if let Ok(abs) = std::path::absolute(&path) {
-            return abs.to_string_lossy().into_owned();
-        }
+    if path.components().count() > 1
+        && let Ok(abs) = std::path::absolute(&path)
+    {
+        return abs.to_string_lossy().into_owned();
     }
     if argv0.is_empty() {
         "leasebox".to_owned()

@@ -95,11 +95,7 @@ fn config_section(root: bool) -> roff::Roff {
     )]);
     for key in crate::config::KEYS {
         roff.control("TP", []);
-        roff.text([
-            bold(key.flag_arg()),
-            roman("="),
-            italic(key.value_name()),
-        ]);
+        roff.text([bold(key.flag_arg()), roman("="), italic(key.value_name())]);
         roff.text([roman(format!(
             "{} (key {}, variable {}, {})",
             key.help,
@@ -126,7 +122,8 @@ fn write_page(dir: &Path, name: &str, page: &[u8]) -> Result<(), Failure> {
     let write = || -> std::io::Result<()> {
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         // A temp file is private (0600); what we write is for reading (0644, as a shell would).
-        tmp.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        tmp.as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
         tmp.write_all(page)?;
         tmp.persist(&path).map_err(|e| e.error)?;
         Ok(())

@@ -9,8 +9,8 @@ use super::args::RunArgs;
 use crate::backends::Leases;
 use crate::error::{ErrorKind, Failure};
 use crate::host::{
-    ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, RecipeLeases, RecipeRun, SandboxOptions, find_recipe,
-    recipe_listing, run_recipe, StepReport, StepStatus,
+    ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, RecipeLeases, RecipeRun, SandboxOptions, StepReport,
+    StepStatus, find_recipe, recipe_listing, run_recipe,
 };
 use crate::session::{Phase, PhaseStatus, Timing};
 

@@ -71,7 +71,8 @@ fn write_whole(path: &PathBuf, bytes: &[u8]) -> Result<(), Failure> {
     let write = || -> std::io::Result<()> {
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         // A temp file is private (0600); what we write is for reading (0644, as a shell would).
-        tmp.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        tmp.as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
         tmp.write_all(bytes)?;
         tmp.persist(path).map_err(|e| e.error)?;
         Ok(())

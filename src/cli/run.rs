@@ -13,8 +13,8 @@ use super::args::RunArgs;
 use crate::backends::{LeaseRequest, Leases};
 use crate::error::{ErrorKind, Failure};
 use crate::session::{
-    Command, Phase, PhaseStatus, Session, SyncOptions, TIMING_FORMAT_VERSION, TerminalSink,
-    Timing, TimingReport, elapsed_ms,
+    Command, Phase, PhaseStatus, Session, SyncOptions, TIMING_FORMAT_VERSION, TerminalSink, Timing,
+    TimingReport, elapsed_ms,
 };
 
 pub(crate) async fn run(args: RunArgs, cx: &Context) -> Result<(), Failure> {

@@ -366,7 +366,9 @@ impl Runner<'_> {
                         .step(&member.name, StepStatus::Skipped, 0, now, place);
                 }
             }
-            _ => self.state.step(&step.name, StepStatus::Skipped, 0, now, None),
+            _ => self
+                .state
+                .step(&step.name, StepStatus::Skipped, 0, now, None),
         }
     }
 

@@ -227,7 +227,14 @@ mod tests {
         let t = Timeline::new(&report(phases));
         assert_eq!(
             names(&t),
-            ["warmup", "# shards · 2 lanes", "sync", "test", "sync", "test"]
+            [
+                "warmup",
+                "# shards · 2 lanes",
+                "sync",
+                "test",
+                "sync",
+                "test"
+            ]
         );
         let shards: Vec<Option<u32>> = t.bars().map(|p| p.shard).collect();
         assert_eq!(shards, [None, Some(0), Some(0), Some(1), Some(1)]);

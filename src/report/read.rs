@@ -63,11 +63,16 @@ mod tests {
 
     #[test]
     fn bad_files_are_named_with_what_to_do() {
-        let missing = load(Path::new("/nonexistent/t.json")).unwrap_err().to_string();
+        let missing = load(Path::new("/nonexistent/t.json"))
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("`/nonexistent/t.json`"), "{missing}");
         assert!(missing.contains("--timing-json"), "{missing}");
         let malformed = err("{\"phases\": [");
-        assert!(malformed.contains("`t.json` is not JSON (line 1"), "{malformed}");
+        assert!(
+            malformed.contains("`t.json` is not JSON (line 1"),
+            "{malformed}"
+        );
         let old = err(r#"{"phases": [], "total_ms": 1, "exit_code": 0, "error_kind": null}"#);
         assert!(old.contains("has no `format_version`"), "{old}");
         assert!(old.contains("run again with `--timing-json`"), "{old}");
@@ -77,7 +82,10 @@ mod tests {
         let named = err(r#"{"format_version": "one"}"#);
         assert!(named.contains("`format_version` \"one\""), "{named}");
         let invalid = err(r#"{"format_version": 1, "phases": [{"name": "x"}]}"#);
-        assert!(invalid.contains("not a valid timing file of format 1"), "{invalid}");
+        assert!(
+            invalid.contains("not a valid timing file of format 1"),
+            "{invalid}"
+        );
         assert!(invalid.contains("missing field"), "{invalid}");
     }
 

@@ -164,10 +164,7 @@ fn header(out: &mut String, t: &Timeline, source: &str) {
     } else {
         "verdict-failed"
     };
-    let steps = t
-        .bars()
-        .filter(|p| p.name.starts_with("step:"))
-        .count();
+    let steps = t.bars().filter(|p| p.name.starts_with("step:")).count();
     let failed = t
         .bars()
         .filter(|p| matches!(p.status, PhaseStatus::Failed | PhaseStatus::Errored))
@@ -249,7 +246,11 @@ fn bar(
 ) {
     let x = x_of(t, phase.start_ms);
     let end = x_of(t, phase.start_ms.saturating_add(phase.ms));
-    let min = if phase.status == PhaseStatus::Skipped { 6 } else { 2 };
+    let min = if phase.status == PhaseStatus::Skipped {
+        6
+    } else {
+        2
+    };
     let w = end.saturating_sub(x).max(min);
     let status = status_class(phase.status);
     let lane_text = match phase.shard {
@@ -314,10 +315,7 @@ fn bar(
         PhaseStatus::Failed => phase
             .code
             .map_or_else(|| "✗ failed".to_owned(), |c| format!("✗ exit {c}")),
-        PhaseStatus::Errored => format!(
-            "✗ {}",
-            phase.error_kind.as_deref().unwrap_or("error")
-        ),
+        PhaseStatus::Errored => format!("✗ {}", phase.error_kind.as_deref().unwrap_or("error")),
         PhaseStatus::Skipped => "skipped".to_owned(),
         PhaseStatus::Passed => String::new(),
     };
@@ -430,7 +428,10 @@ mod tests {
         let svg = svg(&sample(), "t.json");
         assert_eq!(svg.matches("<g class=\"bar ").count(), 6, "{svg}");
         assert!(svg.contains("data-name=\"b&lt;&amp;&gt;\""), "{svg}");
-        assert!(svg.contains("data-lane=\"1\" data-status=\"failed\""), "{svg}");
+        assert!(
+            svg.contains("data-lane=\"1\" data-status=\"failed\""),
+            "{svg}"
+        );
         assert!(svg.contains("✗ exit 2"), "{svg}");
         assert!(svg.contains("parallel 2 · 2 lanes"), "{svg}");
         assert!(svg.contains("leasebox run failed in 60 ms: exit 2 (command_failed)"));

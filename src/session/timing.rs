@@ -161,7 +161,10 @@ mod tests {
         // `record` ends now: its start is now minus its length, never before the run began.
         timing.record("sync", u64::MAX);
         assert_eq!(timing.phases()[1].start_ms, 0);
-        assert_eq!(timing.offset_ms(timing.origin - Duration::from_millis(1)), 0);
+        assert_eq!(
+            timing.offset_ms(timing.origin - Duration::from_millis(1)),
+            0
+        );
     }
 
     #[test]

@@ -25,16 +25,28 @@ fn short_help_is_the_commands_own_options_and_long_help_adds_the_config_flags() 
         assert_eq!(code(&long), 0, "{}", describe(&long));
         let (short, long) = (stdout(&short), stdout(&long));
         assert!(!short.contains(HEADING), "{command:?} -h:\n{short}");
-        assert!(!short.contains("--nomad-image <"), "{command:?} -h:\n{short}");
-        assert!(short.contains("`--help` also shows the config flags"), "{short}");
-        assert!(short.lines().count() < 30, "{command:?} -h is long:\n{short}");
+        assert!(
+            !short.contains("--nomad-image <"),
+            "{command:?} -h:\n{short}"
+        );
+        assert!(
+            short.contains("`--help` also shows the config flags"),
+            "{short}"
+        );
+        assert!(
+            short.lines().count() < 30,
+            "{command:?} -h is long:\n{short}"
+        );
         // Every config flag sits under its own heading in `--help`, after the command's options.
         let (own, config) = long
             .split_once(HEADING)
             .unwrap_or_else(|| panic!("{command:?} --help has no config heading:\n{long}"));
         for key in KEYS {
             let flag = format!("--{} <", key.flag);
-            assert!(config.contains(&flag), "{flag} not under the heading:\n{long}");
+            assert!(
+                config.contains(&flag),
+                "{flag} not under the heading:\n{long}"
+            );
             assert!(!own.contains(&flag), "{flag} before the heading:\n{long}");
         }
         assert!(
@@ -150,7 +162,10 @@ fn bash_sources_the_script_and_completes_commands_recipes_and_lease_ids() {
     std::fs::write(&path, &script).unwrap();
     let sourced = Command::new("bash")
         .arg("-c")
-        .arg(format!("set -eu; source '{}'; complete -p leasebox", path.display()))
+        .arg(format!(
+            "set -eu; source '{}'; complete -p leasebox",
+            path.display()
+        ))
         .env_clear()
         .envs(s.env())
         .output()
@@ -171,9 +186,9 @@ fn bash_sources_the_script_and_completes_commands_recipes_and_lease_ids() {
     let recipes = bash_complete(&s, &script, &["leasebox", "run", "he"]);
     assert_eq!(recipes, ["hello"]);
     let ids = bash_complete(&s, &script, &["leasebox", "stop", "lbx_"]);
-    assert_eq!(ids, [id.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&id));
     let ids = bash_complete(&s, &script, &["leasebox", "run", "--lease", ""]);
-    assert_eq!(ids, [id.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&id));
     let stop = s.run(&["stop", &id]);
     assert_eq!(code(&stop), 0, "{}", describe(&stop));
     assert!(bash_complete(&s, &script, &["leasebox", "status", "lbx_"]).is_empty());
@@ -198,11 +213,17 @@ fn zsh_and_fish_scripts_call_back_for_live_recipe_names_and_lease_ids() {
     assert!(zsh.starts_with("#compdef leasebox"), "{zsh}");
     assert!(zsh.contains("LEASEBOX_COMPLETE=\"zsh\""), "{zsh}");
     let fish = stdout(&s.run(&["completions", "fish"]));
-    assert!(fish.contains("complete --keep-order --exclusive --command leasebox"), "{fish}");
+    assert!(
+        fish.contains("complete --keep-order --exclusive --command leasebox"),
+        "{fish}"
+    );
     assert!(fish.contains("LEASEBOX_COMPLETE=fish"), "{fish}");
     for shell in ["zsh", "fish"] {
         let names = ask(&s, shell, &["leasebox", "run", "he"]);
-        assert!(names.lines().any(|l| l.starts_with("hello")), "{shell}: {names}");
+        assert!(
+            names.lines().any(|l| l.starts_with("hello")),
+            "{shell}: {names}"
+        );
         let ids = ask(&s, shell, &["leasebox", "status", "lbx"]);
         assert!(ids.lines().any(|l| l.starts_with(&id)), "{shell}: {ids}");
     }
@@ -222,7 +243,12 @@ fn man_writes_roff_pages() {
         .find(|l| l.starts_with(".TH "))
         .unwrap_or_else(|| panic!("no .TH header:\n{page}"));
     assert!(th.starts_with(".TH leasebox 1 "), "{th}");
-    for section in [".SH NAME", ".SH SYNOPSIS", ".SH SUBCOMMANDS", ".SH \"CONFIG FLAGS\""] {
+    for section in [
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH SUBCOMMANDS",
+        ".SH \"CONFIG FLAGS\"",
+    ] {
         assert!(page.contains(section), "{section} missing:\n{page}");
     }
     // Each config flag once, in its own section, not in the synopsis.
@@ -234,7 +260,12 @@ fn man_writes_roff_pages() {
     let dir = s.path().join("man/man1");
     let out = s.run(&["man", "-o", dir.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
-    for name in ["leasebox.1", "leasebox-run.1", "leasebox-report.1", "leasebox-man.1"] {
+    for name in [
+        "leasebox.1",
+        "leasebox-run.1",
+        "leasebox-report.1",
+        "leasebox-man.1",
+    ] {
         let text = std::fs::read_to_string(dir.join(name))
             .unwrap_or_else(|e| panic!("{name}: {e}\n{}", describe(&out)));
         let stem = name.trim_end_matches(".1");
@@ -278,11 +309,17 @@ fn version_names_the_git_revision_it_was_built_from() {
                 hash.len() >= 7 && hash.chars().all(|c| c.is_ascii_hexdigit()),
                 "{line}"
             );
-            assert!(head.starts_with(hash) || hash.starts_with(&head), "{line} vs {head}");
+            assert!(
+                head.starts_with(hash) || hash.starts_with(&head),
+                "{line} vs {head}"
+            );
         }
         None => assert_eq!(revision, "unknown revision", "{line}"),
     }
     // Every command says the same.
     let sub = s.run(&["run", "--version"]);
-    assert_eq!(stdout(&sub).trim(), line.replacen("leasebox", "leasebox-run", 1));
+    assert_eq!(
+        stdout(&sub).trim(),
+        line.replacen("leasebox", "leasebox-run", 1)
+    );
 }

@@ -13,7 +13,10 @@ use crate::support::{Scratch, code, describe, stderr, stdout};
 fn repo() -> Scratch {
     let s = Scratch::new();
     let hello = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/hello.lua");
-    s.write("recipes/hello.lua", &std::fs::read_to_string(hello).unwrap());
+    s.write(
+        "recipes/hello.lua",
+        &std::fs::read_to_string(hello).unwrap(),
+    );
     s.write(
         "recipes/broken.lua",
         r#"return require("leasebox").recipe {
@@ -79,7 +82,11 @@ fn run_chromium(browser: &Path, profile: &Path, args: &[&str], page: &Path) -> S
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "chromium {args:?}: {}", describe(&out));
+    assert!(
+        out.status.success(),
+        "chromium {args:?}: {}",
+        describe(&out)
+    );
     stdout(&out)
 }
 
@@ -123,7 +130,12 @@ fn the_html_of_a_real_run_shows_every_step_in_its_lane_in_a_real_browser() {
     };
     for (timing, json, failed) in [(hello, hello_json, false), (broken, broken_json, true)] {
         let page = timing.with_extension("html");
-        let out = s.run(&["report", timing.to_str().unwrap(), "-o", page.to_str().unwrap()]);
+        let out = s.run(&[
+            "report",
+            timing.to_str().unwrap(),
+            "-o",
+            page.to_str().unwrap(),
+        ]);
         assert_eq!(code(&out), 0, "{}", describe(&out));
         let profile = tempfile::tempdir().unwrap();
         let shot = timing.with_extension("png");
@@ -138,7 +150,11 @@ fn the_html_of_a_real_run_shows_every_step_in_its_lane_in_a_real_browser() {
         );
         let png = std::fs::read(&shot).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
-        assert!(png.len() > 10_000, "a {}-byte screenshot is blank", png.len());
+        assert!(
+            png.len() > 10_000,
+            "a {}-byte screenshot is blank",
+            png.len()
+        );
         // Keep the last screenshots where a developer can look at them.
         let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report");
         std::fs::create_dir_all(&keep).unwrap();
@@ -168,12 +184,21 @@ fn the_html_of_a_real_run_shows_every_step_in_its_lane_in_a_real_browser() {
             ("step:count", "step:greet")
         };
         let lane = |name: &str| {
-            let bar = drawn.iter().find(|b| attr(b, "data-phase") == name).unwrap();
-            (attr(bar, "data-group").to_owned(), attr(bar, "data-lane").to_owned())
+            let bar = drawn
+                .iter()
+                .find(|b| attr(b, "data-phase") == name)
+                .unwrap();
+            (
+                attr(bar, "data-group").to_owned(),
+                attr(bar, "data-lane").to_owned(),
+            )
         };
         let (group_a, lane_a) = lane(a);
         let (group_b, lane_b) = lane(b);
-        assert!(!group_a.is_empty() && group_a == group_b, "{group_a} {group_b}");
+        assert!(
+            !group_a.is_empty() && group_a == group_b,
+            "{group_a} {group_b}"
+        );
         assert_ne!(lane_a, lane_b);
         if failed {
             let unit = drawn
@@ -203,10 +228,18 @@ fn svg_output_and_the_default_name() {
     let s = repo();
     let (timing, json) = timing_of(&s, "broken", 3);
     let svg_path = s.path().join("run.svg");
-    let out = s.run(&["report", timing.to_str().unwrap(), "-o", svg_path.to_str().unwrap()]);
+    let out = s.run(&[
+        "report",
+        timing.to_str().unwrap(),
+        "-o",
+        svg_path.to_str().unwrap(),
+    ]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
     let svg = std::fs::read_to_string(&svg_path).unwrap();
-    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{svg}");
+    assert!(
+        svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+        "{svg}"
+    );
     assert_eq!(
         svg.matches("<g class=\"bar ").count(),
         json["phases"].as_array().unwrap().len()
@@ -215,7 +248,14 @@ fn svg_output_and_the_default_name() {
     let out = s.run(&["report", timing.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert!(timing.with_extension("html").is_file());
-    let out = s.run(&["report", timing.to_str().unwrap(), "-o", "-", "--format", "svg"]);
+    let out = s.run(&[
+        "report",
+        timing.to_str().unwrap(),
+        "-o",
+        "-",
+        "--format",
+        "svg",
+    ]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert!(stdout(&out).starts_with("<svg "));
     let out = s.run(&["report", timing.to_str().unwrap(), "-o", "run.png"]);
@@ -254,10 +294,18 @@ fn bad_timing_files_are_named_with_what_to_do() {
             std::fs::write(&path, text).unwrap();
         }
         let output = dir.join(format!("{name}.html"));
-        let out = s.run(&["report", path.to_str().unwrap(), "-o", output.to_str().unwrap()]);
+        let out = s.run(&[
+            "report",
+            path.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+        ]);
         assert_eq!(code(&out), 2, "{name}: {}", describe(&out));
         let err = stderr(&out);
-        assert!(err.contains(&format!("`{}`", path.display())), "{name}: {err}");
+        assert!(
+            err.contains(&format!("`{}`", path.display())),
+            "{name}: {err}"
+        );
         assert!(err.contains(expected), "{name}: {err}");
         assert!(
             err.contains("--timing-json") || err.contains("upgrade"),
