@@ -91,6 +91,7 @@ pub use keys::{KEYS, KeyDef, SECTIONS, TrustClass, ValueType, suggest};
 pub use layers::Layer;
 pub use resolve::{
     Config, ConfigInputs, DEFAULT_TOML, REPOSITORY_FILE, RecipeOption, RepositoryConfig, Resolved,
+    builtin_defaults,
 };
 pub use settings::{
     BackendChoice, ConstraintSpec, NomadSettings, Settings, hostname, owner_default,

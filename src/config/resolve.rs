@@ -276,6 +276,17 @@ impl Config {
     }
 }
 
+/// The built-in values of `default.toml`, key by key (a key whose default is worked out or
+/// unset, see [`KeyDef::default_note`](super::KeyDef::default_note), is absent).
+#[must_use]
+pub fn builtin_defaults() -> Vec<(&'static KeyDef, Value)> {
+    super::layers::default_layer()
+        .values
+        .into_iter()
+        .map(|(key, value, _)| (key, value))
+        .collect()
+}
+
 /// The parts of a [`Config`] besides its resolved values.
 struct Parts {
     notices: Vec<String>,

@@ -24,7 +24,7 @@ pub use exec::{Command, ExecOutcome};
 pub use fetch::FetchReport;
 pub use output::{NullSink, OutputSink, PrefixSink, TerminalSink};
 pub use sync::{ManifestEntry, ManifestHeader, SyncOptions, SyncReport, parse_manifest};
-pub use timing::{Phase, Timing, elapsed_ms};
+pub use timing::{Phase, PhaseStatus, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms};
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
