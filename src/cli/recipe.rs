@@ -71,6 +71,8 @@ pub(crate) async fn run(
         },
         keep: args.keep,
         config: config.clone(),
+        changed: None,
+        command: None,
     };
     let report = run_recipe(&run, Arc::new(provider), &cx.cancel).await;
     for step in &report.steps {

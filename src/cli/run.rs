@@ -28,6 +28,8 @@ pub(crate) async fn run(args: RunArgs, cx: &Context) -> Result<(), Failure> {
             total_ms: elapsed_ms(start),
             exit_code: outcome.as_ref().map_or_else(|f| f.code, |()| 0),
             error_kind: outcome.as_ref().err().map(|f| f.kind.as_str().to_owned()),
+            run_id: None,
+            changed: None,
         };
         report.write(&path)?;
     }

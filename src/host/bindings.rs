@@ -18,12 +18,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::RecipeArgs;
 use super::decode::{self, box_paths, duration, local_dest};
-use super::engine::{LeaseOptions, LeaseProvider, LeasedBox};
+use super::engine::{LeaseOptions, LeaseProvider, LeasedBox, TransferSummary};
 use super::error::{HostError, raise};
 use super::lease::{self, PlannedLease};
 use super::sandbox::{caller_frame, caller_location};
 use crate::config::Config;
-use crate::session::{Command, ExecOutcome};
+use crate::session::{Command, ExecOutcome, SyncOptions};
 
 /// The host state of one recipe run, stored in the VM's app data.
 pub(crate) struct HostContext {
@@ -41,6 +41,10 @@ pub(crate) struct HostContext {
     pub config: Config,
     /// The leases this run acquired, released at the end unless kept.
     pub leases: Mutex<Vec<LuaLease>>,
+    /// The paths whose change started this rerun of `leasebox watch`; `None` on a first run.
+    pub changed: Option<Vec<String>>,
+    /// The excludes of the run's first sync (the watch filters its events by them).
+    pub synced_excludes: Mutex<Option<Vec<String>>>,
 }
 
 impl HostContext {
@@ -147,6 +151,29 @@ impl LuaLease {
             })
     }
 
+    /// Sync the repository into the box: the one place a recipe's sync (declarative or
+    /// `box:sync{}`) reaches the engine, so the change hint of `leasebox watch` has one way in.
+    pub(crate) async fn sync(
+        &self,
+        ctx: &HostContext,
+        options: &SyncOptions,
+        location: &str,
+    ) -> Result<TransferSummary, HostError> {
+        ctx.synced_excludes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert_with(|| options.excludes.clone());
+        // Today's sync sends the whole file set (correct, just not incremental); the changed
+        // paths of a rerun (`ctx.changed`) become its hint once sync takes one.
+        self.inner
+            .sync(options, &ctx.cancel)
+            .await
+            .map_err(|source| HostError::Engine {
+                context: format!("{location}sync"),
+                source,
+            })
+    }
+
     pub(crate) async fn release_now(&self) -> Result<(), HostError> {
         if self.released.swap(true, Ordering::SeqCst) {
             return Ok(());
@@ -193,16 +220,7 @@ impl UserData for LuaLease {
                 let ctx = HostContext::from_lua(&lua)?;
                 let options = decode::sync_options(&ctx.repo_root, &this.options, spec.as_ref())
                     .map_err(|m| recipe_error(&location, "sync", &m))?;
-                let summary = this
-                    .inner
-                    .sync(&options, &ctx.cancel)
-                    .await
-                    .map_err(|source| {
-                        raise(HostError::Engine {
-                            context: format!("{location}sync"),
-                            source,
-                        })
-                    })?;
+                let summary = this.sync(&ctx, &options, &location).await.map_err(raise)?;
                 lua.create_table_from([
                     ("files", summary.files),
                     ("bytes", summary.bytes),
@@ -300,6 +318,18 @@ pub(crate) fn register(lua: &Lua, args: &RecipeArgs) -> mlua::Result<Table> {
         )?,
     )?;
     table.raw_set("parallel", lua.create_async_function(parallel)?)?;
+    table.raw_set(
+        "changed",
+        lua.create_function(|lua, ()| {
+            let ctx = HostContext::from_lua(lua)?;
+            match &ctx.changed {
+                Some(paths) => Ok(Value::Table(
+                    lua.create_sequence_from(paths.iter().map(String::as_str))?,
+                )),
+                None => Ok(Value::Nil),
+            }
+        })?,
+    )?;
     table.raw_set(
         "warmup",
         lua.create_async_function(|lua, spec: Option<Table>| {
@@ -431,7 +461,9 @@ pub(crate) async fn warmup(
             context: format!("{location}warmup"),
             source,
         })?;
-    if inner.reused() {
+    if inner.warm() {
+        eprintln!("==> reusing warm lease {}", inner.id());
+    } else if inner.reused() {
         eprintln!("==> reusing kept lease {}", inner.id());
     } else {
         eprintln!(

@@ -94,6 +94,15 @@ pub trait LeasedBox: Send + Sync {
     ) -> Result<TransferSummary, EngineError>;
     /// Release the lease (purge the job, drop the claim).
     async fn release(&self, cancel: &CancellationToken) -> Result<(), EngineError>;
+    /// Whether this is a box kept warm by `leasebox watch` from an earlier run.
+    fn warm(&self) -> bool {
+        false
+    }
+    /// Renew the lease while it is in use (`leasebox watch`): its claim's last use, and the
+    /// box's own expiry where the backend can change it.
+    async fn renew(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
 }
 
 /// Where boxes come from.

@@ -86,4 +86,8 @@ impl LeasedBox for HeldLease {
     async fn release(&self, cancel: &CancellationToken) -> Result<(), EngineError> {
         HeldLease::release(self, cancel).await.map_err(engine)
     }
+
+    async fn renew(&self) -> Result<(), EngineError> {
+        HeldLease::renew(self).await.map(|_| ()).map_err(engine)
+    }
 }

@@ -18,6 +18,9 @@
 //! scratch-directory double (`scratch`: fault injection, release counts); the tests over the
 //! real engine use `RecipeLeases` on the local backend.
 //!
+//! The watch loop of `leasebox watch` is [`watch`] (its own module: the filter, the `notify`
+//! wrapper, the debounce, the warm leases).
+//!
 //! Lua-side pieces: `prelude.lua` (the sandbox guards) here, the `leasebox` stdlib and its
 //! LuaLS annotations in `stdlib/`; the user documentation is `docs/recipes.md`.
 
@@ -38,11 +41,12 @@ mod sandbox;
 mod scratch;
 #[cfg(test)]
 mod tests;
+pub mod watch;
 
 pub use args::RecipeArgs;
 pub use engine::{EngineError, LeaseOptions, LeaseProvider, LeasedBox, TransferSummary};
 pub use error::{HostError, KindedError};
 pub use lookup::{RecipeEntry, find_recipe, list_recipes, recipe_listing};
 pub use provider::RecipeLeases;
-pub use runner::{RecipeReport, RecipeRun, StepReport, StepStatus, run_recipe};
+pub use runner::{CommandRecipe, RecipeReport, RecipeRun, StepReport, StepStatus, run_recipe};
 pub use sandbox::{ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, SandboxOptions};

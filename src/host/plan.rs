@@ -34,6 +34,44 @@ pub(crate) struct Step {
     pub capture: bool,
     pub continue_on_failure: bool,
     pub cwd: Option<String>,
+    /// Under `leasebox watch`, run only when a changed path matches (`when = { … }`).
+    pub when: Option<WhenGlobs>,
+}
+
+/// A step's `when = { "src/**", "Cargo.toml" }`: gitignore-style globs, relative to the
+/// repository root (a pattern without a slash matches at any depth, `!` negates).
+#[derive(Debug, Clone)]
+pub(crate) struct WhenGlobs {
+    patterns: Vec<String>,
+    matcher: ignore::gitignore::Gitignore,
+}
+
+impl WhenGlobs {
+    /// The globs, each checked now so a bad one fails at the recipe.
+    pub(crate) fn new(patterns: Vec<String>) -> Result<WhenGlobs, String> {
+        let mut builder = ignore::gitignore::GitignoreBuilder::new("");
+        for pattern in &patterns {
+            builder
+                .add_line(None, pattern)
+                .map_err(|e| format!("`when`: invalid glob `{pattern}`: {e}"))?;
+        }
+        let matcher = builder
+            .build()
+            .map_err(|e| format!("`when`: invalid globs: {e}"))?;
+        Ok(WhenGlobs { patterns, matcher })
+    }
+
+    /// Whether the changed `path` (relative, `/` separators) matches.
+    pub(crate) fn matches(&self, path: &str) -> bool {
+        self.matcher
+            .matched_path_or_any_parents(path, false)
+            .is_ignore()
+    }
+
+    /// The globs, for the line that says why a step was skipped.
+    pub(crate) fn describe(&self) -> String {
+        format!("{{ {} }}", self.patterns.join(", "))
+    }
 }
 
 /// A whole declarative recipe.
@@ -46,6 +84,8 @@ pub(crate) struct Plan {
     pub artifacts: Vec<String>,
     pub env: Vec<(String, String)>,
     pub timeout: Option<Duration>,
+    /// `watch = { on_busy = "queue" | "restart" }`.
+    pub on_busy: Option<String>,
 }
 
 fn seconds(value: Option<f64>) -> Option<Duration> {
@@ -73,7 +113,12 @@ impl Plan {
             .sequence_values::<Table>()
             .map(|step| Step::from_table(&step?))
             .collect::<mlua::Result<_>>()?;
+        let on_busy = match table.get::<Value>("watch")? {
+            Value::Table(watch) => watch.get::<Option<String>>("on_busy")?,
+            _ => None,
+        };
         Ok(Plan {
+            on_busy,
             sync,
             steps,
             artifacts: strings(&table.get("artifacts")?)?,
@@ -108,6 +153,10 @@ impl Step {
             capture: table.get("capture")?,
             continue_on_failure: table.get("continue_on_failure")?,
             cwd: table.get("cwd")?,
+            when: match table.get::<Option<Table>>("when")? {
+                Some(globs) => Some(WhenGlobs::new(strings(&globs)?).map_err(mlua::Error::runtime)?),
+                None => None,
+            },
         })
     }
 

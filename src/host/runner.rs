@@ -47,6 +47,23 @@ pub struct RecipeRun {
     /// The run's config (every layer but the recipe's): each `warmup{}` / `recipe{}` lease is
     /// this config with the recipe's options ([`Config::with_recipe`]).
     pub config: Config,
+    /// The paths whose change started this rerun of `leasebox watch` (`ctx.changed`,
+    /// `lb.changed()`, a step's `when`); `None` on a first run, which runs everything.
+    pub changed: Option<Vec<String>>,
+    /// Instead of the recipe file, one command (`leasebox watch -- CMD…`): lease, sync, run
+    /// it as the step `command`.
+    pub command: Option<CommandRecipe>,
+}
+
+/// The one-command recipe of `leasebox watch -- CMD…`.
+#[derive(Debug, Clone)]
+pub struct CommandRecipe {
+    /// The argv, run without a shell.
+    pub argv: Vec<String>,
+    /// Its environment (`--pass-env`).
+    pub env: Vec<(String, String)>,
+    /// Where it runs, relative to the workdir (where the user stands in the repository).
+    pub cwd: Option<String>,
 }
 
 /// How a step ended.
@@ -99,6 +116,10 @@ pub struct RecipeReport {
     pub steps: Vec<StepReport>,
     /// Phase name and milliseconds, in the order they ended.
     pub phases: Vec<(String, u64)>,
+    /// The recipe's `watch = { on_busy = … }` (`queue` or `restart`), if it says.
+    pub on_busy: Option<String>,
+    /// The excludes of the run's first sync (what `leasebox watch` filters its events by).
+    pub sync_excludes: Option<Vec<String>>,
 }
 
 impl RecipeReport {
@@ -125,6 +146,8 @@ pub async fn run_recipe(
         keep_all: run.keep,
         config: run.config.clone(),
         leases: Mutex::default(),
+        changed: run.changed.clone(),
+        synced_excludes: Mutex::default(),
     });
     let state = RunState::default();
     let result = execute(run, &ctx, &state).await;
@@ -143,10 +166,20 @@ pub async fn run_recipe(
         error = Some(HostError::Cancelled);
     }
     state.phase("total", started);
+    let sync_excludes = ctx
+        .synced_excludes
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     RecipeReport {
         error,
         steps: state.steps.into_inner().unwrap_or_default(),
         phases: state.phases.into_inner().unwrap_or_default(),
+        on_busy: state
+            .on_busy
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+        sync_excludes,
     }
 }
 
@@ -154,6 +187,7 @@ pub async fn run_recipe(
 struct RunState {
     steps: Mutex<Vec<StepReport>>,
     phases: Mutex<Vec<(String, u64)>>,
+    on_busy: Mutex<Option<String>>,
 }
 
 impl RunState {
@@ -192,6 +226,19 @@ async fn execute(
     let args = RecipeArgs::parse(&run.args);
     let primitives = bindings::register(&lua, &args).map_err(from_lua)?;
     loader::install(&lua, &run.repo_root, primitives.clone()).map_err(from_lua)?;
+    if let Some(command) = &run.command {
+        let plan = command_plan(&ctx.config, command)?;
+        let runner = Runner {
+            lua: &lua,
+            ctx,
+            state,
+            plan: &plan,
+            args: primitives.get("args").map_err(from_lua)?,
+            results: lua.create_table().map_err(from_lua)?,
+            limit,
+        };
+        return runner.run().await;
+    }
     let source = std::fs::read_to_string(&run.path).map_err(|source| HostError::Read {
         path: run.path.display().to_string(),
         source: Arc::new(source),
@@ -205,6 +252,11 @@ async fn execute(
             let plan = Plan::from_table(&table).map_err(|err| HostError::Runtime {
                 message: format!("{chunk}: invalid recipe: {err}"),
             })?;
+            state
+                .on_busy
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone_from(&plan.on_busy);
             let runner = Runner {
                 lua: &lua,
                 ctx,
@@ -224,6 +276,29 @@ async fn execute(
             ),
         }),
     }
+}
+
+/// The plan of `leasebox watch -- CMD…`: the config's lease, a sync, the one step `command`.
+fn command_plan(config: &Config, command: &CommandRecipe) -> Result<Plan, HostError> {
+    let lease = super::lease::resolve(config, None, None, "watch")?;
+    Ok(Plan {
+        lease,
+        sync: Some(Vec::new()),
+        steps: vec![Step {
+            name: "command".to_owned(),
+            action: Action::Argv(command.argv.clone()),
+            env: command.env.clone(),
+            timeout: None,
+            capture: false,
+            continue_on_failure: false,
+            cwd: command.cwd.clone(),
+            when: None,
+        }],
+        artifacts: Vec::new(),
+        env: Vec::new(),
+        timeout: None,
+        on_busy: None,
+    })
 }
 
 fn describe_value(value: &Value) -> String {
@@ -276,14 +351,7 @@ impl Runner<'_> {
                 root: self.ctx.repo_root.clone(),
                 excludes,
             };
-            let summary = lease
-                .inner
-                .sync(&options, &self.ctx.cancel)
-                .await
-                .map_err(|source| HostError::Engine {
-                    context: "sync".to_owned(),
-                    source,
-                })?;
+            let summary = lease.sync(self.ctx, &options, "").await?;
             self.state.phase("sync", started);
             eprintln!(
                 "==> synced {} files ({} bytes) in {} ms",
@@ -336,6 +404,10 @@ impl Runner<'_> {
                 );
                 continue;
             }
+            if let Some(why) = self.not_wanted(step) {
+                self.skip(step, &why);
+                continue;
+            }
             let end = match &step.action {
                 Action::Parallel(members) => self.run_group(step, members, lease).await,
                 _ => {
@@ -354,6 +426,17 @@ impl Runner<'_> {
             }
         }
         first_failure
+    }
+
+    /// Why a step does not run on this rerun: its `when` globs match none of the changed
+    /// paths. A first run (no change list) runs every step.
+    fn not_wanted(&self, step: &Step) -> Option<String> {
+        let when = step.when.as_ref()?;
+        let changed = self.ctx.changed.as_ref()?;
+        if changed.iter().any(|path| when.matches(path)) {
+            return None;
+        }
+        Some(format!("no changed path matches its `when` {}", when.describe()))
     }
 
     fn skip(&self, step: &Step, why: &str) {
@@ -375,11 +458,18 @@ impl Runner<'_> {
 
     async fn run_group(&self, group: &Step, members: &[Step], lease: &LuaLease) -> StepEnd {
         eprintln!("==> {}: {} in parallel", group.name, group.describe());
-        let results = futures::future::join_all(
-            (0u32..)
-                .zip(members)
-                .map(|(lane, member)| self.run_single(member, lease, Some((&group.name, lane)))),
-        )
+        let results = futures::future::join_all((0u32..).zip(members).map(|(lane, member)| {
+            let place = Some((group.name.as_str(), lane));
+            async move {
+                if let Some(why) = self.not_wanted(member) {
+                    eprintln!("==> [{}] skipped ({why})", member.name);
+                    self.state
+                        .step(&member.name, StepStatus::Skipped, 0, Instant::now(), place);
+                    return Ok(());
+                }
+                self.run_single(member, lease, place).await
+            }
+        }))
         .await;
         let mut continue_on_failure = true;
         let mut first = None;
@@ -425,6 +515,13 @@ impl Runner<'_> {
                     let box_ud = lease_userdata(self.lua, lease.with_prefix(prefix))?;
                     let ctx = self.lua.create_table()?;
                     ctx.raw_set("step", step.name.as_str())?;
+                    if let Some(changed) = &self.ctx.changed {
+                        ctx.raw_set(
+                            "changed",
+                            self.lua
+                                .create_sequence_from(changed.iter().map(String::as_str))?,
+                        )?;
+                    }
                     ctx.raw_set("args", &self.args)?;
                     ctx.raw_set("results", &self.results)?;
                     ctx.raw_set(

@@ -57,6 +57,8 @@ impl Repo {
             sandbox: SandboxOptions::default(),
             keep: false,
             config,
+            changed: None,
+            command: None,
         };
         run_recipe(&run, provider, &CancellationToken::new()).await
     }
@@ -647,6 +649,8 @@ async fn a_recipe_runs_on_the_real_local_backend_and_session() {
         sandbox: SandboxOptions::default(),
         keep: false,
         config: config(&[]),
+        changed: None,
+        command: None,
     };
     let report = run_recipe(&run, provider, &CancellationToken::new()).await;
     assert!(report.error.is_none(), "{}", message(&report));
@@ -672,6 +676,8 @@ async fn every_example_recipe_runs_in_process() {
             sandbox: SandboxOptions::default(),
             keep: false,
             config: config(&[]),
+            changed: None,
+            command: None,
         };
         let report = run_recipe(&run, provider, &CancellationToken::new()).await;
         assert!(

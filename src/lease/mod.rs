@@ -328,6 +328,18 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// The leases this backend can see that belong to `owner`.
     async fn list(&self, owner: &str) -> Result<Vec<RemoteLease>, LeaseError>;
+
+    /// Move the expiry the box's own record carries (what an orphan sweep elsewhere goes by)
+    /// to `expires_at`, while the lease is in use (`leasebox watch`). `Ok(false)`: this backend
+    /// cannot change the record of a live box (the default; Nomad: a job's `Meta` changes only
+    /// by registering the job again, which replaces its allocation and so the box).
+    async fn renew(
+        &self,
+        _lease: &Lease,
+        _expires_at: std::time::SystemTime,
+    ) -> Result<bool, LeaseError> {
+        Ok(false)
+    }
 }
 
 /// Serialize durations as whole seconds.

@@ -54,6 +54,14 @@ impl HeldLease {
         self.reused
     }
 
+    /// Renew the lease while it is in use: see [`Leases::renew`].
+    ///
+    /// # Errors
+    /// The claim or the box's record cannot be renewed.
+    pub async fn renew(&self) -> Result<bool, Failure> {
+        self.lifecycle.renew(self.lease()).await
+    }
+
     /// Release the lease: mark the claim `releasing`, destroy the box, drop the claim (the
     /// `cleanup` phase of the run's timing). If the backend fails, the claim stays for `stop` or
     /// `cleanup`.

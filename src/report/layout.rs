@@ -169,6 +169,8 @@ mod tests {
             total_ms: 100,
             exit_code: 0,
             error_kind: None,
+            run_id: None,
+            changed: None,
         }
     }
 

@@ -420,6 +420,8 @@ mod tests {
             total_ms: 60,
             exit_code: 2,
             error_kind: Some("command_failed".into()),
+            run_id: None,
+            changed: None,
         })
     }
 

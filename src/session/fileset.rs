@@ -103,7 +103,13 @@ pub fn collect(root: &Path, excludes: &[String]) -> Result<FileSet, SessionError
     Ok(set)
 }
 
-fn exclude_matcher(root: &Path, excludes: &[String]) -> Result<Gitignore, SessionError> {
+/// The matcher of the configured excludes plus the root's `.leasebox-ignore` (what
+/// [`collect`] leaves out on top of git's own rules); `leasebox watch` filters its events
+/// with the same matcher.
+///
+/// # Errors
+/// An exclude pattern or the ignore file is invalid.
+pub fn exclude_matcher(root: &Path, excludes: &[String]) -> Result<Gitignore, SessionError> {
     let mut builder = GitignoreBuilder::new(root);
     for pattern in excludes {
         builder.add_line(None, pattern).map_err(|e| {

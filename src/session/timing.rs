@@ -78,14 +78,14 @@ impl Phase {
 /// start (offset 0) is when the collector was made.
 #[derive(Debug)]
 pub struct Timing {
-    origin: Instant,
+    origin: Mutex<Instant>,
     phases: Mutex<Vec<Phase>>,
 }
 
 impl Default for Timing {
     fn default() -> Self {
         Timing {
-            origin: Instant::now(),
+            origin: Mutex::new(Instant::now()),
             phases: Mutex::default(),
         }
     }
@@ -104,6 +104,12 @@ pub struct TimingReport {
     pub exit_code: i32,
     /// `null` on success, else one of the `error_kind` names of `docs/exit-codes.md`.
     pub error_kind: Option<String>,
+    /// The run's id, for a run of `leasebox watch` (each rerun is a run of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// The paths whose change started this rerun of `leasebox watch` (absent on a first run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<Vec<String>>,
 }
 
 impl Timing {
@@ -129,7 +135,20 @@ impl Timing {
     /// Milliseconds from the run's start to `at` (0 for an instant before it).
     #[must_use]
     pub fn offset_ms(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.origin).as_millis()).unwrap_or(u64::MAX)
+        u64::try_from(at.saturating_duration_since(self.origin()).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// When the run started (offset 0).
+    #[must_use]
+    pub fn origin(&self) -> Instant {
+        *self.origin.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Start a new run on the same recorder (each rerun of `leasebox watch`): offset 0 is now,
+    /// and the phases so far are dropped.
+    pub fn restart(&self) {
+        *self.origin.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.phases.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// The phases so far.
@@ -155,14 +174,14 @@ mod tests {
     #[test]
     fn phases_carry_their_start_offsets() {
         let timing = Timing::default();
-        let start = timing.origin + Duration::from_millis(40);
+        let start = timing.origin() + Duration::from_millis(40);
         timing.push(Phase::new("warmup", timing.offset_ms(start), 5));
         assert_eq!(timing.offsets(), [("warmup".to_owned(), 40)]);
         // `record` ends now: its start is now minus its length, never before the run began.
         timing.record("sync", u64::MAX);
         assert_eq!(timing.phases()[1].start_ms, 0);
         assert_eq!(
-            timing.offset_ms(timing.origin - Duration::from_millis(1)),
+            timing.offset_ms(timing.origin() - Duration::from_millis(1)),
             0
         );
     }
@@ -180,6 +199,8 @@ mod tests {
             total_ms: 20,
             exit_code: 2,
             error_kind: Some("command_failed".into()),
+            run_id: None,
+            changed: None,
         };
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["format_version"], 1);

@@ -89,8 +89,9 @@ local STEP_KEYS = {
   continue_on_failure = "boolean",
   cwd = "string",
   parallel = "table",
+  when = "string|table",
 }
-local STEP_KEY_LIST = "name, run, env, timeout, capture, continue_on_failure, cwd, parallel"
+local STEP_KEY_LIST = "name, run, env, timeout, capture, continue_on_failure, cwd, parallel, when"
 
 local step -- forward
 
@@ -158,6 +159,12 @@ step = function(where, spec, index, in_parallel)
     continue_on_failure = spec.continue_on_failure or false,
     cwd = spec.cwd,
   }
+  if spec.when ~= nil then
+    out.when = string_list(where .. ".when", spec.when)
+    if #out.when == 0 then
+      fail(where .. ".when: give at least one glob (a step without `when` always runs)")
+    end
+  end
   if spec.parallel ~= nil then
     if in_parallel then
       fail(where .. ": parallel groups do not nest")
@@ -196,9 +203,11 @@ local RECIPE_KEYS = {
   env = "table",
   timeout = "string|number",
   keep = "boolean",
+  watch = "table",
 }
-local RECIPE_KEY_LIST = "name, description, lease, sync, steps, artifacts, env, timeout, keep"
+local RECIPE_KEY_LIST = "name, description, lease, sync, steps, artifacts, env, timeout, keep, watch"
 local SYNC_KEYS = { exclude = "table|string" }
+local WATCH_KEYS = { on_busy = "string" }
 
 --- Validate and normalise a recipe description.
 function M.new(spec)
@@ -243,7 +252,20 @@ function M.new(spec)
     end
     steps[i] = normal
   end
+  local watch = nil
+  if spec.watch ~= nil then
+    check_keys("watch", spec.watch, WATCH_KEYS, "on_busy")
+    local on_busy = spec.watch.on_busy
+    if on_busy ~= nil then
+      check_type("watch.on_busy", on_busy, "string")
+      if on_busy ~= "queue" and on_busy ~= "restart" then
+        fail(("watch.on_busy must be \"queue\" or \"restart\", got %q"):format(on_busy))
+      end
+    end
+    watch = { on_busy = on_busy }
+  end
   local plan = {
+    watch = watch,
     name = spec.name,
     description = spec.description,
     lease = lease,

@@ -457,6 +457,42 @@ impl Backend for LocalBackend {
         }
     }
 
+    async fn renew(
+        &self,
+        lease: &Lease,
+        expires_at: std::time::SystemTime,
+    ) -> Result<bool, LeaseError> {
+        let path = self.root_of(&lease.id).join(LEASE_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => {
+                return Err(LeaseError::io(
+                    format!("cannot read `{}`", path.display()),
+                    e,
+                ));
+            }
+        };
+        let mut record: LeaseRecord = serde_json::from_slice(&bytes).map_err(|e| {
+            LeaseError::Ownership(format!(
+                "the lease marker `{}` is corrupt: {e}",
+                path.display()
+            ))
+        })?;
+        let secs = expires_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        record.expires_at = Some(record.expires_at.map_or(secs, |old| old.max(secs)));
+        let text = serde_json::to_vec(&record)
+            .map_err(|e| LeaseError::Config(format!("cannot encode the lease marker: {e}")))?;
+        // Atomic: a reader never sees half a marker.
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| LeaseError::io(format!("cannot write `{}`", path.display()), e))?;
+        Ok(true)
+    }
+
     async fn list(&self, owner: &str) -> Result<Vec<RemoteLease>, LeaseError> {
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&self.leases_dir) {
