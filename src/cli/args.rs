@@ -40,6 +40,9 @@ pub struct Cli {
 pub enum Commands {
     /// Run a recipe, or one command with `-- CMD…`: lease, sync, run, fetch, release.
     Run(RunArgs),
+    /// Run a recipe (or `-- CMD…`), then rerun it whenever files of the sync set change, on
+    /// a box kept warm. Enter reruns now, `q` quits, Ctrl-C stops and releases.
+    Watch(WatchArgs),
     /// Lease a box and keep it; prints its id for `run --lease ID`.
     Warmup(WarmupArgs),
     /// The leases you own.
@@ -101,6 +104,53 @@ pub struct RunArgs {
     pub pass_env: Vec<String>,
     /// Write per-phase timings, the exit code and the error kind as JSON to this file.
     #[arg(long, value_name = "FILE")]
+    pub timing_json: Option<std::path::PathBuf>,
+}
+
+/// What `watch` does with a change that comes while a run is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnBusyArg {
+    /// Let the run finish, then rerun once.
+    Queue,
+    /// Stop the run (its command's whole process group) and start again.
+    Restart,
+}
+
+/// `leasebox watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// A recipe: a path, or a name under `.leasebox/recipes/` or `recipes/`.
+    #[arg(add = ArgValueCompleter::new(completion::recipes))]
+    pub recipe: Option<String>,
+    /// The command to run (after `--`), or the recipe's arguments.
+    #[arg(last = true, value_name = "ARGS")]
+    pub rest: Vec<String>,
+    /// Quiet time after the last change before a rerun (`100ms`, `1s`).
+    #[arg(long, value_name = "DURATION", default_value = "100ms")]
+    pub debounce: String,
+    /// Notice changes by scanning at this interval instead of the system's file events (for
+    /// network mounts and file systems without events).
+    #[arg(long, value_name = "DURATION")]
+    pub poll: Option<String>,
+    /// What a change during a run does: queue one rerun (default) or restart the run. Wins
+    /// over the recipe's `watch = { on_busy = … }`.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub on_busy: Option<OnBusyArg>,
+    /// Keep the leases when the watch ends (reuse them with `--lease ID`).
+    #[arg(long)]
+    pub keep: bool,
+    /// Reuse a kept lease instead of creating one.
+    #[arg(long, value_name = "ID", add = ArgValueCompleter::new(completion::lease_ids))]
+    pub lease: Option<String>,
+    /// Stop a command after this long (`90s`, `20m`); the same as `--exec-timeout`.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Pass this variable of your environment to the box (with `-- CMD`). Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub pass_env: Vec<String>,
+    /// Write each run's timings as JSON: to FILE (rewritten by every rerun), or into DIR/
+    /// (a trailing slash, or an existing directory: one file per run).
+    #[arg(long, value_name = "FILE|DIR/")]
     pub timing_json: Option<std::path::PathBuf>,
 }
 

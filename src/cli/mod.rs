@@ -11,6 +11,7 @@ mod recipe;
 mod report;
 mod run;
 mod trust;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -98,6 +99,7 @@ fn exit_code(outcome: Result<(), Failure>) -> i32 {
 async fn dispatch(command: Commands, cx: &Context) -> Result<(), Failure> {
     match command {
         Commands::Run(a) => run::run(a, cx).await,
+        Commands::Watch(a) => watch::watch(a, cx).await,
         Commands::Warmup(a) => leases::warmup(&a, cx).await,
         Commands::List(a) => leases::list(&a, cx).await,
         Commands::Status(a) => leases::status(&a, cx).await,

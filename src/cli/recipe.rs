@@ -85,7 +85,7 @@ pub(crate) async fn run(
 }
 
 /// A recipe step as a phase of the timing file: `step:NAME`, with its start, status and lane.
-fn step_phase(step: &StepReport, timing: &Timing) -> Phase {
+pub(super) fn step_phase(step: &StepReport, timing: &Timing) -> Phase {
     let start_ms = step.started.map_or(0, |at| timing.offset_ms(at));
     let mut phase = Phase::new(format!("step:{}", step.name), start_ms, step.ms);
     phase.lane = step.lane;

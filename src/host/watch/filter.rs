@@ -210,42 +210,60 @@ impl WatchFilter {
         }
     }
 
-    /// Whether an event on `rel` changes the sync set: a file or link the rules leave in that
-    /// exists now, or a path of the sync set that is gone (deleted, renamed away). A temporary
-    /// file that came and went between two looks is no change.
-    pub fn is_change(&mut self, rel: &Path) -> bool {
-        let key = slash(rel);
+    /// Whether an event on `rel` may change the sync set: a file or link the rules leave in,
+    /// or a path that is gone (checked again when the change settles, [`WatchFilter::settle`]).
+    #[must_use]
+    pub fn is_candidate(&self, rel: &Path) -> bool {
         match std::fs::symlink_metadata(self.root.join(rel)) {
-            Ok(meta) => {
-                if meta.is_dir() || self.ignored(rel, false) {
-                    return false;
-                }
-                self.known.insert(key);
-                true
-            }
-            Err(_) => {
-                if self.known.remove(&key) {
-                    return true;
-                }
-                // A directory that was renamed or deleted: its known files went with it.
-                let prefix = format!("{key}/");
-                let gone: Vec<String> = self
-                    .known
-                    .range(prefix.clone()..)
-                    .take_while(|p| p.starts_with(&prefix))
-                    .cloned()
-                    .collect();
-                for p in &gone {
-                    self.known.remove(p);
-                }
-                !gone.is_empty()
-            }
+            Ok(meta) => !meta.is_dir() && !self.ignored(rel, false),
+            Err(_) => true,
         }
     }
 
-    /// The known files under the directory `rel` (a directory that appeared: its files are
+    /// The changes of the sync set among `paths` (candidates gathered since the last run),
+    /// looked at now that they settled: a file the rules leave in that exists, or a file the
+    /// box has that is gone (deleted, renamed away, or in a directory that went). Events are
+    /// a hint: a temporary file that came and went (an editor's rename-over save, `sed -i`)
+    /// is no change.
+    pub fn settle(&mut self, paths: Vec<String>) -> Vec<String> {
+        let mut out = BTreeSet::new();
+        for key in paths {
+            let rel = PathBuf::from(&key);
+            match std::fs::symlink_metadata(self.root.join(&rel)) {
+                Ok(meta) if !meta.is_dir() => {
+                    if !self.ignored(&rel, false) {
+                        self.known.insert(key.clone());
+                        out.insert(key);
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    if self.known.remove(&key) {
+                        out.insert(key);
+                        continue;
+                    }
+                    // A directory that went: the files the box has under it went with it.
+                    let prefix = format!("{key}/");
+                    let gone: Vec<String> = self
+                        .known
+                        .range(prefix.clone()..)
+                        .take_while(|p| p.starts_with(&prefix))
+                        .cloned()
+                        .collect();
+                    for p in gone {
+                        self.known.remove(&p);
+                        out.insert(p);
+                    }
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// The candidate files directly in `dir` (a directory that appeared: its files are
     /// changes whether or not events were seen for them).
-    pub fn files_under(&mut self, dir: &Path) -> Vec<String> {
+    #[must_use]
+    pub fn files_under(&self, dir: &Path) -> Vec<String> {
         let mut out = Vec::new();
         let Ok(entries) = std::fs::read_dir(dir) else {
             return out;
@@ -253,7 +271,7 @@ impl WatchFilter {
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| !t.is_dir())
                 && let Some(rel) = self.relative(&entry.path())
-                && self.is_change(&rel)
+                && self.is_candidate(&rel)
             {
                 out.push(slash(&rel));
             }
@@ -309,16 +327,24 @@ mod tests {
                 .map(str::to_owned)
                 .collect()
         );
-        assert!(filter.is_change(Path::new("src/deep/x.rs")));
+        assert!(filter.is_candidate(Path::new("src/deep/x.rs")));
         std::fs::write(root.join("debug.log"), "l").unwrap();
-        assert!(!filter.is_change(Path::new("debug.log")));
+        assert!(!filter.is_candidate(Path::new("debug.log")));
         assert!(filter.ignored(Path::new("node_modules/a/b/y.js"), false));
         assert!(filter.ignored(Path::new("target/t"), false));
         assert!(filter.ignored(Path::new(".git/HEAD"), false));
-        // A temporary file that came and went is no change; a synced file that went is one.
-        assert!(!filter.is_change(Path::new("src/.x.rs.swp")));
+        // A temporary file that came and went is no change; a synced file that went is one,
+        // and so are the files of a directory that went.
+        std::fs::write(root.join("src/new.rs"), "n").unwrap();
+        assert_eq!(
+            filter.settle(vec!["src/.x.rs.swp".into(), "src/new.rs".into()]),
+            ["src/new.rs"]
+        );
         std::fs::remove_file(root.join("src/deep/x.rs")).unwrap();
-        assert!(filter.is_change(Path::new("src/deep/x.rs")));
+        assert_eq!(filter.settle(vec!["src/deep/x.rs".into()]), ["src/deep/x.rs"]);
+        assert!(filter.settle(vec!["src/deep/x.rs".into()]).is_empty(), "told once");
+        std::fs::remove_dir_all(root.join("src")).unwrap();
+        assert_eq!(filter.settle(vec!["src".into()]), ["src/new.rs"]);
     }
 
     #[test]

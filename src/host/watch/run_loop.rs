@@ -182,7 +182,7 @@ impl Watching {
             if meta.is_err() && self.watcher.is_watched(&path) {
                 self.watcher.forget(&path);
             }
-            if self.filter.is_change(&rel) {
+            if self.filter.is_candidate(&rel) {
                 pending.add(slash(&rel), now);
             }
         }
@@ -391,7 +391,11 @@ async fn watch_loop(
                 }
             }
             () = sleep_until(deadline), if deadline.is_some() => {
-                let change = pending.take();
+                let mut change = pending.take();
+                change.paths = watching.filter.settle(std::mem::take(&mut change.paths));
+                if change.paths.is_empty() && !change.everything {
+                    continue;
+                }
                 if change.everything {
                     // Events were lost: look again at what to watch.
                     match Watching::start(&run.repo_root, &excludes, options.mode) {
