@@ -15,3 +15,4 @@ mod report;
 mod session_local;
 mod support;
 mod trust;
+mod watch;

@@ -440,7 +440,7 @@ async fn watch_loop(
                     }
                 }
             }
-            _ = renew.tick(), if running.is_none() => {
+            _ = renew.tick() => {
                 if let Err(e) = warm.renew_all().await {
                     eprintln!("leasebox: renewing the leases failed: {e}");
                 }
