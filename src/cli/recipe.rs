@@ -73,6 +73,7 @@ pub(crate) async fn run(
         config: config.clone(),
         changed: None,
         command: None,
+        on_busy_seen: None,
     };
     let report = run_recipe(&run, Arc::new(provider), &cx.cancel).await;
     for step in &report.steps {

@@ -112,6 +112,7 @@ pub(crate) async fn watch(args: WatchArgs, cx: &Context) -> Result<(), Failure> 
         config: config.clone(),
         changed: None,
         command,
+        on_busy_seen: None,
     };
     let options = WatchOptions {
         debounce,
@@ -122,6 +123,11 @@ pub(crate) async fn watch(args: WatchArgs, cx: &Context) -> Result<(), Failure> 
         mode,
         keep: args.keep,
         excludes: settings.sync_exclude.clone(),
+        own_outputs: args
+            .timing_json
+            .iter()
+            .map(|p| cx.cwd.join(p))
+            .collect(),
         ..WatchOptions::default()
     };
     let hooks = Arc::new(TimingHooks {

@@ -70,6 +70,9 @@ impl HostContext {
             .clone();
         let mut first = None;
         for lease in leases {
+            if lease.inner.held_by_watch() {
+                continue;
+            }
             if lease.keep || self.keep_all {
                 if !lease.released.load(Ordering::SeqCst) {
                     let id = lease.inner.id();

@@ -98,6 +98,11 @@ pub trait LeasedBox: Send + Sync {
     fn warm(&self) -> bool {
         false
     }
+    /// Whether `leasebox watch` holds this box: the run neither releases it nor says it
+    /// was kept (the watch does either when it ends).
+    fn held_by_watch(&self) -> bool {
+        false
+    }
     /// Renew the lease while it is in use (`leasebox watch`): its claim's last use, and the
     /// box's own expiry where the backend can change it.
     async fn renew(&self) -> Result<(), EngineError> {

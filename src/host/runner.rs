@@ -53,6 +53,9 @@ pub struct RecipeRun {
     /// Instead of the recipe file, one command (`leasebox watch -- CMD…`): lease, sync, run
     /// it as the step `command`.
     pub command: Option<CommandRecipe>,
+    /// Where the run leaves the recipe's `watch = { on_busy = … }` as soon as the recipe is
+    /// read (`leasebox watch` needs it while the first run still goes).
+    pub on_busy_seen: Option<Arc<Mutex<Option<String>>>>,
 }
 
 /// The one-command recipe of `leasebox watch -- CMD…`.
@@ -257,6 +260,11 @@ async fn execute(
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone_from(&plan.on_busy);
+            if let Some(seen) = &run.on_busy_seen {
+                seen.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone_from(&plan.on_busy);
+            }
             let runner = Runner {
                 lua: &lua,
                 ctx,

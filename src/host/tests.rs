@@ -59,6 +59,7 @@ impl Repo {
             config,
             changed: None,
             command: None,
+            on_busy_seen: None,
         };
         run_recipe(&run, provider, &CancellationToken::new()).await
     }
@@ -651,6 +652,7 @@ async fn a_recipe_runs_on_the_real_local_backend_and_session() {
         config: config(&[]),
         changed: None,
         command: None,
+        on_busy_seen: None,
     };
     let report = run_recipe(&run, provider, &CancellationToken::new()).await;
     assert!(report.error.is_none(), "{}", message(&report));
@@ -678,6 +680,7 @@ async fn every_example_recipe_runs_in_process() {
             config: config(&[]),
             changed: None,
             command: None,
+            on_busy_seen: None,
         };
         let report = run_recipe(&run, provider, &CancellationToken::new()).await;
         assert!(

@@ -33,6 +33,8 @@ pub struct WatchFilter {
     /// The paths of the sync set when the filter was made, plus every path seen since that
     /// existed (a later deletion of one of them is a change).
     known: BTreeSet<String>,
+    /// What leasebox itself writes while watching (relative to the root).
+    outputs: Vec<PathBuf>,
 }
 
 impl WatchFilter {
@@ -58,6 +60,7 @@ impl WatchFilter {
             gitignores: BTreeMap::new(),
             git,
             known: BTreeSet::new(),
+            outputs: Vec::new(),
         };
         if git {
             let exclude = root.join(".git/info/exclude");
@@ -160,6 +163,21 @@ impl WatchFilter {
         path.strip_prefix(&self.root).ok().map(Path::to_path_buf)
     }
 
+    /// Never count these paths (files leasebox writes while watching: the timing file, or the
+    /// directory of timing files) as changes.
+    pub fn ignore_outputs(&mut self, paths: &[PathBuf]) {
+        for path in paths {
+            let absolute = if path.is_absolute() {
+                path.clone()
+            } else {
+                std::env::current_dir().unwrap_or_default().join(path)
+            };
+            if let Some(rel) = self.relative(&absolute) {
+                self.outputs.push(rel);
+            }
+        }
+    }
+
     /// Whether the rules leave `rel` (relative to the root) out of the sync set.
     #[must_use]
     pub fn ignored(&self, rel: &Path, is_dir: bool) -> bool {
@@ -167,6 +185,9 @@ impl WatchFilter {
             return false;
         }
         if rel.components().next().is_some_and(|c| c.as_os_str() == ".git") {
+            return true;
+        }
+        if self.outputs.iter().any(|o| rel.starts_with(o)) {
             return true;
         }
         if self

@@ -61,8 +61,11 @@ pub struct WatchOptions {
     pub excludes: Vec<String>,
     /// How many paths in one burst make a storm.
     pub storm_threshold: usize,
-    /// How often the leases are renewed while nothing runs (also at every run's start).
+    /// How often the leases are renewed (also at every run's start).
     pub renew_every: Duration,
+    /// Files leasebox itself writes in the repository while watching (the timing file, or its
+    /// directory): never a change.
+    pub own_outputs: Vec<PathBuf>,
 }
 
 impl Default for WatchOptions {
@@ -75,6 +78,7 @@ impl Default for WatchOptions {
             excludes: Vec::new(),
             storm_threshold: super::changes::STORM_THRESHOLD,
             renew_every: Duration::from_secs(60),
+            own_outputs: Vec::new(),
         }
     }
 }
@@ -143,9 +147,15 @@ struct Watching {
 }
 
 impl Watching {
-    fn start(root: &std::path::Path, excludes: &[String], mode: WatchMode) -> Result<Watching, HostError> {
-        let (filter, dirs) =
+    fn start(
+        root: &std::path::Path,
+        excludes: &[String],
+        mode: WatchMode,
+        own_outputs: &[PathBuf],
+    ) -> Result<Watching, HostError> {
+        let (mut filter, dirs) =
             WatchFilter::new(root, excludes).map_err(|e| session_error("watch", e))?;
+        filter.ignore_outputs(own_outputs);
         let watcher = FileWatcher::start(mode, &dirs).map_err(|e| engine_error("watch", e))?;
         Ok(Watching { filter, watcher })
     }
@@ -238,7 +248,7 @@ async fn watch_loop(
     report: &mut WatchReport,
 ) -> WatchEnd {
     let started = Instant::now();
-    let mut watching = match Watching::start(&run.repo_root, &options.excludes, options.mode) {
+    let mut watching = match Watching::start(&run.repo_root, &options.excludes, options.mode, &options.own_outputs) {
         Ok(w) => w,
         Err(e) => return WatchEnd::Failed(e),
     };
@@ -250,6 +260,7 @@ async fn watch_loop(
     );
     let mut excludes = options.excludes.clone();
     let mut on_busy = options.on_busy.unwrap_or_default();
+    let recipe_on_busy: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let mut pending = Pending::default();
     // The change the next run starts with; `Some` when a run is due.
     let mut due: Option<Change> = Some(Change {
@@ -302,6 +313,7 @@ async fn watch_loop(
                 let token = cancel.child_token();
                 let mut this_run = run.clone();
                 this_run.changed.clone_from(&info.changed);
+                this_run.on_busy_seen = Some(Arc::clone(&recipe_on_busy));
                 let provider: Arc<dyn LeaseProvider> = Arc::clone(warm) as Arc<dyn LeaseProvider>;
                 let run_token = token.clone();
                 let future: RunFuture = Box::pin(async move {
@@ -329,16 +341,11 @@ async fn watch_loop(
                 hooks.run_finished(&info, &ended);
                 report.last_code = ended.exit_code();
                 {
-                    if options.on_busy.is_none()
-                        && let Some(asked) = ended.on_busy.as_deref().and_then(OnBusy::parse)
-                    {
-                        on_busy = asked;
-                    }
                     if let Some(used) = &ended.sync_excludes
                         && used != &excludes
                     {
                         // The recipe syncs with excludes of its own: watch by the same rules.
-                        match Watching::start(&run.repo_root, used, options.mode) {
+                        match Watching::start(&run.repo_root, used, options.mode, &options.own_outputs) {
                             Ok(w) => {
                                 watching = w;
                                 excludes.clone_from(used);
@@ -398,10 +405,19 @@ async fn watch_loop(
                 }
                 if change.everything {
                     // Events were lost: look again at what to watch.
-                    match Watching::start(&run.repo_root, &excludes, options.mode) {
+                    match Watching::start(&run.repo_root, &excludes, options.mode, &options.own_outputs) {
                         Ok(w) => watching = w,
                         Err(e) => return WatchEnd::Failed(e),
                     }
+                }
+                if options.on_busy.is_none()
+                    && let Some(asked) = recipe_on_busy
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .as_deref()
+                        .and_then(OnBusy::parse)
+                {
+                    on_busy = asked;
                 }
                 match &running {
                     None => due = Some(change),

@@ -168,7 +168,7 @@ struct WarmBox(Arc<dyn LeasedBox>);
 struct FirstUse(Arc<dyn LeasedBox>);
 
 macro_rules! delegate {
-    ($ty:ident, $warm:expr) => {
+    ($ty:ident, $warm:expr, $reused:expr) => {
         #[async_trait]
         impl LeasedBox for $ty {
             fn id(&self) -> String {
@@ -178,11 +178,15 @@ macro_rules! delegate {
                 self.0.workdir()
             }
             fn reused(&self) -> bool {
-                // The watch releases it (or not) when it ends; the run never does.
-                false
+                let reused: fn(&$ty) -> bool = $reused;
+                reused(self)
             }
             fn warm(&self) -> bool {
                 $warm
+            }
+            fn held_by_watch(&self) -> bool {
+                // The watch releases it (or keeps it) when it ends; the run does neither.
+                true
             }
             async fn sync(
                 &self,
@@ -217,5 +221,5 @@ macro_rules! delegate {
     };
 }
 
-delegate!(WarmBox, true);
-delegate!(FirstUse, false);
+delegate!(WarmBox, true, |_: &WarmBox| false);
+delegate!(FirstUse, false, |b: &FirstUse| b.0.reused());
