@@ -111,7 +111,11 @@ fn main() {
     );
     common::verdict(
         "peak RSS of `leasebox watch` on 20,000 files",
-        &format!("{:.1} MB (floor `--version` {:.1} MB)", kib_mb(peak), kib_mb(floor)),
+        &format!(
+            "{:.1} MB (floor `--version` {:.1} MB)",
+            kib_mb(peak),
+            kib_mb(floor)
+        ),
         "<= 64 MB",
         kib_mb(peak) <= 64.0,
     );
@@ -203,7 +207,10 @@ fn latency(s: &Scratch, env: &[(String, String)], reps: usize) -> Duration {
     let mut samples = Vec::new();
     for rep in 0..reps {
         std::thread::sleep(Duration::from_millis(300));
-        let before = std::fs::read_to_string(&marks).unwrap_or_default().lines().count();
+        let before = std::fs::read_to_string(&marks)
+            .unwrap_or_default()
+            .lines()
+            .count();
         let wrote = now_ns();
         std::fs::write(&target, format!("edit {rep}\n")).unwrap();
         w.wait(&format!("==> run {} passed", rep + 2));
@@ -254,7 +261,10 @@ fn startup() -> (Duration, Duration) {
             }
         }
     });
-    println!("generated 200,000 ignored files in {:.1} s", took.as_secs_f64());
+    println!(
+        "generated 200,000 ignored files in {:.1} s",
+        took.as_secs_f64()
+    );
     let measure = |repo: &Path| {
         let mut samples = Vec::new();
         for _ in 0..7 {
@@ -288,6 +298,10 @@ fn peak_of(s: &Scratch, args: &[&str], watch: bool) -> u64 {
         }
     };
     if !watch {
+        #[expect(
+            clippy::zombie_processes,
+            reason = "reaped by wait4 below, for its rusage"
+        )]
         let child = s.leasebox(args).stdout(Stdio::null()).spawn().unwrap();
         let pid = i32::try_from(child.id()).unwrap();
         let mut status = 0;

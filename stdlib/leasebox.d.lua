@@ -81,12 +81,14 @@ function Lease:cleanup() end
 ---@field continue_on_failure? boolean  later steps still run if this one fails (the run still fails)
 ---@field cwd? string
 ---@field parallel? (leasebox.Step|string|function)[]  a group of steps run concurrently
+---@field when? string|string[]  under `leasebox watch`: run on a rerun only when a changed path matches one of these gitignore-style globs
 
 ---@class leasebox.StepContext
 ---@field step string               this step's name
 ---@field args table                `leasebox.args`
 ---@field results table<string, leasebox.ExecResult>  results of the command steps so far, by name
 ---@field env table<string, string> the environment of this step
+---@field changed? string[]         under `leasebox watch`: the changed paths of this rerun (nil on a first run)
 
 ---@class leasebox.RecipeSpec
 ---@field name? string
@@ -98,6 +100,7 @@ function Lease:cleanup() end
 ---@field env? table<string, string|number|boolean> environment of every step
 ---@field timeout? string|number    default timeout of every step
 ---@field keep? boolean             keep the lease when the recipe ends
+---@field watch? { on_busy?: "queue"|"restart" }  what a change during a run does under `leasebox watch`
 
 ---@class leasebox.Recipe
 ---@class leasebox
@@ -115,6 +118,11 @@ function leasebox.warmup(options) end
 ---@param functions function[]
 ---@return any ...
 function leasebox.parallel(functions) end
+
+--- Under `leasebox watch`, the paths whose change started this rerun (sorted, relative to the
+--- repository root); nil on the first run, after Enter, and under `leasebox run`.
+---@return string[]|nil
+function leasebox.changed() end
 
 --- Print a line to stderr (values joined by spaces).
 ---@param ... any

@@ -123,11 +123,7 @@ pub(crate) async fn watch(args: WatchArgs, cx: &Context) -> Result<(), Failure> 
         mode,
         keep: args.keep,
         excludes: settings.sync_exclude.clone(),
-        own_outputs: args
-            .timing_json
-            .iter()
-            .map(|p| cx.cwd.join(p))
-            .collect(),
+        own_outputs: args.timing_json.iter().map(|p| cx.cwd.join(p)).collect(),
         ..WatchOptions::default()
     };
     let hooks = Arc::new(TimingHooks {
@@ -188,16 +184,18 @@ impl TimingHooks {
             return Ok(());
         };
         for step in &report.steps {
-            self.timing.push(super::recipe::step_phase(step, &self.timing));
+            self.timing
+                .push(super::recipe::step_phase(step, &self.timing));
         }
         let timing_report = TimingReport {
             format_version: TIMING_FORMAT_VERSION,
             phases: self.timing.phases(),
             total_ms: elapsed_ms(run.started),
             exit_code: report.exit_code(),
-            error_kind: report.error.as_ref().map(|e| {
-                crate::error::HasKind::kind(e).as_str().to_owned()
-            }),
+            error_kind: report
+                .error
+                .as_ref()
+                .map(|e| crate::error::HasKind::kind(e).as_str().to_owned()),
             run_id: Some(run.id.clone()),
             changed: run.changed.clone(),
         };
@@ -207,7 +205,10 @@ impl TimingHooks {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     Failure::new(
                         ErrorKind::ConfigError,
-                        format!("cannot create the timing directory `{}`: {e}", dir.display()),
+                        format!(
+                            "cannot create the timing directory `{}`: {e}",
+                            dir.display()
+                        ),
                     )
                 })?;
                 dir.join(format!("run-{:04}-{}.json", run.number, run.id))

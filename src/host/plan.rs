@@ -154,7 +154,9 @@ impl Step {
             continue_on_failure: table.get("continue_on_failure")?,
             cwd: table.get("cwd")?,
             when: match table.get::<Option<Table>>("when")? {
-                Some(globs) => Some(WhenGlobs::new(strings(&globs)?).map_err(mlua::Error::runtime)?),
+                Some(globs) => {
+                    Some(WhenGlobs::new(strings(&globs)?).map_err(mlua::Error::runtime)?)
+                }
                 None => None,
             },
         })

@@ -444,7 +444,10 @@ impl Runner<'_> {
         if changed.iter().any(|path| when.matches(path)) {
             return None;
         }
-        Some(format!("no changed path matches its `when` {}", when.describe()))
+        Some(format!(
+            "no changed path matches its `when` {}",
+            when.describe()
+        ))
     }
 
     fn skip(&self, step: &Step, why: &str) {

@@ -148,7 +148,10 @@ impl Timing {
     /// and the phases so far are dropped.
     pub fn restart(&self) {
         *self.origin.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-        self.phases.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.phases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// The phases so far.

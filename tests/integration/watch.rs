@@ -15,7 +15,9 @@ use crate::support::{Scratch, alive, wait_for};
 static GROUP: Mutex<()> = Mutex::new(());
 
 fn group() -> MutexGuard<'static, ()> {
-    GROUP.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    GROUP
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -103,7 +105,13 @@ impl Watch {
 
     /// How many lines are exactly `line` (a command's own output, not its banner).
     fn count_exact(&self, line: &str) -> usize {
-        self.lines.0.lock().unwrap().iter().filter(|l| *l == line).count()
+        self.lines
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| *l == line)
+            .count()
     }
 
     fn count(&self, needle: &str) -> usize {
@@ -137,7 +145,10 @@ impl Watch {
         loop {
             if let Some(i) = guard.iter().position(|l| {
                 l.starts_with(&prefix)
-                    && (l.contains(" passed") || l.contains(" failed") || l.contains("stopped for a restart") || l.contains(" cancelled"))
+                    && (l.contains(" passed")
+                        || l.contains(" failed")
+                        || l.contains("stopped for a restart")
+                        || l.contains(" cancelled"))
             }) {
                 return i;
             }
@@ -226,13 +237,20 @@ fn repo() -> Scratch {
 fn write_atomically(s: &Scratch, rel: &str, content: &str) {
     // What many editors do: write a temporary file beside it, rename it over.
     let path = s.repo().join(rel);
-    let tmp = path.with_file_name(format!(".{}.tmp~", path.file_name().unwrap().to_string_lossy()));
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp~",
+        path.file_name().unwrap().to_string_lossy()
+    ));
     std::fs::write(&tmp, content).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
 }
 
 fn no_leases_left(s: &Scratch) {
-    assert!(s.lease_dirs().is_empty(), "lease left: {:?}", s.lease_dirs());
+    assert!(
+        s.lease_dirs().is_empty(),
+        "lease left: {:?}",
+        s.lease_dirs()
+    );
     assert!(s.claims().is_empty(), "claim left: {:?}", s.claims());
 }
 
@@ -248,7 +266,11 @@ fn editors_saves_sed_and_truncation_each_rerun_naming_only_the_file() {
     std::fs::write(s.repo().join("src/4913"), "").unwrap();
     std::fs::remove_file(s.repo().join("src/4913")).unwrap();
     write_atomically(&s, "notes.txt", "two\n");
-    assert!(w.change_line(2).ends_with("changed notes.txt (1 file)"), "{}", w.text());
+    assert!(
+        w.change_line(2).ends_with("changed notes.txt (1 file)"),
+        "{}",
+        w.text()
+    );
     w.run_ended(2);
     w.wait("notes=two");
 
@@ -260,7 +282,11 @@ fn editors_saves_sed_and_truncation_each_rerun_naming_only_the_file() {
         .unwrap()
         .success();
     assert!(ok);
-    assert!(w.change_line(3).ends_with("changed src/main.rs (1 file)"), "{}", w.text());
+    assert!(
+        w.change_line(3).ends_with("changed src/main.rs (1 file)"),
+        "{}",
+        w.text()
+    );
     w.run_ended(3);
     w.wait("main=fn start() {}");
 
@@ -275,7 +301,11 @@ fn editors_saves_sed_and_truncation_each_rerun_naming_only_the_file() {
         std::thread::sleep(Duration::from_millis(20));
         f.write_all(b"three\n").unwrap();
     }
-    assert!(w.change_line(4).ends_with("changed notes.txt (1 file)"), "{}", w.text());
+    assert!(
+        w.change_line(4).ends_with("changed notes.txt (1 file)"),
+        "{}",
+        w.text()
+    );
     w.run_ended(4);
     w.wait("notes=three");
 
@@ -352,15 +382,28 @@ fn a_burst_is_debounced_and_changes_during_a_run_queue_one_rerun() {
         change3.contains("src/a.rs, src/b.rs, src/c.rs (3 files)"),
         "{change3}"
     );
-    assert!(w.wait("==> run 3 (") > verdict2, "never two runs at once: {}", w.text());
-    assert_eq!(w.count_exact("slow-done"), 2, "run 2 ran to its end: {}", w.text());
+    assert!(
+        w.wait("==> run 3 (") > verdict2,
+        "never two runs at once: {}",
+        w.text()
+    );
+    assert_eq!(
+        w.count_exact("slow-done"),
+        2,
+        "run 2 ran to its end: {}",
+        w.text()
+    );
     w.run_ended(3);
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(w.count("==> run 4"), 0, "{}", w.text());
     // Enter reruns now.
     let mut w = w;
     w.key("");
-    assert!(w.change_line(4).contains("rerunning everything"), "{}", w.text());
+    assert!(
+        w.change_line(4).contains("rerunning everything"),
+        "{}",
+        w.text()
+    );
     w.run_ended(4);
     let (code, text) = w.quit();
     assert_eq!(code, 0, "{text}");
@@ -385,7 +428,11 @@ fn restart_repo() -> Scratch {
 fn pid_in(dir: &std::path::Path, name: &str) -> i32 {
     let path = dir.join(name);
     wait_for(&format!("{}", path.display()), || path.is_file());
-    std::fs::read_to_string(&path).unwrap().trim().parse().unwrap()
+    std::fs::read_to_string(&path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 fn user_config(s: &Scratch, text: &str) {
@@ -406,9 +453,17 @@ fn restart_stops_the_run_and_starts_again_and_the_flag_wins_over_the_recipe() {
     let first = pid_in(pids.path(), "pid-one");
     write_atomically(&s, "notes.txt", "two\n");
     w.wait("files changed during run 1: restarting it");
-    assert!(w.run_ended(1).contains("stopped for a restart"), "{}", w.text());
+    assert!(
+        w.run_ended(1).contains("stopped for a restart"),
+        "{}",
+        w.text()
+    );
     wait_for("the first run's command to stop", || !alive(first));
-    assert!(w.change_line(2).contains("changed notes.txt"), "{}", w.text());
+    assert!(
+        w.change_line(2).contains("changed notes.txt"),
+        "{}",
+        w.text()
+    );
     w.wait_nth("long-started", 2);
     let second = pid_in(pids.path(), "pid-two");
     w.sigint();
@@ -423,7 +478,11 @@ fn restart_stops_the_run_and_starts_again_and_the_flag_wins_over_the_recipe() {
     write_atomically(&s, "notes.txt", "three\n");
     w.run_ended(1);
     assert_eq!(w.count("restarting"), 0, "{}", w.text());
-    assert!(w.change_line(2).contains("changed notes.txt"), "{}", w.text());
+    assert!(
+        w.change_line(2).contains("changed notes.txt"),
+        "{}",
+        w.text()
+    );
     let (code, text) = w.quit();
     assert_eq!(code, 0, "{text}");
     no_leases_left(&s);
@@ -466,7 +525,12 @@ box:exec { "true" }
     let w = Watch::start(&s, &["when"]);
     w.run_ended(1);
     for line in ["always-ran", "rust-ran", "docs-ran", "--> changed=nil"] {
-        assert_eq!(w.count_exact(line), 1, "first run runs everything: {}", w.text());
+        assert_eq!(
+            w.count_exact(line),
+            1,
+            "first run runs everything: {}",
+            w.text()
+        );
     }
     s.write("src/lib.rs", "pub fn f() {}\n");
     w.run_ended(2);
@@ -494,7 +558,11 @@ box:exec { "true" }
 }
 
 fn lease_record(s: &Scratch, id: &str) -> serde_json::Value {
-    let path = s.cache().join("leasebox/leases").join(id).join("lease.json");
+    let path = s
+        .cache()
+        .join("leasebox/leases")
+        .join(id)
+        .join("lease.json");
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
@@ -520,7 +588,7 @@ fn the_leases_are_renewed_kept_from_cleanup_and_kept_with_keep() {
         "{}",
         crate::support::describe(&out)
     );
-    assert_eq!(s.lease_dirs(), [id.clone()]);
+    assert_eq!(s.lease_dirs(), std::slice::from_ref(&id));
     write_atomically(&s, "notes.txt", "two\n");
     w.run_ended(2);
     w.wait("reusing warm lease");
@@ -528,11 +596,14 @@ fn the_leases_are_renewed_kept_from_cleanup_and_kept_with_keep() {
     let used2 = claims[0]["last_used"].as_str().unwrap().to_owned();
     assert!(used2 > used1, "last_used renewed: {used1} → {used2}");
     let expires2 = lease_record(&s, &id)["expires_at"].as_u64().unwrap();
-    assert!(expires2 > expires1, "the box's expiry renewed: {expires1} → {expires2}");
+    assert!(
+        expires2 > expires1,
+        "the box's expiry renewed: {expires1} → {expires2}"
+    );
     let (code, text) = w.quit();
     assert_eq!(code, 0, "{text}");
     assert!(text.contains(&format!("kept lease {id}")), "{text}");
-    assert_eq!(s.lease_dirs(), [id.clone()]);
+    assert_eq!(s.lease_dirs(), std::slice::from_ref(&id));
 
     // One timing file per run, each with its own run id and what changed.
     let mut files: Vec<_> = std::fs::read_dir(s.path().join("timings"))
@@ -563,7 +634,7 @@ fn the_leases_are_renewed_kept_from_cleanup_and_kept_with_keep() {
     w.wait("reusing kept lease");
     let (code, text) = w.quit();
     assert_eq!(code, 0, "{text}");
-    assert_eq!(s.lease_dirs(), [id.clone()]);
+    assert_eq!(s.lease_dirs(), std::slice::from_ref(&id));
     assert!(s.repo().join("t.json").is_file());
     let out = s.run(&["stop", &id]);
     assert!(out.status.success(), "{}", crate::support::describe(&out));
@@ -576,7 +647,10 @@ fn ctrl_c_stops_the_run_releases_and_exits_130_and_a_command_watch_works() {
     let s = repo();
     let pids = tempfile::tempdir().unwrap();
     let pidfile = pids.path().join("pid");
-    let script = format!("echo $$ > {}; echo cmd-started; sleep 30", pidfile.display());
+    let script = format!(
+        "echo $$ > {}; echo cmd-started; sleep 30",
+        pidfile.display()
+    );
     let w = Watch::start(&s, &["--", "sh", "-c", &script]);
     w.wait("cmd-started");
     let pid = pid_in(pids.path(), "pid");
@@ -588,7 +662,12 @@ fn ctrl_c_stops_the_run_releases_and_exits_130_and_a_command_watch_works() {
 
     // Bad flags are refused before anything is leased.
     let out = s.run(&["watch", "--debounce", "soon", "--", "true"]);
-    assert_eq!(out.status.code(), Some(2), "{}", crate::support::describe(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        crate::support::describe(&out)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid `--debounce soon`"));
     no_leases_left(&s);
 }
@@ -601,7 +680,11 @@ fn polling_notices_changes_too() {
     w.run_ended(1);
     std::thread::sleep(Duration::from_millis(1100));
     s.write("notes.txt", "polled\n");
-    assert!(w.change_line(2).contains("changed notes.txt"), "{}", w.text());
+    assert!(
+        w.change_line(2).contains("changed notes.txt"),
+        "{}",
+        w.text()
+    );
     w.run_ended(2);
     w.wait("notes=polled");
     let (code, text) = w.quit();
@@ -623,7 +706,11 @@ fn on_the_nomad_test_server_the_same_recipes_rerun_restart_and_leave_nothing() {
         w.run_ended(1);
         w.wait("notes=one");
         write_atomically(&s, "notes.txt", "two\n");
-        assert!(w.change_line(2).ends_with("changed notes.txt (1 file)"), "{}", w.text());
+        assert!(
+            w.change_line(2).ends_with("changed notes.txt (1 file)"),
+            "{}",
+            w.text()
+        );
         w.run_ended(2);
         w.wait("notes=two");
         w.wait("reusing warm lease");
@@ -642,7 +729,11 @@ fn on_the_nomad_test_server_the_same_recipes_rerun_restart_and_leave_nothing() {
         w.wait("long-started");
         let first = pid_in(pids.path(), "pid-two");
         write_atomically(&s, "notes.txt", "three\n");
-        assert!(w.run_ended(1).contains("stopped for a restart"), "{}", w.text());
+        assert!(
+            w.run_ended(1).contains("stopped for a restart"),
+            "{}",
+            w.text()
+        );
         wait_for("the first command to stop", || !alive(first));
         w.wait_nth("long-started", 2);
         let second = pid_in(pids.path(), "pid-three");

@@ -150,7 +150,11 @@ mod tests {
             p.add(name.into(), t0 + Duration::from_millis(60));
         }
         assert_eq!(p.due(debounce, 3), Some(t0 + Duration::from_millis(560)));
-        assert!(p.announce_storm(3).unwrap().contains("4+ files changed at once"));
+        assert!(
+            p.announce_storm(3)
+                .unwrap()
+                .contains("4+ files changed at once")
+        );
         assert_eq!(p.announce_storm(3), None, "said once");
         let change = p.take();
         assert_eq!(change.paths, ["a", "b", "c", "d"]);

@@ -44,7 +44,10 @@ impl WatchFilter {
     /// # Errors
     /// An exclude pattern or an ignore file is invalid, `git` fails, or the root cannot be
     /// read.
-    pub fn new(root: &Path, excludes: &[String]) -> Result<(WatchFilter, Vec<PathBuf>), SessionError> {
+    pub fn new(
+        root: &Path,
+        excludes: &[String],
+    ) -> Result<(WatchFilter, Vec<PathBuf>), SessionError> {
         let git = root.join(".git").exists();
         let leasebox = fileset::exclude_matcher(root, excludes)?;
         let global = if git {
@@ -184,7 +187,11 @@ impl WatchFilter {
         if rel.as_os_str().is_empty() {
             return false;
         }
-        if rel.components().next().is_some_and(|c| c.as_os_str() == ".git") {
+        if rel
+            .components()
+            .next()
+            .is_some_and(|c| c.as_os_str() == ".git")
+        {
             return true;
         }
         if self.outputs.iter().any(|o| rel.starts_with(o)) {
@@ -362,8 +369,14 @@ mod tests {
             ["src/new.rs"]
         );
         std::fs::remove_file(root.join("src/deep/x.rs")).unwrap();
-        assert_eq!(filter.settle(vec!["src/deep/x.rs".into()]), ["src/deep/x.rs"]);
-        assert!(filter.settle(vec!["src/deep/x.rs".into()]).is_empty(), "told once");
+        assert_eq!(
+            filter.settle(vec!["src/deep/x.rs".into()]),
+            ["src/deep/x.rs"]
+        );
+        assert!(
+            filter.settle(vec!["src/deep/x.rs".into()]).is_empty(),
+            "told once"
+        );
         std::fs::remove_dir_all(root.join("src")).unwrap();
         assert_eq!(filter.settle(vec!["src".into()]), ["src/new.rs"]);
     }

@@ -177,7 +177,10 @@ impl Watching {
                 }
                 // A directory appeared (made, or renamed into place): watch it and what it
                 // holds, and count its files as changed (they may predate the watch).
-                let dirs = self.filter.walk(&path).map_err(|e| session_error("watch", e))?;
+                let dirs = self
+                    .filter
+                    .walk(&path)
+                    .map_err(|e| session_error("watch", e))?;
                 let total = self.watcher.len() + dirs.len();
                 for dir in &dirs {
                     self.watcher
@@ -237,7 +240,10 @@ pub async fn watch(
     report
 }
 
-#[expect(clippy::too_many_lines, reason = "the one loop that owns the watch's state")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "the one loop that owns the watch's state"
+)]
 async fn watch_loop(
     run: &RecipeRun,
     warm: &Arc<WarmLeases>,
@@ -248,7 +254,12 @@ async fn watch_loop(
     report: &mut WatchReport,
 ) -> WatchEnd {
     let started = Instant::now();
-    let mut watching = match Watching::start(&run.repo_root, &options.excludes, options.mode, &options.own_outputs) {
+    let mut watching = match Watching::start(
+        &run.repo_root,
+        &options.excludes,
+        options.mode,
+        &options.own_outputs,
+    ) {
         Ok(w) => w,
         Err(e) => return WatchEnd::Failed(e),
     };
@@ -299,7 +310,10 @@ async fn watch_loop(
                 if first {
                     eprintln!("==> run {} ({})", info.number, info.id);
                 } else if change.everything {
-                    eprintln!("==> run {} ({}): rerunning everything", info.number, info.id);
+                    eprintln!(
+                        "==> run {} ({}): rerunning everything",
+                        info.number, info.id
+                    );
                 } else {
                     eprintln!(
                         "==> run {} ({}): changed {}",
@@ -316,9 +330,8 @@ async fn watch_loop(
                 this_run.on_busy_seen = Some(Arc::clone(&recipe_on_busy));
                 let provider: Arc<dyn LeaseProvider> = Arc::clone(warm) as Arc<dyn LeaseProvider>;
                 let run_token = token.clone();
-                let future: RunFuture = Box::pin(async move {
-                    run_recipe(&this_run, provider, &run_token).await
-                });
+                let future: RunFuture =
+                    Box::pin(async move { run_recipe(&this_run, provider, &run_token).await });
                 running = Some((future, token, info));
             }
         }
@@ -476,7 +489,10 @@ async fn sleep_until(deadline: Option<Instant>) {
 fn verdict(info: &RunInfo, report: &RecipeReport, restarted: bool) -> String {
     let secs = info.started.elapsed().as_secs_f64();
     if restarted {
-        return format!("==> run {} stopped for a restart ({secs:.1} s)", info.number);
+        return format!(
+            "==> run {} stopped for a restart ({secs:.1} s)",
+            info.number
+        );
     }
     let count = |f: fn(&StepStatus) -> bool| report.steps.iter().filter(|s| f(&s.status)).count();
     let passed = count(|s| *s == StepStatus::Passed);

@@ -203,3 +203,55 @@ impl FileWatcher {
         self.events.recv().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_limit_names_the_sysctl_and_the_way_around_it() {
+        let err = convert(
+            notify::Error::new(notify::ErrorKind::MaxFilesWatch),
+            Path::new("/r"),
+            9000,
+        );
+        let text = err.to_string();
+        assert!(text.contains("cannot watch 9000 directories"), "{text}");
+        assert!(text.contains("fs.inotify.max_user_watches"), "{text}");
+        assert!(text.contains("--poll 1s"), "{text}");
+        assert_eq!(err.kind(), ErrorKind::ConfigError);
+        let enospc = notify::Error::io(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert!(matches!(
+            convert(enospc, Path::new("/r"), 1),
+            WatchError::WatchLimit { .. }
+        ));
+        let emfile = notify::Error::io(std::io::Error::from_raw_os_error(libc::EMFILE));
+        assert!(
+            convert(emfile, Path::new("/r"), 1)
+                .to_string()
+                .contains("max_user_instances")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_in_a_watched_directory_is_an_event_and_one_below_it_is_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sub = tmp.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let mut w = FileWatcher::start(WatchMode::Events, &[tmp.path().to_path_buf()]).unwrap();
+        std::fs::write(sub.join("deep.txt"), "x").unwrap();
+        std::fs::write(tmp.path().join("top.txt"), "x").unwrap();
+        let mut seen = Vec::new();
+        while !seen.iter().any(|p: &PathBuf| p.ends_with("top.txt")) {
+            match tokio::time::timeout(std::time::Duration::from_secs(10), w.next()).await {
+                Ok(Some(RawEvent::Paths(paths))) => seen.extend(paths),
+                Ok(Some(_)) => {}
+                other => panic!("no event: {other:?}"),
+            }
+        }
+        assert!(
+            !seen.iter().any(|p| p.ends_with("deep.txt")),
+            "non-recursive: {seen:?}"
+        );
+    }
+}
