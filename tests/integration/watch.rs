@@ -427,12 +427,10 @@ fn restart_repo() -> Scratch {
 
 fn pid_in(dir: &std::path::Path, name: &str) -> i32 {
     let path = dir.join(name);
-    wait_for(&format!("{}", path.display()), || path.is_file());
-    std::fs::read_to_string(&path)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    // The shell creates the file before it writes the pid into it.
+    let read = || std::fs::read_to_string(&path).ok()?.trim().parse().ok();
+    wait_for(&format!("a pid in {}", path.display()), || read().is_some());
+    read().unwrap()
 }
 
 fn user_config(s: &Scratch, text: &str) {
