@@ -14,9 +14,11 @@
 
 mod check;
 mod id;
+mod progress;
 
 pub use check::{Check, CheckStatus};
 pub use id::{LeaseId, LeaseIdError};
+pub use progress::{ProgressSender, WarmupProgress};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,6 +61,9 @@ pub struct LeaseSpec {
     /// How long the lease may sit unused.
     #[serde(with = "humantime_serde_secs")]
     pub idle: Duration,
+    /// Where the backend reports what it sees while it waits for the box (nowhere by default).
+    #[serde(skip)]
+    pub progress: ProgressSender,
 }
 
 /// A lease that exists: enough to exec in it and release it, and to write its claim.

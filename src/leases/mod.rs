@@ -10,6 +10,10 @@
 //! - [`doctor`] runs `leasebox doctor`'s sequence (`doctor.rs`).
 //! - The run's timing: the sessions a [`Leases`] hands out share its [`Timing`], and
 //!   [`TimingReport`] is the `--timing-json` file (`timing.rs`).
+//! - The run's events: a [`Leases`] made [`with_events`](Leases::with_events) reports each lease
+//!   requested, waiting (what the backend reports while it warms up, forwarded from the
+//!   backend's progress channel: `progress.rs`), placed, ready, released or kept, and hands the
+//!   same events to the sessions it creates.
 //!
 //! Callers reach the attached session's vocabulary (commands, sync options, output sinks)
 //! through the re-exports here, never through `session` or `backends` directly.
@@ -19,6 +23,7 @@ mod doctor;
 mod held;
 mod lifecycle;
 mod open;
+mod progress;
 mod timing;
 
 pub use cleanup::{CleanupAction, CleanupItem, CleanupOptions};
@@ -32,3 +37,4 @@ pub use crate::backends::all_features;
 pub use crate::lease::{Check, CheckStatus};
 pub use crate::session::fetch::check_fetch_path;
 pub use crate::session::{Command, ExecOutcome, Session, SyncOptions, TerminalSink};
+pub use crate::events::{Event, Events, RunEvents, RunStart, StepEnd};

@@ -68,6 +68,22 @@ impl Session {
         cancel: &CancellationToken,
     ) -> Result<FetchReport, SessionError> {
         let start = Instant::now();
+        if paths.is_empty() {
+            return Ok(FetchReport::default());
+        }
+        self.fetch_started(paths);
+        let result = self.fetch_paths(paths, dest, cancel).await;
+        self.fetch_ended(paths, &result, elapsed_ms(start));
+        result
+    }
+
+    async fn fetch_paths(
+        &self,
+        paths: &[String],
+        dest: &Path,
+        cancel: &CancellationToken,
+    ) -> Result<FetchReport, SessionError> {
+        let start = Instant::now();
         let mut checked = Vec::with_capacity(paths.len());
         for p in paths {
             checked.push(check_fetch_path(p)?);
@@ -83,8 +99,12 @@ impl Session {
             .await?;
         let (tx, rx) = mpsc::channel::<Bytes>(16);
         let dest_owned = dest.to_path_buf();
-        let extractor =
-            tokio::task::spawn_blocking(move || extract(ChannelReader::new(rx), &dest_owned));
+        let events = self.events();
+        let extractor = tokio::task::spawn_blocking(move || {
+            extract_observed(ChannelReader::new(rx), &dest_owned, |report| {
+                super::observe::fetched(&events, report);
+            })
+        });
         let (code, stderr) = super::drive(
             &mut stream,
             "fetch",
@@ -114,6 +134,18 @@ impl Session {
 /// [`SessionError::UnsafeArchive`] for a refused entry (extraction stops there), or a local
 /// write error.
 pub fn extract<R: Read>(reader: R, dest: &Path) -> Result<FetchReport, SessionError> {
+    extract_observed(reader, dest, |_| {})
+}
+
+/// [`extract`], calling `written` with the report so far after each entry.
+///
+/// # Errors
+/// As [`extract`].
+pub fn extract_observed<R: Read>(
+    reader: R,
+    dest: &Path,
+    mut written: impl FnMut(&FetchReport),
+) -> Result<FetchReport, SessionError> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
     archive.set_overwrite(true);
@@ -181,6 +213,7 @@ pub fn extract<R: Read>(reader: R, dest: &Path) -> Result<FetchReport, SessionEr
         if kind == tar::EntryType::Regular {
             report.bytes += size;
         }
+        written(&report);
     }
     Ok(report)
 }

@@ -11,10 +11,14 @@
 //! - [`Session::exec`] runs a command under the verified-exec wrapper, which records its pid,
 //!   output and exit code in the box, so a lost connection is recovered by reading the record
 //!   (`exec.rs`).
+//!
+//! A session tells the run's [`Events`](crate::events::Events) what its syncs and fetches do
+//! (`observe.rs`): start and end events, and byte counts for the terminal's bars.
 
 mod exec;
 pub mod fetch;
 pub mod fileset;
+mod observe;
 mod output;
 pub mod scripts;
 pub mod sync;
@@ -136,6 +140,7 @@ struct Inner {
     sync_hook: Mutex<Option<SyncHook>>,
     kill_grace: Duration,
     hang_probe: Mutex<Duration>,
+    events: Mutex<crate::events::Events>,
 }
 
 /// A lease attached to its backend. Cheap to clone; clones share timing and sync state.
@@ -166,6 +171,7 @@ impl Session {
                 sync_hook: Mutex::new(None),
                 kill_grace: Duration::from_secs(5),
                 hang_probe: Mutex::new(Duration::from_secs(30)),
+                events: Mutex::default(),
             }),
         }
     }
