@@ -33,6 +33,13 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Commands,
+    /// Say less: no progress, no `==>` lines, no summary (errors, warnings and the commands'
+    /// own output only).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more: a line for each thing the lease, sync and fetch report, terminal or not.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 /// The subcommands.
@@ -102,6 +109,10 @@ pub struct RunArgs {
     /// Write per-phase timings, the exit code and the error kind as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub timing_json: Option<std::path::PathBuf>,
+    /// Write the run's events to this file as they happen, one JSON object a line (`-`: stdout,
+    /// and the command's own stdout then goes to stderr). See `docs/events.md`.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<std::path::PathBuf>,
 }
 
 /// `leasebox warmup`.

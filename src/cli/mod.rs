@@ -58,7 +58,9 @@ pub fn main() -> i32 {
             return crate::error::EXIT_INTERNAL;
         }
     };
+    let output = crate::events::Output::detect(parsed.cli.quiet, parsed.cli.verbose, &env);
     let context = Context {
+        output,
         env,
         cwd,
         config_flags: parsed.config_flags,
@@ -119,9 +121,10 @@ async fn dispatch(command: Commands, cx: &Context) -> Result<(), Failure> {
 }
 
 /// What every command works with: the environment snapshot, the current directory, the config
-/// flags, the cancellation token Ctrl-C fires, and the leases a run currently holds (for the
-/// second Ctrl-C's message).
+/// flags, the cancellation token Ctrl-C fires, the leases a run currently holds (for the
+/// second Ctrl-C's message), and how the human output looks (`--quiet`, `-v`, colour).
 pub(crate) struct Context {
+    pub output: crate::events::Output,
     pub env: BTreeMap<String, String>,
     pub cwd: PathBuf,
     pub config_flags: Vec<(String, String)>,
@@ -180,6 +183,26 @@ impl Context {
             eprintln!("leasebox: {notice}");
         }
         Ok(config)
+    }
+
+    /// The events of a run: to the `--events` stream when given, to the terminal's progress
+    /// and the summary.
+    pub fn events(&self, stream: Option<&Path>) -> Result<crate::events::Events, Failure> {
+        let stream = stream
+            .map(|p| {
+                crate::events::EventStream::open(p)
+                    .map_err(|m| Failure::new(ErrorKind::Usage, format!("`--events`: {m}")))
+            })
+            .transpose()?;
+        if stream.as_ref().is_some_and(crate::events::EventStream::is_stdout) {
+            // stdout carries the events: the commands' stdout joins the human output.
+            crate::leases::TerminalSink::stdout_to_stderr(true);
+        }
+        Ok(crate::events::Events::new(crate::events::EventsOptions {
+            stream,
+            output: self.output,
+            observers: Vec::new(),
+        }))
     }
 
     /// The state dir (claims).

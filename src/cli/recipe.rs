@@ -11,7 +11,7 @@ use crate::host::{
     ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, RecipeLeases, RecipeRun, SandboxOptions, StepReport,
     StepStatus, find_recipe, recipe_listing, run_recipe,
 };
-use crate::leases::{Leases, Phase, PhaseStatus, Timing};
+use crate::leases::{Events, Leases, Phase, PhaseStatus, Timing};
 
 /// A bare `leasebox run`: list the recipes and exit with the usage code.
 pub(crate) fn list(cx: &Context) -> Failure {
@@ -30,6 +30,7 @@ pub(crate) async fn run(
     name: &str,
     cx: &Context,
     timing: &Arc<Timing>,
+    events: &Events,
 ) -> Result<(), Failure> {
     let repo_root = cx.repo_root();
     let path = find_recipe(&repo_root, &cx.cwd, name).map_err(|e| e.failure())?;
@@ -52,7 +53,8 @@ pub(crate) async fn run(
         settings,
         repo_root.clone(),
         Arc::clone(timing),
-    )?;
+    )?
+    .with_events(events.clone());
     let reuse = args.lease.as_deref().map(super::lease_id).transpose()?;
     // The recipe's `lease{}` / `warmup{}` options are resolved against this config by the host
     // (`Config::with_recipe`): own keys only, up to the user's limits, below flags.
@@ -71,6 +73,7 @@ pub(crate) async fn run(
         },
         keep: args.keep,
         config: config.clone(),
+        events: events.clone(),
     };
     let report = run_recipe(&run, Arc::new(provider), &cx.cancel).await;
     for step in &report.steps {

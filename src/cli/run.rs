@@ -1,6 +1,9 @@
 //! `leasebox run`: lease (or reuse) a box, sync the repository, run the command, fetch what was
 //! asked for (also after a failure), release (unless kept), and write the timing file. Ctrl-C
 //! at any point stops the command, releases the lease and exits 130.
+//!
+//! Every run (a recipe or a command) reports to its [`Events`]: the `--events` stream, the
+//! terminal's progress, and the closing summary printed at the end (unless `--quiet`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::Context;
 use super::args::RunArgs;
 use crate::error::{ErrorKind, Failure};
+use crate::events::{Event, Events, RunStart, StepEnd};
 use crate::leases::{
     Command, HeldLease, LeaseRequest, Leases, Phase, PhaseStatus, SyncOptions,
     TIMING_FORMAT_VERSION, TerminalSink, Timing, TimingReport, elapsed_ms,
@@ -20,7 +24,12 @@ pub(crate) async fn run(args: RunArgs, cx: &Context) -> Result<(), Failure> {
     let start = Instant::now();
     let timing = Arc::new(Timing::default());
     let timing_file = args.timing_json.clone();
-    let outcome = run_inner(args, cx, &timing).await;
+    let events = cx.events(args.events.as_deref())?;
+    let run = events.run_started(RunStart {
+        recipe: args.recipe.clone(),
+        command: args.recipe.is_none().then(|| args.rest.clone()),
+    });
+    let mut outcome = run_inner(args, cx, &timing, &events).await;
     if let Some(path) = timing_file {
         let report = TimingReport {
             format_version: TIMING_FORMAT_VERSION,
@@ -29,14 +38,30 @@ pub(crate) async fn run(args: RunArgs, cx: &Context) -> Result<(), Failure> {
             exit_code: outcome.as_ref().map_or_else(|f| f.code, |()| 0),
             error_kind: outcome.as_ref().err().map(|f| f.kind.as_str().to_owned()),
         };
-        report.write(&path)?;
+        if let Err(e) = report.write(&path) {
+            outcome = outcome.and(Err(e));
+        }
+    }
+    let kind = outcome.as_ref().err().map(|f| f.kind);
+    let summary = run.finish(
+        outcome.as_ref().map_or_else(|f| f.code, |()| 0),
+        kind.map(ErrorKind::as_str),
+    );
+    // A usage error (a bare `leasebox run`, a bad flag value) ran nothing: no summary.
+    if !cx.output.quiet && kind != Some(ErrorKind::Usage) {
+        events.say(summary.render(cx.output).trim_end());
     }
     outcome
 }
 
-async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<(), Failure> {
+async fn run_inner(
+    args: RunArgs,
+    cx: &Context,
+    timing: &Arc<Timing>,
+    events: &Events,
+) -> Result<(), Failure> {
     if let Some(recipe) = &args.recipe {
-        return super::recipe::run(&args, recipe, cx, timing).await;
+        return super::recipe::run(&args, recipe, cx, timing, events).await;
     }
     if args.rest.is_empty() {
         return Err(super::recipe::list(cx));
@@ -66,7 +91,8 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
         settings,
         repo_root.clone(),
         Arc::clone(timing),
-    )?;
+    )?
+    .with_events(events.clone());
     let asked: Vec<&str> = [
         "nomad.image",
         "nomad.cpu",
@@ -81,14 +107,14 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
     })
     .collect();
     if !asked.is_empty() && !leases.backend().features().resources {
-        eprintln!(
-            "leasebox: the local backend runs commands on this machine and ignores {}",
+        events.warn(&format!(
+            "the local backend runs commands on this machine and ignores {}",
             asked
                 .iter()
                 .map(|k| format!("`{k}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        ));
     }
 
     let held = match &args.lease {
@@ -194,7 +220,7 @@ async fn work(
             .await
             .map_err(|e| Failure::from_error(&e))?;
         for notice in &report.notices {
-            eprintln!("leasebox: {notice}");
+            session.events().warn(notice);
         }
     }
     // Run in the same place relative to the repository as the user stands.
@@ -214,6 +240,13 @@ async fn work(
         stdin: None,
     };
     let step_start = Instant::now();
+    let events = session.events();
+    events.emit(Event::StepStart {
+        name: "command".to_owned(),
+        group: None,
+        lane: 0,
+        shard: None,
+    });
     let exec = session.exec(&command, Arc::new(TerminalSink), cancel).await;
     let timing = session.timing();
     let mut step = Phase::new(
@@ -232,6 +265,22 @@ async fn work(
             step.error_kind = Some(Failure::from_error(e).kind.as_str().to_owned());
         }
     }
+    events.emit(Event::StepEnd(StepEnd {
+        name: "command".to_owned(),
+        status: match step.status {
+            PhaseStatus::Passed => "passed",
+            PhaseStatus::Failed => "failed",
+            PhaseStatus::Errored => "errored",
+            PhaseStatus::Skipped => "skipped",
+        }
+        .to_owned(),
+        code: exec.as_ref().ok().map(|o| o.code),
+        error_kind: step.error_kind.clone(),
+        ms: step.ms,
+        group: None,
+        lane: 0,
+        shard: None,
+    }));
     timing.push(step);
     let exec_result = match exec {
         Ok(outcome) if outcome.code == 0 => Ok(()),

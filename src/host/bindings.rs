@@ -41,6 +41,8 @@ pub(crate) struct HostContext {
     pub config: Config,
     /// The leases this run acquired, released at the end unless kept.
     pub leases: Mutex<Vec<LuaLease>>,
+    /// The run's events (steps, `==>` lines).
+    pub events: crate::events::Events,
 }
 
 impl HostContext {
@@ -69,10 +71,10 @@ impl HostContext {
             if lease.keep || self.keep_all {
                 if !lease.released.load(Ordering::SeqCst) {
                     let id = lease.inner.id();
-                    eprintln!(
+                    self.events.say(&format!(
                         "==> kept lease {id}: reuse it with `--lease {id}`, release it with \
                          `leasebox stop {id}`"
-                    );
+                    ));
                 }
                 continue;
             }
@@ -432,13 +434,14 @@ pub(crate) async fn warmup(
             source,
         })?;
     if inner.reused() {
-        eprintln!("==> reusing kept lease {}", inner.id());
+        ctx.events
+            .say(&format!("==> reusing kept lease {}", inner.id()));
     } else {
-        eprintln!(
+        ctx.events.say(&format!(
             "==> leased {} ({} ms)",
             inner.id(),
             started.elapsed().as_millis()
-        );
+        ));
     }
     let lease = LuaLease::new(inner, options);
     ctx.track(&lease);

@@ -37,7 +37,7 @@ impl LeasedBox for HeldLease {
     ) -> Result<TransferSummary, EngineError> {
         let report = self.session().sync(options, cancel).await.map_err(engine)?;
         for notice in &report.notices {
-            eprintln!("leasebox: {notice}");
+            self.session().events().warn(notice);
         }
         Ok(TransferSummary {
             files: report.files as u64,

@@ -27,6 +27,7 @@ use super::plan::{Action, Plan, Step};
 use super::sandbox::{SandboxOptions, new_vm};
 use crate::config::Config;
 use crate::error::{ErrorKind, HasKind};
+use crate::events::{self, Event, Events};
 use crate::session::{Command, SyncOptions};
 
 /// Everything a recipe run needs besides the lease provider.
@@ -47,6 +48,9 @@ pub struct RecipeRun {
     /// The run's config (every layer but the recipe's): each `warmup{}` / `recipe{}` lease is
     /// this config with the recipe's options ([`Config::with_recipe`]).
     pub config: Config,
+    /// Where the run's steps are reported (and its `==>` lines said); the leases report to the
+    /// same events through their lifecycle.
+    pub events: Events,
 }
 
 /// How a step ended.
@@ -125,8 +129,12 @@ pub async fn run_recipe(
         keep_all: run.keep,
         config: run.config.clone(),
         leases: Mutex::default(),
+        events: run.events.clone(),
     });
-    let state = RunState::default();
+    let state = RunState {
+        events: run.events.clone(),
+        ..RunState::default()
+    };
     let result = execute(run, &ctx, &state).await;
     let release_started = Instant::now();
     let released = ctx.release_all().await;
@@ -154,6 +162,7 @@ pub async fn run_recipe(
 struct RunState {
     steps: Mutex<Vec<StepReport>>,
     phases: Mutex<Vec<(String, u64)>>,
+    events: Events,
 }
 
 impl RunState {
@@ -166,6 +175,22 @@ impl RunState {
     }
 
     fn step(&self, name: &str, status: StepStatus, ms: u64, at: Instant, place: Place<'_>) {
+        let (status_name, code, error_kind) = match &status {
+            StepStatus::Passed => ("passed", Some(0), None),
+            StepStatus::Failed { code } => ("failed", Some(*code), None),
+            StepStatus::Errored { error_kind } => ("errored", None, Some(error_kind.as_str())),
+            StepStatus::Skipped => ("skipped", None, None),
+        };
+        self.events.emit(Event::StepEnd(events::StepEnd {
+            name: name.to_owned(),
+            status: status_name.to_owned(),
+            code,
+            error_kind: error_kind.map(str::to_owned),
+            ms,
+            group: place.map(|(group, _)| group.to_owned()),
+            lane: place.map_or(0, |(_, lane)| lane),
+            shard: None,
+        }));
         self.steps
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -285,10 +310,10 @@ impl Runner<'_> {
                     source,
                 })?;
             self.state.phase("sync", started);
-            eprintln!(
+            self.ctx.events.say(&format!(
                 "==> synced {} files ({} bytes) in {} ms",
                 summary.files, summary.bytes, summary.ms
-            );
+            ));
         }
         let mut failure = self.run_steps(&lease).await;
         if !self.plan.artifacts.is_empty() && !self.ctx.cancel.is_cancelled() {
@@ -298,12 +323,12 @@ impl Runner<'_> {
                 .fetch(&self.plan.artifacts, &self.ctx.fetch_root, &self.ctx.cancel)
                 .await
             {
-                Ok(summary) => eprintln!(
+                Ok(summary) => self.ctx.events.say(&format!(
                     "==> fetched {} ({} files, {} bytes)",
                     self.plan.artifacts.join(", "),
                     summary.files,
                     summary.bytes
-                ),
+                )),
                 Err(source) => {
                     let err = HostError::Engine {
                         context: format!("fetch {}", self.plan.artifacts.join(", ")),
@@ -357,7 +382,9 @@ impl Runner<'_> {
     }
 
     fn skip(&self, step: &Step, why: &str) {
-        eprintln!("==> {}: skipped ({why})", step.name);
+        self.ctx
+            .events
+            .say(&format!("==> {}: skipped ({why})", step.name));
         let now = Instant::now();
         match &step.action {
             Action::Parallel(members) => {
@@ -374,7 +401,11 @@ impl Runner<'_> {
     }
 
     async fn run_group(&self, group: &Step, members: &[Step], lease: &LuaLease) -> StepEnd {
-        eprintln!("==> {}: {} in parallel", group.name, group.describe());
+        self.ctx.events.say(&format!(
+            "==> {}: {} in parallel",
+            group.name,
+            group.describe()
+        ));
         let results = futures::future::join_all(
             (0u32..)
                 .zip(members)
@@ -405,10 +436,20 @@ impl Runner<'_> {
         let in_parallel = place.is_some();
         let prefix = in_parallel.then(|| step.name.clone());
         if in_parallel {
-            eprintln!("==> [{}] {}", step.name, step.describe());
+            self.ctx
+                .events
+                .say(&format!("==> [{}] {}", step.name, step.describe()));
         } else {
-            eprintln!("==> {}: {}", step.name, step.describe());
+            self.ctx
+                .events
+                .say(&format!("==> {}: {}", step.name, step.describe()));
         }
+        self.ctx.events.emit(Event::StepStart {
+            name: step.name.clone(),
+            group: place.map(|(group, _)| group.to_owned()),
+            lane: place.map_or(0, |(_, lane)| lane),
+            shard: None,
+        });
         let mut env = self.plan.env.clone();
         for (key, value) in &step.env {
             env.retain(|(k, _)| k != key);
@@ -451,7 +492,10 @@ impl Runner<'_> {
                 Ok(())
             }
             Ok(code) => {
-                eprintln!("==> {}: failed with exit code {code} ({ms} ms)", step.name);
+                self.ctx.events.say(&format!(
+                    "==> {}: failed with exit code {code} ({ms} ms)",
+                    step.name
+                ));
                 self.state
                     .step(&step.name, StepStatus::Failed { code }, ms, started, place);
                 Err(HostError::StepFailed {
@@ -460,7 +504,9 @@ impl Runner<'_> {
                 })
             }
             Err(err) => {
-                eprintln!("==> {}: error ({ms} ms)", step.name);
+                self.ctx
+                    .events
+                    .say(&format!("==> {}: error ({ms} ms)", step.name));
                 self.state.step(
                     &step.name,
                     StepStatus::Errored {
