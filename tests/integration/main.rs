@@ -11,6 +11,7 @@ mod layers;
 mod live_nomad;
 mod nomad_backend;
 mod nomad_server;
+mod progress;
 mod recipes;
 mod report;
 mod session_local;
