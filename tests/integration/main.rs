@@ -8,6 +8,7 @@ mod cli_run;
 mod events;
 mod jobspec;
 mod layers;
+mod listing;
 mod live_nomad;
 mod nomad_backend;
 mod nomad_server;

@@ -115,6 +115,8 @@ fn on_a_terminal_warmup_shows_what_the_cluster_reports_while_it_waits() {
     // Redrawn in place, with the elapsed time.
     assert!(screen.contains('\r') || screen.contains("\x1b["), "{screen}");
     assert!(screen.contains("hello\r\n"), "{screen}");
+    // The sync's bar: bytes against the file set's size, and its file count.
+    assert!(screen.contains("B/20 B") && screen.contains("2 files"), "{screen}");
     assert!(screen.contains("passed in"), "{screen}");
     assert!(screen.contains("\x1b[32mpassed"), "colour on a terminal: {screen}");
     check_events(&s);
