@@ -104,31 +104,6 @@ fn remote_style(remote: &str) -> &'static str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn times_read_relative() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let at = |secs: i64| {
-            if secs >= 0 {
-                now + Duration::from_secs(secs.unsigned_abs())
-            } else {
-                now - Duration::from_secs(secs.unsigned_abs())
-            }
-        };
-        assert_eq!(relative(at(0), now), "now");
-        assert_eq!(relative(at(-45), now), "45s ago");
-        assert_eq!(relative(at(-300), now), "5m ago");
-        assert_eq!(relative(at(5100), now), "in 1h25m");
-        assert_eq!(relative(at(7200), now), "in 2h");
-        assert_eq!(relative(at(-(2 * 86_400 + 3 * 3600)), now), "2d3h ago");
-        assert_eq!(span(86_400), "1d");
-    }
-}
-
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -320,4 +295,29 @@ pub(crate) async fn cleanup(args: &CleanupArgs, cx: &Context) -> Result<(), Fail
         println!("{:<17} {prefix}{:<9} {}", item.id, item.action, item.reason);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn times_read_relative() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let at = |secs: i64| {
+            if secs >= 0 {
+                now + Duration::from_secs(secs.unsigned_abs())
+            } else {
+                now - Duration::from_secs(secs.unsigned_abs())
+            }
+        };
+        assert_eq!(relative(at(0), now), "now");
+        assert_eq!(relative(at(-45), now), "45s ago");
+        assert_eq!(relative(at(-300), now), "5m ago");
+        assert_eq!(relative(at(5100), now), "in 1h25m");
+        assert_eq!(relative(at(7200), now), "in 2h");
+        assert_eq!(relative(at(-(2 * 86_400 + 3 * 3600)), now), "2d3h ago");
+        assert_eq!(span(86_400), "1d");
+    }
 }

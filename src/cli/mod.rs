@@ -194,7 +194,10 @@ impl Context {
                     .map_err(|m| Failure::new(ErrorKind::Usage, format!("`--events`: {m}")))
             })
             .transpose()?;
-        if stream.as_ref().is_some_and(crate::events::EventStream::is_stdout) {
+        if stream
+            .as_ref()
+            .is_some_and(crate::events::EventStream::is_stdout)
+        {
             // stdout carries the events: the commands' stdout joins the human output.
             crate::leases::TerminalSink::stdout_to_stderr(true);
         }

@@ -94,29 +94,29 @@ impl Observer for SummaryCollector {
             Event::LeaseRequested { lease_id, .. } => fate(lease_id, LeaseFate::Requested),
             Event::LeaseReady { lease_id, .. } => fate(lease_id, LeaseFate::Held),
             Event::LeaseReleased { lease_id, .. } => fate(lease_id, LeaseFate::Released),
-            Event::LeaseKept { lease_id, reason } => fate(lease_id, LeaseFate::Kept(reason.clone())),
+            Event::LeaseKept { lease_id, reason } => {
+                fate(lease_id, LeaseFate::Kept(reason.clone()))
+            }
             Event::StepStart {
                 name,
                 group,
                 lane,
                 shard,
-            } => {
-                if !s
-                    .steps
-                    .iter()
-                    .any(|st| same_step(st, name, group.as_ref(), *shard))
-                {
-                    s.steps.push(StepEnd {
-                        name: name.clone(),
-                        status: "running".to_owned(),
-                        code: None,
-                        error_kind: None,
-                        ms: 0,
-                        group: group.clone(),
-                        lane: *lane,
-                        shard: *shard,
-                    });
-                }
+            } if !s
+                .steps
+                .iter()
+                .any(|st| same_step(st, name, group.as_ref(), *shard)) =>
+            {
+                s.steps.push(StepEnd {
+                    name: name.clone(),
+                    status: "running".to_owned(),
+                    code: None,
+                    error_kind: None,
+                    ms: 0,
+                    group: group.clone(),
+                    lane: *lane,
+                    shard: *shard,
+                });
             }
             Event::StepEnd(end) => {
                 match s
@@ -429,7 +429,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "==> summary");
         assert_eq!(lines[1], "    build       passed      1.2s");
-        assert_eq!(lines[2], "    checks      parallel    1.2s  2 steps, failed");
+        assert_eq!(
+            lines[2],
+            "    checks      parallel    1.2s  2 steps, failed"
+        );
         assert_eq!(lines[3], "      lint      passed      1.2s");
         assert_eq!(lines[4], "      unit      failed      1.2s  exit 3");
         assert_eq!(lines[5], "    deploy      skipped");
@@ -468,9 +471,18 @@ mod tests {
             },
         ]);
         let text = s.render(Output::default());
-        assert!(text.contains("    test        failed     501ms  1/2 shards passed\n"), "{text}");
-        assert!(text.contains("      shard 0   passed     500ms\n"), "{text}");
-        assert!(text.contains("      shard 1   failed     501ms  exit 1\n"), "{text}");
+        assert!(
+            text.contains("    test        failed     501ms  1/2 shards passed\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("      shard 0   passed     500ms\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("      shard 1   failed     501ms  exit 1\n"),
+            "{text}"
+        );
         assert!(text.ends_with(
             "==> failed in 1m01s: step `test` exited with code 1 · lease lbx_2 kept (`leasebox stop lbx_2` releases it)\n"
         ), "{text}");

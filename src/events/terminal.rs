@@ -44,7 +44,10 @@ fn waiting_phrase(
     node: Option<&String>,
 ) -> String {
     match stage {
-        "registered" => format!("job registered, evaluation {}", id.map_or("?", |i| short(i))),
+        "registered" => format!(
+            "job registered, evaluation {}",
+            id.map_or("?", |i| short(i))
+        ),
         "evaluation" => format!("evaluation {status}"),
         "placement_failed" => format!(
             "placement failed: {}",
@@ -124,9 +127,10 @@ impl Console {
     fn lease_event(&self, event: &Event) {
         match event {
             Event::LeaseRequested { lease_id, backend } => {
-                if let Some(bar) =
-                    self.spinner(format!("lease {lease_id}"), format!("requested from {backend}"))
-                {
+                if let Some(bar) = self.spinner(
+                    format!("lease {lease_id}"),
+                    format!("requested from {backend}"),
+                ) {
                     self.bars().warmup.insert(lease_id.clone(), bar);
                 }
                 self.narrate(&format!("lease {lease_id}: requested from {backend}"));
@@ -141,7 +145,8 @@ impl Console {
                 elapsed_ms,
                 ..
             } => {
-                let phrase = waiting_phrase(stage, status, reason.as_ref(), id.as_ref(), node.as_ref());
+                let phrase =
+                    waiting_phrase(stage, status, reason.as_ref(), id.as_ref(), node.as_ref());
                 if let Some(bar) = self.bars().warmup.get(lease_id) {
                     bar.set_message(phrase.clone());
                 }
@@ -157,7 +162,9 @@ impl Console {
                 ..
             } => {
                 let phrase = match (allocation, node) {
-                    (Some(a), Some(n)) => format!("placed: allocation {} on node {}", short(a), short(n)),
+                    (Some(a), Some(n)) => {
+                        format!("placed: allocation {} on node {}", short(a), short(n))
+                    }
                     _ => "placed".to_owned(),
                 };
                 if let Some(bar) = self.bars().warmup.get(lease_id) {
@@ -177,7 +184,9 @@ impl Console {
                     bar.finish_and_clear();
                 }
                 let place = match (allocation, node) {
-                    (Some(a), Some(n)) => format!(" (allocation {} on node {})", short(a), short(n)),
+                    (Some(a), Some(n)) => {
+                        format!(" (allocation {} on node {})", short(a), short(n))
+                    }
                     _ => String::new(),
                 };
                 let what = if *reused {
@@ -222,7 +231,11 @@ impl Console {
                 if let Some(bar) = self.bars().sync.take() {
                     bar.finish_and_clear();
                 }
-                self.narrate(&format!("sync: {} sent in {}", HumanBytes(*bytes), human_ms(*ms)));
+                self.narrate(&format!(
+                    "sync: {} sent in {}",
+                    HumanBytes(*bytes),
+                    human_ms(*ms)
+                ));
             }
             Event::FetchStart { paths, lease_id } => {
                 if let Some(bar) = self.spinner("fetch".to_owned(), paths.join(", ")) {

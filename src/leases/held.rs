@@ -74,10 +74,12 @@ impl HeldLease {
 impl Drop for HeldLease {
     fn drop(&mut self) {
         if !self.release_tried.load(Ordering::SeqCst) {
-            self.lifecycle.events().emit(crate::events::Event::LeaseKept {
-                lease_id: self.lease().id.to_string(),
-                reason: if self.reused { "reused" } else { "kept" }.to_owned(),
-            });
+            self.lifecycle
+                .events()
+                .emit(crate::events::Event::LeaseKept {
+                    lease_id: self.lease().id.to_string(),
+                    reason: if self.reused { "reused" } else { "kept" }.to_owned(),
+                });
         }
     }
 }

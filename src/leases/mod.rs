@@ -34,7 +34,7 @@ pub use open::open;
 pub use timing::{Phase, PhaseStatus, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms};
 
 pub use crate::backends::all_features;
+pub use crate::events::{Event, Events, RunEvents, RunStart, StepEnd};
 pub use crate::lease::{Check, CheckStatus};
 pub use crate::session::fetch::check_fetch_path;
 pub use crate::session::{Command, ExecOutcome, Session, SyncOptions, TerminalSink};
-pub use crate::events::{Event, Events, RunEvents, RunStart, StepEnd};

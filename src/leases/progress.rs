@@ -52,7 +52,13 @@ impl<'a> WarmupWatch<'a> {
         result
     }
 
-    fn waiting(&self, stage: &str, status: &str, id: Option<String>, node: Option<String>) -> Event {
+    fn waiting(
+        &self,
+        stage: &str,
+        status: &str,
+        id: Option<String>,
+        node: Option<String>,
+    ) -> Event {
         Event::LeaseWaiting {
             lease_id: self.lease_id.clone(),
             stage: stage.to_owned(),
@@ -92,7 +98,12 @@ impl<'a> WarmupWatch<'a> {
                     Some(task) if task != client_status => format!("{client_status} (task {task})"),
                     _ => client_status,
                 };
-                let event = self.waiting("allocation", &status, Some(id.clone()), non_empty(node.clone()));
+                let event = self.waiting(
+                    "allocation",
+                    &status,
+                    Some(id.clone()),
+                    non_empty(node.clone()),
+                );
                 self.events.emit(event);
                 if !node.is_empty() && self.placed.as_ref().is_none_or(|(a, _)| *a != id) {
                     self.placed = Some((id.clone(), node.clone()));
@@ -111,7 +122,11 @@ impl<'a> WarmupWatch<'a> {
 
     /// The box is ready (and prepared).
     pub(super) fn ready(&mut self, lease: &Lease) {
-        let job = lease.handle.get("job_id").cloned().or_else(|| self.job.clone());
+        let job = lease
+            .handle
+            .get("job_id")
+            .cloned()
+            .or_else(|| self.job.clone());
         let allocation = lease.handle.get("alloc_id").cloned();
         let node = self
             .placed

@@ -151,4 +151,3 @@ pub(crate) fn fetched(events: &Events, report: &FetchReport) {
         bytes: report.bytes,
     });
 }
-

@@ -35,8 +35,8 @@ pub fn validated(text: &str) -> Vec<Value> {
     let validator = schema();
     let mut records = Vec::new();
     for line in text.lines() {
-        let record: Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        let record: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
         let errors: Vec<String> = validator
             .iter_errors(&record)
             .map(|e| format!("{e} at {}", e.instance_path()))
@@ -184,7 +184,15 @@ fn a_failing_command_run_and_a_failed_warmup_are_valid_events_too() {
 #[test]
 fn events_on_stdout_move_the_commands_stdout_to_stderr() {
     let s = repo();
-    let out = s.run(&["run", "--events", "-", "--", "sh", "-c", "echo from-the-box"]);
+    let out = s.run(&[
+        "run",
+        "--events",
+        "-",
+        "--",
+        "sh",
+        "-c",
+        "echo from-the-box",
+    ]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
     let records = validated(&stdout(&out));
     check_run_shape(&records);
@@ -200,7 +208,11 @@ fn an_unwritable_events_file_is_a_usage_error_naming_it() {
     let s = repo();
     let out = s.run(&["run", "--events", "no/such/dir/e.ndjson", "--", "true"]);
     assert_eq!(code(&out), 2, "{}", describe(&out));
-    assert!(stderr(&out).contains("no/such/dir/e.ndjson"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("no/such/dir/e.ndjson"),
+        "{}",
+        describe(&out)
+    );
     assert!(s.claims().is_empty());
 }
 
@@ -234,7 +246,11 @@ fn summary_of(err: &str) -> Vec<String> {
     let from = lines
         .iter()
         .position(|l| *l == "==> summary")
-        .or_else(|| lines.iter().position(|l| l.starts_with("==> passed") || l.starts_with("==> failed")))
+        .or_else(|| {
+            lines
+                .iter()
+                .position(|l| l.starts_with("==> passed") || l.starts_with("==> failed"))
+        })
         .unwrap_or_else(|| panic!("no summary in:\n{err}"));
     lines[from..]
         .iter()
@@ -247,7 +263,11 @@ fn summary_of(err: &str) -> Vec<String> {
                     if t.ends_with("ms") && t[..t.len() - 2].parse::<u64>().is_ok()
                         || t.ends_with('s') && t[..t.len() - 1].parse::<f64>().is_ok()
                     {
-                        if w.ends_with(':') { "T:".to_owned() } else { "T".to_owned() }
+                        if w.ends_with(':') {
+                            "T:".to_owned()
+                        } else {
+                            "T".to_owned()
+                        }
                     } else if let Some(at) = w.find("lbx_") {
                         let end = (at + 16).min(w.len());
                         format!("{}lbx_ID{}", &w[..at], &w[end..])
@@ -306,7 +326,11 @@ fn the_summary_of_a_passing_a_failing_and_a_parallel_recipe() {
     let summary = summary_of(&stderr(&out));
     assert_eq!(
         summary,
-        ["==> summary", "command passed T", "==> passed in T · lease lbx_ID kept (`leasebox stop lbx_ID` releases it)"],
+        [
+            "==> summary",
+            "command passed T",
+            "==> passed in T · lease lbx_ID kept (`leasebox stop lbx_ID` releases it)"
+        ],
         "{}",
         stderr(&out)
     );

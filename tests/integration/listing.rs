@@ -19,13 +19,30 @@ fn list_and_status_read_relative_times_expiry_and_the_live_state() {
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["ID", "BACKEND", "STATE", "BOX", "KEEP", "CREATED", "USED", "EXPIRES", "REPOSITORY"]
+        [
+            "ID",
+            "BACKEND",
+            "STATE",
+            "BOX",
+            "KEEP",
+            "CREATED",
+            "USED",
+            "EXPIRES",
+            "REPOSITORY"
+        ]
     );
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(&row[..5], [id.as_str(), "local", "active", "ready", "yes"], "{text}");
+    assert_eq!(
+        &row[..5],
+        [id.as_str(), "local", "active", "ready", "yes"],
+        "{text}"
+    );
     // Just made: created and used now (or seconds ago); the idle limit expires it first.
     assert!(row[5] == "now" || row[6] == "ago", "{text}");
-    assert!(text.contains(" in 29m ") || text.contains(" in 30m "), "{text}");
+    assert!(
+        text.contains(" in 29m ") || text.contains(" in 30m "),
+        "{text}"
+    );
     assert!(!text.contains('\x1b'), "piped: no colour: {text}");
 
     let status = s.run(&["status", &id]);
@@ -33,18 +50,40 @@ fn list_and_status_read_relative_times_expiry_and_the_live_state() {
     let text = stdout(&status);
     assert!(text.contains("state:      active (box: ready)"), "{text}");
     let expires = text.lines().find(|l| l.starts_with("expires:")).unwrap();
-    assert!(expires.ends_with("(in 29m)") || expires.ends_with("(in 30m)"), "{text}");
+    assert!(
+        expires.ends_with("(in 29m)") || expires.ends_with("(in 30m)"),
+        "{text}"
+    );
 
     // The JSON shapes are the ones scripts already read.
     let json: serde_json::Value =
         serde_json::from_slice(&s.run(&["status", &id, "--json"]).stdout).unwrap();
-    let mut keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort_unstable();
     assert_eq!(
         keys,
         [
-            "backend", "created", "expires_at", "handle", "holder", "id", "idle_secs", "in_use",
-            "keep", "last_used", "owner", "remote", "repo_root", "state", "ttl_secs", "workdir"
+            "backend",
+            "created",
+            "expires_at",
+            "handle",
+            "holder",
+            "id",
+            "idle_secs",
+            "in_use",
+            "keep",
+            "last_used",
+            "owner",
+            "remote",
+            "repo_root",
+            "state",
+            "ttl_secs",
+            "workdir"
         ]
     );
     let list: serde_json::Value =

@@ -55,7 +55,10 @@ fn check_events(s: &Scratch) {
         .unwrap();
     assert!(placed["node"].is_string(), "{placed}");
     assert!(placed["allocation"].is_string(), "{placed}");
-    let ready = records.iter().find(|r| r["event"] == "lease_ready").unwrap();
+    let ready = records
+        .iter()
+        .find(|r| r["event"] == "lease_ready")
+        .unwrap();
     assert_eq!(ready["node"], placed["node"], "{ready}");
     assert_eq!(ready["backend"], "nomad");
     let end = records.last().unwrap();
@@ -113,12 +116,21 @@ fn on_a_terminal_warmup_shows_what_the_cluster_reports_while_it_waits() {
     assert!(screen.contains("lease lbx_"), "{screen}");
     assert!(screen.contains("evaluation"), "{screen}");
     // Redrawn in place, with the elapsed time.
-    assert!(screen.contains('\r') || screen.contains("\x1b["), "{screen}");
+    assert!(
+        screen.contains('\r') || screen.contains("\x1b["),
+        "{screen}"
+    );
     assert!(screen.contains("hello\r\n"), "{screen}");
     // The sync's bar: bytes against the file set's size, and its file count.
-    assert!(screen.contains("B/20 B") && screen.contains("2 files"), "{screen}");
+    assert!(
+        screen.contains("B/20 B") && screen.contains("2 files"),
+        "{screen}"
+    );
     assert!(screen.contains("passed in"), "{screen}");
-    assert!(screen.contains("\x1b[32mpassed"), "colour on a terminal: {screen}");
+    assert!(
+        screen.contains("\x1b[32mpassed"),
+        "colour on a terminal: {screen}"
+    );
     check_events(&s);
 }
 
@@ -167,6 +179,9 @@ fn piped_there_is_no_progress_and_with_v_one_line_per_report() {
         lines.iter().any(|l| l.contains("evaluation complete")),
         "{err}"
     );
-    assert!(lines.iter().any(|l| l.contains(": placed: allocation ")), "{err}");
+    assert!(
+        lines.iter().any(|l| l.contains(": placed: allocation ")),
+        "{err}"
+    );
     assert!(!err.contains('\r') && !err.contains('\x1b'), "{err}");
 }
