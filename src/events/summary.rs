@@ -428,14 +428,11 @@ mod tests {
         let text = s.render(Output::default());
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "==> summary");
-        assert_eq!(lines[1], "    build       passed      1.2s");
-        assert_eq!(
-            lines[2],
-            "    checks      parallel    1.2s  2 steps, failed"
-        );
-        assert_eq!(lines[3], "      lint      passed      1.2s");
-        assert_eq!(lines[4], "      unit      failed      1.2s  exit 3");
-        assert_eq!(lines[5], "    deploy      skipped");
+        assert_eq!(lines[1], "    build   passed      1.2s");
+        assert_eq!(lines[2], "    checks  parallel    1.2s  2 steps, failed");
+        assert_eq!(lines[3], "      lint  passed      1.2s");
+        assert_eq!(lines[4], "      unit  failed      1.2s  exit 3");
+        assert_eq!(lines[5], "    deploy  skipped");
         assert_eq!(
             lines[6],
             "==> failed in 2.3s: step `unit` exited with code 3 · lease lbx_1 released"
@@ -472,15 +469,12 @@ mod tests {
         ]);
         let text = s.render(Output::default());
         assert!(
-            text.contains("    test        failed     501ms  1/2 shards passed\n"),
+            text.contains("    test       failed     501ms  1/2 shards passed\n"),
             "{text}"
         );
+        assert!(text.contains("      shard 0  passed     500ms\n"), "{text}");
         assert!(
-            text.contains("      shard 0   passed     500ms\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("      shard 1   failed     501ms  exit 1\n"),
+            text.contains("      shard 1  failed     501ms  exit 1\n"),
             "{text}"
         );
         assert!(text.ends_with(
