@@ -47,8 +47,10 @@ pub(crate) async fn run(args: RunArgs, cx: &Context) -> Result<(), Failure> {
         outcome.as_ref().map_or_else(|f| f.code, |()| 0),
         kind.map(ErrorKind::as_str),
     );
-    // A usage error (a bare `leasebox run`, a bad flag value) ran nothing: no summary.
-    if !cx.output.quiet && kind != Some(ErrorKind::Usage) {
+    // A run refused before it asked for a lease (a usage, config or trust error) did
+    // nothing to sum up: its error line says it all.
+    let did_something = !summary.leases.is_empty() || !summary.steps.is_empty();
+    if !cx.output.quiet && kind != Some(ErrorKind::Usage) && did_something {
         events.say(summary.render(cx.output).trim_end());
     }
     outcome
