@@ -26,6 +26,8 @@ mod bindings;
 mod decode;
 pub mod engine;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod held_lease;
 mod lease;
 mod loader;

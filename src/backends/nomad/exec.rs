@@ -187,7 +187,7 @@ fn frame(value: &Value) -> Message {
     Message::text(value.to_string())
 }
 
-async fn session<S>(
+pub(crate) async fn session<S>(
     ws: tokio_tungstenite::WebSocketStream<S>,
     mut stdin: Option<mpsc::Receiver<Bytes>>,
     events: mpsc::Sender<ExecEvent>,
