@@ -5,6 +5,7 @@
 mod cleanup;
 mod cli_manners;
 mod cli_run;
+mod fuzz_oracles;
 mod jobspec;
 mod layers;
 mod live_nomad;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use futures::SinkExt;
+use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -35,7 +35,7 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 /// Serve `frames` to a fresh exec session reader (stdin closed at once, as for a command
-/// without stdin), then drop the connection; return every event the reader sent, in order,
+/// without stdin), then a plain close (a connection that ends without an exit code); return every event the reader sent, in order,
 /// or `None` when the reader had not ended within 10 s (a hang).
 ///
 /// # Panics
@@ -53,7 +53,7 @@ pub fn replay_exec(frames: Vec<ServerFrame>) -> Option<Vec<ExecEvent>> {
             let Ok(mut ws) = tokio_tungstenite::accept_async(server_io).await else {
                 return;
             };
-            for frame in frames {
+            'send: for frame in frames {
                 let message = match frame {
                     ServerFrame::Text(t) => Message::text(t),
                     ServerFrame::Binary(b) => Message::binary(b),
@@ -69,10 +69,14 @@ pub fn replay_exec(frames: Vec<ServerFrame>) -> Option<Vec<ExecEvent>> {
                     })),
                 };
                 if ws.send(message).await.is_err() {
-                    return;
+                    break 'send;
                 }
             }
-            // Dropping the stream ends the connection without a close handshake.
+            // Then a plain close, and the connection stays open until the reader is done
+            // with it, as over TCP (an in-memory stream dropped early would fail the reader's
+            // next write, which TCP would still accept).
+            let _ = ws.send(Message::Close(None)).await;
+            while let Some(Ok(_)) = ws.next().await {}
         });
         let (ws, _) = tokio_tungstenite::client_async("ws://127.0.0.1/", client_io)
             .await
