@@ -44,19 +44,37 @@ fn value(input: &mut Input<'_>, key: &KeyDef) -> String {
     match key.ty {
         ValueType::String | ValueType::Path => match input.below(4) {
             0 => toml_string(input.pick(&[
-                "~/x", "relative/p", "/abs", "", "http://127.0.0.1:4646", "unix:///tmp/s",
-                "https://[::1]:4646", "ftp://x",
+                "~/x",
+                "relative/p",
+                "/abs",
+                "",
+                "http://127.0.0.1:4646",
+                "unix:///tmp/s",
+                "https://[::1]:4646",
+                "ftp://x",
             ])),
             1 => key.example.to_owned(),
             _ => toml_string(&input.text(10)),
         },
-        ValueType::Integer => (input.pick(&["0", "1", "500", "9223372036854775807", "-5"])).to_owned(),
+        ValueType::Integer => {
+            (input.pick(&["0", "1", "500", "9223372036854775807", "-5"])).to_owned()
+        }
         ValueType::Bool => (input.pick(&["true", "false", "\"yes\""])).to_owned(),
         ValueType::Duration => toml_string(input.pick(&[
-            "90m", "1h 30m", "0s", "", "-1s", "10", "5 years", "1ms", "999999999999h",
+            "90m",
+            "1h 30m",
+            "0s",
+            "",
+            "-1s",
+            "10",
+            "5 years",
+            "1ms",
+            "999999999999h",
         ])),
         ValueType::StringList => {
-            let items: Vec<String> = (0..input.below(3)).map(|_| toml_string(&input.text(6))).collect();
+            let items: Vec<String> = (0..input.below(3))
+                .map(|_| toml_string(&input.text(6)))
+                .collect();
             format!("[{}]", items.join(", "))
         }
         ValueType::TableList => (input.pick(&[
@@ -94,7 +112,12 @@ fn file(input: &mut Input<'_>) -> (String, Vec<&'static KeyDef>) {
             Some(&KEYS[input.below(KEYS.len())])
         };
         let Some(key) = key else {
-            top.push_str(input.pick(&["nomad.bogus = 1\n", "imgae = \"x\"\n", "nomad = 3\n", "[lease]\n"]));
+            top.push_str(input.pick(&[
+                "nomad.bogus = 1\n",
+                "imgae = \"x\"\n",
+                "nomad = 3\n",
+                "[lease]\n",
+            ]));
             continue;
         };
         if set.iter().any(|k| k.name == key.name) {
@@ -140,7 +163,9 @@ fn keys_set(text: &str) -> Option<Vec<&'static KeyDef>> {
     let mut out = Vec::new();
     for (name, value) in &table {
         match value {
-            toml::Value::Table(inner) if KEYS.iter().any(|k| k.section() == Some(name.as_str())) => {
+            toml::Value::Table(inner)
+                if KEYS.iter().any(|k| k.section() == Some(name.as_str())) =>
+            {
                 for leaf in inner.keys() {
                     if let Some(k) = KeyDef::find(&format!("{name}.{leaf}")) {
                         out.push(k);
@@ -157,7 +182,11 @@ fn keys_set(text: &str) -> Option<Vec<&'static KeyDef>> {
     Some(out)
 }
 
-fn load(base: &Path, user: &Path, repo_root: Option<&Path>) -> Result<Config, leasebox::config::ConfigError> {
+fn load(
+    base: &Path,
+    user: &Path,
+    repo_root: Option<&Path>,
+) -> Result<Config, leasebox::config::ConfigError> {
     let env = [
         ("LEASEBOX_CONFIG", user.to_string_lossy().into_owned()),
         ("HOME", base.join("home").to_string_lossy().into_owned()),
@@ -202,7 +231,10 @@ pub fn check_files(user_text: &str, repo_text: &str) -> bool {
                 ctx()
             );
             if user_alone.is_ok() && names(&user) && !names(&repo) {
-                panic!("a user config that loads alone is blamed: {text}\n{}", ctx());
+                panic!(
+                    "a user config that loads alone is blamed: {text}\n{}",
+                    ctx()
+                );
             }
             if let (Ok(_), Some(set)) = (&user_alone, keys_set(repo_text))
                 && set.len() == 1
@@ -220,11 +252,25 @@ pub fn check_files(user_text: &str, repo_text: &str) -> bool {
     let _ = config.to_json().to_string();
     let _ = config.to_toml();
     let _ = config.settings();
-    let user_set = keys_set(user_text).unwrap_or_else(|| panic!("a user config that is not TOML loaded\n{}", ctx()));
-    let repo_set = keys_set(repo_text).unwrap_or_else(|| panic!("a repository file that is not TOML loaded\n{}", ctx()));
+    let user_set = keys_set(user_text)
+        .unwrap_or_else(|| panic!("a user config that is not TOML loaded\n{}", ctx()));
+    let repo_set = keys_set(repo_text)
+        .unwrap_or_else(|| panic!("a repository file that is not TOML loaded\n{}", ctx()));
     for key in &repo_set {
-        assert_ne!(key.class, TrustClass::UserOnly, "the repository set `{}`\n{}", key.name, ctx());
-        assert_ne!(key.class, TrustClass::Boundary, "the untrusted repository set `{}`\n{}", key.name, ctx());
+        assert_ne!(
+            key.class,
+            TrustClass::UserOnly,
+            "the repository set `{}`\n{}",
+            key.name,
+            ctx()
+        );
+        assert_ne!(
+            key.class,
+            TrustClass::Boundary,
+            "the untrusted repository set `{}`\n{}",
+            key.name,
+            ctx()
+        );
         let source = &config.get(key.name).expect("a known key").source;
         assert!(
             matches!(source, Source::Repository { path, .. } if *path == repo),
@@ -233,7 +279,10 @@ pub fn check_files(user_text: &str, repo_text: &str) -> bool {
             ctx()
         );
     }
-    for key in user_set.iter().filter(|k| !repo_set.iter().any(|r| r.name == k.name)) {
+    for key in user_set
+        .iter()
+        .filter(|k| !repo_set.iter().any(|r| r.name == k.name))
+    {
         let source = &config.get(key.name).expect("a known key").source;
         assert!(
             matches!(source, Source::UserConfig { path, .. } if *path == user),

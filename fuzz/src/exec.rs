@@ -114,9 +114,13 @@ fn expect(frames: &[ServerFrame]) -> (Vec<ExecEvent>, End) {
                 let Ok(v) = serde_json::from_str::<Value>(t) else {
                     continue;
                 };
-                if v.get("exited") == Some(&json!(true)) && v.get("result").is_some_and(|r| !r.is_null())
+                if v.get("exited") == Some(&json!(true))
+                    && v.get("result").is_some_and(|r| !r.is_null())
                 {
-                    let code = v["result"].get("exit_code").and_then(Value::as_i64).unwrap_or(0);
+                    let code = v["result"]
+                        .get("exit_code")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
                     return (
                         out,
                         if code < 0 {
@@ -127,7 +131,10 @@ fn expect(frames: &[ServerFrame]) -> (Vec<ExecEvent>, End) {
                     );
                 }
                 for name in ["stdout", "stderr"] {
-                    if let Some(data) = v.get(name).and_then(|p| p.get("data")).and_then(Value::as_str)
+                    if let Some(data) = v
+                        .get(name)
+                        .and_then(|p| p.get("data"))
+                        .and_then(Value::as_str)
                         && let Ok(bytes) = b64().decode(data)
                     {
                         out.push(if name == "stdout" {
@@ -204,7 +211,10 @@ pub fn check_frames(frames: Vec<ServerFrame>) -> bool {
         (End::Exited(want), ExecEvent::Exited(got)) => assert_eq!(want, got, "{frames:?}"),
         (End::Lost, ExecEvent::Lost(_)) => {}
         (End::Refused { reason }, ExecEvent::Refused { message, kind }) => {
-            assert!(message.contains(reason.as_str()), "{message:?} lacks {reason:?}");
+            assert!(
+                message.contains(reason.as_str()),
+                "{message:?} lacks {reason:?}"
+            );
             if reason.contains("Permission denied") {
                 assert_ne!(*kind, ErrorKind::TransportLost, "{frames:?}");
             } else {

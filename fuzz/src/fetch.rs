@@ -14,8 +14,26 @@ use leasebox::session::fetch::extract;
 use super::input::Input;
 
 const NAMES: &[&str] = &[
-    "a", "b", "a/b", "a/c", "..", ".", "", "/", "/tmp/x", "../outside", "../outside/secret",
-    "outside", "a/../b", "./a", "a/b/../../..", "dest", "l", "l/x", "a/l", "a/l/x",
+    "a",
+    "b",
+    "a/b",
+    "a/c",
+    "..",
+    ".",
+    "",
+    "/",
+    "/tmp/x",
+    "../outside",
+    "../outside/secret",
+    "outside",
+    "a/../b",
+    "./a",
+    "a/b/../../..",
+    "dest",
+    "l",
+    "l/x",
+    "a/l",
+    "a/l/x",
 ];
 
 fn name(input: &mut Input<'_>) -> String {
@@ -171,7 +189,10 @@ pub fn check(data: &[u8]) -> bool {
 /// When extraction writes outside the destination or leaves a link that leads out of it.
 pub fn check_archive(tar: &[u8]) -> bool {
     let guard = tempfile::tempdir().expect("a temporary directory");
-    let base = guard.path().canonicalize().expect("a canonical temporary directory");
+    let base = guard
+        .path()
+        .canonicalize()
+        .expect("a canonical temporary directory");
     let dest = base.join("dest");
     std::fs::create_dir_all(base.join("outside/dir")).expect("outside dir");
     std::fs::write(base.join("outside/secret"), b"secret").expect("outside file");
@@ -179,7 +200,10 @@ pub fn check_archive(tar: &[u8]) -> bool {
     let before = snapshot(&base, &dest);
     let result = extract(Cursor::new(tar), &dest);
     let after = snapshot(&base, &dest);
-    assert_eq!(before, after, "extraction changed things outside the destination: {result:?}");
+    assert_eq!(
+        before, after,
+        "extraction changed things outside the destination: {result:?}"
+    );
     let meta = std::fs::symlink_metadata(&dest).expect("the destination still exists");
     assert!(meta.is_dir(), "the destination is no longer a directory");
     let mut links = Vec::new();

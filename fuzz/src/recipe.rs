@@ -46,7 +46,9 @@ fn string_bytes(input: &mut Input<'_>) -> Vec<u8> {
         2 => (input.pick(&["..", "../x", "/etc", "a/../..", ".", "a/b", "-rf", "./a"]))
             .as_bytes()
             .to_vec(),
-        3 => (input.pick(&["PATH", "A_1", "1A", "A-B", "", "_", "É"])).as_bytes().to_vec(),
+        3 => (input.pick(&["PATH", "A_1", "1A", "A-B", "", "_", "É"]))
+            .as_bytes()
+            .to_vec(),
         _ => input.text(8).into_bytes(),
     }
 }
@@ -114,8 +116,8 @@ fn table(input: &mut Input<'_>, depth: usize) -> Written {
     }
     for _ in 0..input.below(4) {
         let key = input.pick(&[
-            "env", "timeout", "capture", "cwd", "stdin", "exclude", "bogus", "[1]", "[0]",
-            "[2.5]", "[-1]", "[true]", "[\"1\"]", "[100]",
+            "env", "timeout", "capture", "cwd", "stdin", "exclude", "bogus", "[1]", "[0]", "[2.5]",
+            "[-1]", "[true]", "[\"1\"]", "[100]",
         ]);
         let item = value(input, depth + 1);
         source.push_str(&format!("{key} = {}, ", item.source));
@@ -154,7 +156,11 @@ pub fn check(data: &[u8]) -> bool {
             ..w
         }
     };
-    check_source(&written.source, written.argv.as_deref(), written.text.as_deref())
+    check_source(
+        &written.source,
+        written.argv.as_deref(),
+        written.text.as_deref(),
+    )
 }
 
 /// The oracle for one chunk of Lua source; `argv` is the argv its value must decode to as an
@@ -171,27 +177,43 @@ pub fn check_source(source: &str, argv: Option<&[String]>, text: Option<&str>) -
     };
     let ctx = || format!("source {source:?}");
     if let Ok(command) = &d.command {
-        assert!(!command.argv.is_empty(), "an exec without a program, {}", ctx());
+        assert!(
+            !command.argv.is_empty(),
+            "an exec without a program, {}",
+            ctx()
+        );
     }
     if let Some(text) = text {
-        let command = d.command.as_ref().unwrap_or_else(|e| panic!("{e}, {}", ctx()));
+        let command = d
+            .command
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{e}, {}", ctx()));
         assert_eq!(command.argv, ["sh", "-c", text], "{}", ctx());
     }
     if let Some(argv) = argv.filter(|a| !a.is_empty()) {
-        let command = d.command.as_ref().unwrap_or_else(|e| panic!("{e}, {}", ctx()));
+        let command = d
+            .command
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{e}, {}", ctx()));
         assert_eq!(command.argv, argv, "{}", ctx());
     }
     if let Ok(env) = &d.env {
         for (k, _) in env {
             let mut chars = k.chars();
             assert!(
-                chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                chars
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                     && chars.all(|c| c.is_ascii_alphanumeric() || c == '_'),
                 "env name {k:?}, {}",
                 ctx()
             );
         }
-        assert!(env.windows(2).all(|w| w[0].0 < w[1].0), "env not sorted once each, {}", ctx());
+        assert!(
+            env.windows(2).all(|w| w[0].0 < w[1].0),
+            "env not sorted once each, {}",
+            ctx()
+        );
     }
     if let Ok(t) = &d.timeout {
         assert!(!t.is_zero(), "a zero timeout, {}", ctx());
@@ -206,7 +228,11 @@ pub fn check_source(source: &str, argv: Option<&[String]>, text: Option<&str>) -
         let rest = dest
             .strip_prefix(fetch_root)
             .unwrap_or_else(|_| panic!("fetch destination {dest:?}, {}", ctx()));
-        assert!(stays_relative(rest), "fetch destination {dest:?}, {}", ctx());
+        assert!(
+            stays_relative(rest),
+            "fetch destination {dest:?}, {}",
+            ctx()
+        );
     }
     if let Some(Ok(sync)) = &d.sync {
         let rest = sync

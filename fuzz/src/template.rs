@@ -16,7 +16,10 @@ const MARK_OPEN: char = '\u{e000}';
 const MARK_CLOSE: char = '\u{e001}';
 
 fn marker(i: usize) -> String {
-    format!("{MARK_OPEN}{}{MARK_CLOSE}", char::from(b'A' + u8::try_from(i).unwrap_or(0)))
+    format!(
+        "{MARK_OPEN}{}{MARK_CLOSE}",
+        char::from(b'A' + u8::try_from(i).unwrap_or(0))
+    )
 }
 
 /// Run the oracle on one input; true when the renderings were compared as documents.
@@ -91,7 +94,10 @@ pub fn check_template(text: &str, format: TemplateFormat, values: &[String]) -> 
             let got: Value = serde_json::from_str(&real).unwrap_or_else(|e| {
                 panic!("rendered JSON does not parse: {e}\n{text:?}\n{real:?}")
             });
-            assert_eq!(got, expected, "a value did not come back literally\n{text:?}\n{real:?}");
+            assert_eq!(
+                got, expected,
+                "a value did not come back literally\n{text:?}\n{real:?}"
+            );
         }
         TemplateFormat::Hcl => {
             let Ok(expected) = hcl::edit::parser::parse_body(&reference) else {
@@ -100,9 +106,8 @@ pub fn check_template(text: &str, format: TemplateFormat, values: &[String]) -> 
             let Some(expected) = subst_canon(&canon_body(&expected), &swap) else {
                 return false;
             };
-            let got = hcl::edit::parser::parse_body(&real).unwrap_or_else(|e| {
-                panic!("rendered HCL does not parse: {e}\n{text:?}\n{real:?}")
-            });
+            let got = hcl::edit::parser::parse_body(&real)
+                .unwrap_or_else(|e| panic!("rendered HCL does not parse: {e}\n{text:?}\n{real:?}"));
             assert_eq!(
                 canon_body(&got),
                 expected,
@@ -171,7 +176,11 @@ fn lit(s: &str) -> Value {
 fn pieces(parts: Vec<Value>) -> Value {
     let mut out: Vec<Value> = Vec::new();
     for part in parts {
-        if let Some(text) = part.get(1).and_then(Value::as_str).filter(|_| part[0] == "L") {
+        if let Some(text) = part
+            .get(1)
+            .and_then(Value::as_str)
+            .filter(|_| part[0] == "L")
+        {
             if text.is_empty() {
                 continue;
             }

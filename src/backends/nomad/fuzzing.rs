@@ -61,12 +61,12 @@ pub fn replay_exec(frames: Vec<ServerFrame>) -> Option<Vec<ExecEvent>> {
                         p.truncate(125);
                         Message::Ping(p.into())
                     }
-                    ServerFrame::Close(close) => Message::Close(close.map(|(code, reason)| {
-                        CloseFrame {
+                    ServerFrame::Close(close) => {
+                        Message::Close(close.map(|(code, reason)| CloseFrame {
                             code: code.into(),
                             reason: cut(&reason, 123).into(),
-                        }
-                    })),
+                        }))
+                    }
                 };
                 if ws.send(message).await.is_err() {
                     break 'send;
@@ -94,7 +94,9 @@ pub fn replay_exec(frames: Vec<ServerFrame>) -> Option<Vec<ExecEvent>> {
             }
             events
         };
-        let events = tokio::time::timeout(Duration::from_secs(10), collect).await.ok();
+        let events = tokio::time::timeout(Duration::from_secs(10), collect)
+            .await
+            .ok();
         server.abort();
         events
     })

@@ -23,13 +23,19 @@ impl Seeded {
 /// The seeds of a target, then `cases` generated inputs; returns how many reached the deep
 /// end of the oracle, after checking each.
 fn run(target: &str, seed: u64, cases: usize, max_len: usize, check: fn(&[u8]) -> bool) -> usize {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut seeds: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .collect();
     seeds.sort();
-    assert!(seeds.len() >= 3, "{target}: too few seeds in {}", dir.display());
+    assert!(
+        seeds.len() >= 3,
+        "{target}: too few seeds in {}",
+        dir.display()
+    );
     let mut deep = 0;
     for path in &seeds {
         deep += usize::from(check(&std::fs::read(path).unwrap()));
@@ -50,7 +56,10 @@ fn config_loader_oracle_holds_on_seeded_inputs() {
 #[test]
 fn exec_frame_decoder_oracle_holds_on_seeded_inputs() {
     let exited = run("exec_frames", 0x22, 300, 120, super::exec::check);
-    assert!(exited >= 20, "only {exited} sessions ended with an exit code");
+    assert!(
+        exited >= 20,
+        "only {exited} sessions ended with an exit code"
+    );
 }
 
 #[test]
@@ -68,5 +77,8 @@ fn recipe_decoding_oracle_holds_on_seeded_inputs() {
 #[test]
 fn template_renderer_oracle_holds_on_seeded_inputs() {
     let compared = run("template_render", 0x55, 2000, 300, super::template::check);
-    assert!(compared >= 200, "only {compared} renderings compared as documents");
+    assert!(
+        compared >= 200,
+        "only {compared} renderings compared as documents"
+    );
 }

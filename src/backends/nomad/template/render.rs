@@ -164,7 +164,8 @@ impl Renderer<'_> {
                 // The template's own `${`/`%{` after the value: doubling would make it `$${`,
                 // a literal, so the value's last character becomes an escape instead.
                 self.out.pop();
-                self.out.push_str(if c == '$' { "\\u0024" } else { "\\u0025" });
+                self.out
+                    .push_str(if c == '$' { "\\u0024" } else { "\\u0025" });
             }
         }
         self.out.push_str(s);
