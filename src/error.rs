@@ -14,7 +14,7 @@ pub const EXIT_RECIPE: i32 = 65;
 /// Exit code for a transport lost with no recorded result (also placement and readiness failures:
 /// the cluster could not give us a box right now, try again later).
 pub const EXIT_TRANSPORT: i32 = 75;
-/// Exit code for a config, trust or ownership refusal.
+/// Exit code for a config, trust, ownership or permission refusal.
 pub const EXIT_CONFIG: i32 = 78;
 /// Exit code for a timeout.
 pub const EXIT_TIMEOUT: i32 = 124;
@@ -41,6 +41,8 @@ pub enum ErrorKind {
     TrustRefused,
     /// A lease is not ours, or its claim and remote record disagree.
     OwnershipRefused,
+    /// The cluster refused an operation for want of a capability (the token's ACL policy).
+    PermissionDenied,
     /// The connection to the box was lost and no recorded result could be read.
     TransportLost,
     /// The cluster could not place the box.
@@ -67,9 +69,10 @@ impl ErrorKind {
             ErrorKind::TransportLost | ErrorKind::PlacementFailed | ErrorKind::ReadinessTimeout => {
                 EXIT_TRANSPORT
             }
-            ErrorKind::ConfigError | ErrorKind::TrustRefused | ErrorKind::OwnershipRefused => {
-                EXIT_CONFIG
-            }
+            ErrorKind::ConfigError
+            | ErrorKind::TrustRefused
+            | ErrorKind::OwnershipRefused
+            | ErrorKind::PermissionDenied => EXIT_CONFIG,
             ErrorKind::Timeout => EXIT_TIMEOUT,
             ErrorKind::Internal => EXIT_INTERNAL,
             ErrorKind::Cancelled => EXIT_CANCELLED,
@@ -86,6 +89,7 @@ impl ErrorKind {
             ErrorKind::ConfigError => "config_error",
             ErrorKind::TrustRefused => "trust_refused",
             ErrorKind::OwnershipRefused => "ownership_refused",
+            ErrorKind::PermissionDenied => "permission_denied",
             ErrorKind::TransportLost => "transport_lost",
             ErrorKind::PlacementFailed => "placement_failed",
             ErrorKind::ReadinessTimeout => "readiness_timeout",
@@ -96,13 +100,14 @@ impl ErrorKind {
     }
 
     /// Every kind, in documentation order.
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::CommandFailed,
         ErrorKind::Usage,
         ErrorKind::RecipeError,
         ErrorKind::ConfigError,
         ErrorKind::TrustRefused,
         ErrorKind::OwnershipRefused,
+        ErrorKind::PermissionDenied,
         ErrorKind::TransportLost,
         ErrorKind::PlacementFailed,
         ErrorKind::ReadinessTimeout,
@@ -203,6 +208,7 @@ mod tests {
         assert_eq!(ErrorKind::ConfigError.exit_code(), 78);
         assert_eq!(ErrorKind::TrustRefused.exit_code(), 78);
         assert_eq!(ErrorKind::OwnershipRefused.exit_code(), 78);
+        assert_eq!(ErrorKind::PermissionDenied.exit_code(), 78);
         assert_eq!(ErrorKind::Timeout.exit_code(), 124);
         assert_eq!(ErrorKind::Internal.exit_code(), 125);
         assert_eq!(ErrorKind::Cancelled.exit_code(), 130);
@@ -216,12 +222,38 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_is_documented() {
+    fn every_kind_is_documented_with_its_code() {
+        // Each row of the table in docs/exit-codes.md is `| code | `kind` | meaning |`: every
+        // kind has exactly one row, and the row's code is the kind's exit code.
         let doc = include_str!("../docs/exit-codes.md");
+        let rows: Vec<(String, String)> = doc
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let kind = cells.get(2)?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((cells[1].to_owned(), kind.to_owned()))
+            })
+            .collect();
         for kind in ErrorKind::ALL {
+            let found: Vec<&String> = rows
+                .iter()
+                .filter(|(_, k)| k == kind.as_str())
+                .map(|(code, _)| code)
+                .collect();
+            let [code] = found.as_slice() else {
+                panic!("docs/exit-codes.md has {} rows for `{kind}`", found.len());
+            };
+            let want = match kind {
+                ErrorKind::CommandFailed => "1–255".to_owned(),
+                other => other.exit_code().to_string(),
+            };
+            assert_eq!(**code, want, "docs/exit-codes.md gives `{kind}` the code {code}");
+        }
+        let documented: Vec<&str> = rows.iter().map(|(_, k)| k.as_str()).collect();
+        for name in documented {
             assert!(
-                doc.contains(&format!("`{}`", kind.as_str())),
-                "docs/exit-codes.md does not mention `{kind}`"
+                name == "null" || ErrorKind::ALL.iter().any(|k| k.as_str() == name),
+                "docs/exit-codes.md documents `{name}`, which is not an error kind"
             );
         }
     }

@@ -25,6 +25,12 @@ pub(crate) fn config(args: &ConfigArgs, cx: &Context) -> Result<(), Failure> {
                 Some(crate::config::TrustStatus::Changed(_)) => {
                     "changed since it was trusted: the trust has lapsed (`leasebox trust` renews it)"
                 }
+                Some(crate::config::TrustStatus::FileChanged { .. }) => {
+                    "a file it makes leasebox read changed since it was trusted: the trust has lapsed (`leasebox trust` renews it)"
+                }
+                Some(crate::config::TrustStatus::Unpinned(_)) => {
+                    "trusted by an earlier leasebox that pinned no files: run `leasebox trust` again"
+                }
                 Some(_) => "not trusted (`leasebox trust` lets it set execution boundaries)",
             };
             println!("\nrepository config {}: {trust}", repo.file.path.display());

@@ -236,6 +236,10 @@ pub enum LeaseError {
     /// The lease is not ours or its records disagree.
     #[error("{0}")]
     Ownership(String),
+    /// The cluster refused for want of a capability; the message names it, what needs it and
+    /// the token variable.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The lease does not exist on the backend.
     #[error("lease `{0}` not found")]
     NotFound(LeaseId),
@@ -283,6 +287,7 @@ impl HasKind for LeaseError {
             LeaseError::ReadinessTimeout(_) => ErrorKind::ReadinessTimeout,
             LeaseError::Config(_) | LeaseError::Io { .. } => ErrorKind::ConfigError,
             LeaseError::Ownership(_) | LeaseError::NotFound(_) => ErrorKind::OwnershipRefused,
+            LeaseError::PermissionDenied(_) => ErrorKind::PermissionDenied,
             LeaseError::Cancelled => ErrorKind::Cancelled,
             LeaseError::Internal(_) => ErrorKind::Internal,
             LeaseError::LeftBehind { error, .. } => error.kind(),
