@@ -269,6 +269,7 @@ impl Backend for NomadBackend {
             &self.client,
             alloc_id,
             task,
+            &self.driver,
             &argv,
             request.stdin,
             self.timings.exec,

@@ -83,7 +83,12 @@ async fn dial(client: &Client) -> Result<Box<dyn Io>, LeaseError> {
     }
 }
 
-/// Open an exec session for `argv` in `task` of allocation `alloc_id`.
+/// Open an exec session for `argv` in `task` (run by `driver`) of allocation `alloc_id`.
+///
+/// A session the agent ends with `Permission denied` (NOMAD-WIRE §9: the token lacks the exec
+/// capability the driver needs) is [`ExecEvent::Refused`] of kind
+/// [`ErrorKind::PermissionDenied`], its message naming the capability, the driver and the
+/// token variable ([`Client::exec_denied`]).
 ///
 /// # Errors
 /// The agent cannot be reached, or refuses the upgrade (its status and text are given).
@@ -91,6 +96,7 @@ pub async fn open(
     client: &Client,
     alloc_id: &str,
     task: &str,
+    driver: &str,
     argv: &[String],
     stdin: bool,
     timings: ExecTimings,
@@ -125,7 +131,7 @@ pub async fn open(
         let io = dial(client).await?;
         tokio_tungstenite::client_async(request, io)
             .await
-            .map_err(|e| upgrade_error(client, e))
+            .map_err(|e| upgrade_error(client, driver, e))
     };
     let (ws, _) = tokio::time::timeout(timings.connect, connect)
         .await
@@ -144,7 +150,15 @@ pub async fn open(
     } else {
         (None, None)
     };
-    tokio::spawn(session(ws, stdin_rx, events_tx, kill.clone(), timings));
+    let denied = client.exec_denied(driver);
+    tokio::spawn(session(
+        ws,
+        stdin_rx,
+        events_tx,
+        kill.clone(),
+        timings,
+        denied,
+    ));
     Ok(ExecStream {
         stdin: stdin_tx,
         events: events_rx,
@@ -152,7 +166,11 @@ pub async fn open(
     })
 }
 
-fn upgrade_error(client: &Client, e: tokio_tungstenite::tungstenite::Error) -> LeaseError {
+fn upgrade_error(
+    client: &Client,
+    driver: &str,
+    e: tokio_tungstenite::tungstenite::Error,
+) -> LeaseError {
     use tokio_tungstenite::tungstenite::Error;
     match e {
         Error::Http(response) => {
@@ -167,11 +185,10 @@ fn upgrade_error(client: &Client, e: tokio_tungstenite::tungstenite::Error) -> L
                 client.address().shown(),
                 if body.is_empty() { "" } else { ": " }
             );
-            if status == 403 {
-                LeaseError::Config(format!(
-                    "{text}: the token in `{}` needs `alloc-exec` (and `alloc-node-exec` for raw_exec)",
-                    client.token_env()
-                ))
+            if status == 403 && body.contains("ACL token not found") {
+                client.token_not_found("opening an exec session")
+            } else if status == 403 {
+                LeaseError::PermissionDenied(format!("{text}: {}", client.exec_denied(driver)))
             } else {
                 LeaseError::Transport(text)
             }
@@ -193,6 +210,7 @@ async fn session<S>(
     events: mpsc::Sender<ExecEvent>,
     kill: CancellationToken,
     timings: ExecTimings,
+    denied: String,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -264,12 +282,11 @@ async fn session<S>(
                         break match close {
                             Some(f) if !f.reason.is_empty() && matches!(f.code, CloseCode::Policy | CloseCode::Error) => {
                                 let reason = f.reason.to_string();
-                                let kind = if reason.contains("Permission denied") {
-                                    ErrorKind::ConfigError
+                                if reason.contains("Permission denied") {
+                                    ExecEvent::Refused { message: denied, kind: ErrorKind::PermissionDenied }
                                 } else {
-                                    ErrorKind::TransportLost
-                                };
-                                ExecEvent::Refused { message: format!("Nomad ended the exec session: {reason}"), kind }
+                                    ExecEvent::Refused { message: format!("Nomad ended the exec session: {reason}"), kind: ErrorKind::TransportLost }
+                                }
                             }
                             Some(f) => ExecEvent::Lost(format!("websocket closed before receiving exit code (close {})", u16::from(f.code))),
                             None => ExecEvent::Lost("websocket closed before receiving exit code".into()),
@@ -339,7 +356,8 @@ mod tests {
             hang_after_close: Duration::from_millis(300),
             connect: Duration::from_secs(5),
         };
-        tokio::spawn(session(ws, None, tx, kill.clone(), timings));
+        let denied = "Permission denied: the token lacks `alloc-exec`".to_owned();
+        tokio::spawn(session(ws, None, tx, kill.clone(), timings, denied));
         (rx, kill)
     }
 
@@ -430,7 +448,7 @@ mod tests {
                         Some(ExecEvent::Refused { message, kind }) => {
                             assert!(message.contains(&reason), "{name}: {message}");
                             let want = if reason == "Permission denied" {
-                                ErrorKind::ConfigError
+                                ErrorKind::PermissionDenied
                             } else {
                                 ErrorKind::TransportLost
                             };

@@ -4,6 +4,7 @@
 use super::NomadBackend;
 use super::exec;
 use crate::lease::{ExecEvent, LeaseError};
+use crate::error::ErrorKind;
 
 /// The default workdir for a driver: inside the allocation dir for `raw_exec` (no isolation),
 /// `/workspace/leasebox` for isolating drivers.
@@ -85,6 +86,7 @@ impl NomadBackend {
             &self.client,
             alloc_id,
             &self.task,
+            &self.driver,
             &argv,
             false,
             self.timings.exec,
@@ -96,6 +98,10 @@ impl NomadBackend {
                 Some(ExecEvent::Stdout(b)) => out.extend_from_slice(&b),
                 Some(ExecEvent::Exited(0)) => break,
                 Some(ExecEvent::Stderr(_)) => {}
+                Some(ExecEvent::Refused {
+                    message,
+                    kind: ErrorKind::PermissionDenied,
+                }) => return Err(LeaseError::PermissionDenied(message)),
                 Some(ExecEvent::Refused { message, .. } | ExecEvent::Lost(message)) => {
                     return Err(LeaseError::Transport(format!(
                         "cannot read the allocation dir: {message}"

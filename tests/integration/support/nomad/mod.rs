@@ -43,7 +43,7 @@
 //! over `POST /v1/acl/bootstrap`) and returns the management secret;
 //! [`NomadServer::create_policy`]`(name, rules)` takes HCL rules (`namespace "default" { policy =
 //! "read" capabilities = ["alloc-exec", "alloc-node-exec"] }`, `node { policy = "read" }`,
-//! `agent { policy = "read" }`); [`NomadServer::create_token`]`(name, &[policies])` returns a
+//! `agent { policy = "read" }`; a token reads the policies attached to it); [`NomadServer::create_token`]`(name, &[policies])` returns a
 //! client secret. `PUT /v1/acl/policy/:name` and `PUT /v1/acl/token` work over HTTP too.
 //!
 //! # Injecting faults
