@@ -230,6 +230,8 @@ mod tests {
             .lines()
             .filter_map(|line| {
                 let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                // Rows only: the header's first cell is not a code.
+                cells.get(1).filter(|c| c.starts_with(|ch: char| ch.is_ascii_digit()))?;
                 let kind = cells.get(2)?.strip_prefix('`')?.strip_suffix('`')?;
                 Some((cells[1].to_owned(), kind.to_owned()))
             })
