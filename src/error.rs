@@ -139,6 +139,9 @@ pub struct Failure {
     /// The message shown to the user (already including causes), empty for a plain command
     /// failure whose output already told the story.
     pub message: String,
+    /// What a `--json` command had to say besides the error (doctor's checks, cleanup's
+    /// leases): fields merged into its one JSON error object ([`Failure::to_json`]).
+    pub json: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Failure {
@@ -148,6 +151,7 @@ impl Failure {
             kind,
             code: kind.exit_code(),
             message: message.into(),
+            json: None,
         }
     }
 
@@ -157,7 +161,26 @@ impl Failure {
             kind: ErrorKind::CommandFailed,
             code: if (1..=255).contains(&code) { code } else { 1 },
             message: message.into(),
+            json: None,
         }
+    }
+
+    /// This failure with `fields` to carry in its JSON object (a `--json` command's own output).
+    #[must_use]
+    pub fn with_json(mut self, fields: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.json = Some(fields);
+        self
+    }
+
+    /// The one JSON object a `--json` command prints on failure: `error_kind`, `message`,
+    /// `exit_code`, and the command's own fields.
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut object = self.json.clone().unwrap_or_default();
+        object.insert("error_kind".into(), self.kind.as_str().into());
+        object.insert("message".into(), self.message.clone().into());
+        object.insert("exit_code".into(), self.code.into());
+        serde_json::Value::Object(object)
     }
 
     /// Build a failure from any classified error, rendering its whole source chain.
@@ -212,6 +235,17 @@ mod tests {
         assert_eq!(ErrorKind::Timeout.exit_code(), 124);
         assert_eq!(ErrorKind::Internal.exit_code(), 125);
         assert_eq!(ErrorKind::Cancelled.exit_code(), 130);
+    }
+
+    #[test]
+    fn the_json_object_carries_kind_message_code_and_fields() {
+        let mut fields = serde_json::Map::new();
+        fields.insert("checks".into(), serde_json::json!([1]));
+        let v = Failure::new(ErrorKind::PermissionDenied, "no").with_json(fields).to_json();
+        assert_eq!(
+            v,
+            serde_json::json!({"error_kind": "permission_denied", "message": "no", "exit_code": 78, "checks": [1]})
+        );
     }
 
     #[test]

@@ -67,6 +67,25 @@ pub enum Commands {
     Man(ManArgs),
 }
 
+impl Commands {
+    /// Whether the command was asked for `--json` (then a failure is one JSON object on
+    /// stdout too).
+    #[must_use]
+    pub fn json(&self) -> bool {
+        match self {
+            Commands::Warmup(a) => a.json,
+            Commands::List(a) | Commands::Doctor(a) | Commands::Backends(a) => a.json,
+            Commands::Status(a) | Commands::Stop(a) => a.json,
+            Commands::Cleanup(a) => a.json,
+            Commands::Config(a) => a.json,
+            Commands::Trust(a) => a.json,
+            Commands::Run(_) | Commands::Report(_) | Commands::Completions(_) | Commands::Man(_) => {
+                false
+            }
+        }
+    }
+}
+
 /// `leasebox run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {

@@ -58,6 +58,7 @@ pub fn main() -> i32 {
             return crate::error::EXIT_INTERNAL;
         }
     };
+    let json = parsed.cli.command.json();
     let context = Context {
         env,
         cwd,
@@ -79,14 +80,22 @@ pub fn main() -> i32 {
     });
     // Do not wait for stray tasks (a dropped exec's readers, say).
     runtime.shutdown_background();
-    exit_code(outcome)
+    exit_code(outcome, json)
 }
 
-/// The one exit funnel: print the failure (if any) and return its code.
-fn exit_code(outcome: Result<(), Failure>) -> i32 {
+/// The one exit funnel: print the failure (if any) and return its code. Under `--json` the
+/// failure is also one JSON object on stdout (`error_kind`, `message`, `exit_code`, and what
+/// the command had to say: [`Failure::to_json`]); the text goes to stderr either way.
+fn exit_code(outcome: Result<(), Failure>, json: bool) -> i32 {
     match outcome {
         Ok(()) => 0,
         Err(failure) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&failure.to_json()).unwrap_or_default()
+                );
+            }
             if !failure.message.is_empty() {
                 eprintln!("leasebox: error: {}", failure.message);
             }

@@ -6,6 +6,7 @@ mod cleanup;
 mod cli_manners;
 mod cli_run;
 mod jobspec;
+mod json_errors;
 mod layers;
 mod live_nomad;
 mod nomad_backend;

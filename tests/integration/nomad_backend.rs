@@ -266,8 +266,16 @@ fn doctor(
     token: Option<&str>,
 ) -> (i32, serde_json::Value, Output) {
     let out = run(s, nomad, token, &["doctor", "--json"]);
-    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    (code(&out), checks, out)
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    // One object, success or not: the checks, the error kind and the exit code.
+    assert_eq!(report["exit_code"], code(&out), "{}", describe(&out));
+    if code(&out) == 0 {
+        assert!(report["error_kind"].is_null(), "{report}");
+    } else {
+        assert!(report["error_kind"].is_string(), "{report}");
+        assert!(report["message"].is_string(), "{report}");
+    }
+    (code(&out), report["checks"].clone(), out)
 }
 
 fn status_of<'a>(checks: &'a serde_json::Value, name: &str) -> &'a str {
