@@ -619,6 +619,13 @@ fn an_exec_without_the_capability_is_permission_denied_naming_it() {
             let t: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(&timing).unwrap()).unwrap();
             assert_eq!(t["error_kind"], "permission_denied", "{what}: {t}");
+            // The failed warmup is a phase of its own, with its error kind.
+            let warmup = t["phases"]
+                .as_array()
+                .and_then(|p| p.iter().find(|p| p["name"] == "warmup"))
+                .unwrap_or_else(|| panic!("{what}: no warmup phase: {t}"));
+            assert_eq!(warmup["status"], "errored", "{what}: {t}");
+            assert_eq!(warmup["error_kind"], "permission_denied", "{what}: {t}");
             no_jobs_left(&nomad);
             no_claims_left(&s);
         }
