@@ -65,11 +65,11 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-fn claim_json(claim: &Claim, remote: Option<&str>) -> serde_json::Value {
+fn claim_json(claim: &Claim, state: &str, remote: Option<&str>) -> serde_json::Value {
     json!({
         "id": claim.id,
         "backend": claim.backend,
-        "state": claim.state.as_str(),
+        "state": state,
         "remote": remote,
         "keep": claim.keep,
         "workdir": claim.workdir,
@@ -105,12 +105,17 @@ pub(crate) async fn list(args: &JsonArgs, cx: &Context) -> Result<(), Failure> {
     }
     let mut rows = Vec::new();
     for claim in all.claims.iter().filter(|c| &c.owner == owner) {
-        rows.push((claim, remote_of(&leases, claim).await));
+        let (state, held) = leases.shown_state(claim);
+        rows.push((claim, state, held, remote_of(&leases, claim).await));
     }
     if args.json {
         let items: Vec<_> = rows
             .iter()
-            .map(|(c, r)| claim_json(c, Some(r.as_str())))
+            .map(|(c, state, held, r)| {
+                let mut value = claim_json(c, state, Some(r.as_str()));
+                value["in_use"] = json!(held);
+                value
+            })
             .collect();
         println!(
             "{}",
@@ -126,12 +131,12 @@ pub(crate) async fn list(args: &JsonArgs, cx: &Context) -> Result<(), Failure> {
         "{:<17} {:<7} {:<12} {:<8} {:<5} {:<12} REPOSITORY",
         "ID", "BACKEND", "STATE", "BOX", "KEEP", "AGE"
     );
-    for (c, remote) in rows {
+    for (c, state, _, remote) in rows {
         println!(
             "{:<17} {:<7} {:<12} {:<8} {:<5} {:<12} {}",
             c.id,
             c.backend,
-            c.state.as_str(),
+            state,
             remote,
             if c.keep { "yes" } else { "no" },
             ago(c.created),
@@ -153,9 +158,9 @@ pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
     } else {
         "gone".to_owned()
     };
-    let held = leases.claims().is_held(id.as_str()).unwrap_or(false);
+    let (state, held) = leases.shown_state(&claim);
     if args.json {
-        let mut value = claim_json(&claim, Some(&remote));
+        let mut value = claim_json(&claim, state, Some(&remote));
         value["in_use"] = json!(held);
         println!(
             "{}",
@@ -165,7 +170,7 @@ pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
     }
     println!("id:         {}", claim.id);
     println!("backend:    {}", claim.backend);
-    println!("state:      {} (box: {remote})", claim.state.as_str());
+    println!("state:      {state} (box: {remote})");
     println!(
         "in use:     {}",
         if held {
