@@ -25,6 +25,26 @@ fn leases(cx: &Context) -> Result<(Leases, crate::config::Config), Failure> {
     Ok((leases, config))
 }
 
+/// The lifecycle for one existing lease: its claim is read first, and the backend is the one
+/// the claim names (a local lease stops locally even with `NOMAD_ADDR` set).
+fn leases_for(cx: &Context, id: &crate::lease::LeaseId) -> Result<Leases, Failure> {
+    let config = cx.config(&[])?;
+    let state = cx.state_dir()?;
+    let backend_name = state
+        .claim_store()
+        .load(id.as_str())
+        .map(|c| c.backend)
+        .unwrap_or_else(|_| config.settings().backend.as_str().to_owned());
+    let backend = crate::leases::open_for_claim(&config, &cx.env, &backend_name, id.as_str())?;
+    Leases::new(
+        backend,
+        &state,
+        config.settings(),
+        cx.repo_root(),
+        Arc::new(Timing::default()),
+    )
+}
+
 pub(crate) async fn warmup(args: &WarmupArgs, cx: &Context) -> Result<(), Failure> {
     let (leases, config) = leases(cx)?;
     let n = &config.settings().nomad;
@@ -148,7 +168,7 @@ pub(crate) async fn list(args: &JsonArgs, cx: &Context) -> Result<(), Failure> {
 
 pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
     let id = super::lease_id(&args.id)?;
-    let (leases, _) = leases(cx)?;
+    let leases = leases_for(cx, &id)?;
     let claim = leases.load_claim(&id)?;
     // The claim and the box's own record must agree before anything is said about the box.
     leases.check_claim(&claim)?;
@@ -200,7 +220,7 @@ pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
 
 pub(crate) async fn stop(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
     let id = super::lease_id(&args.id)?;
-    let (leases, _) = leases(cx)?;
+    let leases = leases_for(cx, &id)?;
     leases.stop(&id, &cx.cancel).await?;
     if args.json {
         println!("{}", json!({"id": id, "released": true}));

@@ -510,3 +510,26 @@ fn bad_fetch_paths_and_timeouts_are_refused_before_anything_runs() {
         describe(&out)
     );
 }
+
+#[test]
+fn stop_and_status_use_the_backend_the_claim_names() {
+    let s = repo_with_file();
+    let out = s.run(&["warmup"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let id = stdout(&out).trim().to_owned();
+    // A Nomad address now makes `nomad` the configured backend; the lease is still local.
+    let with_nomad = |args: &[&str]| {
+        s.leasebox(args)
+            .env("NOMAD_ADDR", "http://127.0.0.1:1")
+            .output()
+            .unwrap()
+    };
+    let out = with_nomad(&["status", &id, "--json"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["backend"], "local", "{status}");
+    let out = with_nomad(&["stop", &id]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(s.claims().is_empty(), "the claim is gone");
+    assert!(s.lease_dirs().is_empty(), "the box is gone");
+}
