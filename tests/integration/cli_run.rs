@@ -216,6 +216,59 @@ fn fetch_lands_relative_to_the_current_directory() {
         made.trim_end().ends_with("sub/dir") && made.contains("lbx_"),
         "{made}"
     );
+    // `..` is fine while the path stays inside the repository; it lands at the same path
+    // relative to the current directory.
+    let out = s
+        .leasebox(&[
+            "run",
+            "--fetch",
+            "../up.txt",
+            "--",
+            "sh",
+            "-c",
+            "echo up > ../up.txt",
+        ])
+        .current_dir(s.repo().join("sub/dir"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(
+        std::fs::read_to_string(s.repo().join("sub/up.txt")).unwrap(),
+        "up\n"
+    );
+    // Out of the repository root: a usage error before anything runs.
+    let out = s
+        .leasebox(&["run", "--fetch", "../../../x", "--", "touch", "ran"])
+        .current_dir(s.repo().join("sub/dir"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", describe(&out));
+    assert!(stderr(&out).contains("leaves the repository root"), "{}", describe(&out));
+    assert!(!s.repo().join("sub/dir/ran").exists());
+}
+
+#[test]
+fn a_recipe_whose_artifacts_leave_the_workdir_is_a_recipe_error() {
+    let s = Scratch::new();
+    s.write(
+        "recipes/r.lua",
+        "return require(\"leasebox\").recipe { steps = { { \"s\", \"touch ran\" } }, artifacts = { \"../outside\" } }\n",
+    );
+    s.commit();
+    let out = s.run(&["run", "r"]);
+    assert_eq!(code(&out), 65, "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(err.contains("artifacts") && err.contains("../outside"), "{err}");
+    assert!(!s.repo().join("ran").exists(), "refused before anything ran");
+    // An imperative recipe's `box:fetch` of such a path is a recipe error too.
+    s.write(
+        "recipes/i.lua",
+        "local lb = require(\"leasebox\")\nlocal box = lb.warmup {}\nbox:fetch(\"../outside\", \"out/\")\n",
+    );
+    s.commit();
+    let out = s.run(&["run", "i"]);
+    assert_eq!(code(&out), 65, "{}", describe(&out));
+    assert!(s.lease_dirs().is_empty(), "{:?}", s.lease_dirs());
 }
 
 #[test]
