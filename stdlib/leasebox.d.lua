@@ -13,7 +13,7 @@
 ---@class leasebox.Transfer
 ---@field files integer   files sent or received
 ---@field bytes integer   bytes of content
----@field deleted? integer files deleted on the box (sync only)
+---@field deleted? integer sync only: always 0 today (a sync replaces the whole tree; nothing is deleted file by file)
 ---@field ms integer      wall time in milliseconds
 
 ---@class leasebox.ExecOptions
@@ -40,7 +40,8 @@ local Lease = {}
 ---@return leasebox.ExecResult
 function Lease:exec(command) end
 
---- Send the repository (tracked and unignored files) into the workdir; incremental.
+--- Send the repository (tracked and unignored files) into the workdir: the whole file set,
+--- which replaces the workdir's tree (files deleted locally, and files the box made there, go).
 ---@param options? leasebox.SyncOptions
 ---@return leasebox.Transfer
 function Lease:sync(options) end
