@@ -241,7 +241,9 @@ mod tests {
     fn the_json_object_carries_kind_message_code_and_fields() {
         let mut fields = serde_json::Map::new();
         fields.insert("checks".into(), serde_json::json!([1]));
-        let v = Failure::new(ErrorKind::PermissionDenied, "no").with_json(fields).to_json();
+        let v = Failure::new(ErrorKind::PermissionDenied, "no")
+            .with_json(fields)
+            .to_json();
         assert_eq!(
             v,
             serde_json::json!({"error_kind": "permission_denied", "message": "no", "exit_code": 78, "checks": [1]})
@@ -265,7 +267,9 @@ mod tests {
             .filter_map(|line| {
                 let cells: Vec<&str> = line.split('|').map(str::trim).collect();
                 // Rows only: the header's first cell is not a code.
-                cells.get(1).filter(|c| c.starts_with(|ch: char| ch.is_ascii_digit()))?;
+                cells
+                    .get(1)
+                    .filter(|c| c.starts_with(|ch: char| ch.is_ascii_digit()))?;
                 let kind = cells.get(2)?.strip_prefix('`')?.strip_suffix('`')?;
                 Some((cells[1].to_owned(), kind.to_owned()))
             })
@@ -283,7 +287,10 @@ mod tests {
                 ErrorKind::CommandFailed => "1–255".to_owned(),
                 other => other.exit_code().to_string(),
             };
-            assert_eq!(**code, want, "docs/exit-codes.md gives `{kind}` the code {code}");
+            assert_eq!(
+                **code, want,
+                "docs/exit-codes.md gives `{kind}` the code {code}"
+            );
         }
         let documented: Vec<&str> = rows.iter().map(|(_, k)| k.as_str()).collect();
         for name in documented {

@@ -79,9 +79,10 @@ impl Commands {
             Commands::Cleanup(a) => a.json,
             Commands::Config(a) => a.json,
             Commands::Trust(a) => a.json,
-            Commands::Run(_) | Commands::Report(_) | Commands::Completions(_) | Commands::Man(_) => {
-                false
-            }
+            Commands::Run(_)
+            | Commands::Report(_)
+            | Commands::Completions(_)
+            | Commands::Man(_) => false,
         }
     }
 }

@@ -335,7 +335,11 @@ mod fetch_path_tests {
             (".", "whole repository"),
             ("-rf", "starts with `-`"),
         ] {
-            let here = if matches!(bad, "../x" | "." | "-rf") { None } else { sub };
+            let here = if matches!(bad, "../x" | "." | "-rf") {
+                None
+            } else {
+                sub
+            };
             let e = fetch_path(bad, here).unwrap_err();
             assert_eq!(e.code, 2, "{bad}");
             assert!(e.message.contains(why), "{bad}: {}", e.message);

@@ -144,7 +144,10 @@ fn list(store: &TrustStore, json: bool) -> Result<(), Failure> {
         .chain([4])
         .max()
         .unwrap_or(0);
-    println!("{:width$}  {:12}  {:20}  SHA256", "ROOT", "STATE", "TRUSTED");
+    println!(
+        "{:width$}  {:12}  {:20}  SHA256",
+        "ROOT", "STATE", "TRUSTED"
+    );
     for e in &entries {
         println!(
             "{:width$}  {:12}  {:20}  {}",

@@ -284,10 +284,9 @@ impl Settings {
                 task: r.string("nomad.task"),
                 workdir: r.opt_string("nomad.workdir"),
                 constraints: r.constraints("nomad.constraints"),
-                jobspec_template: r.path("nomad.jobspec_template").map(|path| FileSetting {
-                    path,
-                    pinned: None,
-                }),
+                jobspec_template: r
+                    .path("nomad.jobspec_template")
+                    .map(|path| FileSetting { path, pinned: None }),
                 alloc_ready_timeout: r.duration("nomad.alloc_ready_timeout"),
                 image: r.string("nomad.image"),
                 cpu: r.integer("nomad.cpu"),

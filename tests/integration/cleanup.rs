@@ -92,7 +92,8 @@ fn kill_9_during_a_command_is_cleaned_up_locally() {
     assert_eq!(rows[0]["in_use"], false);
     let text = stdout(&s.run(&["list"]));
     assert!(
-        text.lines().any(|l| l.starts_with(&id) && l.contains("abandoned")),
+        text.lines()
+            .any(|l| l.starts_with(&id) && l.contains("abandoned")),
         "{text}"
     );
     let status = stdout(&s.run(&["status", &id]));

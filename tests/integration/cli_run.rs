@@ -243,7 +243,11 @@ fn fetch_lands_relative_to_the_current_directory() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 2, "{}", describe(&out));
-    assert!(stderr(&out).contains("leaves the repository root"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("leaves the repository root"),
+        "{}",
+        describe(&out)
+    );
     assert!(!s.repo().join("sub/dir/ran").exists());
 }
 
@@ -258,8 +262,14 @@ fn a_recipe_whose_artifacts_leave_the_workdir_is_a_recipe_error() {
     let out = s.run(&["run", "r"]);
     assert_eq!(code(&out), 65, "{}", describe(&out));
     let err = stderr(&out);
-    assert!(err.contains("artifacts") && err.contains("../outside"), "{err}");
-    assert!(!s.repo().join("ran").exists(), "refused before anything ran");
+    assert!(
+        err.contains("artifacts") && err.contains("../outside"),
+        "{err}"
+    );
+    assert!(
+        !s.repo().join("ran").exists(),
+        "refused before anything ran"
+    );
     // An imperative recipe's `box:fetch` of such a path is a recipe error too.
     s.write(
         "recipes/i.lua",

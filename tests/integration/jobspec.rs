@@ -488,14 +488,22 @@ fn a_trusted_template_is_pinned_and_an_edit_lapses_the_trust() {
             list[0]["files"][0]["path"],
             template.display().to_string().as_str()
         );
-        assert!(stdout(&s.run(&["trust", "--list"])).contains(&format!("pins {}", template.display())));
+        assert!(
+            stdout(&s.run(&["trust", "--list"])).contains(&format!("pins {}", template.display()))
+        );
 
         let out = run_in_repo(&s, &nomad, &["run", "--", "sh", "-c", "exit 6"]);
         assert_eq!(code(&out), 6, "{:?}: {}", nomad.profile(), describe(&out));
-        assert_eq!(registered(&nomad)[0]["TaskGroups"][0]["Tasks"][0]["Driver"], "raw_exec");
+        assert_eq!(
+            registered(&nomad)[0]["TaskGroups"][0]["Tasks"][0]["Driver"],
+            "raw_exec"
+        );
 
         // Only the template changes: the trust lapses, naming the file; nothing is sent.
-        s.write("tmpl.hcl", &HCL_TEMPLATE.replace("driver = \"raw_exec\"", "driver = \"exec\""));
+        s.write(
+            "tmpl.hcl",
+            &HCL_TEMPLATE.replace("driver = \"raw_exec\"", "driver = \"exec\""),
+        );
         nomad.clear_requests();
         for args in [&["run", "--", "true"][..], &["config", "--explain"][..]] {
             let out = run_in_repo(&s, &nomad, args);
@@ -535,7 +543,10 @@ fn a_trusted_template_is_pinned_and_an_edit_lapses_the_trust() {
 fn a_template_outside_the_repository_cannot_be_trusted() {
     let s = repo();
     std::fs::write(s.path().join("outside.hcl"), HCL_TEMPLATE).unwrap();
-    s.write(".leasebox.toml", "[nomad]\njobspec_template = \"../outside.hcl\"\n");
+    s.write(
+        ".leasebox.toml",
+        "[nomad]\njobspec_template = \"../outside.hcl\"\n",
+    );
     s.commit();
     for args in [&["trust"][..], &["config"][..]] {
         let out = s.run(args);
@@ -548,7 +559,8 @@ fn a_template_outside_the_repository_cannot_be_trusted() {
             "{err}"
         );
     }
-    let list: Value = serde_json::from_slice(&s.run(&["trust", "--list", "--json"]).stdout).unwrap();
+    let list: Value =
+        serde_json::from_slice(&s.run(&["trust", "--list", "--json"]).stdout).unwrap();
     assert_eq!(list, serde_json::json!([]));
 }
 
@@ -556,13 +568,19 @@ fn a_template_outside_the_repository_cannot_be_trusted() {
 fn a_template_whose_driver_is_not_nomad_driver_is_refused_before_registering() {
     let nomad = NomadServer::start_v1_1();
     let s = repo();
-    let json = template(&s, "lease.json", &JSON_TEMPLATE.replace("\"raw_exec\"", "\"exec\""));
+    let json = template(
+        &s,
+        "lease.json",
+        &JSON_TEMPLATE.replace("\"raw_exec\"", "\"exec\""),
+    );
     let out = run(&s, &nomad, &json, &["run", "--", "true"]);
     assert_eq!(code(&out), 78, "{}", describe(&out));
     let err = stderr(&out);
     assert!(
         err.contains("lease.json")
-            && err.contains("the task `leasebox` uses the driver `exec`, but `nomad.driver` is `raw_exec`"),
+            && err.contains(
+                "the task `leasebox` uses the driver `exec`, but `nomad.driver` is `raw_exec`"
+            ),
         "{err}"
     );
     assert!(registered(&nomad).is_empty());

@@ -82,7 +82,11 @@ fn every_json_command_fails_with_one_object() {
     assert_eq!(code(&out), 75, "{}", describe(&out));
     let v = error_object(&out, "transport_lost");
     let checks = v["checks"].as_array().expect("the checks");
-    assert!(checks.iter().any(|c| c["check"] == "reachable" && c["status"] == "fail"));
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["check"] == "reachable" && c["status"] == "fail")
+    );
 }
 
 #[test]

@@ -584,7 +584,11 @@ fn an_exec_without_the_capability_is_permission_denied_naming_it() {
         // (driver, the token's capabilities, the one it lacks)
         for (driver, caps, missing) in [
             ("exec", &["submit-job"][..], "alloc-exec"),
-            ("raw_exec", &["submit-job", "alloc-exec"][..], "alloc-node-exec"),
+            (
+                "raw_exec",
+                &["submit-job", "alloc-exec"][..],
+                "alloc-node-exec",
+            ),
         ] {
             let (nomad, token) = acl_server(profile, caps);
             let s = repo();
@@ -601,7 +605,10 @@ fn an_exec_without_the_capability_is_permission_denied_naming_it() {
                 .env("LEASEBOX_NOMAD_DRIVER", driver);
             if driver == "exec" {
                 // Never the host's /workspace, whatever happens.
-                cmd.env("LEASEBOX_NOMAD_WORKDIR", s.path().join("box").to_str().unwrap());
+                cmd.env(
+                    "LEASEBOX_NOMAD_WORKDIR",
+                    s.path().join("box").to_str().unwrap(),
+                );
             }
             let out = cmd.output().unwrap();
             let what = format!("{profile:?} {driver}");
@@ -662,7 +669,10 @@ fn run_names_an_unknown_token_and_leads_with_a_missing_one() {
         let token_at = message.find("no token is set (`NOMAD_TOKEN`");
         assert!(token_at.is_some(), "{profile:?}: {err}");
         if let Some(dcs) = message.find("nomad.datacenters") {
-            assert!(token_at.unwrap() < dcs, "{profile:?}: lead with the token: {err}");
+            assert!(
+                token_at.unwrap() < dcs,
+                "{profile:?}: lead with the token: {err}"
+            );
         }
         no_jobs_left(&nomad);
         no_claims_left(&s);
@@ -699,6 +709,9 @@ fn doctor_says_why_the_namespace_list_is_empty_and_names_one_capability() {
         let detail = exec["detail"].as_str().unwrap_or_default();
         assert_eq!(exec["status"], "fail", "{}", describe(&out));
         assert!(detail.contains("`alloc-node-exec`"), "{detail}");
-        assert!(!detail.contains("`alloc-exec`"), "only the missing one: {detail}");
+        assert!(
+            !detail.contains("`alloc-exec`"),
+            "only the missing one: {detail}"
+        );
     }
 }

@@ -533,7 +533,15 @@ fn the_timing_file_has_a_phase_per_step() {
     // In the order they ran: the steps before the fetch and the cleanup that follow them.
     assert_eq!(
         phases,
-        ["warmup", "sync", "step:build", "step:a", "step:b", "fetch", "cleanup"],
+        [
+            "warmup",
+            "sync",
+            "step:build",
+            "step:a",
+            "step:b",
+            "fetch",
+            "cleanup"
+        ],
         "{json}"
     );
     let starts: Vec<u64> = json["phases"]

@@ -3,8 +3,8 @@
 
 use super::NomadBackend;
 use super::exec;
-use crate::lease::{ExecEvent, LeaseError};
 use crate::error::ErrorKind;
+use crate::lease::{ExecEvent, LeaseError};
 
 /// The default workdir for a driver: inside the allocation dir for `raw_exec` (no isolation),
 /// `/workspace/leasebox` for isolating drivers.

@@ -394,7 +394,10 @@ fn user_config_values_are_typed_with_lines() {
     );
     assert_eq!(st.nomad.ca_cert, Some(dir.join("certs/ca.pem")));
     assert_eq!(
-        st.nomad.jobspec_template.clone().map(|t| (t.path, t.pinned)),
+        st.nomad
+            .jobspec_template
+            .clone()
+            .map(|t| (t.path, t.pinned)),
         Some((PathBuf::from("/home/alice/job.hcl"), None))
     );
     assert_eq!(st.nomad.datacenters, ["dc1", "dc2"]);
@@ -1002,7 +1005,11 @@ fn a_trusted_template_is_pinned_and_its_change_lapses_the_trust() {
         "the bytes hashed are the bytes used"
     );
     // Only the template changes: the trust lapses, naming the file.
-    std::fs::write(&template, "job \"{{lease_id}}\" { driver = \"raw_exec\" }\n").unwrap();
+    std::fs::write(
+        &template,
+        "job \"{{lease_id}}\" { driver = \"raw_exec\" }\n",
+    )
+    .unwrap();
     let err = Config::load(&s.inputs).unwrap_err();
     assert_eq!(err.kind(), crate::error::ErrorKind::TrustRefused);
     let text = err.to_string();
@@ -1053,7 +1060,9 @@ fn a_template_outside_the_repository_is_refused() {
     }
     // A missing template names the file.
     let (_s, repo, _state) = with_repo(Scratch::new(), "[nomad]\njobspec_template = \"no.hcl\"\n");
-    let err = RepositoryFile::read(repo.path(), None).unwrap_err().to_string();
+    let err = RepositoryFile::read(repo.path(), None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no.hcl, which cannot be read"), "{err}");
 }
 
@@ -1074,7 +1083,8 @@ fn entries_trusted_before_files_were_pinned_lapse_with_a_hint() {
     assert_eq!(err.kind(), crate::error::ErrorKind::TrustRefused);
     let text = err.to_string();
     assert!(
-        text.contains("trusted by an earlier leasebox") && text.contains("run `leasebox trust` again"),
+        text.contains("trusted by an earlier leasebox")
+            && text.contains("run `leasebox trust` again"),
         "{text}"
     );
     let entry = &TrustStore::new(state.path()).list().unwrap()[0];

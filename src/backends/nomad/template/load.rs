@@ -10,9 +10,9 @@ use super::check::{JobExpectations, check_job, job_object, set_field};
 use super::error::{TemplateError, TemplateErrorKind};
 use super::render::{TemplateFormat, TemplateValues, render};
 use crate::backends::nomad::NomadBackend;
-use crate::config::FileSetting;
 use crate::backends::nomad::client::CallError;
 use crate::backends::nomad::meta;
+use crate::config::FileSetting;
 use crate::lease::{LeaseError, LeaseSpec};
 
 impl NomadBackend {
