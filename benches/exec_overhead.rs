@@ -179,6 +179,7 @@ fn run_one(runtime: &tokio::runtime::Runtime, session: &Session, series: Series)
                         argv: vec!["true".to_owned()],
                         cwd: None,
                         stdin: false,
+                        tty: None,
                     },
                 )
                 .await

@@ -253,6 +253,7 @@ fn exec_once(runtime: &Runtime, session: &Session, series: ExecSeries) -> Durati
                             argv: vec!["true".to_owned()],
                             cwd: None,
                             stdin: false,
+                            tty: None,
                         },
                     )
                     .await
@@ -500,6 +501,7 @@ async fn websocket_stdin(session: &Session, bytes: u64) -> Duration {
                 argv: vec!["sh".into(), "-c".into(), "cat >/dev/null".into()],
                 cwd: None,
                 stdin: true,
+                tty: None,
             },
         )
         .await

@@ -262,7 +262,14 @@ impl Session {
             argv,
             cwd: None,
             stdin,
+            tty: None,
         };
+        self.open(request).await
+    }
+
+    /// Open an exec on the backend as given (the interactive shell's terminal exec, and every
+    /// script of [`Session::open_script`]).
+    pub(crate) async fn open(&self, request: ExecRequest) -> Result<ExecStream, SessionError> {
         Ok(self.inner.backend.exec(&self.inner.lease, request).await?)
     }
 

@@ -6,8 +6,8 @@
 //! environment (`PATH`, `HOME`, `USER`, `LANG`, `TERM`, `TMPDIR` from this process, plus what
 //! the command sets), so no token leaks into steps. [`ExecStream::kill`] stops the whole
 //! group (TERM, then KILL after a grace period). Dropping the stream leaves the command running,
-//! as a dropped websocket does on Nomad. Release stops whatever still runs in the lease and
-//! removes the directory. This backend is not a sandbox: commands run as the user, on this
+//! as a dropped websocket does on Nomad. A terminal exec runs on a real pseudo-terminal
+//! (`pty.rs`). Release stops whatever still runs in the lease and removes the directory. This backend is not a sandbox: commands run as the user, on this
 //! machine.
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,9 +23,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::pty;
 use crate::lease::{
     Backend, ExecEvent, ExecRequest, ExecStream, Features, Lease, LeaseError, LeaseId, LeaseSpec,
-    RemoteLease, RemoteState,
+    RemoteLease, RemoteState, TtySize,
 };
 
 /// The variables of this process that local execs inherit; nothing else is passed.
@@ -164,6 +165,124 @@ impl LocalBackend {
         }
     }
 
+    /// Start `program` on a fresh pseudo-terminal of `size` (`pty.rs`): the leader of its own
+    /// session, the terminal its controlling terminal. Typed input is written to the master,
+    /// output read from it as stdout, resizes set on it; kill stops the session's group.
+    fn exec_terminal(
+        &self,
+        lease: &Lease,
+        program: &str,
+        args: &[String],
+        cwd: &Path,
+        size: TtySize,
+    ) -> Result<ExecStream, LeaseError> {
+        let failed = |e: std::io::Error| {
+            LeaseError::io(
+                format!("cannot open a terminal for `{program}` in the local lease"),
+                e,
+            )
+        };
+        let (master, slave) = pty::open(size).map_err(failed)?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::from(slave.try_clone().map_err(failed)?))
+            .stdout(Stdio::from(slave.try_clone().map_err(failed)?))
+            .stderr(Stdio::from(slave))
+            .kill_on_drop(false);
+        // SAFETY: the hook makes only async-signal-safe system calls (setsid, ioctl).
+        unsafe {
+            cmd.pre_exec(|| pty::become_session_leader());
+        }
+        let spawned = cmd.spawn();
+        // The slave stays open only in the child: its exit ends the terminal.
+        drop(cmd);
+        let mut child = spawned.map_err(|e| {
+            LeaseError::io(format!("cannot start `{program}` in the local lease"), e)
+        })?;
+        let master = Arc::new(pty::Master::new(master).map_err(failed)?);
+        let pgid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(lease.id.clone())
+            .or_default()
+            .push(pgid);
+
+        let (events_tx, events_rx) = mpsc::channel(64);
+        let (stdin_tx, mut stdin_rx) = mpsc::channel::<Bytes>(16);
+        let (resize_tx, mut resize_rx) = mpsc::channel::<TtySize>(4);
+        let kill = CancellationToken::new();
+        let writer = Arc::clone(&master);
+        tokio::spawn(async move {
+            while let Some(chunk) = stdin_rx.recv().await {
+                if writer.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let grace = self.kill_grace;
+        let kill_token = kill.clone();
+        let groups = Arc::clone(&self.groups);
+        let lease_id = lease.id.clone();
+        tokio::spawn(async move {
+            let mut killed = false;
+            let mut output_ended = false;
+            let status = loop {
+                tokio::select! {
+                    () = kill_token.cancelled(), if !killed => {
+                        killed = true;
+                        signal_group(pgid, libc::SIGHUP);
+                        signal_group(pgid, libc::SIGTERM);
+                        tokio::select! {
+                            _ = child.wait() => {}
+                            () = tokio::time::sleep(grace) => signal_group(pgid, libc::SIGKILL),
+                        }
+                    }
+                    Some(size) = resize_rx.recv() => master.resize(size),
+                    read = master.read(), if !output_ended => match read {
+                        pty::Read::Data(chunk) => {
+                            if events_tx.send(ExecEvent::Stdout(chunk)).await.is_err() {
+                                // Nobody listens: the command keeps its terminal until it ends.
+                                let _ = child.wait().await;
+                                return;
+                            }
+                        }
+                        pty::Read::End => output_ended = true,
+                    },
+                    status = child.wait() => break status,
+                }
+            };
+            if !output_ended {
+                for chunk in master.drain().await {
+                    if events_tx.send(ExecEvent::Stdout(chunk)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            if let Some(list) = groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(&lease_id)
+            {
+                list.retain(|g| *g != pgid);
+            }
+            let event = match status {
+                Ok(status) => ExecEvent::Exited(exit_code(status)),
+                Err(e) => ExecEvent::Lost(format!("cannot wait for the command: {e}")),
+            };
+            let _ = events_tx.send(event).await;
+        });
+        Ok(ExecStream {
+            stdin: Some(stdin_tx),
+            events: events_rx,
+            kill,
+            resize: Some(resize_tx),
+        })
+    }
+
     /// Stop every process this lease still runs: the groups this process started, and any
     /// recorded command pid still alive (from other leasebox processes).
     fn stop_everything(&self, lease: &Lease) {
@@ -275,9 +394,13 @@ impl Backend for LocalBackend {
         let Some((program, args)) = request.argv.split_first() else {
             return Err(LeaseError::Internal("exec with an empty argv".into()));
         };
+        let cwd = request.cwd.as_deref().map_or(root.clone(), PathBuf::from);
+        if let Some(size) = request.tty {
+            return self.exec_terminal(lease, program, args, &cwd, size);
+        }
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
-            .current_dir(request.cwd.as_deref().map_or(root.clone(), PathBuf::from))
+            .current_dir(&cwd)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(if request.stdin {
@@ -403,6 +526,7 @@ impl Backend for LocalBackend {
             stdin: stdin_tx,
             events: events_rx,
             kill,
+            resize: None,
         })
     }
 

@@ -485,6 +485,7 @@ impl NomadBackend {
             &self.task,
             &argv,
             false,
+            None,
             self.timings.exec,
         )
         .await?;
@@ -800,6 +801,7 @@ impl Backend for NomadBackend {
             task,
             &argv,
             request.stdin,
+            request.tty,
             self.timings.exec,
         )
         .await
