@@ -11,18 +11,25 @@
 //! - [`Session::exec`] runs a command under the verified-exec wrapper, which records its pid,
 //!   output and exit code in the box, so a lost connection is recovered by reading the record
 //!   (`exec.rs`).
+//! - [`Session::shell`] runs an interactive command on a terminal exec with this process's
+//!   terminal attached in raw mode (`shell.rs`, the local terminal in `terminal.rs`); it is not
+//!   under the wrapper: nothing records it.
 
 mod exec;
 pub mod fetch;
 pub mod fileset;
 mod output;
 pub mod scripts;
+mod shell;
 pub mod sync;
+mod terminal;
 mod timing;
 
 pub use exec::{Command, ExecOutcome};
 pub use fetch::FetchReport;
 pub use output::{NullSink, OutputSink, PrefixSink, TerminalSink};
+pub use shell::{ShellOutcome, ShellRequest};
+pub use terminal::stdin_is_terminal;
 pub use sync::{ManifestEntry, ManifestHeader, SyncOptions, SyncReport, parse_manifest};
 pub use timing::{Phase, Timing, elapsed_ms};
 
