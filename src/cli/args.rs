@@ -20,6 +20,9 @@ pub struct Cli {
 pub enum Commands {
     /// Run a recipe, or one command with `-- CMD…`: lease, sync, run, fetch, release.
     Run(RunArgs),
+    /// An interactive terminal in a box: a kept lease (`--lease ID`), or a fresh one, synced and
+    /// released when the shell exits (unless `--keep`).
+    Shell(ShellArgs),
     /// Lease a box and keep it; prints its id for `run --lease ID`.
     Warmup(WarmupArgs),
     /// The leases you own.
@@ -75,6 +78,28 @@ pub struct RunArgs {
     /// Write per-phase timings, the exit code and the error kind as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub timing_json: Option<std::path::PathBuf>,
+}
+
+/// `leasebox shell`.
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// The command to run on the terminal (after `--`); default: the box's `$SHELL`, else
+    /// `/bin/sh`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+    /// Open the shell in this kept lease instead of leasing a box.
+    #[arg(long, value_name = "ID")]
+    pub lease: Option<String>,
+    /// Keep the lease after the shell exits (reuse it with `--lease ID`).
+    #[arg(long)]
+    pub keep: bool,
+    /// Do not sync the repository first.
+    #[arg(long)]
+    pub no_sync: bool,
+    /// Pass this variable of your environment to the shell. Repeatable. Nothing else of your
+    /// environment reaches the box but `TERM`.
+    #[arg(long, value_name = "NAME")]
+    pub pass_env: Vec<String>,
 }
 
 /// `leasebox warmup`.

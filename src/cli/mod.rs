@@ -7,6 +7,7 @@ mod info;
 mod leases;
 mod recipe;
 mod run;
+mod shell;
 mod trust;
 
 use std::collections::BTreeMap;
@@ -90,6 +91,7 @@ fn exit_code(outcome: Result<(), Failure>) -> i32 {
 async fn dispatch(command: Commands, cx: &Context) -> Result<(), Failure> {
     match command {
         Commands::Run(a) => run::run(a, cx).await,
+        Commands::Shell(a) => shell::shell(a, cx).await,
         Commands::Warmup(a) => leases::warmup(&a, cx).await,
         Commands::List(a) => leases::list(&a, cx).await,
         Commands::Status(a) => leases::status(&a, cx).await,

@@ -158,7 +158,7 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
 }
 
 /// The values of the `--pass-env` variables: each must be set.
-fn pass_env(names: &[String], cx: &Context) -> Result<Vec<(String, String)>, Failure> {
+pub(super) fn pass_env(names: &[String], cx: &Context) -> Result<Vec<(String, String)>, Failure> {
     names
         .iter()
         .map(|name| match cx.env.get(name) {
