@@ -11,5 +11,6 @@ mod nomad_backend;
 mod nomad_server;
 mod recipes;
 mod session_local;
+mod shell;
 mod support;
 mod trust;
