@@ -1,5 +1,6 @@
 //! The host primitives as Lua sees them: the `leasebox` table (`warmup`, `parallel`, `args`,
-//! `log`, `fail`, `cleanup`) and the `lease` userdata (`exec`, `sync`, `fetch`, `cleanup`).
+//! `log`, `fail`, `cleanup`) and the `lease` userdata (`exec`, `sync`, `fetch`, `shell`,
+//! `cleanup`).
 //!
 //! Every primitive that waits is an async Rust function; `leasebox.parallel` joins Lua
 //! functions as concurrent async calls. Host state (the lease provider, the cancellation
@@ -240,6 +241,30 @@ impl UserData for LuaLease {
                 }
             },
         );
+        methods.add_async_method("shell", |lua, this, spec: Value| {
+            let location = caller_location(&lua);
+            async move {
+                this.check_live(&location)?;
+                let request = decode::shell_request(&spec)
+                    .map_err(|m| recipe_error(&location, "shell", &m))?;
+                let ctx = HostContext::from_lua(&lua)?;
+                let outcome = this
+                    .inner
+                    .shell(&request, &ctx.cancel)
+                    .await
+                    .map_err(|source| {
+                        raise(HostError::Engine {
+                            context: format!("{location}shell"),
+                            source,
+                        })
+                    })?;
+                let table = lua.create_table()?;
+                table.raw_set("code", outcome.code)?;
+                table.raw_set("ok", outcome.code == 0)?;
+                table.raw_set("ms", outcome.ms)?;
+                Ok(table)
+            }
+        });
         methods.add_async_method("cleanup", |_, this, ()| async move {
             this.release_now().await.map_err(raise)
         });

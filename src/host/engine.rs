@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use super::error::EngineError;
 
-use crate::session::{Command, ExecOutcome, SyncOptions};
+use crate::session::{Command, ExecOutcome, ShellOutcome, ShellRequest, SyncOptions};
 
 /// The lease a recipe asks for: the run's config resolved with the recipe's `lease{}` /
 /// `warmup{}` options by [`Config::with_recipe`](crate::config::Config::with_recipe) (the one
@@ -85,6 +85,13 @@ pub trait LeasedBox: Send + Sync {
         prefix: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<ExecOutcome, EngineError>;
+    /// Run an interactive command on a terminal in the box with this process's terminal
+    /// attached, until it exits (`box:shell()`); a non-zero exit is a result, not an error.
+    async fn shell(
+        &self,
+        request: &ShellRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ShellOutcome, EngineError>;
     /// Fetch paths (relative to the workdir) into `dest`, at the same relative paths.
     async fn fetch(
         &self,

@@ -1,6 +1,6 @@
 //! The engine seam over the real engine: a [`HeldLease`] as a [`LeasedBox`]. Exec streams to
-//! the terminal (lines prefixed with the step name for parallel steps), sync and fetch go
-//! through the lease's session, and release goes back into the lease lifecycle.
+//! the terminal (lines prefixed with the step name for parallel steps), sync, fetch and the
+//! interactive shell go through the lease's session, and release goes back into the lease lifecycle.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{EngineError, LeasedBox, TransferSummary};
 use crate::leases::HeldLease;
-use crate::session::{Command, ExecOutcome, OutputSink, PrefixSink, SyncOptions, TerminalSink};
+use crate::session::{
+    Command, ExecOutcome, OutputSink, PrefixSink, ShellOutcome, ShellRequest, SyncOptions,
+    TerminalSink,
+};
 
 fn engine<E: super::error::KindedError>(err: E) -> EngineError {
     Arc::new(err)
@@ -62,6 +65,14 @@ impl LeasedBox for HeldLease {
             .exec(command, sink, cancel)
             .await
             .map_err(engine)
+    }
+
+    async fn shell(
+        &self,
+        request: &ShellRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ShellOutcome, EngineError> {
+        self.session().shell(request, cancel).await.map_err(engine)
     }
 
     async fn fetch(

@@ -290,3 +290,28 @@ fn shell_refuses_a_stdin_that_is_not_a_terminal() {
     assert!(s.claims().is_empty());
     assert!(s.lease_dirs().is_empty());
 }
+
+#[test]
+fn box_shell_from_a_recipe_runs_on_the_terminal_and_returns_its_code() {
+    let s = Scratch::new();
+    s.write(
+        "recipes/poke.lua",
+        r#"local lb = require("leasebox")
+local box = lb.warmup {}
+local r = box:shell { "sh", "-c", 'stty size; echo "greeting=$GREETING"; exit 5', env = { GREETING = "hello there" } }
+lb.log("shell-ended", r.code, r.ok)
+if r.code ~= 5 then lb.fail("unexpected code " .. r.code, 9) end
+"#,
+    );
+    s.commit();
+    let mut cmd = s.leasebox(&["run", "poke"]);
+    cmd.env("TERM", "xterm");
+    let mut t = Terminal::start(cmd, 30, 90);
+    let before = modes(&t.termios());
+    t.expect("30 90\r\n");
+    t.expect("greeting=hello there\r\n");
+    t.expect("shell-ended 5 false");
+    assert_eq!(t.wait(), 0, "{}", t.screen());
+    assert_eq!(modes(&t.termios()), before, "the terminal was not restored");
+    assert!(s.lease_dirs().is_empty(), "{:?}", s.lease_dirs());
+}
