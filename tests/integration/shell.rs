@@ -221,7 +221,8 @@ fn interactive(s: &Scratch, args: &[&str], env: &[(&str, String)]) {
     t.expect("lbx> ");
 
     // Ctrl-C is a byte for the box: it stops the command there, not leasebox.
-    t.send("echo sleeping; sleep 30; echo not-interrupted\r");
+    // The child prints the marker, so the shell is already waiting for it when Ctrl-C comes.
+    t.send("sh -c 'echo sleeping; exec sleep 30' && echo not-interrupted\r");
     t.expect("sleeping\r\n");
     t.send("\x03");
     t.expect("lbx> ");
