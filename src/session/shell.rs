@@ -172,7 +172,7 @@ impl Session {
             })
             .await;
         let result = match opened {
-            Ok(stream) => attach(stream, cancel).await,
+            Ok(stream) => attach(stream, self.lease().id.as_str(), cancel).await,
             Err(e) => Err(e),
         };
         // The prologue removed the file if it ran; when it may not have, remove it here.
@@ -213,7 +213,11 @@ enum Ended {
 }
 
 /// Attach this terminal to `stream` in raw mode until the command exits.
-async fn attach(mut stream: ExecStream, cancel: &CancellationToken) -> Result<Ended, SessionError> {
+async fn attach(
+    mut stream: ExecStream,
+    lease: &str,
+    cancel: &CancellationToken,
+) -> Result<Ended, SessionError> {
     let resize = stream.resize.take();
     let Some(stdin) = stream.take_stdin() else {
         return Err(SessionError::Invalid(
@@ -249,7 +253,16 @@ async fn attach(mut stream: ExecStream, cancel: &CancellationToken) -> Result<En
             return Err(SessionError::local("cannot read the terminal", e));
         }
     };
-    let ended = pump(&mut stream, resize.as_ref(), cancel, &mut winch, &mut term, &mut hup).await;
+    let ended = pump(
+        &mut stream,
+        lease,
+        resize.as_ref(),
+        cancel,
+        &mut winch,
+        &mut term,
+        &mut hup,
+    )
+    .await;
     drop(input);
     if !matches!(ended, Ok(Ended::Exited(_))) {
         // Leave the cursor at the start of a fresh line for the message that follows.
@@ -268,6 +281,7 @@ fn write_out(data: &[u8]) {
 
 async fn pump(
     stream: &mut ExecStream,
+    lease: &str,
     resize: Option<&mpsc::Sender<crate::lease::TtySize>>,
     cancel: &CancellationToken,
     winch: &mut tokio::signal::unix::Signal,
@@ -310,16 +324,17 @@ async fn pump(
             Some(ExecEvent::Refused { message, kind }) => {
                 return Err(SessionError::Refused { message, kind });
             }
-            Some(ExecEvent::Lost(reason)) => return Err(lost(&reason)),
-            None => return Err(lost("the exec stream ended without an exit code")),
+            Some(ExecEvent::Lost(reason)) => return Err(lost(lease, &reason)),
+            None => return Err(lost(lease, "the exec stream ended without an exit code")),
         }
     }
 }
 
-fn lost(reason: &str) -> SessionError {
+fn lost(lease: &str, reason: &str) -> SessionError {
     SessionError::TransportLost(format!(
         "the connection to the box was lost, so the shell session ended ({reason}); a shell is \
-         interactive and not recorded, so what it was running may still run in the box"
+         interactive and not recorded, so what it was running may still run in lease `{lease}` \
+         until the lease is released"
     ))
 }
 

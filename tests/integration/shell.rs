@@ -316,3 +316,31 @@ if r.code ~= 5 then lb.fail("unexpected code " .. r.code, 9) end
     assert_eq!(modes(&t.termios()), before, "the terminal was not restored");
     assert!(s.lease_dirs().is_empty(), "{:?}", s.lease_dirs());
 }
+
+#[test]
+fn a_dropped_connection_ends_the_shell_with_exit_75_and_the_terminal_restored() {
+    let nomad = NomadServer::start_modern();
+    nomad.drop_next_tty_exec(1);
+    let s = Scratch::new();
+    s.write("a.txt", "a\n");
+    s.commit();
+    let mut cmd = s.leasebox(&[
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "echo ready-$((1+1)); exec sleep 60",
+    ]);
+    cmd.env("NOMAD_ADDR", nomad.url())
+        .env("LEASEBOX_NOMAD_DRIVER", "raw_exec")
+        .env("TERM", "xterm");
+    let mut t = Terminal::start(cmd, 24, 80);
+    let before = modes(&t.termios());
+    t.expect("ready-2");
+    assert_eq!(t.wait(), 75, "{}", t.screen());
+    t.expect("the connection to the box was lost");
+    assert_eq!(modes(&t.termios()), before, "the terminal was not restored");
+    // The lease is released all the same.
+    assert!(nomad.jobs().is_empty(), "the job is still there");
+    assert!(s.claims().is_empty(), "{:?}", s.claims());
+}

@@ -516,7 +516,9 @@ async fn run(
 
     let drop_after = {
         let mut f = shared.faults.lock().unwrap();
-        if f.exec_drops.is_empty() {
+        if req.tty && !f.tty_exec_drops.is_empty() {
+            Some(f.tty_exec_drops.remove(0))
+        } else if f.exec_drops.is_empty() {
             None
         } else {
             Some(f.exec_drops.remove(0))

@@ -84,6 +84,8 @@ pub struct Faults {
     /// Exec sessions to drop (TCP, no close frame, process left running) after this many
     /// data frames; one entry per session, consumed in order.
     pub exec_drops: Vec<usize>,
+    /// The same for terminal (`tty=true`) sessions only, which other execs leave alone.
+    pub tty_exec_drops: Vec<usize>,
     /// Failures applied to the next allocations placed, one entry per allocation.
     pub alloc_failures: Vec<AllocFailure>,
     /// Jobs (by ID, `*` for any) that cannot be placed, with the constraint reason reported

@@ -466,6 +466,18 @@ impl NomadServer {
             .push(after_data_frames);
     }
 
+    /// The next terminal (`tty=true`) exec session drops its TCP connection after
+    /// `after_data_frames` output frames, as [`Self::drop_next_exec`] does; other execs
+    /// before it are left alone.
+    pub fn drop_next_tty_exec(&self, after_data_frames: usize) {
+        self.shared
+            .faults
+            .lock()
+            .unwrap()
+            .tty_exec_drops
+            .push(after_data_frames);
+    }
+
     pub fn fail_next_allocation(&self, failure: AllocFailure) {
         self.shared
             .faults
