@@ -344,3 +344,34 @@ fn a_dropped_connection_ends_the_shell_with_exit_75_and_the_terminal_restored() 
     assert!(nomad.jobs().is_empty(), "the job is still there");
     assert!(s.claims().is_empty(), "{:?}", s.claims());
 }
+
+#[test]
+fn a_command_that_cannot_start_exits_127_and_leaves_no_env_file() {
+    let s = Scratch::new();
+    s.write("a.txt", "a\n");
+    s.commit();
+    let mut cmd = s.leasebox(&[
+        "shell",
+        "--keep",
+        "--pass-env",
+        "LBX_SECRET",
+        "--",
+        "no-such-program-here",
+    ]);
+    cmd.env("LBX_SECRET", "x");
+    let mut t = Terminal::start(cmd, 24, 80);
+    assert_eq!(t.wait(), 127, "{}", t.screen());
+    let dirs = s.lease_dirs();
+    assert_eq!(dirs.len(), 1, "the kept lease: {dirs:?}");
+    let shell_dir = s
+        .cache()
+        .join("leasebox/leases")
+        .join(&dirs[0])
+        .join("work.lbx/shell");
+    let left: Vec<_> = std::fs::read_dir(&shell_dir)
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "env files left in the box: {left:?}");
+    let stop = s.run(&["stop", &dirs[0]]);
+    assert_eq!(code(&stop), 0, "{}", describe(&stop));
+}
