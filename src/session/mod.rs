@@ -29,8 +29,8 @@ pub use exec::{Command, ExecOutcome};
 pub use fetch::FetchReport;
 pub use output::{NullSink, OutputSink, PrefixSink, TerminalSink};
 pub use shell::{ShellOutcome, ShellRequest};
-pub use terminal::stdin_is_terminal;
 pub use sync::{ManifestEntry, ManifestHeader, SyncOptions, SyncReport, parse_manifest};
+pub use terminal::stdin_is_terminal;
 pub use timing::{Phase, Timing, elapsed_ms};
 
 use std::sync::{Arc, Mutex};

@@ -358,7 +358,10 @@ mod tests {
             .arg(format!("{text}printf '%s|%s' \"$A\" \"$B\""))
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's $HOME `x`|two\nlines");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "it's $HOME `x`|two\nlines"
+        );
     }
 
     #[test]

@@ -233,11 +233,7 @@ fn interactive(s: &Scratch, args: &[&str], env: &[(&str, String)]) {
     t.send("exit 7\r");
     assert_eq!(t.wait(), 7, "{}", t.screen());
     assert!(!t.screen().contains("\nnot-interrupted"), "{}", t.screen());
-    assert_eq!(
-        modes(&t.termios()),
-        before,
-        "the terminal was not restored"
-    );
+    assert_eq!(modes(&t.termios()), before, "the terminal was not restored");
     assert!(s.claims().is_empty(), "{:?}", s.claims());
 }
 

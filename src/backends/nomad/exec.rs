@@ -573,7 +573,10 @@ mod tests {
             json!({"tty_size": {"height": 40, "width": 100}})
         );
         resize_tx
-            .send(TtySize { rows: 50, cols: 120 })
+            .send(TtySize {
+                rows: 50,
+                cols: 120,
+            })
             .await
             .unwrap();
         assert_eq!(
