@@ -31,7 +31,7 @@ pub use output::{NullSink, OutputSink, PrefixSink, TerminalSink};
 pub use shell::{ShellOutcome, ShellRequest};
 pub use sync::{ManifestEntry, ManifestHeader, SyncOptions, SyncReport, parse_manifest};
 pub use terminal::stdin_is_terminal;
-pub use timing::{Phase, Timing, elapsed_ms};
+pub use timing::{Phase, PhaseStatus, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms};
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

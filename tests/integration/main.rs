@@ -3,6 +3,7 @@
 //! Nomad API test server).
 
 mod cleanup;
+mod cli_manners;
 mod cli_run;
 mod jobspec;
 mod layers;
@@ -10,6 +11,7 @@ mod live_nomad;
 mod nomad_backend;
 mod nomad_server;
 mod recipes;
+mod report;
 mod session_local;
 mod shell;
 mod support;

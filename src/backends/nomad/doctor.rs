@@ -199,7 +199,7 @@ pub async fn run(backend: &NomadBackend) -> Vec<Check> {
             "grant `node:read`, or set `nomad.datacenters` so leasebox need not read them",
         )),
     }
-    if super::IMAGE_DRIVERS.contains(&backend.driver.as_str()) {
+    if super::job::IMAGE_DRIVERS.contains(&backend.driver.as_str()) {
         checks.push(ok(
             "image",
             format!(
