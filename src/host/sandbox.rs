@@ -89,6 +89,12 @@ pub fn new_vm(options: &SandboxOptions, cancel: &CancellationToken) -> mlua::Res
         .call::<()>((rawload, setmetatable, error, select, rawget))?;
 
     lua.set_memory_limit(options.memory_limit)?;
+    set_cancel_hook(&lua, cancel)?;
+    Ok(lua)
+}
+
+/// Make the instruction-count hook look at `cancel` (the REPL gives each call its own token).
+pub(crate) fn set_cancel_hook(lua: &Lua, cancel: &CancellationToken) -> mlua::Result<()> {
     let token = cancel.clone();
     lua.set_global_hook(
         HookTriggers::new().every_nth_instruction(HOOK_EVERY),
@@ -99,8 +105,7 @@ pub fn new_vm(options: &SandboxOptions, cancel: &CancellationToken) -> mlua::Res
                 Ok(VmState::Continue)
             }
         },
-    )?;
-    Ok(lua)
+    )
 }
 
 /// Replace `os` with its safe subset.

@@ -57,6 +57,7 @@ impl Repo {
             sandbox: SandboxOptions::default(),
             keep: false,
             config,
+            repl_on_failure: None,
         };
         run_recipe(&run, provider, &CancellationToken::new()).await
     }
@@ -647,6 +648,7 @@ async fn a_recipe_runs_on_the_real_local_backend_and_session() {
         sandbox: SandboxOptions::default(),
         keep: false,
         config: config(&[]),
+        repl_on_failure: None,
     };
     let report = run_recipe(&run, provider, &CancellationToken::new()).await;
     assert!(report.error.is_none(), "{}", message(&report));
@@ -672,6 +674,7 @@ async fn every_example_recipe_runs_in_process() {
             sandbox: SandboxOptions::default(),
             keep: false,
             config: config(&[]),
+            repl_on_failure: None,
         };
         let report = run_recipe(&run, provider, &CancellationToken::new()).await;
         assert!(
