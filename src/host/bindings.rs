@@ -20,8 +20,8 @@ use super::args::RecipeArgs;
 use super::decode::{self, box_paths, duration, local_dest};
 use super::engine::{LeaseOptions, LeaseProvider, LeasedBox};
 use super::error::{HostError, raise};
-use super::lease::{self, PlannedLease};
 use super::last::FailedStep;
+use super::lease::{self, PlannedLease};
 use super::sandbox::{caller_frame, caller_location};
 use crate::config::Config;
 use crate::session::{Command, ExecOutcome};
@@ -232,11 +232,10 @@ impl LuaLease {
         } else {
             self.inner.exec(&command, prefix.as_deref(), cancel).await
         };
-        outcome
-            .map_err(|source| HostError::Engine {
-                context: format!("{location}exec `{}`", command.argv.join(" ")),
-                source,
-            })
+        outcome.map_err(|source| HostError::Engine {
+            context: format!("{location}exec `{}`", command.argv.join(" ")),
+            source,
+        })
     }
 
     pub(crate) async fn release_now(&self) -> Result<(), HostError> {

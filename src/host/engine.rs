@@ -140,7 +140,9 @@ pub trait LeaseProvider: Send + Sync {
         _cancel: &CancellationToken,
     ) -> Result<Arc<dyn LeasedBox>, EngineError> {
         Err(Arc::new(super::error::HostError::Sandbox {
-            message: format!("cannot attach lease `{id}`: this lease provider only leases new boxes"),
+            message: format!(
+                "cannot attach lease `{id}`: this lease provider only leases new boxes"
+            ),
         }))
     }
     /// Release expired, missing and orphaned leases of this repository; `dry_run` changes

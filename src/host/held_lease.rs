@@ -130,7 +130,9 @@ struct TeeSink {
 }
 
 fn keep_tail(buf: &Mutex<Vec<u8>>, data: &[u8]) {
-    let mut buf = buf.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut buf = buf
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     buf.extend_from_slice(data);
     // Trim in large steps, so a chatty command does not move the buffer on every write.
     if buf.len() > 2 * TEE_LIMIT {
@@ -140,7 +142,11 @@ fn keep_tail(buf: &Mutex<Vec<u8>>, data: &[u8]) {
 }
 
 fn take(buf: &Mutex<Vec<u8>>) -> Vec<u8> {
-    let mut buf = std::mem::take(&mut *buf.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let mut buf = std::mem::take(
+        &mut *buf
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     if buf.len() > TEE_LIMIT {
         let cut = buf.len() - TEE_LIMIT;
         buf.drain(..cut);

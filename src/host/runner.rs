@@ -20,9 +20,9 @@ use super::args::RecipeArgs;
 use super::bindings::{
     self, HostContext, LuaLease, RECIPE_MARKER, call_step, lease_userdata, result_table,
 };
-use super::last::{FailedStep, Retry};
 use super::engine::LeaseProvider;
 use super::error::HostError;
+use super::last::{FailedStep, Retry};
 use super::loader;
 use super::plan::{Action, Plan, Step};
 use super::repl::{FailureRepl, Loaded, RecipeSource, ReplOnFailure, after_failure};

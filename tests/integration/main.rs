@@ -10,6 +10,7 @@ mod live_nomad;
 mod nomad_backend;
 mod nomad_server;
 mod recipes;
+mod repl;
 mod session_local;
 mod support;
 mod trust;

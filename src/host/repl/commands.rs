@@ -19,7 +19,10 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
         "retry",
         "rerun the last failed step (`last`); in a `recipe{}`, then the steps after it",
     ),
-    ("quit", "leave (also Ctrl-D); leases the REPL took are released unless kept"),
+    (
+        "quit",
+        "leave (also Ctrl-D); leases the REPL took are released unless kept",
+    ),
 ];
 
 impl Repl<'_> {
@@ -42,7 +45,10 @@ impl Repl<'_> {
             _ => {
                 let known = COMMANDS.iter().any(|(c, _)| *c == name);
                 if known {
-                    eprintln!("leasebox: `:{name}` does not take `{}`; `:help` shows the usage", args.join(" "));
+                    eprintln!(
+                        "leasebox: `:{name}` does not take `{}`; `:help` shows the usage",
+                        args.join(" ")
+                    );
                 } else {
                     eprintln!(
                         "leasebox: no command `:{name}`; the commands are {}",
@@ -59,7 +65,9 @@ impl Repl<'_> {
     }
 
     fn help(&self) {
-        println!("Lua with the recipe API: `lb` is require(\"leasebox\"), `box` the attached lease.");
+        println!(
+            "Lua with the recipe API: `lb` is require(\"leasebox\"), `box` the attached lease."
+        );
         println!("An expression prints its value (`=expr` too); `local` at the start of an entry");
         println!("keeps its variables; an unfinished entry continues on the next line.");
         println!();
@@ -73,6 +81,8 @@ impl Repl<'_> {
             crate::host::bindings::LEASE_FIELDS.join(" box.")
         );
         println!("  last     the last failed step: code, stdout, stderr, step, ms");
-        println!("Tab completes; Ctrl-C stops the running call; Ctrl-D leaves. docs/repl.md has more.");
+        println!(
+            "Tab completes; Ctrl-C stops the running call; Ctrl-D leaves. docs/repl.md has more."
+        );
     }
 }

@@ -193,9 +193,11 @@ mod tests {
     #[test]
     fn globals_keys_methods_and_commands() {
         let lua = Lua::new();
-        lua.load("word = 'w'; config = { name = 'x', nested = { deep = 1 }, run = function() end }")
-            .exec()
-            .unwrap();
+        lua.load(
+            "word = 'w'; config = { name = 'x', nested = { deep = 1 }, run = function() end }",
+        )
+        .exec()
+        .unwrap();
         let (start, found) = names(&lua, "print(conf");
         assert_eq!(start, 6);
         assert_eq!(found, ["config"]);

@@ -100,15 +100,33 @@ mod tests {
     #[test]
     fn expressions_statements_and_incomplete_entries() {
         let lua = Lua::new();
-        assert_eq!(compile(&lua, "1 + 1", "=t").unwrap().call::<i64>(()).unwrap(), 2);
-        assert_eq!(compile(&lua, "=2 * 3", "=t").unwrap().call::<i64>(()).unwrap(), 6);
-        compile(&lua, "local y = 5", "=t").unwrap().call::<()>(()).unwrap();
+        assert_eq!(
+            compile(&lua, "1 + 1", "=t")
+                .unwrap()
+                .call::<i64>(())
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            compile(&lua, "=2 * 3", "=t")
+                .unwrap()
+                .call::<i64>(())
+                .unwrap(),
+            6
+        );
+        compile(&lua, "local y = 5", "=t")
+            .unwrap()
+            .call::<()>(())
+            .unwrap();
         assert_eq!(lua.globals().get::<i64>("y").unwrap(), 5);
         assert!(is_incomplete(&lua, "function f()"));
         assert!(is_incomplete(&lua, "t = {"));
         assert!(is_incomplete(&lua, "if x then\n  print(1)"));
         assert!(!is_incomplete(&lua, "function f() end"));
-        assert!(!is_incomplete(&lua, "x = = 1"), "a real syntax error is complete");
+        assert!(
+            !is_incomplete(&lua, "x = = 1"),
+            "a real syntax error is complete"
+        );
         assert!(!is_incomplete(&lua, ":help"));
     }
 }

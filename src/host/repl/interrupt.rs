@@ -37,14 +37,20 @@ impl Interrupts {
 
     /// The prompt is open until the guard drops.
     pub(crate) fn open(&self) -> OpenGuard {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).open += 1;
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .open += 1;
         OpenGuard(self.clone())
     }
 
     /// A fresh token for one call at the prompt, cancelled by Ctrl-C until the guard drops.
     pub(crate) fn call(&self) -> CallGuard {
         let token = CancellationToken::new();
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).call = Some(token.clone());
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .call = Some(token.clone());
         CallGuard {
             interrupts: self.clone(),
             token,

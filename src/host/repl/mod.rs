@@ -18,6 +18,6 @@ mod start;
 mod state;
 
 pub use interrupt::Interrupts;
-pub use start::{ReplInput, ReplOnFailure, ReplOptions, run_repl};
 pub(crate) use start::{FailureRepl, after_failure};
+pub use start::{ReplInput, ReplOnFailure, ReplOptions, run_repl};
 pub(crate) use state::{Loaded, RecipeSource};

@@ -136,7 +136,8 @@ fn write_table(out: &mut String, table: &Table, indent: usize, path: &mut HashSe
         out.push_str("{}");
         return;
     }
-    let in_sequence = |key: &Value| matches!(key, Value::Integer(i) if *i >= 1 && (*i as usize) <= len);
+    let in_sequence =
+        |key: &Value| matches!(key, Value::Integer(i) if *i >= 1 && (*i as usize) <= len);
     pairs.sort_by(|(a, _), (b, _)| {
         let (ka, kb) = (key_order(a), key_order(b));
         let group = |key: &Value, order: &(u8, String, f64)| {
@@ -209,7 +210,9 @@ mod tests {
     #[test]
     fn tables_sequence_first_then_sorted_keys() {
         assert_eq!(
-            show(&eval("{ 10, 20, b = 2, a = 'x', [5] = true, ['not id'] = 1 }")),
+            show(&eval(
+                "{ 10, 20, b = 2, a = 'x', [5] = true, ['not id'] = 1 }"
+            )),
             "{ 10, 20, [5] = true, a = \"x\", b = 2, [\"not id\"] = 1 }"
         );
         assert_eq!(show(&eval("{}")), "{}");
@@ -228,12 +231,17 @@ mod tests {
 
     #[test]
     fn cycles_depth_and_item_limits_end() {
-        assert_eq!(show(&eval("local t = {} t.self = t return t")), "{ self = <cycle> }");
+        assert_eq!(
+            show(&eval("local t = {} t.self = t return t")),
+            "{ self = <cycle> }"
+        );
         assert_eq!(
             show(&eval("return { a = { b = { c = { d = { e = 1 } } } } }")),
             "{ a = { b = { c = { d = {…} } } } }"
         );
-        let many = show(&eval("local t = {} for i = 1, 150 do t[i] = i end return t"));
+        let many = show(&eval(
+            "local t = {} for i = 1, 150 do t[i] = i end return t",
+        ));
         assert!(many.contains("… 50 more"), "{many}");
         // The global table, with its cycles (`_G._G`), prints and ends.
         let lua = mlua::Lua::new();

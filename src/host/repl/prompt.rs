@@ -26,7 +26,10 @@ const PROMPT: &str = "lb> ";
 
 /// Read and run entries until `:quit` or Ctrl-D. History (whole entries, multi-line ones too)
 /// is appended to `history` after every entry.
-pub(crate) async fn interactive(repl: &mut Repl<'_>, history: Option<PathBuf>) -> Result<(), HostError> {
+pub(crate) async fn interactive(
+    repl: &mut Repl<'_>,
+    history: Option<PathBuf>,
+) -> Result<(), HostError> {
     let _open = repl.interrupts.open();
     let (line_tx, mut line_rx) = tokio::sync::mpsc::channel::<Line>(1);
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
@@ -128,10 +131,16 @@ fn editor_worker(
     }
 }
 
-fn save_history(editor: &mut Editor<ReplHelper, FileHistory>, path: &Path) -> rustyline::Result<()> {
+fn save_history(
+    editor: &mut Editor<ReplHelper, FileHistory>,
+    path: &Path,
+) -> rustyline::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     editor.append_history(path)?;
     // Entries can hold anything typed at the prompt: private to the user.
@@ -146,7 +155,8 @@ pub(crate) async fn piped(repl: &mut Repl<'_>, input: &str) -> Result<(), HostEr
         // A shebang line stays a (blank) line, so line numbers hold.
         rest.find('\n').map_or("", |i| &rest[i..])
     });
-    let function = eval::compile(&repl.lua, input, "@stdin").map_err(|e| HostError::from_lua(&e, repl.limit))?;
+    let function = eval::compile(&repl.lua, input, "@stdin")
+        .map_err(|e| HostError::from_lua(&e, repl.limit))?;
     let values = function
         .call_async::<mlua::MultiValue>(())
         .await

@@ -108,7 +108,9 @@ async fn session(
         .await
         .map_err(|e| HostError::from_lua(&e, limit))?;
     let mut repl = Repl {
-        results: lua.create_table().map_err(|e| HostError::from_lua(&e, limit))?,
+        results: lua
+            .create_table()
+            .map_err(|e| HostError::from_lua(&e, limit))?,
         lua,
         base: Arc::clone(ctx),
         state,
@@ -161,7 +163,11 @@ async fn install_prompt_globals(lua: &Lua) -> mlua::Result<()> {
     let print = lua.create_function(move |_, values: MultiValue| {
         let parts = values
             .into_iter()
-            .map(|v| tostring.call::<mlua::LuaString>(v).map(|s| s.to_string_lossy()))
+            .map(|v| {
+                tostring
+                    .call::<mlua::LuaString>(v)
+                    .map(|s| s.to_string_lossy())
+            })
             .collect::<mlua::Result<Vec<String>>>()?;
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", parts.join("\t"));
@@ -215,7 +221,11 @@ pub(crate) async fn after_failure(failed: FailureRepl<'_>) -> Result<(), HostErr
         "==> {}; the REPL is open with {}{} (`:retry` reruns it, `:reload` re-reads the recipe, \
          `:help` for more; Ctrl-D ends the run with the last verdict)",
         crate::error::render_chain(&failed.failure),
-        if repl.current_box().is_some() { "the lease as `box`" } else { "no lease" },
+        if repl.current_box().is_some() {
+            "the lease as `box`"
+        } else {
+            "no lease"
+        },
         match &last {
             Some(step) => format!(" and the failed step `{}` as `last`", step.step),
             None => String::new(),
@@ -225,7 +235,6 @@ pub(crate) async fn after_failure(failed: FailureRepl<'_>) -> Result<(), HostErr
     let prompt = prompt::interactive(&mut repl, failed.hooks.history.clone()).await;
     // Back to the run: its own context and token.
     failed.lua.set_app_data(Arc::clone(failed.ctx));
-    let _ = crate::host::sandbox::set_cancel_hook(failed.lua, &failed.ctx.cancel);
     prompt?;
     repl.verdict.unwrap_or(Ok(()))
 }

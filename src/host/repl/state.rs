@@ -18,7 +18,6 @@ use crate::host::lease;
 use crate::host::loader;
 use crate::host::plan::Plan;
 use crate::host::runner::{RunState, Runner, describe_value, is_recipe};
-use crate::host::sandbox::set_cancel_hook;
 
 /// What the prompt does after an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,16 +70,12 @@ impl Repl<'_> {
         let guard = self.interrupts.call();
         let ctx = Arc::new(self.base.with_cancel(guard.token.clone()));
         self.lua.set_app_data(Arc::clone(&ctx));
-        if let Err(err) = set_cancel_hook(&self.lua, &guard.token) {
-            eprintln!("leasebox: {err}");
-        }
         Call { _guard: guard, ctx }
     }
 
     fn end(&self, call: Call) {
         drop(call);
         self.lua.set_app_data(Arc::clone(&self.base));
-        let _ = set_cancel_hook(&self.lua, &self.base.cancel);
         self.refresh_last();
     }
 
@@ -287,12 +282,17 @@ impl Repl<'_> {
         let verdict = match failed.retry {
             Retry::Exec { lease, command } => {
                 if lease.released.load(Ordering::SeqCst) {
-                    eprintln!("leasebox: the lease of `{}` was released; nothing to retry on", failed.step);
+                    eprintln!(
+                        "leasebox: the lease of `{}` was released; nothing to retry on",
+                        failed.step
+                    );
                     return;
                 }
                 eprintln!("==> retry: {}", command.argv.join(" "));
                 let call = self.begin();
-                let result = lease.exec(command.clone(), None, &call.ctx.cancel, "").await;
+                let result = lease
+                    .exec(command.clone(), None, &call.ctx.cancel, "")
+                    .await;
                 let verdict = match result {
                     Ok(outcome) if outcome.code == 0 => {
                         self.base.clear_failure();
@@ -380,7 +380,11 @@ impl Repl<'_> {
             let kept = lease.keep || self.base.keep_all;
             println!(
                 "{}{id}  {}{}",
-                if current.as_deref() == Some(id.as_str()) { "box = " } else { "      " },
+                if current.as_deref() == Some(id.as_str()) {
+                    "box = "
+                } else {
+                    "      "
+                },
                 lease.inner.workdir(),
                 if kept { "  (kept after the REPL)" } else { "" }
             );
@@ -399,7 +403,11 @@ impl Repl<'_> {
         self.end(call);
         match result {
             Ok(lease) => {
-                println!("box = lease {} ({})", lease.inner.id(), lease.inner.workdir());
+                println!(
+                    "box = lease {} ({})",
+                    lease.inner.id(),
+                    lease.inner.workdir()
+                );
                 self.set_box(Some(lease));
             }
             Err(err) => show_error(&err),
@@ -473,9 +481,16 @@ fn trim_prompt_traceback(text: &str) -> String {
     let Some((message, trace)) = text.split_once("\nstack traceback:") else {
         return text.to_owned();
     };
-    let only_prompt = trace.lines().map(str::trim).filter(|l| !l.is_empty()).all(|l| {
-        l.starts_with("repl:") || l.starts_with("stdin:") || l.starts_with("[C]") || l == "(...tail calls...)"
-    });
+    let only_prompt = trace
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .all(|l| {
+            l.starts_with("repl:")
+                || l.starts_with("stdin:")
+                || l.starts_with("[C]")
+                || l == "(...tail calls...)"
+        });
     if only_prompt {
         message.to_owned()
     } else {
