@@ -124,14 +124,14 @@ fn clean(raw: &[u8]) -> String {
         match c {
             '\x1b' => match chars.next() {
                 Some('[') => {
-                    while let Some(c) = chars.next() {
+                    for c in chars.by_ref() {
                         if ('@'..='~').contains(&c) {
                             break;
                         }
                     }
                 }
                 Some(']') => {
-                    while let Some(c) = chars.next() {
+                    for c in chars.by_ref() {
                         if c == '\x07' {
                             break;
                         }

@@ -191,36 +191,40 @@ fn write_table(out: &mut String, table: &Table, indent: usize, path: &mut HashSe
 mod tests {
     use super::*;
 
-    fn eval(code: &str) -> Value {
-        let lua = mlua::Lua::new();
+    fn eval(lua: &mlua::Lua, code: &str) -> Value {
         lua.load(code).eval::<Value>().unwrap()
     }
 
     #[test]
     fn scalars_and_strings() {
-        assert_eq!(show(&eval("3")), "3");
-        assert_eq!(show(&eval("1.5")), "1.5");
-        assert_eq!(show(&eval("2.0")), "2.0");
-        assert_eq!(show(&eval("'a\"b\\n'")), "\"a\\\"b\\\\n\"");
-        assert_eq!(show(&eval("'line\\n'")), "\"line\\n\"");
-        assert_eq!(result(&eval("'raw text'")), "raw text");
-        assert_eq!(show(&eval("nil")), "nil");
+        let lua = mlua::Lua::new();
+        assert_eq!(show(&eval(&lua, "3")), "3");
+        assert_eq!(show(&eval(&lua, "1.5")), "1.5");
+        assert_eq!(show(&eval(&lua, "2.0")), "2.0");
+        assert_eq!(show(&eval(&lua, "'a\"b\\n'")), "\"a\\\"b\\n\"");
+        assert_eq!(show(&eval(&lua, "'line\\n'")), "\"line\\n\"");
+        assert_eq!(result(&eval(&lua, "'raw text'")), "raw text");
+        assert_eq!(show(&eval(&lua, "nil")), "nil");
     }
 
     #[test]
     fn tables_sequence_first_then_sorted_keys() {
+        let lua = mlua::Lua::new();
         assert_eq!(
             show(&eval(
+                &lua,
                 "{ 10, 20, b = 2, a = 'x', [5] = true, ['not id'] = 1 }"
             )),
             "{ 10, 20, [5] = true, a = \"x\", b = 2, [\"not id\"] = 1 }"
         );
-        assert_eq!(show(&eval("{}")), "{}");
+        assert_eq!(show(&eval(&lua, "{}")), "{}");
     }
 
     #[test]
     fn long_tables_break_into_lines_and_nest() {
+        let lua = mlua::Lua::new();
         let text = show(&eval(
+            &lua,
             "{ name = 'a fairly long name here', other = 'another long value', nested = { 1, 2 } }",
         ));
         assert_eq!(
@@ -231,20 +235,24 @@ mod tests {
 
     #[test]
     fn cycles_depth_and_item_limits_end() {
+        let lua = mlua::Lua::new();
         assert_eq!(
-            show(&eval("local t = {} t.self = t return t")),
+            show(&eval(&lua, "local t = {} t.self = t return t")),
             "{ self = <cycle> }"
         );
         assert_eq!(
-            show(&eval("return { a = { b = { c = { d = { e = 1 } } } } }")),
+            show(&eval(
+                &lua,
+                "return { a = { b = { c = { d = { e = 1 } } } } }"
+            )),
             "{ a = { b = { c = { d = {…} } } } }"
         );
         let many = show(&eval(
+            &lua,
             "local t = {} for i = 1, 150 do t[i] = i end return t",
         ));
         assert!(many.contains("… 50 more"), "{many}");
         // The global table, with its cycles (`_G._G`), prints and ends.
-        let lua = mlua::Lua::new();
         let g = show(&Value::Table(lua.globals()));
         assert!(g.contains("_G = <cycle>"), "{g}");
     }

@@ -79,7 +79,7 @@ impl Repl<'_> {
         self.refresh_last();
     }
 
-    fn from_lua(&self, err: &mlua::Error) -> HostError {
+    fn lua_error(&self, err: &mlua::Error) -> HostError {
         HostError::from_lua(err, self.limit)
     }
 
@@ -91,7 +91,7 @@ impl Repl<'_> {
         let function = match eval::compile(&self.lua, entry, "@repl") {
             Ok(f) => f,
             Err(err) => {
-                show_error(&self.from_lua(&err));
+                show_error(&self.lua_error(&err));
                 return Flow::Continue;
             }
         };
@@ -107,7 +107,7 @@ impl Repl<'_> {
         let call = self.begin();
         let result = function.call_async::<MultiValue>(()).await;
         self.end(call);
-        result.map_err(|err| self.from_lua(&err))
+        result.map_err(|err| self.lua_error(&err))
     }
 
     /// `last` is the last failed step, when there is one.
@@ -170,7 +170,7 @@ impl Repl<'_> {
             source: Arc::new(err),
         })?;
         let chunk = loader::chunk_name(&source.repo_root, &source.path);
-        let function = loader::compile(&self.lua, &chunk, &text).map_err(|e| self.from_lua(&e))?;
+        let function = loader::compile(&self.lua, &chunk, &text).map_err(|e| self.lua_error(&e))?;
         if !ends_with_return(&self.lua, &text) {
             self.loaded = Loaded::Imperative(function);
             eprintln!("==> loaded {chunk}, an imperative recipe: `:run` runs it here");
