@@ -4,10 +4,12 @@
 //!
 //! Exec spawns the process in its own process group in that directory, with a cleaned
 //! environment (`PATH`, `HOME`, `USER`, `LANG`, `TERM`, `TMPDIR` from this process, plus what
-//! the command sets), so no token leaks into steps. [`ExecStream::kill`] stops the whole
-//! group (TERM, then KILL after a grace period). Dropping the stream leaves the command running,
-//! as a dropped websocket does on Nomad. Release stops whatever still runs in the lease and
-//! removes the directory. This backend is not a sandbox: commands run as the user, on this
+//! the command sets), so no token leaks into steps. [`ExecStream::kill`] stops the exec's
+//! whole group (TERM, then KILL after a grace period); a verified-exec command runs in its
+//! supervisor's own session, outside that group, and the session layer stops it through its
+//! record. Dropping the stream leaves the command running, as a dropped websocket does on
+//! Nomad. Release stops whatever still runs in the lease (the exec groups and every recorded
+//! run's process group) and removes the directory. This backend is not a sandbox: commands run as the user, on this
 //! machine.
 
 use std::collections::{BTreeMap, HashMap};
@@ -164,8 +166,9 @@ impl LocalBackend {
         }
     }
 
-    /// Stop every process this lease still runs: the groups this process started, and any
-    /// recorded command pid still alive (from other leasebox processes).
+    /// Stop every process this lease still runs: the groups this process started, and the
+    /// process group of every recorded run that has no exit record (its supervisor's
+    /// session, which no exec's group contains), from whichever leasebox process started it.
     fn stop_everything(&self, lease: &Lease) {
         let groups = self
             .groups
@@ -176,27 +179,25 @@ impl LocalBackend {
         for pgid in &groups {
             signal_group(*pgid, libc::SIGKILL);
         }
-        let runs = PathBuf::from(lease.state_dir()).join("runs");
-        if let Ok(entries) = std::fs::read_dir(&runs) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.extension().is_none_or(|e| e != "pid")
-                    || path.with_extension("exit").exists()
-                {
-                    continue;
-                }
-                if let Ok(text) = std::fs::read_to_string(&path)
-                    && let Ok(pid) = text.trim().parse::<i32>()
-                    && pid > 1
-                {
-                    // SAFETY: kill(2) with a positive pid read from our own run record.
-                    unsafe {
-                        libc::kill(pid, libc::SIGKILL);
-                    }
-                }
-            }
+        for pgid in recorded_groups(&PathBuf::from(lease.state_dir()).join("runs")) {
+            signal_group(pgid, libc::SIGKILL);
         }
     }
+}
+
+/// The process groups of the runs recorded in `runs` that have no exit record yet.
+fn recorded_groups(runs: &Path) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir(runs) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pid") && !p.with_extension("exit").exists())
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|text| text.split_whitespace().nth(1)?.parse::<i32>().ok())
+        .filter(|pgid| *pgid > 1)
+        .collect()
 }
 
 fn signal_group(pgid: i32, signal: i32) {

@@ -221,13 +221,12 @@ impl Session {
         })
     }
 
-    /// Stop a run: ask the backend, and where it cannot stop commands itself, stop it by its
-    /// recorded pid with a second exec.
+    /// Stop a run: the exec'd wrapper through the backend, and the command's whole process
+    /// group (its supervisor's session, which no backend's kill of the exec reaches) through
+    /// its record, with a second exec: TERM, then KILL after the grace period.
     async fn stop_run(&self, stream: &crate::lease::ExecStream, run_id: &str) {
         stream.kill();
-        if !self.features().exec_kill {
-            self.kill_recorded(run_id).await;
-        }
+        self.kill_recorded(run_id).await;
     }
 
     /// Reconnect after a lost connection: show what was missed and read the recorded result,
@@ -246,12 +245,15 @@ impl Session {
         let mut delay = Duration::from_millis(50);
         let mut told = false;
         let mut vanished = 0;
+        let mut starting = 0;
         loop {
+            // 1-based resume positions, as decimal strings: the box does no arithmetic on them.
             let args = [
                 self.lease().state_dir(),
                 run_id.to_owned(),
-                seen.out.to_string(),
-                seen.err.to_string(),
+                (u128::from(seen.out) + 1).to_string(),
+                (u128::from(seen.err) + 1).to_string(),
+                "claim".to_owned(),
             ];
             let attempt = tokio::select! {
                 biased;
@@ -319,6 +321,7 @@ impl Session {
                     return Ok(code);
                 }
                 (Some("running"), Some(pid)) => {
+                    starting = 0;
                     if !told {
                         eprintln!(
                             "leasebox: connection to the box lost ({reason}); the command is still running (pid {pid}), following its output"
@@ -326,17 +329,32 @@ impl Session {
                         told = true;
                     }
                 }
-                (Some("vanished"), _) => {
-                    vanished += 1;
-                    if vanished >= 3 {
+                (Some("starting"), _) => {
+                    // Claimed by its supervisor, pid not recorded yet: it is about to start.
+                    starting += 1;
+                    if starting >= 30 {
                         return Err(SessionError::TransportLost(format!(
-                            "connection to the box lost ({reason}), and the command's wrapper died without recording an exit code"
+                            "connection to the box lost ({reason}); the command's supervisor claimed the run but never recorded a pid, so whether the command ran is unknown"
                         )));
                     }
                 }
+                (Some("vanished"), _) => {
+                    // Re-read: the group may have ended between the box's two checks.
+                    vanished += 1;
+                    if vanished >= 3 {
+                        return Err(SessionError::TransportLost(format!(
+                            "connection to the box lost ({reason}), and the command's process group ended without recording an exit code (killed from outside leasebox: the OOM killer, a reboot, another user)"
+                        )));
+                    }
+                }
+                (Some("never"), _) => {
+                    return Err(SessionError::TransportLost(format!(
+                        "connection to the box lost ({reason}) before the command was recorded as started: it never ran, and it will not start now"
+                    )));
+                }
                 _ => {
                     return Err(SessionError::TransportLost(format!(
-                        "connection to the box lost ({reason}) and the box has no record of the run: the command may never have started"
+                        "connection to the box lost ({reason}), and the box answered the status read with `{status}`, which this leasebox does not understand"
                     )));
                 }
             }
@@ -350,8 +368,9 @@ impl Session {
         let args = [
             self.lease().state_dir(),
             run_id.to_owned(),
-            u64::MAX.to_string(),
-            u64::MAX.to_string(),
+            "-".to_owned(),
+            "-".to_owned(),
+            "-".to_owned(),
         ];
         match self
             .control("probe", scripts::CATCHUP, &args, None, cancel)

@@ -549,6 +549,14 @@ impl NomadBackend {
         lease
             .handle
             .insert("workdir_spec".to_owned(), workdir.to_owned());
+        // Named by errors about the box (a missing tool).
+        lease
+            .handle
+            .insert("driver".to_owned(), self.driver.clone());
+        if IMAGE_DRIVERS.contains(&self.driver.as_str()) {
+            let image = spec.image.clone().unwrap_or_else(|| self.image.clone());
+            lease.handle.insert("image".to_owned(), image);
+        }
         Ok(lease)
     }
 }
