@@ -70,6 +70,11 @@ pub struct LocalFaults {
     /// Drop the connection of every exec whose argv contains this marker after this long,
     /// leaving the command running (what a lost websocket does on Nomad).
     pub drop_exec_after: Option<(String, Duration)>,
+    /// Kill the exec'd process (that process alone, SIGKILL) of every exec whose argv contains
+    /// this marker after this long, and report the connection lost: what a Nomad agent does
+    /// when a client goes away while output flows. A zero delay kills it before it reads any
+    /// of its stdin.
+    pub kill_exec_after: Option<(String, Duration)>,
     /// Wait this long before every release.
     pub release_delay: Option<Duration>,
     /// Never deliver the exit of execs whose argv contains this marker: the stream stays open
@@ -294,6 +299,18 @@ impl Backend for LocalBackend {
             LeaseError::io(format!("cannot start `{program}` in the local lease"), e)
         })?;
         let pgid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        let kill_after = self
+            .faults
+            .kill_exec_after
+            .as_ref()
+            .filter(|(marker, _)| request.argv.iter().any(|a| a.contains(marker.as_str())))
+            .map(|(_, d)| *d);
+        if kill_after == Some(Duration::ZERO) {
+            // SAFETY: kill(2) on the pid of the child we just spawned.
+            unsafe {
+                libc::kill(pgid, libc::SIGKILL);
+            }
+        }
         self.groups
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -339,10 +356,19 @@ impl Backend for LocalBackend {
             let (out_tx, mut out_rx) = mpsc::channel::<ExecEvent>(64);
             let pump_out = tokio::spawn(pump(stdout, out_tx.clone(), ExecEvent::Stdout));
             let pump_err = tokio::spawn(pump(stderr, out_tx, ExecEvent::Stderr));
+            if kill_after == Some(Duration::ZERO) {
+                // Killed before it read anything: the connection is gone, nothing more comes.
+                pump_out.abort();
+                pump_err.abort();
+                let _ = events_tx
+                    .send(ExecEvent::Lost("connection dropped (simulated)".into()))
+                    .await;
+                return;
+            }
             let dropped = async {
-                match drop_after {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => std::future::pending().await,
+                match (drop_after, kill_after) {
+                    (Some(d), _) | (None, Some(d)) => tokio::time::sleep(d).await,
+                    (None, None) => std::future::pending().await,
                 }
             };
             tokio::pin!(dropped);
@@ -359,7 +385,14 @@ impl Backend for LocalBackend {
                         }
                     }
                     () = &mut dropped => {
-                        // Simulated connection loss: stop reading, leave the command running.
+                        // Simulated connection loss: stop reading, leave the command running
+                        // (or, as an agent does, kill the exec'd process alone).
+                        if kill_after.is_some() && drop_after.is_none() {
+                            // SAFETY: kill(2) on the pid of the child this task owns.
+                            unsafe {
+                                libc::kill(pgid, libc::SIGKILL);
+                            }
+                        }
                         pump_out.abort();
                         pump_err.abort();
                         let _ = events_tx.send(ExecEvent::Lost("connection dropped (simulated)".into())).await;

@@ -119,7 +119,7 @@ exec 5<&0 0</dev/null
     while IFS= read -r lbx_l && [ -n "$lbx_l" ]; do set -- "$lbx_l" "$@"; done
     while [ "$1" != -lbx- ]; do
       case $1 in
-        *\\*) lbx_n=${1#env=}; lbx_n=${lbx_n%%=*}; export "$lbx_n=$(printf "%bx" "${1#env=*=}")"; eval "$lbx_n=\${$lbx_n%x}";;
+        *\\*) lbx_n=${1#env=}; lbx_n=${lbx_n%%=*}; eval "export $lbx_n=\"\$(printf %bx \"\${1#env=*=}\")\"; $lbx_n=\${$lbx_n%x}";;
         *) export "${1#env=}";;
       esac
       shift
@@ -268,7 +268,7 @@ pub const PREPARE: &str = concat!(
   command -v "$lbx_t" >/dev/null 2>&1 || { echo "leasebox: missing-tool $lbx_t" >&2; exit 78; }
 done
 if ! command -v setsid >/dev/null 2>&1; then
-  case $(set -m 2>/dev/null; echo "$-") in *m*) ;; *) echo "leasebox: missing-tool setsid (and its sh has no job control)" >&2; exit 78;; esac
+  set -m 2>/dev/null; case $- in *m*) set +m;; *) echo "leasebox: missing-tool setsid (and its sh has no job control)" >&2; exit 78;; esac
 fi
 lbx_w=$1; lbx_st=$2
 "#,

@@ -12,3 +12,4 @@ mod recipes;
 mod session_local;
 mod support;
 mod trust;
+mod verified_exec;
