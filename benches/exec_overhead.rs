@@ -289,7 +289,8 @@ fn run_one(runtime: &tokio::runtime::Runtime, session: &Session, series: Series)
                 let h = scripts::header(&format!("backend{run:06}"), &lease.workdir, &[]);
                 (scripts::WRAPPER, h)
             } else {
-                let h = common::old_wrapper::old_header(&format!("backend{run:06}"), &lease.workdir);
+                let h =
+                    common::old_wrapper::old_header(&format!("backend{run:06}"), &lease.workdir);
                 (common::old_wrapper::OLD_WRAPPER, h)
             };
             let start = Instant::now();
@@ -298,11 +299,7 @@ fn run_one(runtime: &tokio::runtime::Runtime, session: &Session, series: Series)
                 .exec(
                     lease,
                     ExecRequest {
-                        argv: scripts::argv(
-                            "exec",
-                            script,
-                            [lease.state_dir(), "true".to_owned()],
-                        ),
+                        argv: scripts::argv("exec", script, [lease.state_dir(), "true".to_owned()]),
                         cwd: None,
                         stdin: true,
                     },
@@ -330,7 +327,8 @@ fn run_one(runtime: &tokio::runtime::Runtime, session: &Session, series: Series)
                 let h = scripts::header(&format!("wrapper{run:06}"), &lease.workdir, &[]);
                 (scripts::WRAPPER, h)
             } else {
-                let h = common::old_wrapper::old_header(&format!("wrapper{run:06}"), &lease.workdir);
+                let h =
+                    common::old_wrapper::old_header(&format!("wrapper{run:06}"), &lease.workdir);
                 (common::old_wrapper::OLD_WRAPPER, h)
             };
             let start = Instant::now();

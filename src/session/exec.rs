@@ -1,8 +1,14 @@
 //! Verified exec: every command runs under the `sh` wrapper of [`super::scripts::WRAPPER`],
-//! which records its pid, output and exit code in the box. When the connection is lost before
+//! which starts it under a supervisor detached from the exec session (`setsid`, else a job in
+//! its own process group) that records its pid, process group, output and exit code in the box.
+//! The exec'd process only relays and waits, so killing it (as a Nomad agent does when a client
+//! goes away while output flows) leaves a complete record. When the connection is lost before
 //! the exit code arrives, the session reconnects with a new exec, shows the output that was
-//! missed, and reads the recorded result, following the command while it still runs. It never
-//! reports a success it did not see: with no record to read, the result is a transport error.
+//! missed, and reads the recorded result, following the command while it still runs; a run with
+//! no claim in the box is claimed by the reader, so a command that never started never starts
+//! late, and is reported as never run. Stopping (timeout, cancellation) signals the recorded
+//! process group, TERM then KILL. It never reports a success it did not see: with no record to
+//! read, the result is a transport error.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -8,9 +8,9 @@
 //! - [`Session::sync`] streams a tar of the repository's file set over stdin into a staging
 //!   directory and swaps it into the workdir ([`sync`]).
 //! - [`Session::fetch`] streams a tar back over stdout and extracts it safely ([`fetch`]).
-//! - [`Session::exec`] runs a command under the verified-exec wrapper, which records its pid,
-//!   output and exit code in the box, so a lost connection is recovered by reading the record
-//!   (`exec.rs`).
+//! - [`Session::exec`] runs a command under the verified-exec wrapper, whose detached
+//!   supervisor records its pid, process group, output and exit code in the box, so a lost
+//!   connection (or a killed exec'd process) is recovered by reading the record (`exec.rs`).
 
 mod exec;
 pub mod fetch;

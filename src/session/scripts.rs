@@ -100,7 +100,12 @@ pub const NEEDED_TOOLS: &str = "`sh`, `tar`, `tee`, `cat`, `tail`, `mv`, `rm`, `
 macro_rules! alloc_dir {
     ($var:literal) => {
         concat!(
-            "case $", $var, " in '${NOMAD_ALLOC_DIR}'*) ", $var, "=$NOMAD_ALLOC_DIR${", $var,
+            "case $",
+            $var,
+            " in '${NOMAD_ALLOC_DIR}'*) ",
+            $var,
+            "=$NOMAD_ALLOC_DIR${",
+            $var,
             "#'${NOMAD_ALLOC_DIR}'};; esac\n"
         )
     };
@@ -461,6 +466,54 @@ mod tests {
         assert_eq!(wait_for_record(&st.join("runs/r1.exit")).trim(), "0");
         let recorded = std::fs::read_to_string(st.join("runs/r1.out")).unwrap();
         assert_eq!(recorded, format!("{value}REST"));
+    }
+
+    fn catchup(st: &std::path::Path, out: &str, err: &str) -> (String, String) {
+        let o = std::process::Command::new("sh")
+            .args([
+                "-c",
+                CATCHUP,
+                "lbx",
+                st.to_str().unwrap(),
+                "r1",
+                out,
+                err,
+                "-",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        (
+            String::from_utf8(o.stdout).unwrap(),
+            String::from_utf8(o.stderr).unwrap(),
+        )
+    }
+
+    #[test]
+    fn catchup_positions_never_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = dir.path().join("w.lbx");
+        std::fs::create_dir_all(st.join("runs")).unwrap();
+        std::fs::write(st.join("runs/r1.out"), "hello").unwrap();
+        std::fs::write(st.join("runs/r1.err"), "oops").unwrap();
+        std::fs::write(st.join("runs/r1.exit"), "3\n").unwrap();
+        assert_eq!(
+            catchup(&st, "1", "1"),
+            ("exited 3\nhello".into(), "oops".into())
+        );
+        assert_eq!(
+            catchup(&st, "3", "5"),
+            ("exited 3\nllo".into(), String::new())
+        );
+        // Past the end, even past u64: nothing is re-sent.
+        let huge = (u128::from(u64::MAX) + 1).to_string();
+        assert_eq!(
+            catchup(&st, &huge, &huge),
+            ("exited 3\n".into(), String::new())
+        );
+        // The status-only probe.
+        assert_eq!(catchup(&st, "-", "-"), ("exited 3\n".into(), String::new()));
+        assert!(st.join("runs/r1.read").exists());
     }
 
     /// A record the supervisor renames into place just after it exits.

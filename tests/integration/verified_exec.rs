@@ -13,7 +13,9 @@ use std::time::Duration;
 use leasebox::backends::local::{LocalBackend, LocalFaults};
 use leasebox::error::{ErrorKind, HasKind};
 use leasebox::lease::{Backend, LeaseId, LeaseSpec};
-use leasebox::session::{Command, NullSink, OutputSink, Session, SessionError, SyncOptions, Timing};
+use leasebox::session::{
+    Command, NullSink, OutputSink, Session, SessionError, SyncOptions, Timing,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::nomad::NomadServer;
@@ -161,7 +163,10 @@ fn marked(script: &str) -> Command {
 
 /// The pids of live processes whose argv is exactly `argv`.
 fn processes_with_argv(argv: &[&str]) -> Vec<i32> {
-    let want: Vec<u8> = argv.iter().flat_map(|a| [a.as_bytes(), b"\0"].concat()).collect();
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -303,7 +308,10 @@ async fn every_toolbox_runs_hostile_commands_and_survives_a_killed_exec() {
 
 #[tokio::test]
 async fn a_box_without_a_needed_tool_is_unsuitable_and_says_which() {
-    for (kind, tool) in [(Toolbox::NoTee, "`tee`"), (Toolbox::NoSetsidDash, "`setsid`")] {
+    for (kind, tool) in [
+        (Toolbox::NoTee, "`tee`"),
+        (Toolbox::NoSetsidDash, "`setsid`"),
+    ] {
         let s = Scratch::new();
         let err = session_on(backend(&s, kind, LocalFaults::default()), &s)
             .await
@@ -342,7 +350,12 @@ async fn a_killed_exec_before_during_and_after_the_last_write_loses_nothing() {
     // writes, after the last write, and after the command ended.
     let cases = [
         ("sleep 0.6; echo late; exit 3", 200, "late\n", 3),
-        ("echo a; sleep 0.5; echo b; sleep 0.5; exit 4", 300, "a\nb\n", 4),
+        (
+            "echo a; sleep 0.5; echo b; sleep 0.5; exit 4",
+            300,
+            "a\nb\n",
+            4,
+        ),
         ("echo only; sleep 0.8; exit 6", 300, "only\n", 6),
         ("echo fast; exit 9", 150, "fast\n", 9),
     ];
@@ -351,7 +364,11 @@ async fn a_killed_exec_before_during_and_after_the_last_write_loses_nothing() {
         let session = prepared(&s, Toolbox::Dash, kill_exec_after(ms)).await;
         let out = Collect::default();
         let outcome = session
-            .exec(&marked(script), Arc::new(out.clone()), &CancellationToken::new())
+            .exec(
+                &marked(script),
+                Arc::new(out.clone()),
+                &CancellationToken::new(),
+            )
             .await
             .unwrap_or_else(|e| panic!("{script}: {e}"));
         assert_eq!(outcome.code, want_code, "{script}: {}", out.stderr());
@@ -402,7 +419,10 @@ async fn stop_takes_the_whole_process_group_on_a_kept_lease() {
         assert_eq!(std::fs::read_to_string(&exit).unwrap().trim(), "143");
         assert!(exit.with_extension("read").exists());
     }
-    assert!(Path::new(&session.lease().workdir).exists(), "the lease is kept");
+    assert!(
+        Path::new(&session.lease().workdir).exists(),
+        "the lease is kept"
+    );
 }
 
 #[tokio::test]
@@ -426,7 +446,11 @@ async fn run_records_are_pruned_but_never_a_running_or_unread_one() {
     };
     // 60 finished and read runs, the newest first; an old unread one.
     for i in 0..60u64 {
-        write(&format!("r{i:04}"), &["go", "pid", "out", "err", "exit", "read"], 100 + i);
+        write(
+            &format!("r{i:04}"),
+            &["go", "pid", "out", "err", "exit", "read"],
+            100 + i,
+        );
     }
     write("rold0unread", &["go", "pid", "out", "err", "exit"], 10_000);
     // A run that still runs (a real one, in the background).
@@ -504,7 +528,9 @@ async fn a_swap_that_breaks_part_way_shows_as_a_mismatch() {
     let err = session.sync(&options, &cancel).await.unwrap_err();
     assert!(once.exists(), "the fault did not fire: {err}");
     assert!(
-        !Path::new(&session.lease().state_dir()).join("revision").exists(),
+        !Path::new(&session.lease().state_dir())
+            .join("revision")
+            .exists(),
         "a broken swap must leave no revision stamp"
     );
     // The next sync sees the box as changed, not as a tree that matches the stamp.
@@ -533,7 +559,9 @@ fn an_agent_that_kills_the_exec_on_broken_output_loses_no_exit_code() {
     for nomad in [NomadServer::start_v1_1(), NomadServer::start_modern()] {
         nomad.kill_exec_on_broken_output(Duration::from_millis(300));
         let s = nomad_repo();
-        let id = stdout(&nomad_run(&s, &nomad, &["warmup"])).trim().to_owned();
+        let id = stdout(&nomad_run(&s, &nomad, &["warmup"]))
+            .trim()
+            .to_owned();
         let lines: String = (1..=30).map(|i| format!("line{i}\n")).collect();
         // Cut 12 frames (about 1.2 s) into the output, then quiet commands cut at once.
         for (after, script, want_out, want_code) in [
@@ -578,7 +606,11 @@ fn an_agent_that_kills_the_exec_on_broken_output_loses_no_exit_code() {
             ],
         );
         assert_eq!(code(&out), 75, "{}", describe(&out));
-        assert!(crate::support::stderr(&out).contains("never ran"), "{}", describe(&out));
+        assert!(
+            crate::support::stderr(&out).contains("never ran"),
+            "{}",
+            describe(&out)
+        );
         std::thread::sleep(Duration::from_millis(500));
         assert!(!flag.exists(), "the command ran after all");
         assert_eq!(code(&nomad_run(&s, &nomad, &["stop", &id])), 0);

@@ -464,7 +464,11 @@ impl NomadServer {
     /// From now on, behave as a raw_exec agent does when a client disconnects while output
     /// flows: kill the exec'd process (only it) `delay` after the next output it cannot send.
     pub fn kill_exec_on_broken_output(&self, delay: std::time::Duration) {
-        self.shared.faults.lock().unwrap().exec_kill_on_broken_output = Some(delay);
+        self.shared
+            .faults
+            .lock()
+            .unwrap()
+            .exec_kill_on_broken_output = Some(delay);
     }
 
     pub fn drop_next_exec(&self, after_data_frames: usize) {
