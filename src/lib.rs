@@ -4,30 +4,59 @@
 //!
 //! # Layers
 //!
-//! Modules and what each may import (no cycles; nothing imports `cli`):
+//! Modules and what each may import (no cycles; nothing imports `cli`; a module without an
+//! arrow line imports only the universal modules, `error` and `atomic_file`):
 //!
 //! ```text
-//! cli        clap; parses, resolves config, picks a backend, calls the host.  The only clap.
-//!            -> host, session, backends, config, ownership, lease
-//! host       the Lua VM: sandbox, module loader, bindings of the primitives.  The only Lua.
-//!            -> session, lease, config, ownership
+//! cli        clap; parses, resolves config, hands the backend choice to `leases`, calls the host.  The only clap.
+//!            -> host, leases, config, ownership, lease, report
+//! host       the Lua VM: sandbox, module loader, bindings of the primitives, REPL, watch loop.  The only Lua.
+//!            -> leases, session, lease, config, ownership
+//! leases     the lease lifecycle: acquire, reuse, release, cleanup, doctor's sequence, the attached session
+//!            -> backends, session, ownership, config, lease
 //! session    backend-independent operations over exec: sync, fetch, verified exec, timing
 //!            -> lease
-//! backends   nomad and local (the only module that knows Nomad's wire types is backends::nomad)
+//! backends   nomad (HTTP + exec websocket; the only module that knows Nomad's wire types) and local
 //!            -> lease, config, ownership
+//! report     the timeline picture of a timing file (`leasebox report`)
+//!            -> session
 //! lease      the Backend trait and its types (LeaseSpec, Lease, ExecRequest, ExecEvent, LeaseError)
-//! config     layered config with provenance
-//! ownership  claims store (state dir, locks), reuse/cleanup rules
-//! error      error kinds and exit codes, importable by every layer
+//! config     layered config with provenance, trust gate, trust store
+//! ownership  claims store (state dir, locks), scope fingerprint, reuse/cleanup rules
+//! error      error kinds and exit codes; every layer may import it
+//! atomic_file  atomic writes of private files, private directories; every layer may import it
 //! ```
+//!
+//! This table is the one source of the rules: `tests/integration/layers/` reads it and fails,
+//! naming file and line, on every import it does not allow, on `mlua` outside `host`, `clap`
+//! outside `cli`, and Nomad wire types outside `backends::nomad`.
+//!
+//! # One type per concept
+//!
+//! - The lease a backend knows: [`lease::Lease`] (its id, backend, workdir and handle), made
+//!   from a [`lease::LeaseSpec`].
+//! - The lease a caller holds: [`leases::HeldLease`], the backend's lease attached as a
+//!   [`session::Session`], with its claim's holder lock and its release, handed out by the
+//!   lifecycle [`leases::Leases`].
+//! - The lease a recipe sees: the `lease` userdata of the host (`LuaLease` in
+//!   `host/bindings.rs`), over the host's one seam [`host::LeasedBox`], which a `HeldLease`
+//!   implements (and the host's scratch-directory test double).
+//! - The exec request of a backend: [`lease::ExecRequest`] (an argv, stdin or not), answered
+//!   by an [`lease::ExecStream`].
+//! - The exec request of a session: [`session::Command`] (argv, env, cwd, timeout, capture,
+//!   stdin), answered by a [`session::ExecOutcome`]; a recipe's `exec{…}` table is decoded
+//!   into one (`host/decode.rs`).
 //!
 //! The binary (`src/main.rs`) only calls [`cli::main`], which owns the one exit funnel.
 
+pub mod atomic_file;
 pub mod backends;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod host;
 pub mod lease;
+pub mod leases;
 pub mod ownership;
+pub mod report;
 pub mod session;

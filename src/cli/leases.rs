@@ -8,14 +8,13 @@ use serde_json::json;
 
 use super::Context;
 use super::args::{CleanupArgs, IdArgs, JsonArgs, WarmupArgs};
-use crate::backends::{CleanupOptions, LeaseRequest, Leases};
-use crate::error::{ErrorKind, Failure};
+use crate::error::Failure;
+use crate::leases::{CleanupOptions, LeaseRequest, Leases, Timing};
 use crate::ownership::Claim;
-use crate::session::Timing;
 
 fn leases(cx: &Context) -> Result<(Leases, crate::config::Config), Failure> {
     let config = cx.config(&[])?;
-    let backend = crate::backends::open(&config, &cx.env)?;
+    let backend = crate::leases::open(&config, &cx.env)?;
     let leases = Leases::new(
         backend,
         &cx.state_dir()?,
@@ -38,8 +37,8 @@ pub(crate) async fn warmup(args: &WarmupArgs, cx: &Context) -> Result<(), Failur
         keep: true,
     };
     // `acquire` honours the token itself and leaves nothing behind when cancelled.
-    let session = leases.acquire(&request, &cx.cancel).await?;
-    let lease = session.lease();
+    let held = leases.acquire(&request, &cx.cancel).await?;
+    let lease = held.lease();
     if args.json {
         println!(
             "{}",
@@ -145,18 +144,10 @@ pub(crate) async fn list(args: &JsonArgs, cx: &Context) -> Result<(), Failure> {
 pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
     let id = super::lease_id(&args.id)?;
     let (leases, _) = leases(cx)?;
-    let claim = leases.claims().load(id.as_str()).map_err(|e| match e {
-        crate::ownership::OwnershipError::NotFound { .. } => Failure::new(
-            ErrorKind::OwnershipRefused,
-            format!("no lease `{id}` here: `leasebox list` shows your leases"),
-        ),
-        other => Failure::from_error(&other),
-    })?;
+    let claim = leases.load_claim(&id)?;
     // The claim and the box's own record must agree before anything is said about the box.
     leases.check_claim(&claim)?;
-    let present = leases
-        .verify(&claim, &crate::backends::Leases::lease_of(&claim)?)
-        .await?;
+    let present = leases.verify(&claim, &Leases::lease_of(&claim)?).await?;
     let remote = if present {
         remote_of(&leases, &claim).await
     } else {

@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use super::Context;
 use super::args::RunArgs;
-use crate::backends::Leases;
 use crate::error::{ErrorKind, Failure};
 use crate::host::{
-    ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, RecipeLeases, RecipeRun, SandboxOptions, find_recipe,
-    recipe_listing, run_recipe,
+    ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, RecipeLeases, RecipeRun, SandboxOptions, StepReport,
+    StepStatus, find_recipe, recipe_listing, run_recipe,
 };
-use crate::session::Timing;
+use crate::leases::{Leases, Phase, PhaseStatus, Timing};
 
 /// A bare `leasebox run`: list the recipes and exit with the usage code.
 pub(crate) fn list(cx: &Context) -> Failure {
@@ -46,7 +45,7 @@ pub(crate) async fn run(
     }
     let config = cx.config(&extra)?;
     let settings = config.settings();
-    let backend = crate::backends::open(&config, &cx.env)?;
+    let backend = crate::leases::open(&config, &cx.env)?;
     let leases = Leases::new(
         backend,
         &cx.state_dir()?,
@@ -74,13 +73,32 @@ pub(crate) async fn run(
         config: config.clone(),
     };
     let report = run_recipe(&run, Arc::new(provider), &cx.cancel).await;
-    for (name, ms) in &report.phases {
-        if name.starts_with("step:") {
-            timing.record(name.clone(), *ms);
-        }
+    for step in &report.steps {
+        timing.push(step_phase(step, timing));
     }
     match report.error {
         None => Ok(()),
         Some(err) => Err(err.failure()),
     }
+}
+
+/// A recipe step as a phase of the timing file: `step:NAME`, with its start, status and lane.
+fn step_phase(step: &StepReport, timing: &Timing) -> Phase {
+    let start_ms = step.started.map_or(0, |at| timing.offset_ms(at));
+    let mut phase = Phase::new(format!("step:{}", step.name), start_ms, step.ms);
+    phase.lane = step.lane;
+    phase.group.clone_from(&step.group);
+    match &step.status {
+        StepStatus::Passed => {}
+        StepStatus::Failed { code } => {
+            phase.status = PhaseStatus::Failed;
+            phase.code = Some(*code);
+        }
+        StepStatus::Errored { error_kind } => {
+            phase.status = PhaseStatus::Errored;
+            phase.error_kind = Some(error_kind.as_str().to_owned());
+        }
+        StepStatus::Skipped => phase.status = PhaseStatus::Skipped,
+    }
+    phase
 }

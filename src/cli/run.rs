@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::Context;
 use super::args::RunArgs;
-use crate::backends::{LeaseRequest, Leases};
 use crate::error::{ErrorKind, Failure};
-use crate::session::{
-    Command, Session, SyncOptions, TerminalSink, Timing, TimingReport, elapsed_ms,
+use crate::leases::{
+    Command, HeldLease, LeaseRequest, Leases, Phase, PhaseStatus, SyncOptions,
+    TIMING_FORMAT_VERSION, TerminalSink, Timing, TimingReport, elapsed_ms,
 };
 
 pub(crate) async fn run(args: RunArgs, cx: &Context) -> Result<(), Failure> {
@@ -23,35 +23,15 @@ pub(crate) async fn run(args: RunArgs, cx: &Context) -> Result<(), Failure> {
     let outcome = run_inner(args, cx, &timing).await;
     if let Some(path) = timing_file {
         let report = TimingReport {
+            format_version: TIMING_FORMAT_VERSION,
             phases: timing.phases(),
             total_ms: elapsed_ms(start),
             exit_code: outcome.as_ref().map_or_else(|f| f.code, |()| 0),
-            error_kind: outcome.as_ref().err().map(|f| f.kind.as_str()),
+            error_kind: outcome.as_ref().err().map(|f| f.kind.as_str().to_owned()),
         };
-        write_timing(&path, &report)?;
+        report.write(&path)?;
     }
     outcome
-}
-
-fn write_timing(path: &Path, report: &TimingReport) -> Result<(), Failure> {
-    let text = serde_json::to_vec_pretty(report)
-        .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot encode timings: {e}")))?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let write = || -> std::io::Result<()> {
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        std::io::Write::write_all(&mut tmp, &text)?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
-    };
-    write().map_err(|e| {
-        Failure::new(
-            ErrorKind::ConfigError,
-            format!("cannot write the timing file `{}`: {e}", path.display()),
-        )
-    })
 }
 
 async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<(), Failure> {
@@ -63,7 +43,7 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
     }
     // Bad input is refused before anything is leased.
     for path in &args.fetch {
-        crate::session::fetch::check_fetch_path(path).map_err(|e| Failure::from_error(&e))?;
+        crate::leases::check_fetch_path(path).map_err(|e| Failure::from_error(&e))?;
     }
     let mut extra = Vec::new();
     if let Some(t) = &args.timeout {
@@ -78,7 +58,7 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
     let config = cx.config(&extra)?;
     let settings = config.settings();
     let env = pass_env(&args.pass_env, cx)?;
-    let backend = crate::backends::open(&config, &cx.env)?;
+    let backend = crate::leases::open(&config, &cx.env)?;
     let repo_root = cx.repo_root();
     let leases = Leases::new(
         backend,
@@ -111,8 +91,7 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
         );
     }
 
-    let reused = args.lease.is_some();
-    let session = match &args.lease {
+    let held = match &args.lease {
         Some(id) => {
             leases
                 .attach(&super::lease_id(id)?, settings.nomad.workdir.as_deref())
@@ -131,11 +110,12 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
             leases.acquire(&request, &cx.cancel).await?
         }
     };
-    let id = session.lease().id.clone();
+    let id = held.lease().id.clone();
+    let reused = held.reused();
     if let Ok(mut active) = cx.active.lock() {
         active.push(id.clone());
     }
-    let result = work(&args, cx, &session, &repo_root, settings, env).await;
+    let result = work(&args, cx, &held, &repo_root, settings, env).await;
     let keep = args.keep
         || reused
         || (args.keep_on_failure
@@ -153,7 +133,7 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
         Ok(())
     } else {
         // Release even after Ctrl-C: with a fresh token, so the cleanup itself is not cancelled.
-        leases.release(&session, &CancellationToken::new()).await
+        held.release(&CancellationToken::new()).await
     };
     if let Ok(mut active) = cx.active.lock() {
         active.retain(|a| a != &id);
@@ -197,12 +177,13 @@ fn pass_env(names: &[String], cx: &Context) -> Result<Vec<(String, String)>, Fai
 async fn work(
     args: &RunArgs,
     cx: &Context,
-    session: &Session,
+    held: &HeldLease,
     repo_root: &Path,
     settings: &crate::config::Settings,
     env: Vec<(String, String)>,
 ) -> Result<(), Failure> {
     let cancel = &cx.cancel;
+    let session = held.session();
     if !args.no_sync {
         let options = SyncOptions {
             root: repo_root.to_path_buf(),
@@ -234,7 +215,24 @@ async fn work(
     };
     let step_start = Instant::now();
     let exec = session.exec(&command, Arc::new(TerminalSink), cancel).await;
-    session.timing().record_since("step:command", step_start);
+    let timing = session.timing();
+    let mut step = Phase::new(
+        "step:command",
+        timing.offset_ms(step_start),
+        elapsed_ms(step_start),
+    );
+    match &exec {
+        Ok(outcome) if outcome.code == 0 => {}
+        Ok(outcome) => {
+            step.status = PhaseStatus::Failed;
+            step.code = Some(outcome.code);
+        }
+        Err(e) => {
+            step.status = PhaseStatus::Errored;
+            step.error_kind = Some(Failure::from_error(e).kind.as_str().to_owned());
+        }
+    }
+    timing.push(step);
     let exec_result = match exec {
         Ok(outcome) if outcome.code == 0 => Ok(()),
         Ok(outcome) => Err(Failure::command_failed(

@@ -1,13 +1,17 @@
-//! The seam between the recipe host and the lease engine: what the host needs from a lease
-//! provider (acquire a box, sweep stale leases) and from a leased box (sync, exec, fetch,
-//! release).
+//! The host's one seam to the lease engine: what the host needs from a lease provider
+//! ([`LeaseProvider`]: acquire a box, sweep stale leases) and from a leased box ([`LeasedBox`]:
+//! sync, exec, fetch, release). Requests are the session layer's own types
+//! ([`Command`], [`SyncOptions`]); results are [`ExecOutcome`] and [`TransferSummary`].
 //!
-//! The CLI hands [`run_recipe`](super::run_recipe) an implementation over the session layer and
-//! the lease lifecycle of `backends`; the host's own tests use a scratch-directory double.
-//! Every error is an [`EngineError`]: it keeps its [`ErrorKind`](crate::error::ErrorKind)
-//! through Lua and back.
+//! The real implementation is [`RecipeLeases`](super::RecipeLeases) over the lease lifecycle,
+//! whose boxes are [`HeldLease`](crate::leases::HeldLease)s (`held_lease.rs`); the CLI hands it
+//! to [`run_recipe`](super::run_recipe). The host's own unit tests keep this seam for a fake:
+//! the scratch-directory double (`scratch.rs`), which injects transport failures, counts
+//! releases and records what each lease asked for; the tests over the real engine go through
+//! `RecipeLeases` on the local backend. Every error is an [`EngineError`]: it keeps its
+//! [`ErrorKind`](crate::error::ErrorKind) through Lua and back.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +19,8 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 pub use super::error::EngineError;
+
+use crate::session::{Command, ExecOutcome, SyncOptions};
 
 /// The lease a recipe asks for: the run's config resolved with the recipe's `lease{}` /
 /// `warmup{}` options by [`Config::with_recipe`](crate::config::Config::with_recipe) (the one
@@ -39,47 +45,6 @@ pub struct LeaseOptions {
     pub exec_timeout_forced: bool,
     /// Keep the lease when the recipe ends (a host option, not a config key).
     pub keep: bool,
-}
-
-/// One command to run on a box.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExecSpec {
-    /// The argv (a shell step is `["sh", "-c", script]`).
-    pub argv: Vec<String>,
-    /// Environment set for the command (on top of the box's clean environment).
-    pub env: Vec<(String, String)>,
-    /// Working directory relative to the workdir.
-    pub cwd: Option<String>,
-    /// Stop the command after this long (a timeout error).
-    pub timeout: Option<Duration>,
-    /// Capture stdout and stderr into the result (they are streamed otherwise).
-    pub capture: bool,
-    /// Bytes given to the command's stdin.
-    pub stdin: Option<Vec<u8>>,
-    /// Prefix each output line with this (steps running in parallel).
-    pub prefix: Option<String>,
-}
-
-/// What a command did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExecResult {
-    /// The exit code.
-    pub code: i32,
-    /// Captured stdout, when asked.
-    pub stdout: Option<Vec<u8>>,
-    /// Captured stderr, when asked.
-    pub stderr: Option<Vec<u8>>,
-    /// Wall time in milliseconds.
-    pub ms: u64,
-}
-
-/// What to sync.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncSpec {
-    /// The local directory to send (the repository root).
-    pub root: PathBuf,
-    /// Excludes on top of the ignore files and the built-in list.
-    pub exclude: Vec<String>,
 }
 
 /// What a sync or fetch moved, for the recipe and the timing file.
@@ -109,15 +74,17 @@ pub trait LeasedBox: Send + Sync {
     /// Send the repository into the workdir.
     async fn sync(
         &self,
-        spec: &SyncSpec,
+        options: &SyncOptions,
         cancel: &CancellationToken,
     ) -> Result<TransferSummary, EngineError>;
-    /// Run a command; a non-zero exit is a result, not an error.
+    /// Run a command, its output lines prefixed with `prefix` (steps running in parallel); a
+    /// non-zero exit is a result, not an error.
     async fn exec(
         &self,
-        spec: &ExecSpec,
+        command: &Command,
+        prefix: Option<&str>,
         cancel: &CancellationToken,
-    ) -> Result<ExecResult, EngineError>;
+    ) -> Result<ExecOutcome, EngineError>;
     /// Fetch paths (relative to the workdir) into `dest`, at the same relative paths.
     async fn fetch(
         &self,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mlua::{AnyUserData, Function, Table, Value};
 
-use super::bindings::env_pairs;
+use super::decode::env_pairs;
 use super::engine::LeaseOptions;
 use super::lease::PlannedLease;
 

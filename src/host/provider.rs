@@ -1,5 +1,6 @@
 //! The lease provider the CLI hands to [`run_recipe`](super::run_recipe): recipes lease boxes
-//! through the one lease lifecycle ([`Leases`]: claims first, holder locks, release).
+//! through the one lease lifecycle ([`Leases`]: claims first, holder locks, release); each box
+//! is a [`HeldLease`](crate::leases::HeldLease) (a [`LeasedBox`] by `held_lease.rs`).
 //!
 //! What a lease asks for (image, resources, sync excludes, exec timeout) arrives resolved in
 //! [`LeaseOptions`]: the host resolved the recipe's `lease{}` / `warmup{}` options against the
@@ -14,11 +15,9 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::engine::{EngineError, LeaseOptions, LeaseProvider, LeasedBox};
-use super::session_box::{Releaser, SessionBox};
-use crate::backends::{CleanupOptions, LeaseRequest, Leases};
 use crate::config::Settings;
 use crate::lease::LeaseId;
-use crate::session::Session;
+use crate::leases::{CleanupAction, CleanupOptions, LeaseRequest, Leases};
 
 /// Leases for a recipe run, over the lease lifecycle.
 pub struct RecipeLeases {
@@ -58,22 +57,6 @@ impl RecipeLeases {
     }
 }
 
-struct LeasesReleaser(Leases);
-
-#[async_trait]
-impl Releaser for LeasesReleaser {
-    async fn release(
-        &self,
-        session: &Session,
-        cancel: &CancellationToken,
-    ) -> Result<(), EngineError> {
-        self.0
-            .release(session, cancel)
-            .await
-            .map_err(|e| Arc::new(e) as EngineError)
-    }
-}
-
 #[async_trait]
 impl LeaseProvider for RecipeLeases {
     async fn acquire(
@@ -86,28 +69,15 @@ impl LeaseProvider for RecipeLeases {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        let releaser = Arc::new(LeasesReleaser(self.leases.clone()));
-        if let Some(id) = reuse {
-            let session = self
-                .leases
-                .attach(&id, self.workdir.as_deref())
-                .await
-                .map_err(|e| Arc::new(e) as EngineError)?;
-            return Ok(Arc::new(
-                SessionBox::new(session, releaser, Vec::new()).reused(),
-            ));
-        }
-        let request = self.request(options);
-        // Leases::acquire honours the token itself and leaves nothing behind when cancelled;
-        // dropping it midway would leave a half-made lease.
-        let session = self
-            .leases
-            .acquire(&request, cancel)
-            .await
-            .map_err(|e| Arc::new(e) as EngineError)?;
+        let held = match reuse {
+            Some(id) => self.leases.attach(&id, self.workdir.as_deref()).await,
+            // Leases::acquire honours the token itself and leaves nothing behind when
+            // cancelled; dropping it midway would leave a half-made lease.
+            None => self.leases.acquire(&self.request(options), cancel).await,
+        };
         // The lease's sync excludes and exec timeout travel with each call (the host adds
         // them), so the box adds none of its own.
-        Ok(Arc::new(SessionBox::new(session, releaser, Vec::new())))
+        Ok(Arc::new(held.map_err(|e| Arc::new(e) as EngineError)?))
     }
 
     async fn sweep(
@@ -130,7 +100,7 @@ impl LeaseProvider for RecipeLeases {
         let prefix = if dry_run { "would be " } else { "" };
         Ok(items
             .into_iter()
-            .filter(|i| i.action != "kept")
+            .filter(|i| i.action != CleanupAction::Kept)
             .map(|i| format!("{}: {prefix}{} ({})", i.id, i.action, i.reason))
             .collect())
     }

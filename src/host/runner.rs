@@ -20,13 +20,14 @@ use super::args::RecipeArgs;
 use super::bindings::{
     self, HostContext, LuaLease, RECIPE_MARKER, call_step, lease_userdata, result_table,
 };
-use super::engine::{ExecSpec, LeaseProvider, SyncSpec};
+use super::engine::LeaseProvider;
 use super::error::HostError;
 use super::loader;
 use super::plan::{Action, Plan, Step};
 use super::sandbox::{SandboxOptions, new_vm};
 use crate::config::Config;
 use crate::error::{ErrorKind, HasKind};
+use crate::session::{Command, SyncOptions};
 
 /// Everything a recipe run needs besides the lease provider.
 #[derive(Debug, Clone)]
@@ -78,6 +79,14 @@ pub struct StepReport {
     pub status: StepStatus,
     /// Wall time in milliseconds (0 when skipped).
     pub ms: u64,
+    /// When it started (when it was skipped, for a skipped step).
+    #[serde(skip)]
+    pub started: Option<Instant>,
+    /// Its lane: 0, or its place (0, 1, …) in the parallel group it ran in.
+    pub lane: u32,
+    /// The parallel group it ran in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// What a recipe run did: its error (if any), the steps, and the phase timings for
@@ -156,7 +165,7 @@ impl RunState {
             .push((name.to_owned(), ms));
     }
 
-    fn step(&self, name: &str, status: StepStatus, ms: u64) {
+    fn step(&self, name: &str, status: StepStatus, ms: u64, at: Instant, place: Place<'_>) {
         self.steps
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -164,6 +173,9 @@ impl RunState {
                 name: name.to_owned(),
                 status,
                 ms,
+                started: Some(at),
+                lane: place.map_or(0, |(_, lane)| lane),
+                group: place.map(|(group, _)| group.to_owned()),
             });
     }
 }
@@ -242,6 +254,9 @@ struct Runner<'a> {
     limit: usize,
 }
 
+/// Where a step ran: `None` on its own, else its parallel group's name and its lane in it.
+type Place<'a> = Option<(&'a str, u32)>;
+
 /// What a step (or a parallel group) ended with, and whether the run goes on after it fails.
 struct StepEnd {
     result: Result<(), HostError>,
@@ -255,15 +270,15 @@ impl Runner<'_> {
         self.state.phase("lease", started);
         if let Some(extra) = &self.plan.sync {
             let started = Instant::now();
-            let mut exclude = lease.options.sync_exclude.clone();
-            exclude.extend(extra.iter().cloned());
-            let spec = SyncSpec {
+            let mut excludes = lease.options.sync_exclude.clone();
+            excludes.extend(extra.iter().cloned());
+            let options = SyncOptions {
                 root: self.ctx.repo_root.clone(),
-                exclude,
+                excludes,
             };
             let summary = lease
                 .inner
-                .sync(&spec, &self.ctx.cancel)
+                .sync(&options, &self.ctx.cancel)
                 .await
                 .map_err(|source| HostError::Engine {
                     context: "sync".to_owned(),
@@ -324,7 +339,7 @@ impl Runner<'_> {
             let end = match &step.action {
                 Action::Parallel(members) => self.run_group(step, members, lease).await,
                 _ => {
-                    let result = self.run_single(step, lease, false).await;
+                    let result = self.run_single(step, lease, None).await;
                     StepEnd {
                         result,
                         continue_on_failure: step.continue_on_failure,
@@ -343,22 +358,27 @@ impl Runner<'_> {
 
     fn skip(&self, step: &Step, why: &str) {
         eprintln!("==> {}: skipped ({why})", step.name);
+        let now = Instant::now();
         match &step.action {
             Action::Parallel(members) => {
-                for member in members {
-                    self.state.step(&member.name, StepStatus::Skipped, 0);
+                for (lane, member) in (0u32..).zip(members) {
+                    let place = Some((step.name.as_str(), lane));
+                    self.state
+                        .step(&member.name, StepStatus::Skipped, 0, now, place);
                 }
             }
-            _ => self.state.step(&step.name, StepStatus::Skipped, 0),
+            _ => self
+                .state
+                .step(&step.name, StepStatus::Skipped, 0, now, None),
         }
     }
 
     async fn run_group(&self, group: &Step, members: &[Step], lease: &LuaLease) -> StepEnd {
         eprintln!("==> {}: {} in parallel", group.name, group.describe());
         let results = futures::future::join_all(
-            members
-                .iter()
-                .map(|member| self.run_single(member, lease, true)),
+            (0u32..)
+                .zip(members)
+                .map(|(lane, member)| self.run_single(member, lease, Some((&group.name, lane)))),
         )
         .await;
         let mut continue_on_failure = true;
@@ -379,9 +399,10 @@ impl Runner<'_> {
         &self,
         step: &Step,
         lease: &LuaLease,
-        in_parallel: bool,
+        place: Place<'_>,
     ) -> Result<(), HostError> {
         let started = Instant::now();
+        let in_parallel = place.is_some();
         let prefix = in_parallel.then(|| step.name.clone());
         if in_parallel {
             eprintln!("==> [{}] {}", step.name, step.describe());
@@ -425,12 +446,14 @@ impl Runner<'_> {
         self.state.phase(&format!("step:{}", step.name), started);
         match result {
             Ok(0) => {
-                self.state.step(&step.name, StepStatus::Passed, ms);
+                self.state
+                    .step(&step.name, StepStatus::Passed, ms, started, place);
                 Ok(())
             }
             Ok(code) => {
                 eprintln!("==> {}: failed with exit code {code} ({ms} ms)", step.name);
-                self.state.step(&step.name, StepStatus::Failed { code }, ms);
+                self.state
+                    .step(&step.name, StepStatus::Failed { code }, ms, started, place);
                 Err(HostError::StepFailed {
                     step: step.name.clone(),
                     code,
@@ -444,6 +467,8 @@ impl Runner<'_> {
                         error_kind: err.kind(),
                     },
                     ms,
+                    started,
+                    place,
                 );
                 Err(HostError::InStep {
                     step: step.name.clone(),
@@ -461,16 +486,15 @@ impl Runner<'_> {
         env: Vec<(String, String)>,
         prefix: Option<String>,
     ) -> Result<i32, HostError> {
-        let spec = ExecSpec {
+        let command = Command {
             argv,
             env,
             cwd: step.cwd.clone(),
             timeout: step.timeout.or(self.plan.timeout),
             capture: step.capture,
             stdin: None,
-            prefix,
         };
-        let result = lease.exec(spec, &self.ctx.cancel, "").await?;
+        let result = lease.exec(command, prefix, &self.ctx.cancel, "").await?;
         let table =
             result_table(self.lua, &result).map_err(|err| HostError::from_lua(&err, self.limit))?;
         self.results

@@ -11,11 +11,9 @@ use async_trait::async_trait;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{
-    EngineError, ExecResult, ExecSpec, LeaseOptions, LeaseProvider, LeasedBox, SyncSpec,
-    TransferSummary,
-};
+use super::engine::{EngineError, LeaseOptions, LeaseProvider, LeasedBox, TransferSummary};
 use crate::error::{ErrorKind, HasKind};
+use crate::session::{Command, ExecOutcome, SyncOptions};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -118,10 +116,10 @@ impl LeasedBox for ScratchBox {
 
     async fn sync(
         &self,
-        spec: &SyncSpec,
+        options: &SyncOptions,
         _cancel: &CancellationToken,
     ) -> Result<TransferSummary, EngineError> {
-        let files = copy_tree(&spec.root, &self.workdir, &spec.exclude)
+        let files = copy_tree(&options.root, &self.workdir, &options.excludes)
             .map_err(|e| fail(ErrorKind::TransportLost, e.to_string()))?;
         Ok(TransferSummary {
             files,
@@ -131,9 +129,10 @@ impl LeasedBox for ScratchBox {
 
     async fn exec(
         &self,
-        spec: &ExecSpec,
+        spec: &Command,
+        prefix: Option<&str>,
         cancel: &CancellationToken,
-    ) -> Result<ExecResult, EngineError> {
+    ) -> Result<ExecOutcome, EngineError> {
         if let Some(kind) = self.exec_error {
             return Err(fail(kind, "the connection to the box was lost"));
         }
@@ -171,11 +170,7 @@ impl LeasedBox for ScratchBox {
             () = cancel.cancelled() => return Err(fail(ErrorKind::Cancelled, "cancelled")),
         };
         if !spec.capture {
-            let prefix = spec
-                .prefix
-                .as_ref()
-                .map(|p| format!("[{p}] "))
-                .unwrap_or_default();
+            let prefix = prefix.map(|p| format!("[{p}] ")).unwrap_or_default();
             for line in String::from_utf8_lossy(&out).lines() {
                 println!("{prefix}{line}");
             }
@@ -183,11 +178,12 @@ impl LeasedBox for ScratchBox {
                 eprintln!("{prefix}{line}");
             }
         }
-        Ok(ExecResult {
+        Ok(ExecOutcome {
             code,
             stdout: spec.capture.then_some(out),
             stderr: spec.capture.then_some(err),
             ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
+            recovered: false,
         })
     }
 

@@ -583,95 +583,38 @@ async fn a_syntax_error_points_at_the_line() {
     );
 }
 
-/// A provider over the real local backend and session layer (what the CLI wires, minus
-/// claims).
+/// The real provider over the real engine: [`RecipeLeases`] over the lease lifecycle on the
+/// local backend (what the CLI wires), with its cache and its claims in temporary directories.
 mod real {
     use std::collections::BTreeMap;
+    use std::path::Path;
     use std::sync::Arc;
 
-    use async_trait::async_trait;
-    use tokio_util::sync::CancellationToken;
+    use crate::host::RecipeLeases;
+    use crate::leases::{Leases, Timing};
+    use crate::ownership::StateDir;
 
-    use crate::backends::local::LocalBackend;
-    use crate::host::{EngineError, LeaseOptions, LeaseProvider, LeasedBox, Releaser, SessionBox};
-    use crate::lease::{Backend, LeaseId, LeaseSpec};
-    use crate::session::{Session, Timing};
-
-    pub(super) struct LocalProvider {
-        pub backend: Arc<dyn Backend>,
-        pub repo: std::path::PathBuf,
-    }
-
-    impl LocalProvider {
-        pub(super) fn new(cache: &std::path::Path, repo: &std::path::Path) -> Self {
-            let mut env = BTreeMap::new();
-            for name in ["PATH", "HOME"] {
-                env.insert(name.to_owned(), std::env::var(name).unwrap_or_default());
-            }
-            LocalProvider {
-                backend: Arc::new(LocalBackend::new(cache, &env)),
-                repo: repo.to_path_buf(),
-            }
+    /// The provider, and the state dir holding its claims (keep it alive for the run).
+    pub(super) fn provider(cache: &Path, repo: &Path) -> (Arc<RecipeLeases>, tempfile::TempDir) {
+        let mut env = BTreeMap::new();
+        for name in ["PATH", "HOME"] {
+            env.insert(name.to_owned(), std::env::var(name).unwrap_or_default());
         }
-    }
-
-    struct BackendReleaser(Arc<dyn Backend>);
-
-    #[async_trait]
-    impl Releaser for BackendReleaser {
-        async fn release(
-            &self,
-            session: &Session,
-            cancel: &CancellationToken,
-        ) -> Result<(), EngineError> {
-            self.0
-                .release(session.lease(), cancel)
-                .await
-                .map_err(|e| Arc::new(e) as EngineError)
-        }
-    }
-
-    #[async_trait]
-    impl LeaseProvider for LocalProvider {
-        async fn acquire(
-            &self,
-            _options: &LeaseOptions,
-            cancel: &CancellationToken,
-        ) -> Result<Arc<dyn LeasedBox>, EngineError> {
-            let spec = LeaseSpec {
-                id: LeaseId::generate(),
-                owner: "tester".into(),
-                repo_root: self.repo.clone(),
-                ..LeaseSpec::default()
-            };
-            let lease = self
-                .backend
-                .warmup(&spec, cancel)
-                .await
-                .map_err(|e| Arc::new(e) as EngineError)?;
-            let session = Session::new(
-                Arc::clone(&self.backend),
-                lease,
-                Arc::new(Timing::default()),
-            );
-            session
-                .prepare(cancel)
-                .await
-                .map_err(|e| Arc::new(e) as EngineError)?;
-            Ok(Arc::new(SessionBox::new(
-                session,
-                Arc::new(BackendReleaser(Arc::clone(&self.backend))),
-                vec!["target/".to_owned()],
-            )))
-        }
-
-        async fn sweep(
-            &self,
-            _dry_run: bool,
-            _cancel: &CancellationToken,
-        ) -> Result<Vec<String>, EngineError> {
-            Ok(Vec::new())
-        }
+        env.insert("XDG_CACHE_HOME".to_owned(), cache.display().to_string());
+        let config = super::config(&[("backend", "local")]);
+        let backend = crate::leases::open(&config, &env).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let settings = config.settings();
+        let leases = Leases::new(
+            backend,
+            &StateDir::at(state.path()),
+            settings,
+            repo.to_path_buf(),
+            Arc::new(Timing::default()),
+        )
+        .unwrap();
+        let provider = RecipeLeases::new(leases, settings, repo.to_path_buf(), None);
+        (Arc::new(provider), state)
     }
 }
 
@@ -695,7 +638,7 @@ async fn a_recipe_runs_on_the_real_local_backend_and_session() {
         }
         "#,
     );
-    let provider = Arc::new(real::LocalProvider::new(cache.path(), repo.dir.path()));
+    let (provider, _state) = real::provider(cache.path(), repo.dir.path());
     let run = RecipeRun {
         path: repo.dir.path().join("recipes/r.lua"),
         repo_root: repo.dir.path().to_path_buf(),
@@ -720,7 +663,7 @@ async fn every_example_recipe_runs_in_process() {
     let cache = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     for entry in list_recipes(root) {
-        let provider = Arc::new(real::LocalProvider::new(cache.path(), root));
+        let (provider, _state) = real::provider(cache.path(), root);
         let run = RecipeRun {
             path: root.join(&entry.path),
             repo_root: root.to_path_buf(),

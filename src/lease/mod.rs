@@ -13,8 +13,10 @@
 //! layer stops a verified-exec command through its record, by the process group of its
 //! supervisor's session, on every backend.
 
+mod check;
 mod id;
 
+pub use check::{Check, CheckStatus};
 pub use id::{LeaseId, LeaseIdError};
 
 use std::collections::BTreeMap;

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::scripts;
 use super::{OutputSink, Session, SessionError, elapsed_ms};
-use crate::lease::{ExecEvent, ExecRequest};
+use crate::lease::ExecEvent;
 
 /// A command to run in the box.
 #[derive(Debug, Clone, Default)]
@@ -124,21 +124,9 @@ impl Session {
             _ => lease.workdir.clone(),
         };
         let run_id = format!("r{}", hex::encode(rand::random::<[u8; 8]>()));
-        let argv = scripts::argv(
-            "exec",
-            scripts::WRAPPER,
-            std::iter::once(lease.state_dir()).chain(command.argv.iter().cloned()),
-        );
+        let args = std::iter::once(lease.state_dir()).chain(command.argv.iter().cloned());
         let mut stream = self
-            .backend()
-            .exec(
-                lease,
-                ExecRequest {
-                    argv,
-                    cwd: None,
-                    stdin: true,
-                },
-            )
+            .open_script("exec", scripts::WRAPPER, args, true)
             .await?;
 
         let header = Bytes::from(scripts::header(&run_id, &cwd, &command.env));

@@ -14,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::scripts;
 use super::{Session, SessionError, elapsed_ms};
-use crate::lease::ExecRequest;
 
 /// What a fetch brought back.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -78,21 +77,9 @@ impl Session {
         }
         std::fs::create_dir_all(dest)
             .map_err(|e| SessionError::local(format!("cannot create `{}`", dest.display()), e))?;
-        let argv = scripts::argv(
-            "fetch",
-            scripts::FETCH_SEND,
-            std::iter::once(self.lease().workdir.clone()).chain(checked),
-        );
+        let args = std::iter::once(self.lease().workdir.clone()).chain(checked);
         let mut stream = self
-            .backend()
-            .exec(
-                self.lease(),
-                ExecRequest {
-                    argv,
-                    cwd: None,
-                    stdin: false,
-                },
-            )
+            .open_script("fetch", scripts::FETCH_SEND, args, false)
             .await?;
         let (tx, rx) = mpsc::channel::<Bytes>(16);
         let dest_owned = dest.to_path_buf();

@@ -24,9 +24,8 @@ pub use exec::{Command, ExecOutcome};
 pub use fetch::FetchReport;
 pub use output::{NullSink, OutputSink, PrefixSink, TerminalSink};
 pub use sync::{ManifestEntry, ManifestHeader, SyncOptions, SyncReport, parse_manifest};
-pub use timing::{Phase, Timing, TimingReport, elapsed_ms};
+pub use timing::{Phase, PhaseStatus, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms};
 
-use std::any::Any;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,7 +33,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ErrorKind, HasKind};
-use crate::lease::{Backend, ExecEvent, ExecRequest, Lease, LeaseError};
+use crate::lease::{Backend, ExecEvent, ExecRequest, ExecStream, Lease, LeaseError};
 
 /// Errors from session operations.
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +137,6 @@ struct Inner {
     timing: Arc<Timing>,
     sync_revision: Mutex<Option<String>>,
     sync_hook: Mutex<Option<SyncHook>>,
-    guard: Mutex<Option<Box<dyn Any + Send + Sync>>>,
     kill_grace: Duration,
     hang_probe: Mutex<Duration>,
 }
@@ -167,7 +165,6 @@ impl Session {
                 timing,
                 sync_revision: Mutex::new(None),
                 sync_hook: Mutex::new(None),
-                guard: Mutex::new(None),
                 kill_grace: Duration::from_secs(5),
                 hang_probe: Mutex::new(Duration::from_secs(30)),
             }),
@@ -190,11 +187,6 @@ impl Session {
     #[must_use]
     pub fn timing(&self) -> &Arc<Timing> {
         &self.inner.timing
-    }
-
-    /// Keep `guard` alive as long as the session (a claim's holder lock, for example).
-    pub fn hold(&self, guard: Box<dyn Any + Send + Sync>) {
-        *self.inner.guard.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
     }
 
     /// The revision stamp the next sync expects to find in the box (`None`: no expectation).
@@ -262,6 +254,25 @@ impl Session {
         Ok(())
     }
 
+    /// Open an exec of the box-side script `script` (its `$0` is `leasebox-NAME`) with `args`,
+    /// its stdin open when `stdin`: the one place the session opens an exec on the backend
+    /// (verified exec, sync, fetch and the control scripts all go through it).
+    pub(crate) async fn open_script(
+        &self,
+        name: &str,
+        script: &str,
+        args: impl IntoIterator<Item = String>,
+        stdin: bool,
+    ) -> Result<ExecStream, SessionError> {
+        let argv = scripts::argv(name, script, args);
+        let request = ExecRequest {
+            argv,
+            cwd: None,
+            stdin,
+        };
+        Ok(self.inner.backend.exec(&self.inner.lease, request).await?)
+    }
+
     /// Run one small control script in the box and collect all of its output.
     pub(crate) async fn control(
         &self,
@@ -271,18 +282,8 @@ impl Session {
         stdin: Option<Bytes>,
         cancel: &CancellationToken,
     ) -> Result<ControlOutput, SessionError> {
-        let argv = scripts::argv(name, script, args.iter().cloned());
         let mut stream = self
-            .inner
-            .backend
-            .exec(
-                &self.inner.lease,
-                ExecRequest {
-                    argv,
-                    cwd: None,
-                    stdin: stdin.is_some(),
-                },
-            )
+            .open_script(name, script, args.iter().cloned(), stdin.is_some())
             .await?;
         if let (Some(tx), Some(data)) = (stream.take_stdin(), stdin) {
             // The receiver may already be gone if the script failed early; its exit says why.
@@ -361,7 +362,7 @@ pub(crate) enum StdoutTo<'a> {
 /// is collected, and the exit code returned. Cancellation kills the exec; a lost or refused
 /// connection is an error naming the operation.
 pub(crate) async fn drive(
-    stream: &mut crate::lease::ExecStream,
+    stream: &mut ExecStream,
     op: &str,
     cancel: &CancellationToken,
     mut stdout: StdoutTo<'_>,

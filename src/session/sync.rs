@@ -21,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 use super::fileset::{self, EntryKind, FileSet};
 use super::scripts;
 use super::{Session, SessionError, elapsed_ms};
-use crate::lease::ExecRequest;
 
 const CHUNK: usize = 64 * 1024;
 
@@ -114,21 +113,9 @@ impl Session {
         let revision = hex::encode(rand::random::<[u8; 8]>());
         let lease = self.lease();
         let expected = self.sync_revision().unwrap_or_else(|| "-".to_owned());
-        let argv = scripts::argv(
-            "sync",
-            scripts::SYNC_RECEIVE,
-            [lease.workdir.clone(), lease.state_dir(), expected],
-        );
+        let args = [lease.workdir.clone(), lease.state_dir(), expected];
         let mut stream = self
-            .backend()
-            .exec(
-                lease,
-                ExecRequest {
-                    argv,
-                    cwd: None,
-                    stdin: true,
-                },
-            )
+            .open_script("sync", scripts::SYNC_RECEIVE, args, true)
             .await?;
         let stdin = stream
             .take_stdin()

@@ -3,12 +3,15 @@
 //! Nomad API test server).
 
 mod cleanup;
+mod cli_manners;
 mod cli_run;
 mod jobspec;
+mod layers;
 mod live_nomad;
 mod nomad_backend;
 mod nomad_server;
 mod recipes;
+mod report;
 mod session_local;
 mod support;
 mod trust;

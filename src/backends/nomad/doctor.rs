@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::NomadBackend;
 use super::client::CallError;
 use super::wire::{AclToken, NodeStub};
-use crate::backends::{Check, CheckStatus};
+use crate::lease::{Check, CheckStatus};
 
 fn ok(name: &str, detail: impl Into<String>) -> Check {
     Check::new(name, CheckStatus::Ok, detail, None)
@@ -199,7 +199,7 @@ pub async fn run(backend: &NomadBackend) -> Vec<Check> {
             "grant `node:read`, or set `nomad.datacenters` so leasebox need not read them",
         )),
     }
-    if super::IMAGE_DRIVERS.contains(&backend.driver.as_str()) {
+    if super::job::IMAGE_DRIVERS.contains(&backend.driver.as_str()) {
         checks.push(ok(
             "image",
             format!(

@@ -1,0 +1,66 @@
+//! [`HeldLease`]: the lease a caller holds. It is the box the backend knows
+//! ([`Lease`](crate::lease::Lease)) attached as a [`Session`] (sync, fetch, verified exec), the
+//! claim's holder lock (so no other leasebox stops or cleans it up while it is in use), and the
+//! way back into the lifecycle to release it.
+
+use tokio_util::sync::CancellationToken;
+
+use super::Leases;
+use crate::error::Failure;
+use crate::lease::Lease;
+use crate::ownership::HolderGuard;
+use crate::session::Session;
+
+/// A lease in use by this process: its session, its claim's holder lock, and its release.
+/// Dropping it lets go of the holder lock (the box stays; `release` destroys it).
+#[derive(Debug)]
+pub struct HeldLease {
+    session: Session,
+    lifecycle: Leases,
+    reused: bool,
+    _holder: HolderGuard,
+}
+
+impl HeldLease {
+    pub(super) fn new(
+        lifecycle: Leases,
+        session: Session,
+        holder: HolderGuard,
+        reused: bool,
+    ) -> Self {
+        HeldLease {
+            session,
+            lifecycle,
+            reused,
+            _holder: holder,
+        }
+    }
+
+    /// The lease as its backend knows it.
+    #[must_use]
+    pub fn lease(&self) -> &Lease {
+        self.session.lease()
+    }
+
+    /// The session attached to the lease: sync, fetch and verified exec.
+    #[must_use]
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Whether this is a kept lease attached with `--lease ID` (the run does not release it).
+    #[must_use]
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// Release the lease: mark the claim `releasing`, destroy the box, drop the claim (the
+    /// `cleanup` phase of the run's timing). If the backend fails, the claim stays for `stop` or
+    /// `cleanup`.
+    ///
+    /// # Errors
+    /// The backend could not release the box, or the claim could not be dropped.
+    pub async fn release(&self, cancel: &CancellationToken) -> Result<(), Failure> {
+        self.lifecycle.release(self.lease(), cancel).await
+    }
+}

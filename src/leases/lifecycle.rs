@@ -1,0 +1,479 @@
+//! The lease lifecycle: [`Leases`] is the one lifecycle every caller (the CLI, the recipe host)
+//! goes through. It writes the claim before the box exists, confirms it once the box is ready,
+//! hands out the lease with its claim's holder lock ([`HeldLease`]), checks the claim against
+//! the box's own record before reusing, stopping or cleaning up (`cleanup.rs`), and drops the
+//! claim only after the backend confirmed the box is gone.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::HeldLease;
+use crate::config::Settings;
+use crate::error::{ErrorKind, Failure};
+use crate::lease::{Backend, Lease, LeaseError, LeaseId, LeaseSpec, RemoteState};
+use crate::ownership::{
+    Claim, ClaimList, ClaimLock, ClaimState, ClaimStore, OwnershipError, StateDir,
+};
+use crate::session::{Session, Timing};
+
+/// What to ask of a new lease, beyond what the config fixes.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseRequest {
+    /// Image, for image drivers.
+    pub image: Option<String>,
+    /// CPU in MHz.
+    pub cpu: Option<u64>,
+    /// Memory in MB.
+    pub memory_mb: Option<u64>,
+    /// Disk in MB.
+    pub disk_mb: Option<u64>,
+    /// The workdir inside the box, when the config sets one.
+    pub workdir: Option<String>,
+    /// Keep the lease after the run (a later `--lease ID` reuses it).
+    pub keep: bool,
+}
+
+/// The lease lifecycle: acquire, attach (reuse), release, stop, list, cleanup.
+#[derive(Debug, Clone)]
+pub struct Leases {
+    backend: Arc<dyn Backend>,
+    claims: ClaimStore,
+    owner: String,
+    repo_root: PathBuf,
+    ttl: Duration,
+    idle: Duration,
+    timing: Arc<Timing>,
+}
+
+pub(super) fn ownership(e: &OwnershipError) -> Failure {
+    Failure::from_error(e)
+}
+
+/// A claim that could not be loaded: a missing one is refused, naming how to find the right id
+/// (the one place this mapping lives).
+fn claim_error(id: &LeaseId, e: OwnershipError) -> Failure {
+    match e {
+        OwnershipError::NotFound { .. } => Failure::new(
+            ErrorKind::OwnershipRefused,
+            format!("no lease `{id}` here: `leasebox list` shows your leases"),
+        ),
+        other => ownership(&other),
+    }
+}
+
+impl Leases {
+    /// The lifecycle for `backend`, keeping claims in `state`, with the owner, TTL and idle
+    /// timeout of `settings`.
+    ///
+    /// # Errors
+    /// The state dir cannot be created or written.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        state: &StateDir,
+        settings: &Settings,
+        repo_root: PathBuf,
+        timing: Arc<Timing>,
+    ) -> Result<Leases, Failure> {
+        state.ensure().map_err(|e| ownership(&e))?;
+        Ok(Leases {
+            backend,
+            claims: state.claim_store(),
+            owner: settings.owner.clone(),
+            repo_root,
+            ttl: settings.lease_ttl,
+            idle: settings.lease_idle,
+            timing,
+        })
+    }
+
+    /// The backend.
+    #[must_use]
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The claims store.
+    #[must_use]
+    pub fn claims(&self) -> &ClaimStore {
+        &self.claims
+    }
+
+    /// The timing recorder shared with the sessions this creates.
+    #[must_use]
+    pub fn timing(&self) -> &Arc<Timing> {
+        &self.timing
+    }
+
+    pub(super) fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    pub(super) fn backend_name(&self) -> &'static str {
+        self.backend.features().name
+    }
+
+    /// Create a lease: claim it (state `registering`), warm it up, confirm the claim, prepare
+    /// the box. On any failure nothing is left: the box is released and the claim dropped.
+    ///
+    /// # Errors
+    /// The claim cannot be written, warmup or preparation fails, or cancellation.
+    pub async fn acquire(
+        &self,
+        request: &LeaseRequest,
+        cancel: &CancellationToken,
+    ) -> Result<HeldLease, Failure> {
+        let start = Instant::now();
+        let id = LeaseId::generate();
+        let mut claim = Claim::new(
+            id.as_str(),
+            self.backend_name(),
+            &self.backend.scope(),
+            &self.owner,
+        )
+        .map_err(|e| ownership(&e))?;
+        claim.state = ClaimState::Registering;
+        claim.repo_root.clone_from(&self.repo_root);
+        claim.ttl_secs = self.ttl.as_secs();
+        claim.idle_secs = self.idle.as_secs();
+        claim.keep = request.keep;
+        let claim = self.claims.create(&claim).map_err(|e| ownership(&e))?;
+        let holder = match self.claims.hold(id.as_str()) {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = self.claims.remove(id.as_str(), claim.revision);
+                return Err(ownership(&e));
+            }
+        };
+        let spec = LeaseSpec {
+            id: id.clone(),
+            image: request.image.clone(),
+            cpu: request.cpu,
+            memory_mb: request.memory_mb,
+            disk_mb: request.disk_mb,
+            workdir: request.workdir.clone(),
+            owner: self.owner.clone(),
+            repo_root: self.repo_root.clone(),
+            ttl: self.ttl,
+            idle: self.idle,
+        };
+        let lease = match self.backend.warmup(&spec, cancel).await {
+            Ok(lease) => lease,
+            // The backend cleaned up after itself, or says what it could not: then the claim
+            // stays (in `registering`) for `cleanup` to resolve.
+            Err(e @ LeaseError::LeftBehind { .. }) => return Err(Failure::from_error(&e)),
+            Err(e) => {
+                let _ = self.claims.remove(id.as_str(), claim.revision);
+                return Err(Failure::from_error(&e));
+            }
+        };
+        let confirmed = self.claims.update(id.as_str(), claim.revision, |c| {
+            c.state = ClaimState::Active;
+            c.workdir.clone_from(&lease.workdir);
+            c.handle.clone_from(&lease.handle);
+            c.job_id = lease.handle.get("job_id").cloned();
+            c.alloc_id = lease.handle.get("alloc_id").cloned();
+            c.task = lease.handle.get("task").cloned();
+        });
+        if let Err(e) = confirmed {
+            let _ = self
+                .backend
+                .release(&lease, &CancellationToken::new())
+                .await;
+            let _ = self.claims.remove(id.as_str(), claim.revision);
+            return Err(ownership(&e));
+        }
+        let held = HeldLease::new(self.clone(), self.session_for(lease), holder, false);
+        if let Err(e) = held.session().prepare(cancel).await {
+            let failure = Failure::from_error(&e);
+            let _ = held.release(&CancellationToken::new()).await;
+            return Err(failure);
+        }
+        self.timing.record_since("warmup", start);
+        Ok(held)
+    }
+
+    /// A session on `lease` that shares this lifecycle's timing and records every sync's
+    /// revision in the claim.
+    fn session_for(&self, lease: Lease) -> Session {
+        let session = Session::new(Arc::clone(&self.backend), lease, Arc::clone(&self.timing));
+        let claims = self.claims.clone();
+        let id = session.lease().id.as_str().to_owned();
+        session.on_synced(move |revision| {
+            // Best effort: the revision only guards the next sync; a failure here means the
+            // next sync refuses, which says so.
+            if let Ok(lock) = claims.lock(&id)
+                && let Ok(current) = lock.load()
+            {
+                let _ = lock.update(current.revision, |c| {
+                    c.sync_revision = Some(revision.to_owned());
+                });
+            }
+        });
+        session
+    }
+
+    /// The lease a claim describes.
+    ///
+    /// # Errors
+    /// The claim's id is not a lease id.
+    pub fn lease_of(claim: &Claim) -> Result<Lease, Failure> {
+        let id: LeaseId = claim.id.parse().map_err(|e: crate::lease::LeaseIdError| {
+            Failure::new(ErrorKind::Usage, e.to_string())
+        })?;
+        Ok(Lease {
+            id,
+            backend: claim.backend.clone(),
+            workdir: claim.workdir.clone(),
+            handle: claim.handle.clone(),
+        })
+    }
+
+    /// Refuse a claim of another backend or owner.
+    ///
+    /// # Errors
+    /// The claim's backend or owner differs, naming which.
+    pub fn check_claim(&self, claim: &Claim) -> Result<(), Failure> {
+        let refuse = |field: &str, ours: &str, theirs: &str| {
+            Failure::new(
+                ErrorKind::OwnershipRefused,
+                format!(
+                    "lease `{}` is not ours to use: its claim has {field} `{theirs}`, this leasebox has `{ours}`",
+                    claim.id
+                ),
+            )
+        };
+        if claim.backend != self.backend_name() {
+            return Err(refuse("backend", self.backend_name(), &claim.backend));
+        }
+        if claim.owner != self.owner {
+            return Err(refuse("owner", &self.owner, &claim.owner));
+        }
+        Ok(())
+    }
+
+    /// Reuse a kept lease: check its claim, take its holder lock, check the box still exists.
+    ///
+    /// # Errors
+    /// No such claim, the claim is not ours or not active, another process holds it, or the box
+    /// is gone.
+    pub async fn attach(
+        &self,
+        id: &LeaseId,
+        requested_workdir: Option<&str>,
+    ) -> Result<HeldLease, Failure> {
+        let claim = self.load_claim(id)?;
+        self.check_claim(&claim)?;
+        if claim.state != ClaimState::Active {
+            return Err(Failure::new(
+                ErrorKind::OwnershipRefused,
+                format!(
+                    "lease `{id}` is `{}`, not active: `leasebox stop {id}` releases it",
+                    claim.state
+                ),
+            ));
+        }
+        if let (Some(wanted), Some(has)) = (requested_workdir, claim.handle.get("workdir_spec"))
+            && wanted != has
+        {
+            return Err(Failure::new(
+                ErrorKind::OwnershipRefused,
+                format!(
+                    "lease `{id}` was created with workdir `{has}`, but this run asks for `{wanted}`; reuse it without changing `nomad.workdir`, or start a new lease"
+                ),
+            ));
+        }
+        let holder = self.claims.hold(id.as_str()).map_err(|e| ownership(&e))?;
+        let lease = Self::lease_of(&claim)?;
+        self.verify(&claim, &lease).await?;
+        match self.backend.status(&lease).await {
+            Ok(RemoteState::Ready) => {}
+            Ok(state) => {
+                return Err(Failure::new(
+                    ErrorKind::OwnershipRefused,
+                    format!(
+                        "lease `{id}` cannot be reused: its box is {state:?}; `leasebox stop {id}` drops it"
+                    ),
+                ));
+            }
+            Err(e) => return Err(Failure::from_error(&e)),
+        }
+        let touched = self.claims.touch(id.as_str()).map_err(|e| ownership(&e))?;
+        let session = self.session_for(lease);
+        session.set_sync_revision(touched.sync_revision);
+        Ok(HeldLease::new(self.clone(), session, holder, true))
+    }
+
+    /// The claim of `id`.
+    ///
+    /// # Errors
+    /// No such claim (refused, pointing at `leasebox list`), or it cannot be read.
+    pub fn load_claim(&self, id: &LeaseId) -> Result<Claim, Failure> {
+        self.claims
+            .load(id.as_str())
+            .map_err(|e| claim_error(id, e))
+    }
+
+    /// Release `lease`: mark the claim `releasing`, destroy the box, then drop the claim. If
+    /// the backend fails, the claim stays (in `releasing`) for `stop` or `cleanup`. Recorded as
+    /// the `cleanup` phase.
+    pub(super) async fn release(
+        &self,
+        lease: &Lease,
+        cancel: &CancellationToken,
+    ) -> Result<(), Failure> {
+        let start = Instant::now();
+        let result = self.release_lease(lease, cancel).await;
+        self.timing.record_since("cleanup", start);
+        result
+    }
+
+    async fn release_lease(
+        &self,
+        lease: &Lease,
+        cancel: &CancellationToken,
+    ) -> Result<(), Failure> {
+        let id = lease.id.as_str();
+        if let Ok(claim) = self.claims.load(id) {
+            let _ = self
+                .claims
+                .update(id, claim.revision, |c| c.state = ClaimState::Releasing);
+        }
+        self.backend
+            .release(lease, cancel)
+            .await
+            .map_err(|e| Failure::from_error(&e))?;
+        match self.claims.load(id) {
+            Ok(claim) => self
+                .claims
+                .remove(id, claim.revision)
+                .map_err(|e| ownership(&e)),
+            Err(OwnershipError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(ownership(&e)),
+        }
+    }
+
+    /// `leasebox stop ID`: check the claim and the box's own record agree that the lease is
+    /// ours, then release the box and drop the claim, holding the claim's lock from the check
+    /// through the confirmation that the box is gone (no release after the claim changed).
+    ///
+    /// # Errors
+    /// No such claim, not ours, a record that disagrees, in use by a running leasebox, or the
+    /// release fails.
+    pub async fn stop(&self, id: &LeaseId, cancel: &CancellationToken) -> Result<(), Failure> {
+        let lock = self.lock(id).await?;
+        let claim = lock.load().map_err(|e| claim_error(id, e))?;
+        self.check_claim(&claim)?;
+        if self
+            .claims
+            .is_held(id.as_str())
+            .map_err(|e| ownership(&e))?
+        {
+            return Err(Failure::new(
+                ErrorKind::OwnershipRefused,
+                format!(
+                    "lease `{id}` is in use by a running leasebox (pid {} on {}); stop that run first",
+                    claim.holder.pid, claim.holder.host
+                ),
+            ));
+        }
+        let lease = Self::lease_of(&claim)?;
+        if self.verify(&claim, &lease).await? {
+            self.backend
+                .release(&lease, cancel)
+                .await
+                .map_err(|e| Failure::from_error(&e))?;
+        }
+        lock.remove(claim.revision).map_err(|e| ownership(&e))
+    }
+
+    /// Mark a lease as kept (for `--keep-on-failure`), so `cleanup` leaves it until it expires.
+    ///
+    /// # Errors
+    /// The claim cannot be updated.
+    pub async fn mark_kept(&self, id: &LeaseId) -> Result<(), Failure> {
+        let lock = self.lock(id).await?;
+        let claim = lock.load().map_err(|e| ownership(&e))?;
+        lock.update(claim.revision, |c| c.keep = true)
+            .map_err(|e| ownership(&e))?;
+        Ok(())
+    }
+
+    /// Take a claim's lock without blocking the async runtime.
+    async fn lock(&self, id: &LeaseId) -> Result<ClaimLock, Failure> {
+        let claims = self.claims.clone();
+        let id = id.as_str().to_owned();
+        tokio::task::spawn_blocking(move || claims.lock(&id))
+            .await
+            .map_err(|e| Failure::new(ErrorKind::Internal, format!("claim lock task failed: {e}")))?
+            .map_err(|e| ownership(&e))
+    }
+
+    /// Compare a claim with the box's own record. `Ok(true)`: they agree; `Ok(false)`: the box
+    /// is gone. A record that disagrees is refused, naming the field.
+    ///
+    /// # Errors
+    /// The record disagrees, or the backend cannot be asked.
+    pub async fn verify(&self, claim: &Claim, lease: &Lease) -> Result<bool, Failure> {
+        let record = self
+            .backend
+            .record(lease)
+            .await
+            .map_err(|e| Failure::from_error(&e))?;
+        let Some(record) = record else {
+            return Ok(false);
+        };
+        let workdir = claim.handle.get("workdir_spec").unwrap_or(&claim.workdir);
+        let fields = [
+            ("managed", "true".to_owned(), record.managed.to_string()),
+            ("lease id", claim.id.clone(), record.lease_id.clone()),
+            ("owner", claim.owner.clone(), record.owner.clone()),
+            ("scope", claim.scope.clone(), record.scope.clone()),
+            ("workdir", workdir.clone(), record.workdir.clone()),
+        ];
+        for (field, ours, theirs) in fields {
+            // A claim left in `registering` never learnt its workdir.
+            if field == "workdir" && claim.state == ClaimState::Registering {
+                continue;
+            }
+            if ours != theirs {
+                return Err(Failure::new(
+                    ErrorKind::OwnershipRefused,
+                    format!(
+                        "lease `{}`: the claim and the box's own record disagree on the {field} (claim `{ours}`, box `{theirs}`); leasebox will not touch it",
+                        claim.id
+                    ),
+                ));
+            }
+        }
+        Ok(true)
+    }
+
+    /// The live state of a claimed lease.
+    ///
+    /// # Errors
+    /// The backend cannot tell.
+    pub async fn remote_state(&self, claim: &Claim) -> Result<RemoteState, Failure> {
+        if claim.backend != self.backend_name() {
+            return Err(Failure::new(
+                ErrorKind::ConfigError,
+                format!("lease `{}` is on the `{}` backend", claim.id, claim.backend),
+            ));
+        }
+        let lease = Self::lease_of(claim)?;
+        self.backend
+            .status(&lease)
+            .await
+            .map_err(|e| Failure::from_error(&e))
+    }
+
+    /// Every claim in the state dir, with corrupt files reported separately.
+    ///
+    /// # Errors
+    /// The claims directory cannot be read.
+    pub fn list(&self) -> Result<ClaimList, Failure> {
+        self.claims.list().map_err(|e| ownership(&e))
+    }
+}
