@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! cli        clap; parses, resolves config, hands the backend choice to `leases`, calls the host.  The only clap.
-//!            -> host, leases, config, ownership, lease
+//!            -> host, leases, config, ownership, lease, report
 //! host       the Lua VM: sandbox, module loader, bindings of the primitives, REPL, watch loop.  The only Lua.
 //!            -> leases, session, lease, config, ownership
 //! leases     the lease lifecycle: acquire, reuse, release, cleanup, doctor's sequence, the attached session
@@ -18,6 +18,8 @@
 //!            -> lease
 //! backends   nomad (HTTP + exec websocket; the only module that knows Nomad's wire types) and local
 //!            -> lease, config, ownership
+//! report     the timeline picture of a timing file (`leasebox report`)
+//!            -> session
 //! lease      the Backend trait and its types (LeaseSpec, Lease, ExecRequest, ExecEvent, LeaseError)
 //! config     layered config with provenance, trust gate, trust store
 //! ownership  claims store (state dir, locks), scope fingerprint, reuse/cleanup rules
@@ -47,6 +49,7 @@
 //!
 //! The binary (`src/main.rs`) only calls [`cli::main`], which owns the one exit funnel.
 
+pub mod atomic_file;
 pub mod backends;
 pub mod cli;
 pub mod config;
@@ -55,4 +58,5 @@ pub mod host;
 pub mod lease;
 pub mod leases;
 pub mod ownership;
+pub mod report;
 pub mod session;

@@ -1,14 +1,34 @@
 //! The command line, as clap sees it. Every config key also gets its flag here
 //! (`--nomad-image`, `--lease-ttl`, …), built from the config key table, so the flags and the
-//! table never drift apart.
+//! table never drift apart. Those flags are global and long-help only: `-h` shows a command's
+//! own options, `--help` adds the config flags under their own heading.
 
-use clap::{ArgAction, Args, FromArgMatches, Parser, Subcommand};
+use clap::{ArgAction, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCompleter;
 
+use super::completion;
 use crate::config::KEYS;
+
+/// `leasebox --version`: the version and the git revision the binary was built from
+/// (`build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("LEASEBOX_GIT_REVISION"),
+    ")"
+);
+
+/// The heading the config flags appear under in `--help`.
+pub const CONFIG_HEADING: &str = "Config flags (each also a config key and a LEASEBOX_* variable)";
+
+const SHORT_HELP_FOOTER: &str = "`--help` also shows the config flags (`--nomad-image`, `--lease-ttl`, …); \
+     `leasebox config --keys` lists every key.";
+pub(crate) const LONG_HELP_FOOTER: &str =
+    "`leasebox config --keys` lists every config key with its default, variable and trust class.";
 
 /// Run recipes on a leased box: a HashiCorp Nomad allocation, or a scratch directory here.
 #[derive(Debug, Parser)]
-#[command(name = "leasebox", version, about, long_about = None, propagate_version = true)]
+#[command(name = "leasebox", version = VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -42,12 +62,19 @@ pub enum Commands {
     Trust(TrustArgs),
     /// The backends and what each supports.
     Backends(JsonArgs),
+    /// A timeline picture of a run from its `--timing-json` file (HTML or SVG).
+    Report(ReportArgs),
+    /// Print a shell's completion script (recipe names and lease ids complete too).
+    Completions(CompletionsArgs),
+    /// Write the man pages: `leasebox.1` to stdout, or every command's page to a directory.
+    Man(ManArgs),
 }
 
 /// `leasebox run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A recipe: a path, or a name under `.leasebox/recipes/` or `recipes/`.
+    #[arg(add = ArgValueCompleter::new(completion::recipes))]
     pub recipe: Option<String>,
     /// The command to run (after `--`), or the recipe's arguments.
     #[arg(last = true, value_name = "ARGS")]
@@ -59,7 +86,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub keep_on_failure: bool,
     /// Reuse a kept lease instead of creating one.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", add = ArgValueCompleter::new(completion::lease_ids))]
     pub lease: Option<String>,
     /// Do not sync the repository before running.
     #[arg(long)]
@@ -122,6 +149,7 @@ pub struct JsonArgs {
 #[derive(Debug, Args)]
 pub struct IdArgs {
     /// The lease id (`lbx_…`, as `leasebox list` shows).
+    #[arg(add = ArgValueCompleter::new(completion::lease_ids))]
     pub id: String,
     /// Print JSON.
     #[arg(long)]
@@ -149,9 +177,66 @@ pub struct ConfigArgs {
     /// Show where each value came from.
     #[arg(long)]
     pub explain: bool,
-    /// Print JSON (every key with its value, source and trust class).
+    /// List every key leasebox knows: default, environment variable, flag and trust class
+    /// (nothing is resolved, so this works whatever the config holds).
+    #[arg(long, conflicts_with = "explain")]
+    pub keys: bool,
+    /// Print JSON (every key with its value, source and trust class; with `--keys`, every key's
+    /// definition).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `leasebox report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The timing file a run wrote with `--timing-json FILE`.
+    #[arg(value_name = "TIMING.json")]
+    pub timing: std::path::PathBuf,
+    /// Where to write the picture: a `.html` file (one self-contained page) or a `.svg` file;
+    /// `-` for stdout. Default: the timing file's name with `.html`.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// The picture's format, when the output's extension does not say (or to override it).
+    #[arg(long, value_enum)]
+    pub format: Option<ReportFormat>,
+}
+
+/// What `leasebox report` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// One self-contained HTML page (the picture is inline SVG; no script).
+    Html,
+    /// A standalone SVG image.
+    Svg,
+}
+
+/// The shells `leasebox completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// GNU Bash (4.4 or later for every feature).
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// The friendly interactive shell.
+    Fish,
+}
+
+/// `leasebox completions`.
+#[derive(Debug, Args)]
+#[command(after_long_help = completion::HOW_TO_INSTALL)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: Shell,
+}
+
+/// `leasebox man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `leasebox.1` and one page per command (`leasebox-run.1`, …) into this directory
+    /// (created if missing) instead of `leasebox.1` to stdout.
+    #[arg(short = 'o', long = "out-dir", value_name = "DIR")]
+    pub out_dir: Option<std::path::PathBuf>,
 }
 
 /// `leasebox trust`.
@@ -180,7 +265,10 @@ pub struct Parsed {
     pub config_flags: Vec<(String, String)>,
 }
 
-fn command() -> clap::Command {
+/// The whole command line: the derived commands plus one global, long-help-only flag per
+/// config key. Also what completions and the man pages are generated from.
+#[must_use]
+pub fn command() -> clap::Command {
     use clap::CommandFactory;
     let mut cmd = Cli::command();
     for key in KEYS {
@@ -190,11 +278,29 @@ fn command() -> clap::Command {
                 .value_name(key.value_name())
                 .help(key.help)
                 .global(true)
+                .hide_short_help(true)
                 .action(ArgAction::Append)
-                .help_heading("Config (each also a config key and a LEASEBOX_* variable)"),
+                .help_heading(CONFIG_HEADING),
         );
     }
-    cmd
+    // `-h` hides the config flags; say so where they would have been.
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, |sub| {
+            let long = sub.get_after_long_help().is_none();
+            let sub = sub.after_help(SHORT_HELP_FOOTER);
+            if long {
+                sub.after_long_help(LONG_HELP_FOOTER)
+            } else {
+                sub
+            }
+        });
+    }
+    cmd.after_help(SHORT_HELP_FOOTER)
+        .after_long_help(LONG_HELP_FOOTER)
 }
 
 /// Parse `args` (the first being the program name).

@@ -3,10 +3,13 @@
 //! every outcome into one exit code ([`main`]).
 
 mod args;
+mod completion;
 mod info;
 mod leases;
+mod manual;
 mod recipe;
 mod repl;
+mod report;
 mod run;
 mod trust;
 
@@ -21,11 +24,16 @@ use crate::error::{ErrorKind, Failure};
 use crate::host::Interrupts;
 use crate::lease::LeaseId;
 
-pub use args::{Cli, Commands, parse};
+pub use args::{Cli, Commands, VERSION, command, parse};
+pub use completion::COMPLETE_VAR;
 
 /// Run leasebox with this process's arguments and environment; returns the exit code.
 #[must_use]
 pub fn main() -> i32 {
+    // A shell's completion script calling back (`LEASEBOX_COMPLETE` set): answer and stop.
+    if completion::answer_if_asked() {
+        return 0;
+    }
     let parsed = match args::parse(std::env::args_os()) {
         Ok(p) => p,
         Err(e) => {
@@ -106,6 +114,11 @@ async fn dispatch(command: Commands, cx: &Context) -> Result<(), Failure> {
             info::backends(&a);
             Ok(())
         }
+        Commands::Report(a) => report::report(&a, cx),
+        Commands::Completions(a) => {
+            completion::write_script(a.shell, &mut std::io::stdout().lock())
+        }
+        Commands::Man(a) => manual::man(&a),
     }
 }
 

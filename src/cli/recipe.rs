@@ -10,9 +10,10 @@ use crate::error::{ErrorKind, Failure};
 use std::io::IsTerminal as _;
 
 use crate::host::{
-    RecipeLeases, RecipeRun, ReplOnFailure, find_recipe, recipe_listing, run_recipe,
+    RecipeLeases, RecipeRun, ReplOnFailure, StepReport, StepStatus, find_recipe, recipe_listing,
+    run_recipe,
 };
-use crate::leases::{Leases, Timing};
+use crate::leases::{Leases, Phase, PhaseStatus, Timing};
 
 /// A bare `leasebox run`: list the recipes and exit with the usage code.
 pub(crate) fn list(cx: &Context) -> Failure {
@@ -80,13 +81,32 @@ pub(crate) async fn run(
         repl_on_failure,
     };
     let report = run_recipe(&run, Arc::new(provider), &cx.cancel).await;
-    for (name, ms) in &report.phases {
-        if name.starts_with("step:") {
-            timing.record(name.clone(), *ms);
-        }
+    for step in &report.steps {
+        timing.push(step_phase(step, timing));
     }
     match report.error {
         None => Ok(()),
         Some(err) => Err(err.failure()),
     }
+}
+
+/// A recipe step as a phase of the timing file: `step:NAME`, with its start, status and lane.
+fn step_phase(step: &StepReport, timing: &Timing) -> Phase {
+    let start_ms = step.started.map_or(0, |at| timing.offset_ms(at));
+    let mut phase = Phase::new(format!("step:{}", step.name), start_ms, step.ms);
+    phase.lane = step.lane;
+    phase.group.clone_from(&step.group);
+    match &step.status {
+        StepStatus::Passed => {}
+        StepStatus::Failed { code } => {
+            phase.status = PhaseStatus::Failed;
+            phase.code = Some(*code);
+        }
+        StepStatus::Errored { error_kind } => {
+            phase.status = PhaseStatus::Errored;
+            phase.error_kind = Some(error_kind.as_str().to_owned());
+        }
+        StepStatus::Skipped => phase.status = PhaseStatus::Skipped,
+    }
+    phase
 }

@@ -12,8 +12,8 @@ use super::Context;
 use super::args::RunArgs;
 use crate::error::{ErrorKind, Failure};
 use crate::leases::{
-    Command, HeldLease, LeaseRequest, Leases, SyncOptions, TerminalSink, Timing, TimingReport,
-    elapsed_ms,
+    Command, HeldLease, LeaseRequest, Leases, Phase, PhaseStatus, SyncOptions,
+    TIMING_FORMAT_VERSION, TerminalSink, Timing, TimingReport, elapsed_ms,
 };
 
 pub(crate) async fn run(args: RunArgs, cx: &Context) -> Result<(), Failure> {
@@ -23,10 +23,11 @@ pub(crate) async fn run(args: RunArgs, cx: &Context) -> Result<(), Failure> {
     let outcome = run_inner(args, cx, &timing).await;
     if let Some(path) = timing_file {
         let report = TimingReport {
+            format_version: TIMING_FORMAT_VERSION,
             phases: timing.phases(),
             total_ms: elapsed_ms(start),
             exit_code: outcome.as_ref().map_or_else(|f| f.code, |()| 0),
-            error_kind: outcome.as_ref().err().map(|f| f.kind.as_str()),
+            error_kind: outcome.as_ref().err().map(|f| f.kind.as_str().to_owned()),
         };
         report.write(&path)?;
     }
@@ -222,7 +223,24 @@ async fn work(
     };
     let step_start = Instant::now();
     let exec = session.exec(&command, Arc::new(TerminalSink), cancel).await;
-    session.timing().record_since("step:command", step_start);
+    let timing = session.timing();
+    let mut step = Phase::new(
+        "step:command",
+        timing.offset_ms(step_start),
+        elapsed_ms(step_start),
+    );
+    match &exec {
+        Ok(outcome) if outcome.code == 0 => {}
+        Ok(outcome) => {
+            step.status = PhaseStatus::Failed;
+            step.code = Some(outcome.code);
+        }
+        Err(e) => {
+            step.status = PhaseStatus::Errored;
+            step.error_kind = Some(Failure::from_error(e).kind.as_str().to_owned());
+        }
+    }
+    timing.push(step);
     let exec_result = match exec {
         Ok(outcome) if outcome.code == 0 => Ok(()),
         Ok(outcome) => Err(Failure::command_failed(

@@ -75,6 +75,7 @@ mod error;
 mod explain;
 mod file;
 mod keys;
+mod layers;
 #[cfg(test)]
 mod matrix;
 mod resolve;
@@ -87,9 +88,10 @@ pub use error::{ConfigError, UntrustedOrigin};
 pub use explain::{ExplainRow, UNSET, render_explain};
 pub use file::FileEntry;
 pub use keys::{KEYS, KeyDef, SECTIONS, TrustClass, ValueType, suggest};
+pub use layers::Layer;
 pub use resolve::{
-    Config, ConfigInputs, DEFAULT_TOML, Layer, REPOSITORY_FILE, RecipeOption, RepositoryConfig,
-    Resolved,
+    Config, ConfigInputs, DEFAULT_TOML, REPOSITORY_FILE, RecipeOption, RepositoryConfig, Resolved,
+    builtin_defaults,
 };
 pub use settings::{
     BackendChoice, ConstraintSpec, NomadSettings, Settings, hostname, owner_default,

@@ -23,7 +23,7 @@
 //! the state dir itself.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -35,6 +35,7 @@ use super::file::{self, FileEntry};
 use super::keys::TrustClass;
 use super::resolve::REPOSITORY_FILE;
 use super::source::Source;
+use crate::atomic_file::{Replace, create_private_dir, write_atomic};
 
 /// The trust store's file name inside the state dir.
 pub const TRUST_FILE: &str = "trust.json";
@@ -358,7 +359,7 @@ impl TrustStore {
         let mut bytes =
             serde_json::to_vec_pretty(&doc).map_err(|e| io_err("write")(io::Error::other(e)))?;
         bytes.push(b'\n');
-        write_atomic(&path, &bytes).map_err(io_err("write"))?;
+        write_atomic(&path, &bytes, Replace::Yes).map_err(io_err("write"))?;
         drop(lock);
         Ok(())
     }
@@ -370,27 +371,6 @@ impl TrustStore {
 pub fn canonical_root(root: &Path) -> PathBuf {
     root.canonicalize()
         .unwrap_or_else(|_| std::path::absolute(root).unwrap_or_else(|_| root.to_owned()))
-}
-
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-/// Write `bytes` to a temp file beside `path` (mode 0600), fsync it, rename it over `path`,
-/// fsync the directory.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-trust-")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -83,6 +83,14 @@ pub struct StepReport {
     pub status: StepStatus,
     /// Wall time in milliseconds (0 when skipped).
     pub ms: u64,
+    /// When it started (when it was skipped, for a skipped step).
+    #[serde(skip)]
+    pub started: Option<Instant>,
+    /// Its lane: 0, or its place (0, 1, …) in the parallel group it ran in.
+    pub lane: u32,
+    /// The parallel group it ran in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// What a recipe run did: its error (if any), the steps, and the phase timings for
@@ -164,7 +172,7 @@ impl RunState {
             .push((name.to_owned(), ms));
     }
 
-    fn step(&self, name: &str, status: StepStatus, ms: u64) {
+    fn step(&self, name: &str, status: StepStatus, ms: u64, at: Instant, place: Place<'_>) {
         self.steps
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -172,6 +180,9 @@ impl RunState {
                 name: name.to_owned(),
                 status,
                 ms,
+                started: Some(at),
+                lane: place.map_or(0, |(_, lane)| lane),
+                group: place.map(|(group, _)| group.to_owned()),
             });
     }
 }
@@ -329,6 +340,9 @@ pub(crate) struct Runner<'a> {
     pub results: Table,
     pub limit: usize,
 }
+
+/// Where a step ran: `None` on its own, else its parallel group's name and its lane in it.
+type Place<'a> = Option<(&'a str, u32)>;
 
 /// What a step (or a parallel group) ended with, and whether the run goes on after it fails.
 struct StepEnd {
@@ -518,7 +532,7 @@ impl Runner<'_> {
         match &step.action {
             Action::Parallel(members) => self.run_group(step, members, lease).await,
             _ => {
-                let (result, failed) = self.run_single(step, lease, false).await;
+                let (result, failed) = self.run_single(step, lease, None).await;
                 (
                     StepEnd {
                         result,
@@ -532,13 +546,18 @@ impl Runner<'_> {
 
     fn skip(&self, step: &Step, why: &str) {
         eprintln!("==> {}: skipped ({why})", step.name);
+        let now = Instant::now();
         match &step.action {
             Action::Parallel(members) => {
-                for member in members {
-                    self.state.step(&member.name, StepStatus::Skipped, 0);
+                for (lane, member) in (0u32..).zip(members) {
+                    let place = Some((step.name.as_str(), lane));
+                    self.state
+                        .step(&member.name, StepStatus::Skipped, 0, now, place);
                 }
             }
-            _ => self.state.step(&step.name, StepStatus::Skipped, 0),
+            _ => self
+                .state
+                .step(&step.name, StepStatus::Skipped, 0, now, None),
         }
     }
 
@@ -550,9 +569,9 @@ impl Runner<'_> {
     ) -> (StepEnd, Option<FailedStep>) {
         eprintln!("==> {}: {} in parallel", group.name, group.describe());
         let results = futures::future::join_all(
-            members
-                .iter()
-                .map(|member| self.run_single(member, lease, true)),
+            (0u32..)
+                .zip(members)
+                .map(|(lane, member)| self.run_single(member, lease, Some((&group.name, lane)))),
         )
         .await;
         let mut continue_on_failure = true;
@@ -585,9 +604,10 @@ impl Runner<'_> {
         &self,
         step: &Step,
         lease: &LuaLease,
-        in_parallel: bool,
+        place: Place<'_>,
     ) -> (Result<(), HostError>, Option<FailedStep>) {
         let started = Instant::now();
+        let in_parallel = place.is_some();
         let prefix = in_parallel.then(|| step.name.clone());
         if in_parallel {
             eprintln!("==> [{}] {}", step.name, step.describe());
@@ -647,13 +667,15 @@ impl Runner<'_> {
         };
         match result {
             Ok(outcome) if outcome.code == 0 => {
-                self.state.step(&step.name, StepStatus::Passed, ms);
+                self.state
+                    .step(&step.name, StepStatus::Passed, ms, started, place);
                 (Ok(()), None)
             }
             Ok(outcome) => {
                 let code = outcome.code;
                 eprintln!("==> {}: failed with exit code {code} ({ms} ms)", step.name);
-                self.state.step(&step.name, StepStatus::Failed { code }, ms);
+                self.state
+                    .step(&step.name, StepStatus::Failed { code }, ms, started, place);
                 (
                     Err(HostError::StepFailed {
                         step: step.name.clone(),
@@ -670,6 +692,8 @@ impl Runner<'_> {
                         error_kind: err.kind(),
                     },
                     ms,
+                    started,
+                    place,
                 );
                 let failed = record(err.exit_code(), None, Some(err.to_string()));
                 (

@@ -26,7 +26,7 @@ pub use doctor::doctor;
 pub use held::HeldLease;
 pub use lifecycle::{LeaseRequest, Leases};
 pub use open::open;
-pub use timing::{Phase, Timing, TimingReport, elapsed_ms};
+pub use timing::{Phase, PhaseStatus, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms};
 
 pub use crate::backends::all_features;
 pub use crate::lease::{Check, CheckStatus};

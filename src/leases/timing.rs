@@ -5,25 +5,14 @@
 
 use std::path::Path;
 
-use serde::Serialize;
-
-pub use crate::session::{Phase, Timing, elapsed_ms};
+pub use crate::session::{
+    Phase, PhaseStatus, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms,
+};
 
 use crate::error::{ErrorKind, Failure};
 
-/// The timing file's contents.
-#[derive(Debug, Clone, Serialize)]
-pub struct TimingReport {
-    /// Phases in the order they finished.
-    pub phases: Vec<Phase>,
-    /// Total wall time of the run in milliseconds.
-    pub total_ms: u64,
-    /// The process exit code.
-    pub exit_code: i32,
-    /// `null` on success, else one of the `error_kind` names of `docs/exit-codes.md`.
-    pub error_kind: Option<&'static str>,
-}
-
+// The file's type is the session layer's (`leasebox report` reads it back); writing it is the
+// lifecycle's.
 impl TimingReport {
     /// Write the report as pretty JSON to `path`, atomically (a temporary file beside it,
     /// then renamed).

@@ -15,10 +15,10 @@
 use std::fs;
 use std::io;
 
-use super::atomic_file::{Replace, sync_parent, write_atomic};
 use super::claim::whole_seconds;
 use super::lock_file::LockFile;
 use super::{Claim, ClaimStore, Holder, OwnershipError, claim};
+use crate::atomic_file::{Replace, sync_parent, write_atomic};
 
 /// The lock on one claim; released on drop.
 #[derive(Debug)]

@@ -10,10 +10,9 @@
 //!   tells `cleanup` whether that process is still there.
 //! - [`Claim::expiry`] says whether a lease is past its TTL or idle timeout.
 //!
-//! This module imports only `crate::error` (DESIGN §3): lease ids are taken as `&str` and
-//! checked here with the same pattern as `lease::LeaseId`.
+//! This module imports only `crate::error` and the leaf `crate::atomic_file` (DESIGN §3):
+//! lease ids are taken as `&str` and checked here with the same pattern as `lease::LeaseId`.
 
-mod atomic_file;
 mod claim;
 mod claim_id;
 mod claim_lock;

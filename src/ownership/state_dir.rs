@@ -12,12 +12,10 @@
 //! the path and say to set `LEASEBOX_STATE_DIR`.
 
 use std::collections::BTreeMap;
-use std::fs::{self, DirBuilder};
-use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use super::{ClaimStore, OwnershipError};
+use crate::atomic_file::create_private_dir;
 
 /// The variable that overrides the state dir.
 pub const STATE_DIR_VAR: &str = "LEASEBOX_STATE_DIR";
@@ -142,23 +140,9 @@ impl StateDir {
     }
 }
 
-/// `mkdir -p` with mode 0700 for what it creates; an existing non-directory is an error.
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    match fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "it exists and is not a directory",
-        )),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            DirBuilder::new().recursive(true).mode(0o700).create(dir)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;

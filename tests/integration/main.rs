@@ -3,6 +3,7 @@
 //! Nomad API test server).
 
 mod cleanup;
+mod cli_manners;
 mod cli_run;
 mod jobspec;
 mod layers;
@@ -11,6 +12,8 @@ mod nomad_backend;
 mod nomad_server;
 mod recipes;
 mod repl;
+mod report;
 mod session_local;
 mod support;
 mod trust;
+mod verified_exec;

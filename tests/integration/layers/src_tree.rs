@@ -50,7 +50,6 @@ fn every_file_of_src_can_be_checked() {
 }
 
 #[test]
-#[ignore = "enabled when the leases layer lands"]
 fn src_follows_the_layer_table() {
     let violations = check_tree(&src_dir(), &crate_name()).unwrap_or_else(|e| panic!("{e}"));
     assert!(
