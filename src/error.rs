@@ -14,7 +14,7 @@ pub const EXIT_RECIPE: i32 = 65;
 /// Exit code for a transport lost with no recorded result (also placement and readiness failures:
 /// the cluster could not give us a box right now, try again later).
 pub const EXIT_TRANSPORT: i32 = 75;
-/// Exit code for a config, trust or ownership refusal.
+/// Exit code for a config, trust or ownership refusal, or a box that lacks a needed tool.
 pub const EXIT_CONFIG: i32 = 78;
 /// Exit code for a timeout.
 pub const EXIT_TIMEOUT: i32 = 124;
@@ -41,6 +41,8 @@ pub enum ErrorKind {
     TrustRefused,
     /// A lease is not ours, or its claim and remote record disagree.
     OwnershipRefused,
+    /// The box lacks a tool leasebox's box-side scripts need.
+    BoxUnsuitable,
     /// The connection to the box was lost and no recorded result could be read.
     TransportLost,
     /// The cluster could not place the box.
@@ -67,9 +69,10 @@ impl ErrorKind {
             ErrorKind::TransportLost | ErrorKind::PlacementFailed | ErrorKind::ReadinessTimeout => {
                 EXIT_TRANSPORT
             }
-            ErrorKind::ConfigError | ErrorKind::TrustRefused | ErrorKind::OwnershipRefused => {
-                EXIT_CONFIG
-            }
+            ErrorKind::ConfigError
+            | ErrorKind::TrustRefused
+            | ErrorKind::OwnershipRefused
+            | ErrorKind::BoxUnsuitable => EXIT_CONFIG,
             ErrorKind::Timeout => EXIT_TIMEOUT,
             ErrorKind::Internal => EXIT_INTERNAL,
             ErrorKind::Cancelled => EXIT_CANCELLED,
@@ -86,6 +89,7 @@ impl ErrorKind {
             ErrorKind::ConfigError => "config_error",
             ErrorKind::TrustRefused => "trust_refused",
             ErrorKind::OwnershipRefused => "ownership_refused",
+            ErrorKind::BoxUnsuitable => "box_unsuitable",
             ErrorKind::TransportLost => "transport_lost",
             ErrorKind::PlacementFailed => "placement_failed",
             ErrorKind::ReadinessTimeout => "readiness_timeout",
@@ -96,13 +100,14 @@ impl ErrorKind {
     }
 
     /// Every kind, in documentation order.
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::CommandFailed,
         ErrorKind::Usage,
         ErrorKind::RecipeError,
         ErrorKind::ConfigError,
         ErrorKind::TrustRefused,
         ErrorKind::OwnershipRefused,
+        ErrorKind::BoxUnsuitable,
         ErrorKind::TransportLost,
         ErrorKind::PlacementFailed,
         ErrorKind::ReadinessTimeout,

@@ -41,6 +41,14 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
     if args.rest.is_empty() {
         return Err(super::recipe::list(cx));
     }
+    if args.repl_on_failure {
+        return Err(Failure::new(
+            ErrorKind::Usage,
+            "`--repl-on-failure` applies to recipes (`leasebox run RECIPE`); for one command, \
+             keep the lease (`run --keep-on-failure -- CMD`) and look around with \
+             `leasebox repl --lease ID`",
+        ));
+    }
     // Bad input is refused before anything is leased.
     for path in &args.fetch {
         crate::leases::check_fetch_path(path).map_err(|e| Failure::from_error(&e))?;

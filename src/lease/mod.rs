@@ -9,8 +9,9 @@
 //! Exec streams follow Nomad's semantics on every backend: dropping an [`ExecStream`] (or
 //! losing its connection) leaves the command running, like a dropped websocket does on a Nomad
 //! client; [`ExecStream::kill`] asks the backend to stop it, which only some backends can do
-//! ([`Features::exec_kill`]). The session layer stops commands by their recorded pid where the
-//! backend cannot.
+//! ([`Features::exec_kill`]) and which reaches only the exec'd process's own group. The session
+//! layer stops a verified-exec command through its record, by the process group of its
+//! supervisor's session, on every backend.
 //!
 //! An exec may run on a terminal ([`ExecRequest::tty`]): the command gets a pseudo-terminal of
 //! the given [`TtySize`] (Nomad's `tty=true`; a real pty on the local backend), its stdout and
@@ -187,7 +188,8 @@ pub struct Features {
     pub description: &'static str,
     /// The box is isolated from this machine (a container or a remote node).
     pub isolation: bool,
-    /// `ExecStream::kill` really stops the command (otherwise the session stops it by pid).
+    /// `ExecStream::kill` really stops the exec'd process and its group (a verified-exec
+    /// command, in a session of its own, is stopped through its record on every backend).
     pub exec_kill: bool,
     /// Images are honoured.
     pub image: bool,

@@ -4,10 +4,13 @@
 //!
 //! Exec spawns the process in its own process group in that directory, with a cleaned
 //! environment (`PATH`, `HOME`, `USER`, `LANG`, `TERM`, `TMPDIR` from this process, plus what
-//! the command sets), so no token leaks into steps. [`ExecStream::kill`] stops the whole
-//! group (TERM, then KILL after a grace period). Dropping the stream leaves the command running,
-//! as a dropped websocket does on Nomad. A terminal exec runs on a real pseudo-terminal
-//! (`pty.rs`). Release stops whatever still runs in the lease and removes the directory. This backend is not a sandbox: commands run as the user, on this
+//! the command sets), so no token leaks into steps. [`ExecStream::kill`] stops the exec's
+//! whole group (TERM, then KILL after a grace period); a verified-exec command runs in its
+//! supervisor's own session, outside that group, and the session layer stops it through its
+//! record. Dropping the stream leaves the command running, as a dropped websocket does on
+//! Nomad. Release stops whatever still runs in the lease (the exec groups and every recorded
+//! run's process group) and removes the directory. A terminal exec runs on a real
+//! pseudo-terminal (`pty.rs`). This backend is not a sandbox: commands run as the user, on this
 //! machine.
 
 use std::collections::{BTreeMap, HashMap};
@@ -69,6 +72,11 @@ pub struct LocalFaults {
     /// Drop the connection of every exec whose argv contains this marker after this long,
     /// leaving the command running (what a lost websocket does on Nomad).
     pub drop_exec_after: Option<(String, Duration)>,
+    /// Kill the exec'd process (that process alone, SIGKILL) of every exec whose argv contains
+    /// this marker after this long, and report the connection lost: what a Nomad agent does
+    /// when a client goes away while output flows. A zero delay kills it before it reads any
+    /// of its stdin.
+    pub kill_exec_after: Option<(String, Duration)>,
     /// Wait this long before every release.
     pub release_delay: Option<Duration>,
     /// Never deliver the exit of execs whose argv contains this marker: the stream stays open
@@ -283,8 +291,9 @@ impl LocalBackend {
         })
     }
 
-    /// Stop every process this lease still runs: the groups this process started, and any
-    /// recorded command pid still alive (from other leasebox processes).
+    /// Stop every process this lease still runs: the groups this process started, and the
+    /// process group of every recorded run that has no exit record (its supervisor's
+    /// session, which no exec's group contains), from whichever leasebox process started it.
     fn stop_everything(&self, lease: &Lease) {
         let groups = self
             .groups
@@ -295,27 +304,25 @@ impl LocalBackend {
         for pgid in &groups {
             signal_group(*pgid, libc::SIGKILL);
         }
-        let runs = PathBuf::from(lease.state_dir()).join("runs");
-        if let Ok(entries) = std::fs::read_dir(&runs) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.extension().is_none_or(|e| e != "pid")
-                    || path.with_extension("exit").exists()
-                {
-                    continue;
-                }
-                if let Ok(text) = std::fs::read_to_string(&path)
-                    && let Ok(pid) = text.trim().parse::<i32>()
-                    && pid > 1
-                {
-                    // SAFETY: kill(2) with a positive pid read from our own run record.
-                    unsafe {
-                        libc::kill(pid, libc::SIGKILL);
-                    }
-                }
-            }
+        for pgid in recorded_groups(&PathBuf::from(lease.state_dir()).join("runs")) {
+            signal_group(pgid, libc::SIGKILL);
         }
     }
+}
+
+/// The process groups of the runs recorded in `runs` that have no exit record yet.
+fn recorded_groups(runs: &Path) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir(runs) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pid") && !p.with_extension("exit").exists())
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|text| text.split_whitespace().nth(1)?.parse::<i32>().ok())
+        .filter(|pgid| *pgid > 1)
+        .collect()
 }
 
 fn signal_group(pgid: i32, signal: i32) {
@@ -416,6 +423,18 @@ impl Backend for LocalBackend {
             LeaseError::io(format!("cannot start `{program}` in the local lease"), e)
         })?;
         let pgid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        let kill_after = self
+            .faults
+            .kill_exec_after
+            .as_ref()
+            .filter(|(marker, _)| request.argv.iter().any(|a| a.contains(marker.as_str())))
+            .map(|(_, d)| *d);
+        if kill_after == Some(Duration::ZERO) {
+            // SAFETY: kill(2) on the pid of the child we just spawned.
+            unsafe {
+                libc::kill(pgid, libc::SIGKILL);
+            }
+        }
         self.groups
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -461,10 +480,19 @@ impl Backend for LocalBackend {
             let (out_tx, mut out_rx) = mpsc::channel::<ExecEvent>(64);
             let pump_out = tokio::spawn(pump(stdout, out_tx.clone(), ExecEvent::Stdout));
             let pump_err = tokio::spawn(pump(stderr, out_tx, ExecEvent::Stderr));
+            if kill_after == Some(Duration::ZERO) {
+                // Killed before it read anything: the connection is gone, nothing more comes.
+                pump_out.abort();
+                pump_err.abort();
+                let _ = events_tx
+                    .send(ExecEvent::Lost("connection dropped (simulated)".into()))
+                    .await;
+                return;
+            }
             let dropped = async {
-                match drop_after {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => std::future::pending().await,
+                match (drop_after, kill_after) {
+                    (Some(d), _) | (None, Some(d)) => tokio::time::sleep(d).await,
+                    (None, None) => std::future::pending().await,
                 }
             };
             tokio::pin!(dropped);
@@ -481,7 +509,14 @@ impl Backend for LocalBackend {
                         }
                     }
                     () = &mut dropped => {
-                        // Simulated connection loss: stop reading, leave the command running.
+                        // Simulated connection loss: stop reading, leave the command running
+                        // (or, as an agent does, kill the exec'd process alone).
+                        if kill_after.is_some() && drop_after.is_none() {
+                            // SAFETY: kill(2) on the pid of the child this task owns.
+                            unsafe {
+                                libc::kill(pgid, libc::SIGKILL);
+                            }
+                        }
                         pump_out.abort();
                         pump_err.abort();
                         let _ = events_tx.send(ExecEvent::Lost("connection dropped (simulated)".into())).await;
