@@ -14,7 +14,8 @@ pub const EXIT_RECIPE: i32 = 65;
 /// Exit code for a transport lost with no recorded result (also placement and readiness failures:
 /// the cluster could not give us a box right now, try again later).
 pub const EXIT_TRANSPORT: i32 = 75;
-/// Exit code for a config, trust, ownership or permission refusal.
+/// Exit code for a config, trust, ownership or permission refusal, or a box that lacks a needed
+/// tool.
 pub const EXIT_CONFIG: i32 = 78;
 /// Exit code for a timeout.
 pub const EXIT_TIMEOUT: i32 = 124;
@@ -43,6 +44,8 @@ pub enum ErrorKind {
     OwnershipRefused,
     /// The cluster refused an operation for want of a capability (the token's ACL policy).
     PermissionDenied,
+    /// The box lacks a tool leasebox's box-side scripts need.
+    BoxUnsuitable,
     /// The connection to the box was lost and no recorded result could be read.
     TransportLost,
     /// The cluster could not place the box.
@@ -72,7 +75,8 @@ impl ErrorKind {
             ErrorKind::ConfigError
             | ErrorKind::TrustRefused
             | ErrorKind::OwnershipRefused
-            | ErrorKind::PermissionDenied => EXIT_CONFIG,
+            | ErrorKind::PermissionDenied
+            | ErrorKind::BoxUnsuitable => EXIT_CONFIG,
             ErrorKind::Timeout => EXIT_TIMEOUT,
             ErrorKind::Internal => EXIT_INTERNAL,
             ErrorKind::Cancelled => EXIT_CANCELLED,
@@ -90,6 +94,7 @@ impl ErrorKind {
             ErrorKind::TrustRefused => "trust_refused",
             ErrorKind::OwnershipRefused => "ownership_refused",
             ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::BoxUnsuitable => "box_unsuitable",
             ErrorKind::TransportLost => "transport_lost",
             ErrorKind::PlacementFailed => "placement_failed",
             ErrorKind::ReadinessTimeout => "readiness_timeout",
@@ -100,7 +105,7 @@ impl ErrorKind {
     }
 
     /// Every kind, in documentation order.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::CommandFailed,
         ErrorKind::Usage,
         ErrorKind::RecipeError,
@@ -108,6 +113,7 @@ impl ErrorKind {
         ErrorKind::TrustRefused,
         ErrorKind::OwnershipRefused,
         ErrorKind::PermissionDenied,
+        ErrorKind::BoxUnsuitable,
         ErrorKind::TransportLost,
         ErrorKind::PlacementFailed,
         ErrorKind::ReadinessTimeout,

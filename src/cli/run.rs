@@ -41,6 +41,14 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
     if args.rest.is_empty() {
         return Err(super::recipe::list(cx));
     }
+    if args.repl_on_failure {
+        return Err(Failure::new(
+            ErrorKind::Usage,
+            "`--repl-on-failure` applies to recipes (`leasebox run RECIPE`); for one command, \
+             keep the lease (`run --keep-on-failure -- CMD`) and look around with \
+             `leasebox repl --lease ID`",
+        ));
+    }
     // Bad input is refused before anything is leased.
     let repo_root = cx.repo_root();
     let here = cwd_in_repo(&cx.cwd, &repo_root);
@@ -161,7 +169,7 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
 }
 
 /// The values of the `--pass-env` variables: each must be set.
-fn pass_env(names: &[String], cx: &Context) -> Result<Vec<(String, String)>, Failure> {
+pub(super) fn pass_env(names: &[String], cx: &Context) -> Result<Vec<(String, String)>, Failure> {
     names
         .iter()
         .map(|name| match cx.env.get(name) {

@@ -272,6 +272,7 @@ impl Backend for NomadBackend {
             &self.driver,
             &argv,
             request.stdin,
+            request.tty,
             self.timings.exec,
         )
         .await

@@ -236,7 +236,7 @@ pub async fn run(backend: &NomadBackend) -> Vec<Check> {
         checks.push(ok(
             "image",
             format!(
-                "`{}` must provide sh, tar, mkfifo, tee, cat and tail (most images with a shell do)",
+                "`{}` must provide sh, tar, tee, cat, tail, mv, rm, mkdir, ls, wc, sleep and setsid (most images with a shell do)",
                 backend.image
             ),
         ));
@@ -244,7 +244,7 @@ pub async fn run(backend: &NomadBackend) -> Vec<Check> {
         checks.push(ok(
             "image",
             format!(
-                "no image with `{}`: the client's own sh, tar, mkfifo, tee, cat and tail are used",
+                "no image with `{}`: the client's own sh, tar, tee, cat, tail, mv, rm, mkdir, ls, wc, sleep and setsid are used",
                 backend.driver
             ),
         ));

@@ -89,6 +89,7 @@ impl NomadBackend {
             &self.driver,
             &argv,
             false,
+            None,
             self.timings.exec,
         )
         .await?;
