@@ -209,13 +209,14 @@ fn the_prompt_edits_continues_completes_remembers_and_survives_ctrl_c() {
     pty.send("r = box:ex\t{ 'sh', '-c', 'echo completed-$((6 * 7))' }\r");
     pty.expect("completed-42");
 
+    // (An uncommon duration: `sleeping` looks at every process of the machine.)
     // Ctrl-C stops a long exec and the prompt comes back.
-    pty.line("box:exec{ 'sh', '-c', 'echo long-$((1 + 1))-started; exec sleep 300' }");
+    pty.line("box:exec{ 'sh', '-c', 'echo long-$((1 + 1))-started; exec sleep 317' }");
     pty.expect("long-2-started");
-    assert!(sleeping("300"), "the long command runs");
+    assert!(sleeping("317"), "the long command runs");
     pty.send("\x03");
     pty.expect("cancelled");
-    wait_for("the interrupted command to stop", || !sleeping("300"));
+    wait_for("the interrupted command to stop", || !sleeping("317"));
     // Ctrl-C also stops a busy Lua loop.
     pty.line("print(('spin'):rep(2)); while true do end");
     pty.expect("spinspin");
