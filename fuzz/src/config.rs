@@ -146,7 +146,7 @@ fn file(input: &mut Input<'_>) -> (String, Vec<&'static KeyDef>) {
 /// When loading panics or breaks the oracle.
 pub fn check(data: &[u8]) -> bool {
     let mut input = Input::new(data);
-    if input.byte() % 3 == 0 {
+    if input.byte().is_multiple_of(3) {
         // As written: the user config, a line `---`, the repository file.
         let text = input.rest_text();
         let (user, repo) = text.split_once("\n---\n").unwrap_or((&text, ""));

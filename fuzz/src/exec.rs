@@ -176,7 +176,7 @@ fn cut(reason: &str) -> String {
 pub fn check(data: &[u8]) -> bool {
     let mut input = Input::new(data);
     let mut frames = Vec::new();
-    if input.byte() % 4 == 0 {
+    if input.byte().is_multiple_of(4) {
         // As written: a text frame a line, `close CODE REASON` a close frame.
         for line in input.rest_text().lines().take(20) {
             frames.push(match line.strip_prefix("close ") {

@@ -175,7 +175,7 @@ fn links_under(dir: &Path, out: &mut Vec<PathBuf>) {
 /// When extraction writes outside the destination or leaves a link that leads out of it.
 pub fn check(data: &[u8]) -> bool {
     let mut input = Input::new(data);
-    let tar = if input.byte() % 4 == 0 {
+    let tar = if input.byte().is_multiple_of(4) {
         input.rest().to_vec()
     } else {
         archive(&mut input)

@@ -143,7 +143,7 @@ fn stays_relative(path: &Path) -> bool {
 /// When a decoder panics or accepts what the recipe API refuses.
 pub fn check(data: &[u8]) -> bool {
     let mut input = Input::new(data);
-    let written = if input.byte() % 8 == 0 {
+    let written = if input.byte().is_multiple_of(8) {
         Written {
             source: input.rest_text(),
             argv: None,

@@ -28,13 +28,13 @@ fn marker(i: usize) -> String {
 /// When the renderer breaks the oracle.
 pub fn check(data: &[u8]) -> bool {
     let mut input = Input::new(data);
-    let format = if input.byte() % 2 == 0 {
+    let format = if input.byte().is_multiple_of(2) {
         TemplateFormat::Json
     } else {
         TemplateFormat::Hcl
     };
     let values: Vec<String> = PLACEHOLDERS.iter().map(|_| input.text(12)).collect();
-    let text = if input.byte() % 4 == 0 {
+    let text = if input.byte().is_multiple_of(4) {
         input.rest_text()
     } else if format == TemplateFormat::Json {
         let mut out = String::new();

@@ -86,7 +86,15 @@ pub fn replay_exec(frames: Vec<ServerFrame>) -> Option<Vec<ExecEvent>> {
             hang_after_close: Duration::from_millis(50),
             connect: Duration::from_secs(5),
         };
-        tokio::spawn(session(ws, None, tx, CancellationToken::new(), timings));
+        tokio::spawn(session(
+            ws,
+            None,
+            None,
+            tx,
+            CancellationToken::new(),
+            timings,
+            "Permission denied".to_owned(),
+        ));
         let collect = async {
             let mut events = Vec::new();
             while let Some(event) = rx.recv().await {
