@@ -42,11 +42,15 @@
 //! - The lease a recipe sees: the `lease` userdata of the host (`LuaLease` in
 //!   `host/bindings.rs`), over the host's one seam [`host::LeasedBox`], which a `HeldLease`
 //!   implements (and the host's scratch-directory test double).
-//! - The exec request of a backend: [`lease::ExecRequest`] (an argv, stdin or not), answered
-//!   by an [`lease::ExecStream`].
+//! - The exec request of a backend: [`lease::ExecRequest`] (an argv, stdin or not, a terminal
+//!   of a [`lease::TtySize`] or not), answered by an [`lease::ExecStream`].
 //! - The exec request of a session: [`session::Command`] (argv, env, cwd, timeout, capture,
 //!   stdin), answered by a [`session::ExecOutcome`]; a recipe's `exec{…}` table is decoded
 //!   into one (`host/decode.rs`).
+//! - The interactive request of a session: [`session::ShellRequest`] (argv or the box's shell,
+//!   env, cwd), run on a terminal exec by [`session::Session::shell`] with this process's
+//!   terminal attached, answered by a [`session::ShellOutcome`]; `leasebox shell` and
+//!   `box:shell()` both make one.
 //!
 //! The binary (`src/main.rs`) only calls [`cli::main`], which owns the one exit funnel.
 

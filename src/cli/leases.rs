@@ -26,6 +26,26 @@ fn leases(cx: &Context) -> Result<(Leases, crate::config::Config), Failure> {
     Ok((leases, config))
 }
 
+/// The lifecycle for one existing lease: its claim is read first, and the backend is the one
+/// the claim names (a local lease stops locally even with `NOMAD_ADDR` set).
+fn leases_for(cx: &Context, id: &crate::lease::LeaseId) -> Result<Leases, Failure> {
+    let config = cx.config(&[])?;
+    let state = cx.state_dir()?;
+    let backend_name = state
+        .claim_store()
+        .load(id.as_str())
+        .map(|c| c.backend)
+        .unwrap_or_else(|_| config.settings().backend.as_str().to_owned());
+    let backend = crate::leases::open_for_claim(&config, &cx.env, &backend_name, id.as_str())?;
+    Leases::new(
+        backend,
+        &state,
+        config.settings(),
+        cx.repo_root(),
+        Arc::new(Timing::default()),
+    )
+}
+
 pub(crate) async fn warmup(args: &WarmupArgs, cx: &Context) -> Result<(), Failure> {
     let (leases, config) = leases(cx)?;
     let n = &config.settings().nomad;
@@ -108,11 +128,11 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-fn claim_json(claim: &Claim, remote: Option<&str>) -> serde_json::Value {
+fn claim_json(claim: &Claim, state: &str, remote: Option<&str>) -> serde_json::Value {
     json!({
         "id": claim.id,
         "backend": claim.backend,
-        "state": claim.state.as_str(),
+        "state": state,
         "remote": remote,
         "keep": claim.keep,
         "workdir": claim.workdir,
@@ -148,12 +168,17 @@ pub(crate) async fn list(args: &JsonArgs, cx: &Context) -> Result<(), Failure> {
     }
     let mut rows = Vec::new();
     for claim in all.claims.iter().filter(|c| &c.owner == owner) {
-        rows.push((claim, remote_of(&leases, claim).await));
+        let (state, held) = leases.shown_state(claim);
+        rows.push((claim, state, held, remote_of(&leases, claim).await));
     }
     if args.json {
         let items: Vec<_> = rows
             .iter()
-            .map(|(c, r)| claim_json(c, Some(r.as_str())))
+            .map(|(c, state, held, r)| {
+                let mut value = claim_json(c, state, Some(r.as_str()));
+                value["in_use"] = json!(held);
+                value
+            })
             .collect();
         println!(
             "{}",
@@ -175,13 +200,13 @@ pub(crate) async fn list(args: &JsonArgs, cx: &Context) -> Result<(), Failure> {
         "{:<17} {:<7} {:<11} {:<9} {:<4} {:<9} {:<9} {:<16} REPOSITORY",
         "ID", "BACKEND", "STATE", "BOX", "KEEP", "CREATED", "USED", "EXPIRES"
     );
-    for (c, remote) in rows {
+    for (c, state, _, remote) in rows {
         let shown_remote = output.paint(remote_style(&remote), &format!("{remote:<9}"));
         println!(
             "{:<17} {:<7} {:<11} {shown_remote} {:<4} {:<9} {:<9} {:<16} {}",
             c.id,
             c.backend,
-            c.state.as_str(),
+            state,
             if c.keep { "yes" } else { "no" },
             relative(c.created, now),
             relative(c.last_used, now),
@@ -194,7 +219,7 @@ pub(crate) async fn list(args: &JsonArgs, cx: &Context) -> Result<(), Failure> {
 
 pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
     let id = super::lease_id(&args.id)?;
-    let (leases, _) = leases(cx)?;
+    let leases = leases_for(cx, &id)?;
     let claim = leases.load_claim(&id)?;
     // The claim and the box's own record must agree before anything is said about the box.
     leases.check_claim(&claim)?;
@@ -204,9 +229,9 @@ pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
     } else {
         "gone".to_owned()
     };
-    let held = leases.claims().is_held(id.as_str()).unwrap_or(false);
+    let (state, held) = leases.shown_state(&claim);
     if args.json {
-        let mut value = claim_json(&claim, Some(&remote));
+        let mut value = claim_json(&claim, state, Some(&remote));
         value["in_use"] = json!(held);
         println!(
             "{}",
@@ -222,8 +247,7 @@ pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
     println!("id:         {}", claim.id);
     println!("backend:    {}", claim.backend);
     println!(
-        "state:      {} (box: {})",
-        claim.state.as_str(),
+        "state:      {state} (box: {})",
         output.paint(remote_style(&remote), &remote)
     );
     if let Some(alloc) = claim.handle.get("alloc_id") {
@@ -261,7 +285,7 @@ pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
 
 pub(crate) async fn stop(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
     let id = super::lease_id(&args.id)?;
-    let (leases, _) = leases(cx)?;
+    let leases = leases_for(cx, &id)?;
     leases.stop(&id, &cx.cancel).await?;
     if args.json {
         println!("{}", json!({"id": id, "released": true}));

@@ -68,9 +68,20 @@ async fn run_inner(
     if args.rest.is_empty() {
         return Err(super::recipe::list(cx));
     }
+    if args.repl_on_failure {
+        return Err(Failure::new(
+            ErrorKind::Usage,
+            "`--repl-on-failure` applies to recipes (`leasebox run RECIPE`); for one command, \
+             keep the lease (`run --keep-on-failure -- CMD`) and look around with \
+             `leasebox repl --lease ID`",
+        ));
+    }
     // Bad input is refused before anything is leased.
+    let repo_root = cx.repo_root();
+    let here = cwd_in_repo(&cx.cwd, &repo_root);
+    let mut fetch = Vec::with_capacity(args.fetch.len());
     for path in &args.fetch {
-        crate::leases::check_fetch_path(path).map_err(|e| Failure::from_error(&e))?;
+        fetch.push(fetch_path(path, here.as_deref())?);
     }
     let mut extra = Vec::new();
     if let Some(t) = &args.timeout {
@@ -86,7 +97,6 @@ async fn run_inner(
     let settings = config.settings();
     let env = pass_env(&args.pass_env, cx)?;
     let backend = crate::leases::open(&config, &cx.env)?;
-    let repo_root = cx.repo_root();
     let leases = Leases::new(
         backend,
         &cx.state_dir()?,
@@ -143,7 +153,7 @@ async fn run_inner(
     if let Ok(mut active) = cx.active.lock() {
         active.push(id.clone());
     }
-    let result = work(&args, cx, &held, &repo_root, settings, env).await;
+    let result = work(&args, cx, &held, &repo_root, settings, env, &fetch).await;
     let keep = args.keep
         || reused
         || (args.keep_on_failure
@@ -187,7 +197,7 @@ async fn run_inner(
 }
 
 /// The values of the `--pass-env` variables: each must be set.
-fn pass_env(names: &[String], cx: &Context) -> Result<Vec<(String, String)>, Failure> {
+pub(super) fn pass_env(names: &[String], cx: &Context) -> Result<Vec<(String, String)>, Failure> {
     names
         .iter()
         .map(|name| match cx.env.get(name) {
@@ -200,6 +210,59 @@ fn pass_env(names: &[String], cx: &Context) -> Result<Vec<(String, String)>, Fai
         .collect()
 }
 
+/// Where the current directory is inside the repository root (`None` at the root, or when it
+/// is not under it).
+fn cwd_in_repo(cwd: &Path, repo_root: &Path) -> Option<PathBuf> {
+    cwd.strip_prefix(repo_root)
+        .ok()
+        .map(PathBuf::from)
+        .filter(|p| !p.as_os_str().is_empty())
+}
+
+/// `--fetch PATH`: a path relative to the current directory (`here`, inside the repository),
+/// which may use `..` while it stays inside the repository root; returned relative to the root
+/// (the workdir mirrors the root), so it lands at the same path relative to the current
+/// directory.
+///
+/// # Errors
+/// An absolute path, one that leaves the repository root, or one the fetch refuses (the whole
+/// workdir, a leading `-`): usage errors naming the path.
+fn fetch_path(path: &str, here: Option<&Path>) -> Result<String, Failure> {
+    use std::path::Component;
+    let bad = |why: &str| {
+        Failure::new(
+            ErrorKind::Usage,
+            format!(
+                "cannot fetch `{path}`: {why}; give a path relative to the current directory that stays inside the repository, such as `target/report.xml`"
+            ),
+        )
+    };
+    if Path::new(path).is_absolute() {
+        return Err(bad("it is absolute"));
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for c in here.unwrap_or(Path::new("")).join(path).components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if parts.pop().is_none() {
+                    return Err(bad("it leaves the repository root"));
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return Err(bad("it is absolute")),
+        }
+    }
+    let joined = parts.join("/");
+    crate::leases::check_fetch_path(&joined).map_err(|_| {
+        if joined.is_empty() {
+            bad("it names the whole repository")
+        } else {
+            bad("it starts with `-`")
+        }
+    })
+}
+
 /// Sync, run, fetch. Fetch happens even when the command failed or was cancelled midway
 /// (not after Ctrl-C: the user asked to stop).
 async fn work(
@@ -209,6 +272,7 @@ async fn work(
     repo_root: &Path,
     settings: &crate::config::Settings,
     env: Vec<(String, String)>,
+    fetch: &[String],
 ) -> Result<(), Failure> {
     let cancel = &cx.cancel;
     let session = held.session();
@@ -226,13 +290,7 @@ async fn work(
         }
     }
     // Run in the same place relative to the repository as the user stands.
-    let cwd = cx
-        .cwd
-        .strip_prefix(repo_root)
-        .ok()
-        .map(PathBuf::from)
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(|p| p.to_string_lossy().into_owned());
+    let cwd = cwd_in_repo(&cx.cwd, repo_root).map(|p| p.to_string_lossy().into_owned());
     let command = Command {
         argv: args.rest.clone(),
         env,
@@ -299,16 +357,10 @@ async fn work(
     let cancelled = exec_result
         .as_ref()
         .is_err_and(|f| f.kind == ErrorKind::Cancelled);
-    if !args.fetch.is_empty() && !cancelled {
-        // PATH is relative to where the command ran, and lands at the same place here.
-        let paths: Vec<String> = args
-            .fetch
-            .iter()
-            .map(|p| match &cwd {
-                Some(sub) => format!("{sub}/{p}"),
-                None => p.clone(),
-            })
-            .collect();
+    if !fetch.is_empty() && !cancelled {
+        // Each PATH was made relative to the repository root (`fetch_path`): fetched from the
+        // workdir at that path, it lands at the same path relative to the current directory.
+        let paths = fetch.to_vec();
         let fetched = session.fetch(&paths, repo_root, cancel).await;
         if let Err(e) = fetched {
             let failure = Failure::from_error(&e);
@@ -322,4 +374,34 @@ async fn work(
         }
     }
     exec_result
+}
+
+#[cfg(test)]
+mod fetch_path_tests {
+    use super::*;
+
+    #[test]
+    fn fetch_paths_are_relative_to_the_current_directory_inside_the_root() {
+        let sub = Some(Path::new("a/b"));
+        assert_eq!(fetch_path("x.txt", sub).unwrap(), "a/b/x.txt");
+        assert_eq!(fetch_path("../x.txt", sub).unwrap(), "a/x.txt");
+        assert_eq!(fetch_path("../../x.txt", sub).unwrap(), "x.txt");
+        assert_eq!(fetch_path("./out/", None).unwrap(), "out");
+        for (bad, why) in [
+            ("../../../x", "leaves the repository root"),
+            ("../x", "leaves the repository root"),
+            ("/etc/passwd", "absolute"),
+            (".", "whole repository"),
+            ("-rf", "starts with `-`"),
+        ] {
+            let here = if matches!(bad, "../x" | "." | "-rf") {
+                None
+            } else {
+                sub
+            };
+            let e = fetch_path(bad, here).unwrap_err();
+            assert_eq!(e.code, 2, "{bad}");
+            assert!(e.message.contains(why), "{bad}: {}", e.message);
+        }
+    }
 }

@@ -59,6 +59,15 @@ impl HeldLease {
         self.reused
     }
 
+    /// Mark the lease kept (its claim says so, and `cleanup` leaves it alone until it expires):
+    /// the REPL's `:lease keep`.
+    ///
+    /// # Errors
+    /// The claim could not be updated.
+    pub async fn mark_kept(&self) -> Result<(), Failure> {
+        self.lifecycle.mark_kept(&self.lease().id).await
+    }
+
     /// Release the lease: mark the claim `releasing`, destroy the box, drop the claim (the
     /// `cleanup` phase of the run's timing). If the backend fails, the claim stays for `stop` or
     /// `cleanup`.

@@ -18,7 +18,7 @@ use crate::lease::{Backend, Lease, LeaseError, LeaseId, LeaseSpec, ProgressSende
 use crate::ownership::{
     Claim, ClaimList, ClaimLock, ClaimState, ClaimStore, OwnershipError, StateDir,
 };
-use crate::session::{Session, Timing};
+use crate::session::{Phase, PhaseStatus, Session, Timing};
 
 /// What to ask of a new lease, beyond what the config fixes.
 #[derive(Debug, Clone, Default)]
@@ -143,6 +143,26 @@ impl Leases {
         cancel: &CancellationToken,
     ) -> Result<HeldLease, Failure> {
         let start = Instant::now();
+        let outcome = self.acquire_new(request, cancel).await;
+        // The warmup phase is recorded whatever happened: a failed one with its error kind.
+        let mut phase = Phase::new(
+            "warmup",
+            self.timing.offset_ms(start),
+            crate::session::elapsed_ms(start),
+        );
+        if let Err(failure) = &outcome {
+            phase.status = PhaseStatus::Errored;
+            phase.error_kind = Some(failure.kind.as_str().to_owned());
+        }
+        self.timing.push(phase);
+        outcome
+    }
+
+    async fn acquire_new(
+        &self,
+        request: &LeaseRequest,
+        cancel: &CancellationToken,
+    ) -> Result<HeldLease, Failure> {
         let id = LeaseId::generate();
         let mut claim = Claim::new(
             id.as_str(),
@@ -182,7 +202,7 @@ impl Leases {
             ttl: self.ttl,
             idle: self.idle,
         };
-        let mut watch = super::progress::WarmupWatch::new(&self.events, &id, start);
+        let mut watch = super::progress::WarmupWatch::new(&self.events, &id, Instant::now());
         let warmed = watch
             .forward(progress_rx, self.backend.warmup(&spec, cancel))
             .await;
@@ -218,7 +238,6 @@ impl Leases {
             let _ = held.release(&CancellationToken::new()).await;
             return Err(failure);
         }
-        self.timing.record_since("warmup", start);
         watch.ready(held.lease());
         Ok(held)
     }

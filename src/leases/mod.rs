@@ -1,7 +1,8 @@
 //! The lease lifecycle, between the callers (`cli`, `host`) and what it orchestrates
 //! (`backends`, `session`, `ownership`, `config`).
 //!
-//! - [`open`] opens the backend the resolved config chooses (`open.rs`); [`all_features`]
+//! - [`open`] opens the backend the resolved config chooses, [`open_for_claim`] the one a
+//!   lease's claim names (`open.rs`); [`all_features`]
 //!   lists what each backend of this build supports.
 //! - [`Leases`] acquires, reuses (attaches), releases, stops and lists leases, claims first
 //!   (`lifecycle.rs`); [`Leases::cleanup`] sweeps what should not be there (`cleanup.rs`).
@@ -30,11 +31,14 @@ pub use cleanup::{CleanupAction, CleanupItem, CleanupOptions};
 pub use doctor::doctor;
 pub use held::HeldLease;
 pub use lifecycle::{LeaseRequest, Leases};
-pub use open::open;
+pub use open::{open, open_for_claim};
 pub use timing::{Phase, PhaseStatus, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms};
 
 pub use crate::backends::all_features;
 pub use crate::events::{Event, Events, RunEvents, RunStart, StepEnd};
 pub use crate::lease::{Check, CheckStatus};
 pub use crate::session::fetch::check_fetch_path;
-pub use crate::session::{Command, ExecOutcome, Session, SyncOptions, TerminalSink};
+pub use crate::session::{
+    Command, ExecOutcome, Session, ShellOutcome, ShellRequest, SyncOptions, TerminalSink,
+    stdin_is_terminal,
+};

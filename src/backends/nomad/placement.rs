@@ -39,15 +39,17 @@ impl NomadBackend {
                 }
                 Ok(dcs)
             }
-            Err(CallError::Api(api)) if api.status == 403 => {
+            Err(CallError::Api(api))
+                if api.status == 403 && !api.body.contains("ACL token not found") =>
+            {
                 let (agent, _) = self
                     .client
                     .get::<AgentSelf>("/v1/agent/self", &[])
                     .await
                     .map_err(|e| {
                         self.client.lease_error(
-                            "cannot find a datacenter (set `nomad.datacenters`)",
-                            "`node:read` or `agent:read`",
+                            "finding the datacenters to send (`nomad.datacenters` is unset)",
+                            "`node:read` (or `agent:read`)",
                             e,
                         )
                     })?;

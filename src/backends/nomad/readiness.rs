@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::NomadBackend;
+use super::job::IMAGE_DRIVERS;
 use super::wire::Allocation;
 use super::workdir::check_workdir;
 use crate::lease::{Lease, LeaseError, LeaseId, LeaseSpec, ProgressSender, WarmupProgress};
@@ -151,6 +152,14 @@ impl NomadBackend {
         lease
             .handle
             .insert("workdir_spec".to_owned(), workdir.to_owned());
+        // Named by errors about the box (a missing tool).
+        lease
+            .handle
+            .insert("driver".to_owned(), self.driver.clone());
+        if IMAGE_DRIVERS.contains(&self.driver.as_str()) {
+            let image = spec.image.clone().unwrap_or_else(|| self.image.clone());
+            lease.handle.insert("image".to_owned(), image);
+        }
         Ok(lease)
     }
 }
