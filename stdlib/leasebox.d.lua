@@ -13,7 +13,7 @@
 ---@class leasebox.Transfer
 ---@field files integer   files sent or received
 ---@field bytes integer   bytes of content
----@field deleted? integer files deleted on the box (sync only)
+---@field deleted? integer sync only: always 0 today (a sync replaces the whole tree; nothing is deleted file by file)
 ---@field ms integer      wall time in milliseconds
 
 ---@class leasebox.ExecOptions
@@ -23,6 +23,16 @@
 ---@field capture? boolean          capture stdout/stderr into the result instead of streaming
 ---@field cwd? string               working directory, relative to the workdir
 ---@field stdin? string             bytes given to the command's stdin
+
+---@class leasebox.ShellOptions
+---@field [integer] string          the program and its arguments (default: the box's $SHELL, else /bin/sh)
+---@field env? table<string, string|number|boolean> environment set for the shell
+---@field cwd? string               where to start, relative to the workdir (when it exists)
+
+---@class leasebox.ShellResult
+---@field code integer    exit code of the shell (signals as 128+n)
+---@field ok boolean      `code == 0`
+---@field ms integer      wall time in milliseconds
 
 ---@class leasebox.SyncOptions
 ---@field [1]? string               directory to send, relative to the repository root (default ".")
@@ -40,7 +50,8 @@ local Lease = {}
 ---@return leasebox.ExecResult
 function Lease:exec(command) end
 
---- Send the repository (tracked and unignored files) into the workdir; incremental.
+--- Send the repository (tracked and unignored files) into the workdir: the whole file set,
+--- which replaces the workdir's tree (files deleted locally, and files the box made there, go).
 ---@param options? leasebox.SyncOptions
 ---@return leasebox.Transfer
 function Lease:sync(options) end
@@ -51,6 +62,14 @@ function Lease:sync(options) end
 ---@param dest? string
 ---@return leasebox.Transfer
 function Lease:fetch(paths, dest) end
+
+--- An interactive terminal in the box, with this terminal attached in raw mode until the
+--- shell exits (Ctrl-C goes to the box; window changes follow). Needs a terminal on stdin.
+--- Nothing (the box's `$SHELL`), a string (run under `sh -c`) or an argv with options.
+--- Not recorded: a lost connection ends it with an error of kind `transport_lost`.
+---@param command? string|leasebox.ShellOptions
+---@return leasebox.ShellResult
+function Lease:shell(command) end
 
 --- Release the lease now (purge the box, drop the claim). Also done when the recipe ends,
 --- unless the lease is kept.

@@ -13,10 +13,7 @@ use crate::error::{ErrorKind, Failure};
 use crate::host::watch::{
     OnBusy, RunInfo, WatchEnd, WatchHooks, WatchMode, WatchOptions, stdin_keys, watch as watch_loop,
 };
-use crate::host::{
-    ALWAYS_DENIED_ENV, CommandRecipe, DEFAULT_MEMORY_LIMIT, RecipeLeases, RecipeReport, RecipeRun,
-    SandboxOptions, find_recipe,
-};
+use crate::host::{CommandRecipe, RecipeLeases, RecipeReport, RecipeRun, find_recipe};
 use crate::leases::{Leases, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms};
 
 fn duration(flag: &str, text: &str) -> Result<Duration, Failure> {
@@ -80,6 +77,7 @@ pub(crate) async fn watch(args: WatchArgs, cx: &Context) -> Result<(), Failure> 
     let config = cx.config(&extra)?;
     let settings = config.settings();
     let timing = Arc::new(Timing::default());
+    let events = cx.events(None)?;
     let backend = crate::leases::open(&config, &cx.env)?;
     let leases = Leases::new(
         backend,
@@ -87,11 +85,10 @@ pub(crate) async fn watch(args: WatchArgs, cx: &Context) -> Result<(), Failure> 
         settings,
         repo_root.clone(),
         Arc::clone(&timing),
-    )?;
+    )?
+    .with_events(events.clone());
     let reuse = args.lease.as_deref().map(super::lease_id).transpose()?;
     let provider = RecipeLeases::new(leases, settings, repo_root.clone(), reuse);
-    let mut token_env = vec![settings.nomad.token_env.clone()];
-    token_env.extend(ALWAYS_DENIED_ENV.iter().map(|s| (*s).to_owned()));
     let (recipe_args, command) = if command.is_some() {
         (Vec::new(), command)
     } else {
@@ -102,17 +99,15 @@ pub(crate) async fn watch(args: WatchArgs, cx: &Context) -> Result<(), Failure> 
         repo_root,
         fetch_root: cx.cwd.clone(),
         args: recipe_args,
-        sandbox: SandboxOptions {
-            env_allow: settings.lua_env_allow.clone(),
-            token_env,
-            memory_limit: DEFAULT_MEMORY_LIMIT,
-        },
+        sandbox: super::repl::sandbox(settings),
         // The watch keeps the leases warm between runs and releases them when it ends.
         keep: false,
         config: config.clone(),
         changed: None,
         command,
         on_busy_seen: None,
+        events: events.clone(),
+        repl_on_failure: None,
     };
     let options = WatchOptions {
         debounce,

@@ -117,11 +117,17 @@ impl Plan {
             Value::Table(watch) => watch.get::<Option<String>>("on_busy")?,
             _ => None,
         };
+        let artifacts = strings(&table.get("artifacts")?)?;
+        // Refused before anything is leased: an artifact must stay inside the workdir.
+        for artifact in &artifacts {
+            crate::session::fetch::check_fetch_path(artifact)
+                .map_err(|e| mlua::Error::runtime(format!("recipe `artifacts`: {e}")))?;
+        }
         Ok(Plan {
             on_busy,
             sync,
             steps,
-            artifacts: strings(&table.get("artifacts")?)?,
+            artifacts,
             env,
             timeout: seconds(table.get("timeout")?),
             lease,

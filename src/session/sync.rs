@@ -46,6 +46,8 @@ pub struct SyncReport {
     pub ms: u64,
     /// Notices about the file set.
     pub notices: Vec<String>,
+    /// Whether only what changed was sent (`false`: the whole file set).
+    pub incremental: bool,
 }
 
 /// One manifest entry.
@@ -94,12 +96,8 @@ pub fn parse_manifest(
 }
 
 impl Session {
-    /// Send the file set of `options.root` to the workdir, replacing what was there.
-    ///
-    /// # Errors
-    /// The file set cannot be decided or a file cannot be read (named in the error), the box
-    /// refuses (another client changed it, no `tar`), the connection is lost, or cancellation.
-    pub async fn sync(
+    /// The sync itself (`Session::sync`, in `observe.rs`, reports it to the run's events).
+    pub(crate) async fn sync_tree(
         &self,
         options: &SyncOptions,
         cancel: &CancellationToken,
@@ -110,6 +108,7 @@ impl Session {
         let set = tokio::task::spawn_blocking(move || fileset::collect(&root, &excludes))
             .await
             .map_err(|e| SessionError::Invalid(format!("file set walk failed: {e}")))??;
+        self.sync_started(&set);
         let revision = hex::encode(rand::random::<[u8; 8]>());
         let lease = self.lease();
         let expected = self.sync_revision().unwrap_or_else(|| "-".to_owned());
@@ -124,8 +123,9 @@ impl Session {
         let notices = set.notices.clone();
         let files = set.entries.len();
         let producer_revision = revision.clone();
+        let events = self.events();
         let producer = tokio::task::spawn_blocking(move || {
-            let writer = ChannelWriter::new(stdin);
+            let writer = super::observe::Counted::new(ChannelWriter::new(stdin), events);
             write_archive(&set, &producer_revision, writer)
         });
 
@@ -153,6 +153,7 @@ impl Session {
             revision,
             ms,
             notices,
+            incremental: false,
         })
     }
 }

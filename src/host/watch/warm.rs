@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::super::engine::{EngineError, LeaseOptions, LeaseProvider, LeasedBox, TransferSummary};
-use crate::session::{Command, ExecOutcome, SyncOptions};
+use crate::session::{Command, ExecOutcome, ShellOutcome, ShellRequest, SyncOptions};
 
 struct Slot {
     options: LeaseOptions,
@@ -202,6 +202,24 @@ macro_rules! delegate {
                 cancel: &CancellationToken,
             ) -> Result<ExecOutcome, EngineError> {
                 self.0.exec(command, prefix, cancel).await
+            }
+            async fn exec_teed(
+                &self,
+                command: &Command,
+                prefix: Option<&str>,
+                cancel: &CancellationToken,
+            ) -> Result<ExecOutcome, EngineError> {
+                self.0.exec_teed(command, prefix, cancel).await
+            }
+            async fn shell(
+                &self,
+                request: &ShellRequest,
+                cancel: &CancellationToken,
+            ) -> Result<ShellOutcome, EngineError> {
+                self.0.shell(request, cancel).await
+            }
+            async fn mark_kept(&self) -> Result<(), EngineError> {
+                self.0.mark_kept().await
             }
             async fn fetch(
                 &self,
