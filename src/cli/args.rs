@@ -47,8 +47,9 @@ pub struct Cli {
 pub enum Commands {
     /// Run a recipe, or one command with `-- CMD…`: lease, sync, run, fetch, release.
     Run(RunArgs),
-    /// Run a recipe (or `-- CMD…`), then rerun it whenever files of the sync set change, on
-    /// a box kept warm. Enter reruns now, `q` quits, Ctrl-C stops and releases.
+    /// Run a recipe (or `-- CMD…`), then rerun it on every change of the sync set, on a warm box.
+    ///
+    /// Enter reruns now, `q` quits, Ctrl-C stops and releases the leases (unless `--keep`).
     Watch(WatchArgs),
     /// An interactive terminal in a box: a kept lease (`--lease ID`), or a fresh one, synced and
     /// released when the shell exits (unless `--keep`).
@@ -236,6 +237,16 @@ pub struct WatchArgs {
     /// (a trailing slash, or an existing directory: one file per run).
     #[arg(long, value_name = "FILE|DIR/")]
     pub timing_json: Option<std::path::PathBuf>,
+    /// Write every run's events to this file as they happen, one JSON object a line (`-`:
+    /// stdout, and the commands' own stdout then goes to stderr); each rerun is a run of its
+    /// own, and `watch_end` closes the stream. See `docs/events.md`.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<std::path::PathBuf>,
+    /// When a run fails, open the REPL on the warm box with the failed step (`last`) loaded;
+    /// `:retry` reruns it, and leaving the REPL (Ctrl-D) goes back to watching. Changes made
+    /// meanwhile queue one rerun. Ignored (with a notice) when stdin is not a terminal.
+    #[arg(long)]
+    pub repl_on_failure: bool,
 }
 
 /// `leasebox warmup`.

@@ -28,6 +28,7 @@ pub(crate) async fn run(args: RunArgs, cx: &Context) -> Result<(), Failure> {
     let run = events.run_started(RunStart {
         recipe: args.recipe.clone(),
         command: args.recipe.is_none().then(|| args.rest.clone()),
+        watch: None,
     });
     let mut outcome = run_inner(args, cx, &timing, &events).await;
     if let Some(path) = timing_file {

@@ -3,6 +3,7 @@
 //! rest (`host::watch`), and each run's timing file is written by the hooks below: rewritten by
 //! every rerun (`--timing-json FILE`), or one file per run (`--timing-json DIR/`).
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,9 @@ use crate::error::{ErrorKind, Failure};
 use crate::host::watch::{
     OnBusy, RunInfo, WatchEnd, WatchHooks, WatchMode, WatchOptions, stdin_keys, watch as watch_loop,
 };
-use crate::host::{CommandRecipe, RecipeLeases, RecipeReport, RecipeRun, find_recipe};
+use crate::host::{
+    CommandRecipe, RecipeLeases, RecipeReport, RecipeRun, ReplOnFailure, find_recipe,
+};
 use crate::leases::{Leases, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms};
 
 fn duration(flag: &str, text: &str) -> Result<Duration, Failure> {
@@ -69,6 +72,13 @@ pub(crate) async fn watch(args: WatchArgs, cx: &Context) -> Result<(), Failure> 
             (repo_root.join("(watch -- command)"), Some(command))
         }
     };
+    if args.repl_on_failure && command.is_some() {
+        return Err(Failure::new(
+            ErrorKind::Usage,
+            "`--repl-on-failure` applies to recipes (`leasebox watch RECIPE`); for one command, \
+             keep the lease (`watch --keep -- CMD`) and look around with `leasebox repl --lease ID`",
+        ));
+    }
     let mut extra = Vec::new();
     if let Some(t) = &args.timeout {
         duration("--timeout", t)?;
@@ -77,7 +87,7 @@ pub(crate) async fn watch(args: WatchArgs, cx: &Context) -> Result<(), Failure> 
     let config = cx.config(&extra)?;
     let settings = config.settings();
     let timing = Arc::new(Timing::default());
-    let events = cx.events(None)?;
+    let events = cx.events(args.events.as_deref())?;
     let backend = crate::leases::open(&config, &cx.env)?;
     let leases = Leases::new(
         backend,
@@ -89,6 +99,17 @@ pub(crate) async fn watch(args: WatchArgs, cx: &Context) -> Result<(), Failure> 
     .with_events(events.clone());
     let reuse = args.lease.as_deref().map(super::lease_id).transpose()?;
     let provider = RecipeLeases::new(leases, settings, repo_root.clone(), reuse);
+    let repl_on_failure = if !args.repl_on_failure {
+        None
+    } else if std::io::stdin().is_terminal() {
+        Some(ReplOnFailure {
+            interrupts: cx.interrupts.clone(),
+            history: Some(cx.state_dir()?.path().join(super::repl::HISTORY_FILE)),
+        })
+    } else {
+        eprintln!("leasebox: `--repl-on-failure` is ignored: stdin is not a terminal");
+        None
+    };
     let (recipe_args, command) = if command.is_some() {
         (Vec::new(), command)
     } else {
@@ -107,7 +128,7 @@ pub(crate) async fn watch(args: WatchArgs, cx: &Context) -> Result<(), Failure> 
         command,
         on_busy_seen: None,
         events: events.clone(),
-        repl_on_failure: None,
+        repl_on_failure,
     };
     let options = WatchOptions {
         debounce,
@@ -118,7 +139,13 @@ pub(crate) async fn watch(args: WatchArgs, cx: &Context) -> Result<(), Failure> 
         mode,
         keep: args.keep,
         excludes: settings.sync_exclude.clone(),
-        own_outputs: args.timing_json.iter().map(|p| cx.cwd.join(p)).collect(),
+        own_outputs: args
+            .timing_json
+            .iter()
+            .chain(args.events.iter().filter(|p| p.as_os_str() != "-"))
+            .map(|p| cx.cwd.join(p))
+            .collect(),
+        recipe: args.recipe.clone(),
         ..WatchOptions::default()
     };
     let hooks = Arc::new(TimingHooks {
@@ -129,16 +156,21 @@ pub(crate) async fn watch(args: WatchArgs, cx: &Context) -> Result<(), Failure> 
         &run,
         Arc::new(provider),
         &options,
-        stdin_keys(),
+        {
+            // While the REPL is open it owns the terminal: no keys are read.
+            let interrupts = cx.interrupts.clone();
+            stdin_keys(move || interrupts.is_open())
+        },
         hooks,
         &cx.cancel,
     )
     .await;
+    // The closing summary: the last run's steps, the runs' totals, the leases' fates.
+    if !cx.output.quiet && report.runs > 0 {
+        events.say(report.summary.render(cx.output).trim_end());
+    }
     match report.end {
-        WatchEnd::Quit => {
-            eprintln!("==> stopped watching after {} runs", report.runs);
-            Ok(())
-        }
+        WatchEnd::Quit => Ok(()),
         WatchEnd::Cancelled => Err(Failure::new(
             ErrorKind::Cancelled,
             format!("cancelled after {} runs", report.runs),

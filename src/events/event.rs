@@ -16,8 +16,10 @@ pub enum Event {
     RunStart {
         /// The recipe as given (`hello`, `recipes/ci.lua`), for a recipe run.
         recipe: Option<String>,
-        /// The command's argv, for `run -- CMD`.
+        /// The command's argv, for `run -- CMD` (and `watch -- CMD`).
         command: Option<Vec<String>>,
+        /// For a run of `leasebox watch`: which run it is and what started it.
+        watch: Option<WatchRun>,
     },
     /// The run ended.
     RunEnd {
@@ -28,6 +30,27 @@ pub enum Event {
         /// `null` on success, else an `error_kind` of `docs/exit-codes.md`.
         error_kind: Option<String>,
         /// The run's wall time.
+        ms: u64,
+        /// For a run of `leasebox watch`: which run it was, and whether a change stopped it
+        /// (`on_busy = restart`).
+        watch: Option<WatchRunEnd>,
+    },
+    /// `leasebox watch` stopped watching (`q`, Ctrl-C, or an error), after its leases were
+    /// released or kept: the last record of the stream, under the last run's id.
+    WatchEnd {
+        /// Runs started.
+        runs: u32,
+        /// Runs that passed.
+        passed: u32,
+        /// Runs that failed (not counting those stopped for a restart).
+        failed: u32,
+        /// Runs stopped by a change (`on_busy = restart`).
+        restarted: u32,
+        /// The exit code of `leasebox watch`.
+        exit_code: i32,
+        /// `null` when it ended with `q`, else an `error_kind` (`cancelled` for Ctrl-C).
+        error_kind: Option<String>,
+        /// How long it watched.
         ms: u64,
     },
     /// A new lease was asked of the backend.
@@ -167,6 +190,34 @@ pub enum Event {
         /// The warning, as printed.
         message: String,
     },
+}
+
+/// The place of a run in `leasebox watch` (in its `run_start`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WatchRun {
+    /// 1 for the first run, then 2, 3, …
+    pub number: u32,
+    /// What started it: `start` (the first run), `change` (files of the sync set changed),
+    /// `key` (Enter) or `rescan` (the system dropped file events: anything may have changed).
+    pub trigger: String,
+    /// The changed paths (repository-relative, `/`-separated, sorted; the first
+    /// [`WATCH_CHANGED_LIMIT`]), as the recipe sees them; `null` when the run reruns everything
+    /// (`start`, `key`, `rescan`).
+    pub changed: Option<Vec<String>>,
+    /// How many paths changed (also beyond the list's limit).
+    pub changed_count: u64,
+}
+
+/// How many changed paths a `run_start` lists at most (a branch switch changes thousands).
+pub const WATCH_CHANGED_LIMIT: usize = 100;
+
+/// The end of a run of `leasebox watch` (in its `run_end`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WatchRunEnd {
+    /// The run's number.
+    pub number: u32,
+    /// Whether a change stopped it so it could start again (`on_busy = restart`).
+    pub restarted: bool,
 }
 
 /// How a step ended.

@@ -22,8 +22,10 @@ mod stream;
 mod summary;
 mod terminal;
 
-pub use event::{EVENTS_SCHEMA_VERSION, Event, Record, StepEnd, Tick};
+pub use event::{
+    EVENTS_SCHEMA_VERSION, Event, Record, StepEnd, Tick, WATCH_CHANGED_LIMIT, WatchRun, WatchRunEnd,
+};
 pub use output::{Output, color_from_env};
-pub use sink::{Events, EventsOptions, Observer, RunEvents, RunStart};
+pub use sink::{Events, EventsOptions, Observer, RunEvents, RunStart, WatchTotals};
 pub use stream::EventStream;
 pub use summary::{LeaseFate, Summary, SummaryStep};

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use super::event::{EVENTS_SCHEMA_VERSION, Event, Record, Tick};
+use super::event::{EVENTS_SCHEMA_VERSION, Event, Record, Tick, WatchRun, WatchRunEnd};
 use super::output::Output;
 use super::stream::EventStream;
 use super::summary::{Summary, SummaryCollector};
@@ -41,6 +41,27 @@ pub struct RunStart {
     pub recipe: Option<String>,
     /// The command of `run -- CMD`.
     pub command: Option<Vec<String>>,
+    /// For a run of `leasebox watch`: its number and what started it.
+    pub watch: Option<WatchRun>,
+}
+
+/// How `leasebox watch` ended, for its `watch_end`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchTotals {
+    /// Runs started.
+    pub runs: u32,
+    /// Runs that passed.
+    pub passed: u32,
+    /// Runs that failed (not counting those stopped for a restart).
+    pub failed: u32,
+    /// Runs stopped by a change so they could start again.
+    pub restarted: u32,
+    /// The exit code of the watch.
+    pub exit_code: i32,
+    /// `None` after `q`, else the error kind (`cancelled` for Ctrl-C).
+    pub error_kind: Option<String>,
+    /// How long it watched.
+    pub ms: u64,
 }
 
 struct Current {
@@ -125,15 +146,33 @@ impl Events {
             current.started = true;
             current.seq = 0;
         }
+        let watch = start.watch.as_ref().map(|w| w.number);
         self.emit(Event::RunStart {
             recipe: start.recipe,
             command: start.command,
+            watch: start.watch,
         });
         RunEvents {
             events: self.clone(),
             started: Instant::now(),
             ended: AtomicBool::new(false),
+            watch,
         }
+    }
+
+    /// `leasebox watch` stopped watching: its `watch_end` (after the leases' fates, under the
+    /// last run's id), and the summary to print on exit: the last run's steps and the totals.
+    pub fn watch_finished(&self, totals: WatchTotals) -> Summary {
+        self.emit(Event::WatchEnd {
+            runs: totals.runs,
+            passed: totals.passed,
+            failed: totals.failed,
+            restarted: totals.restarted,
+            exit_code: totals.exit_code,
+            error_kind: totals.error_kind,
+            ms: totals.ms,
+        });
+        self.summary()
     }
 
     /// The id of the current (or, between runs, the last) run.
@@ -202,7 +241,9 @@ impl Events {
         });
     }
 
-    fn summary(&self) -> Summary {
+    /// The summary of the current (or last) run so far.
+    #[must_use]
+    pub fn summary(&self) -> Summary {
         self.inner
             .as_ref()
             .map(|i| i.summary.snapshot())
@@ -216,6 +257,8 @@ pub struct RunEvents {
     events: Events,
     started: Instant,
     ended: AtomicBool,
+    /// The run's number, for a run of `leasebox watch`.
+    watch: Option<u32>,
 }
 
 impl RunEvents {
@@ -227,11 +270,22 @@ impl RunEvents {
 
     /// End the run with its exit code and error kind; returns the run's summary.
     pub fn finish(self, exit_code: i32, error_kind: Option<&str>) -> Summary {
-        self.end(exit_code, error_kind);
+        self.end(exit_code, error_kind, false);
         self.events.summary()
     }
 
-    fn end(&self, exit_code: i32, error_kind: Option<&str>) {
+    /// End a run of `leasebox watch` that a change stopped so it could start again (its
+    /// `run_end` says `restarted`; exit code 130, `cancelled`).
+    pub fn finish_restarted(self) -> Summary {
+        self.end(
+            crate::error::ErrorKind::Cancelled.exit_code(),
+            Some("cancelled"),
+            true,
+        );
+        self.events.summary()
+    }
+
+    fn end(&self, exit_code: i32, error_kind: Option<&str>, restarted: bool) {
         if self.ended.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -241,12 +295,13 @@ impl RunEvents {
             exit_code,
             error_kind: error_kind.map(str::to_owned),
             ms,
+            watch: self.watch.map(|number| WatchRunEnd { number, restarted }),
         });
     }
 }
 
 impl Drop for RunEvents {
     fn drop(&mut self) {
-        self.end(crate::error::EXIT_INTERNAL, Some("internal"));
+        self.end(crate::error::EXIT_INTERNAL, Some("internal"), false);
     }
 }

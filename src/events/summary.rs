@@ -13,12 +13,18 @@
 //!     deploy    skipped
 //! ==> failed in 2.3s: step `unit` exited with code 3 · lease lbx_0123456789ab released
 //! ```
+//!
+//! A run of `leasebox watch` ends with one line of its own instead
+//! ([`Summary::rerun_verdict`]: `==> run 3 failed in 1.1s: step `unit` exited with code 3 ·
+//! steps 1 passed, 1 failed`); when the watch stops, its summary is the last run's steps and
+//! one line of totals and the leases' fates (`==> watched 7 runs in 3m12s: 5 passed, 2 failed
+//! · lease lbx_… released`).
 
 use std::sync::Mutex;
 
 use super::event::{Event, Record, StepEnd};
 use super::output::Output;
-use super::sink::Observer;
+use super::sink::{Observer, WatchTotals};
 
 /// One step as the summary shows it.
 pub type SummaryStep = StepEnd;
@@ -45,6 +51,10 @@ pub struct Summary {
     pub leases: Vec<(String, LeaseFate)>,
     /// The run's end: exit code, error kind, wall time; `None` before `run_end`.
     pub end: Option<(i32, Option<String>, u64)>,
+    /// The run's number, for a run of `leasebox watch`.
+    pub run_number: Option<u32>,
+    /// How `leasebox watch` ended, once its `watch_end` came.
+    pub watch: Option<WatchTotals>,
 }
 
 /// Collects the current run's summary from its records.
@@ -78,7 +88,7 @@ impl Observer for SummaryCollector {
             None => s.leases.push((id.to_owned(), fate)),
         };
         match &record.event {
-            Event::RunStart { .. } => {
+            Event::RunStart { watch, .. } => {
                 // A new run: what a rerun still holds stays held.
                 let held: Vec<(String, LeaseFate)> = s
                     .leases
@@ -88,8 +98,28 @@ impl Observer for SummaryCollector {
                     .collect();
                 *s = Summary {
                     leases: held,
+                    run_number: watch.as_ref().map(|w| w.number),
                     ..Summary::default()
                 };
+            }
+            Event::WatchEnd {
+                runs,
+                passed,
+                failed,
+                restarted,
+                exit_code,
+                error_kind,
+                ms,
+            } => {
+                s.watch = Some(WatchTotals {
+                    runs: *runs,
+                    passed: *passed,
+                    failed: *failed,
+                    restarted: *restarted,
+                    exit_code: *exit_code,
+                    error_kind: error_kind.clone(),
+                    ms: *ms,
+                });
             }
             Event::LeaseRequested { lease_id, .. } => fate(lease_id, LeaseFate::Requested),
             Event::LeaseReady { lease_id, .. } => fate(lease_id, LeaseFate::Held),
@@ -150,6 +180,18 @@ pub fn human_ms(ms: u64) -> String {
         format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
     } else {
         format!("{}h{:02}m", ms / 3_600_000, (ms % 3_600_000) / 60_000)
+    }
+}
+
+fn lease_fate(id: &str, fate: &LeaseFate) -> String {
+    match fate {
+        LeaseFate::Requested => format!("lease {id} never became ready"),
+        LeaseFate::Held => format!("lease {id} held"),
+        LeaseFate::Released => format!("lease {id} released"),
+        LeaseFate::Kept(reason) if reason == "release_failed" => {
+            format!("lease {id} NOT released (`leasebox stop {id}` retries)")
+        }
+        LeaseFate::Kept(_) => format!("lease {id} kept (`leasebox stop {id}` releases it)"),
     }
 }
 
@@ -292,13 +334,18 @@ impl Summary {
         })
     }
 
-    /// The summary as text for stderr: the step lines (when there are steps) and the verdict.
+    /// The summary as text for stderr: the step lines (when there are steps) and the verdict;
+    /// for a watch that ended, the last run's steps and the watch's totals.
     #[must_use]
     pub fn render(&self, output: Output) -> String {
         let mut text = String::new();
         let rows = self.rows();
         if !rows.is_empty() {
-            text.push_str(&format!("{}\n", output.paint("1", "==> summary")));
+            let head = match (&self.watch, self.run_number) {
+                (Some(_), Some(n)) => format!("==> summary of run {n}"),
+                _ => "==> summary".to_owned(),
+            };
+            text.push_str(&format!("{}\n", output.paint("1", &head)));
             let name_width = rows
                 .iter()
                 .map(|r| r.indent * 2 + r.name.chars().count())
@@ -317,9 +364,88 @@ impl Summary {
                 text.push('\n');
             }
         }
-        text.push_str(&self.verdict(output));
+        match &self.watch {
+            Some(totals) => text.push_str(&self.watch_verdict(totals, output)),
+            None => text.push_str(&self.verdict(output)),
+        }
         text.push('\n');
         text
+    }
+
+    /// The one line a run of `leasebox watch` ends with: its number, passed or failed (and
+    /// why: the step that gave the code, else `detail`, the error's first line), its time and
+    /// its step counts. A run a change stopped says so.
+    #[must_use]
+    pub fn rerun_verdict(&self, restarted: bool, detail: Option<&str>, output: Output) -> String {
+        let n = self.run_number.unwrap_or(1);
+        let (code, kind, ms) = self.end.clone().unwrap_or((0, None, 0));
+        let time = human_ms(ms);
+        let head = if restarted {
+            output.paint("33", &format!("run {n} stopped for a restart after {time}"))
+        } else if code == 0 {
+            output.paint("1;32", &format!("run {n} passed in {time}"))
+        } else if kind.as_deref() == Some("cancelled") {
+            output.paint("33", &format!("run {n} cancelled after {time}"))
+        } else {
+            let why = self
+                .culprit()
+                .or_else(|| detail.map(str::to_owned))
+                .unwrap_or_else(|| match &kind {
+                    Some(kind) => format!("{kind} (exit code {code})"),
+                    None => format!("exit code {code}"),
+                });
+            format!(
+                "{}: {why}",
+                output.paint("1;31", &format!("run {n} failed in {time}"))
+            )
+        };
+        let count = |status: &str| self.steps.iter().filter(|s| s.status == status).count();
+        let mut steps = Vec::new();
+        if !self.steps.is_empty() {
+            steps.push(format!("{} passed", count("passed")));
+            let failed = count("failed") + count("errored");
+            if failed > 0 {
+                steps.push(format!("{failed} failed"));
+            }
+            let skipped = count("skipped");
+            if skipped > 0 {
+                steps.push(format!("{skipped} skipped"));
+            }
+        }
+        if steps.is_empty() {
+            format!("==> {head}")
+        } else {
+            format!("==> {head} · steps {}", steps.join(", "))
+        }
+    }
+
+    /// The last line of a watch: the runs, how they went, how long it watched, the leases.
+    fn watch_verdict(&self, totals: &WatchTotals, output: Output) -> String {
+        let runs = match totals.runs {
+            1 => "1 run".to_owned(),
+            n => format!("{n} runs"),
+        };
+        let mut counts = vec![format!("{} passed", totals.passed)];
+        if totals.failed > 0 {
+            counts.push(output.paint("31", &format!("{} failed", totals.failed)));
+        }
+        if totals.restarted > 0 {
+            counts.push(format!("{} restarted", totals.restarted));
+        }
+        let mut parts = vec![format!(
+            "{}: {}",
+            output.paint("1", &format!("watched {runs} in {}", human_ms(totals.ms))),
+            counts.join(", ")
+        )];
+        match totals.error_kind.as_deref() {
+            None => {}
+            Some("cancelled") => parts.push("stopped by Ctrl-C".to_owned()),
+            Some(kind) => parts.push(format!("ended by an error ({kind})")),
+        }
+        for (id, fate) in &self.leases {
+            parts.push(lease_fate(id, fate));
+        }
+        format!("==> {}", parts.join(" · "))
     }
 
     /// The verdict line.
@@ -344,17 +470,7 @@ impl Summary {
             parts.push("no lease".to_owned());
         }
         for (id, fate) in &self.leases {
-            parts.push(match fate {
-                LeaseFate::Requested => format!("lease {id} never became ready"),
-                LeaseFate::Held => format!("lease {id} held"),
-                LeaseFate::Released => format!("lease {id} released"),
-                LeaseFate::Kept(reason) if reason == "release_failed" => {
-                    format!("lease {id} NOT released (`leasebox stop {id}` retries)")
-                }
-                LeaseFate::Kept(_) => {
-                    format!("lease {id} kept (`leasebox stop {id}` releases it)")
-                }
-            });
+            parts.push(lease_fate(id, fate));
         }
         format!("==> {}", parts.join(" · "))
     }
@@ -423,6 +539,7 @@ mod tests {
                 exit_code: 3,
                 error_kind: Some("command_failed".into()),
                 ms: 2300,
+                watch: None,
             },
         ]);
         let text = s.render(Output::default());
@@ -465,6 +582,7 @@ mod tests {
                 exit_code: 1,
                 error_kind: Some("command_failed".into()),
                 ms: 61_000,
+                watch: None,
             },
         ]);
         let text = s.render(Output::default());
@@ -494,6 +612,7 @@ mod tests {
                 exit_code: 75,
                 error_kind: Some("placement_failed".into()),
                 ms: 40,
+                watch: None,
             },
         ]);
         assert_eq!(
@@ -501,5 +620,108 @@ mod tests {
             "==> failed in 40ms: placement_failed (exit code 75) · lease lbx_3 never became ready\n"
         );
         assert_eq!(human_ms(3_723_000), "1h02m");
+    }
+
+    fn watch_run(number: u32) -> Event {
+        Event::RunStart {
+            recipe: Some("ci".into()),
+            command: None,
+            watch: Some(crate::events::WatchRun {
+                number,
+                trigger: "change".into(),
+                changed: Some(vec!["src/a.rs".into()]),
+                changed_count: 1,
+            }),
+        }
+    }
+
+    fn watch_end(number: u32, code: i32, kind: Option<&str>, restarted: bool) -> Event {
+        Event::RunEnd {
+            passed: code == 0,
+            exit_code: code,
+            error_kind: kind.map(str::to_owned),
+            ms: 1100,
+            watch: Some(crate::events::WatchRunEnd { number, restarted }),
+        }
+    }
+
+    #[test]
+    fn a_watch_run_ends_with_one_line_and_the_watch_with_its_totals() {
+        let ready = Event::LeaseReady {
+            lease_id: "lbx_4".into(),
+            backend: "local".into(),
+            job: None,
+            allocation: None,
+            node: None,
+            workdir: "/w".into(),
+            reused: false,
+            ms: 1,
+        };
+        let out = Output::default();
+        let s = collect(vec![
+            watch_run(3),
+            ready.clone(),
+            step("build", "passed", Some(0), None, 0),
+            step("unit", "failed", Some(3), None, 0),
+            step("deploy", "skipped", None, None, 0),
+            watch_end(3, 3, Some("command_failed"), false),
+        ]);
+        assert_eq!(
+            s.rerun_verdict(false, None, out),
+            "==> run 3 failed in 1.1s: step `unit` exited with code 3 · steps 1 passed, 1 failed, 1 skipped"
+        );
+        let s = collect(vec![
+            watch_run(4),
+            ready.clone(),
+            watch_end(4, 65, Some("recipe_error"), false),
+        ]);
+        assert_eq!(
+            s.rerun_verdict(false, Some("ci.lua:3: boom"), out),
+            "==> run 4 failed in 1.1s: ci.lua:3: boom"
+        );
+        let s = collect(vec![
+            watch_run(5),
+            ready.clone(),
+            step("build", "errored", None, None, 0),
+            watch_end(5, 130, Some("cancelled"), true),
+        ]);
+        assert_eq!(
+            s.rerun_verdict(true, None, out),
+            "==> run 5 stopped for a restart after 1.1s · steps 0 passed, 1 failed"
+        );
+
+        // The watch stops: the last run's steps, then the totals and the lease's fate (its
+        // release came after the last run's end).
+        let s = collect(vec![
+            watch_run(6),
+            ready,
+            step("build", "passed", Some(0), None, 0),
+            watch_end(6, 0, None, false),
+            Event::LeaseReleased {
+                lease_id: "lbx_4".into(),
+                ms: 2,
+            },
+            Event::WatchEnd {
+                runs: 6,
+                passed: 3,
+                failed: 2,
+                restarted: 1,
+                exit_code: 130,
+                error_kind: Some("cancelled".into()),
+                ms: 192_000,
+            },
+        ]);
+        assert_eq!(
+            s.rerun_verdict(false, None, out),
+            "==> run 6 passed in 1.1s · steps 1 passed"
+        );
+        let text = s.render(out);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "==> summary of run 6");
+        assert_eq!(lines[1], "    build  passed      1.2s");
+        assert_eq!(
+            lines[2],
+            "==> watched 6 runs in 3m12s: 3 passed, 2 failed, 1 restarted · stopped by Ctrl-C · lease lbx_4 released"
+        );
     }
 }

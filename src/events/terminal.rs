@@ -273,7 +273,10 @@ impl Observer for Console {
                     bar.finish_and_clear();
                 }
             }
-            Event::StepStart { .. } | Event::StepEnd(_) | Event::Warning { .. } => {}
+            Event::StepStart { .. }
+            | Event::StepEnd(_)
+            | Event::Warning { .. }
+            | Event::WatchEnd { .. } => {}
             event @ (Event::SyncStart { .. }
             | Event::SyncEnd { .. }
             | Event::FetchStart { .. }

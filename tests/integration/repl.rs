@@ -330,6 +330,59 @@ if r.code ~= 0 then lb.fail("check failed", r.code) end
     assert!(s.lease_dirs().is_empty());
 }
 
+#[test]
+fn watch_repl_on_failure_opens_on_the_warm_box_and_leaving_it_resumes_watching() {
+    let _group = PTY_GROUP
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // A watch too: it takes its turn among the watch tests (inotify budget).
+    let _watch = crate::watch::group();
+    let s = Scratch::new();
+    s.write("notes.txt", "bad\n");
+    s.write(
+        "recipes/check.lua",
+        r#"return require("leasebox").recipe {
+  steps = {
+    { "check", "echo notes=$(cat notes.txt); test \"$(cat notes.txt)\" != bad" },
+  },
+}
+"#,
+    );
+    s.commit();
+    let mut pty = Pty::spawn(&s, &["watch", "check", "--repl-on-failure"]);
+    pty.expect("notes=bad");
+    pty.expect("the REPL is open");
+    // The REPL owns the terminal: a line typed is Lua for it, not a key for the watch.
+    pty.line("last.step .. ' ' .. last.code");
+    pty.value("check 1");
+    // A change while the REPL is open waits for it (no restart, no rerun yet).
+    s.write("notes.txt", "good\n");
+    // `box` is the warm box: fix it there, and retry the step.
+    pty.line("box:exec{ 'sh', '-c', 'echo fixed > notes.txt' }.code");
+    pty.value("0");
+    pty.line(":retry");
+    pty.expect("notes=fixed");
+    pty.expect("==> passed");
+    pty.line("1 + 1");
+    pty.value("2");
+    assert!(!pty.text().contains("==> run 2"), "{}", pty.text());
+    // Leaving the REPL ends the run with its last verdict, and the watch goes on: the change
+    // made meanwhile reruns once, on the same box.
+    pty.send("\x04");
+    pty.expect("==> run 1 passed in ");
+    pty.expect("==> run 2 (");
+    pty.expect("changed notes.txt");
+    pty.expect("notes=good");
+    pty.expect("==> run 2 passed in ");
+    pty.expect("watching for changes");
+    assert_eq!(s.lease_dirs().len(), 1, "one warm box: {}", pty.text());
+    pty.send("q\r");
+    pty.expect("==> watched 2 runs in ");
+    assert_eq!(pty.wait(), 0, "{}", pty.text());
+    assert!(s.lease_dirs().is_empty(), "{}", pty.text());
+    assert!(s.claims().is_empty());
+}
+
 /// `leasebox repl ARGS` with `input` piped to stdin.
 fn piped(
     s: &Scratch,

@@ -14,7 +14,7 @@ use crate::support::{Scratch, alive, wait_for};
 
 static GROUP: Mutex<()> = Mutex::new(());
 
-fn group() -> MutexGuard<'static, ()> {
+pub(crate) fn group() -> MutexGuard<'static, ()> {
     GROUP
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -446,7 +446,8 @@ fn restart_stops_the_run_and_starts_again_and_the_flag_wins_over_the_recipe() {
     let pids = tempfile::tempdir().unwrap();
     user_config(&s, "lua_env_allow = [\"LEASEBOX_TEST_PIDS\"]\n");
     let env = [("LEASEBOX_TEST_PIDS", pids.path().to_str().unwrap())];
-    let w = Watch::start_with(&s, &["long"], &env);
+    let events = s.path().join("restart.ndjson");
+    let w = Watch::start_with(&s, &["long", "--events", events.to_str().unwrap()], &env);
     w.wait("long-started");
     let first = pid_in(pids.path(), "pid-one");
     write_atomically(&s, "notes.txt", "two\n");
@@ -468,6 +469,26 @@ fn restart_stops_the_run_and_starts_again_and_the_flag_wins_over_the_recipe() {
     let (code, text) = w.exit();
     assert_eq!(code, 130, "{text}");
     wait_for("the second run's command to stop", || !alive(second));
+    // The events: run 1 ended `restarted`, run 2 by Ctrl-C, the watch `cancelled`.
+    let records = crate::events::validated(&std::fs::read_to_string(&events).unwrap());
+    let ends: Vec<&serde_json::Value> =
+        records.iter().filter(|r| r["event"] == "run_end").collect();
+    assert_eq!(ends.len(), 2, "{records:#?}");
+    assert_eq!(
+        ends[0]["watch"],
+        serde_json::json!({"number": 1, "restarted": true})
+    );
+    assert_eq!(ends[0]["error_kind"], "cancelled");
+    assert_eq!(
+        ends[1]["watch"],
+        serde_json::json!({"number": 2, "restarted": false})
+    );
+    assert_eq!(ends[1]["exit_code"], 130);
+    let last = records.last().unwrap();
+    assert_eq!(last["event"], "watch_end");
+    assert_eq!(last["restarted"], 1);
+    assert_eq!(last["exit_code"], 130);
+    assert_eq!(last["error_kind"], "cancelled");
     no_leases_left(&s);
 
     // `--on-busy queue` wins over the recipe's `restart`.
@@ -742,4 +763,138 @@ fn on_the_nomad_test_server_the_same_recipes_rerun_restart_and_leave_nothing() {
         assert!(nomad.jobs().is_empty(), "jobs left: {:?}", nomad.jobs());
         assert!(s.claims().is_empty(), "claims left: {:?}", s.claims());
     }
+}
+
+#[test]
+fn every_rerun_is_a_run_of_its_own_in_the_events_and_the_watch_ends_with_its_summary() {
+    let _g = group();
+    let s = repo();
+    s.write(
+        "recipes/check.lua",
+        r#"return require("leasebox").recipe {
+  steps = {
+    { "show", "echo notes=$(cat notes.txt)" },
+    { "check", "test \"$(cat notes.txt)\" != bad" },
+  },
+}
+"#,
+    );
+    s.commit();
+    let events = s.path().join("events.ndjson");
+    let w = Watch::start(&s, &["check", "--events", events.to_str().unwrap()]);
+    assert!(w.run_ended(1).contains("passed in"), "{}", w.text());
+    write_atomically(&s, "notes.txt", "bad\n");
+    let verdict = w.run_ended(2);
+    assert!(
+        verdict.starts_with("==> run 2 failed in ")
+            && verdict.ends_with(": step `check` exited with code 1 · steps 1 passed, 1 failed"),
+        "{}",
+        w.text()
+    );
+    write_atomically(&s, "notes.txt", "good\n");
+    assert!(
+        w.run_ended(3).ends_with(" · steps 2 passed"),
+        "{}",
+        w.text()
+    );
+    // No run prints the closing summary: each has its one line.
+    assert_eq!(w.count("==> summary"), 0, "{}", w.text());
+    let (code, text) = w.quit();
+    assert_eq!(code, 0, "{text}");
+    // On exit: the last run's steps, the totals and the lease's fate.
+    let tail: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("==> summary"))
+        .collect();
+    assert_eq!(tail.first(), Some(&"==> summary of run 3"), "{text}");
+    let last = tail.last().unwrap();
+    assert!(
+        last.starts_with("==> watched 3 runs in ")
+            && last.contains(": 2 passed, 1 failed · lease lbx_")
+            && last.ends_with(" released"),
+        "{text}"
+    );
+    no_leases_left(&s);
+
+    // The stream: every record valid; each run its own id, from `run_start` (seq 0, its
+    // number, what started it) to `run_end`; the lease's release after the last run's end,
+    // and `watch_end` last.
+    let records = crate::events::validated(&std::fs::read_to_string(&events).unwrap());
+    let mut runs: Vec<(String, Vec<&serde_json::Value>)> = Vec::new();
+    for record in &records {
+        let id = record["run_id"].as_str().unwrap().to_owned();
+        match runs.last_mut() {
+            Some((last, list)) if *last == id => list.push(record),
+            _ => {
+                assert!(
+                    runs.iter().all(|(seen, _)| *seen != id),
+                    "run ids interleave"
+                );
+                runs.push((id, vec![record]));
+            }
+        }
+    }
+    assert_eq!(runs.len(), 3, "{records:#?}");
+    for (n, (_, list)) in runs.iter().enumerate() {
+        let number = n + 1;
+        let kinds = crate::events::kinds(&list.iter().map(|r| (*r).clone()).collect::<Vec<_>>());
+        assert_eq!(kinds[0], "run_start");
+        assert_eq!(list[0]["seq"], 0);
+        assert_eq!(list[0]["recipe"], "check");
+        assert_eq!(list[0]["watch"]["number"], number);
+        let end = kinds.iter().position(|k| k == "run_end").unwrap();
+        assert_eq!(list[end]["watch"]["number"], number);
+        assert_eq!(list[end]["watch"]["restarted"], false);
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "step_end").count(),
+            2,
+            "run {number}: {kinds:?}"
+        );
+        assert!(
+            kinds.contains(&"sync_end".to_owned()),
+            "run {number}: {kinds:?}"
+        );
+        assert_eq!(
+            kinds.contains(&"lease_requested".to_owned()),
+            number == 1,
+            "only the first run leases: {kinds:?}"
+        );
+        if number < 3 {
+            assert_eq!(
+                end,
+                kinds.len() - 1,
+                "run {number} ends with run_end: {kinds:?}"
+            );
+        } else {
+            assert_eq!(
+                &kinds[end + 1..],
+                ["lease_released", "watch_end"],
+                "{kinds:?}"
+            );
+        }
+    }
+    let start = |n: usize| &runs[n].1[0]["watch"];
+    assert_eq!(start(0)["trigger"], "start");
+    assert_eq!(start(0)["changed"], serde_json::Value::Null);
+    assert_eq!(start(1)["trigger"], "change");
+    assert_eq!(start(1)["changed"], serde_json::json!(["notes.txt"]));
+    assert_eq!(start(1)["changed_count"], 1);
+    let end_of = |n: usize| {
+        runs[n]
+            .1
+            .iter()
+            .find(|r| r["event"] == "run_end")
+            .copied()
+            .unwrap()
+    };
+    assert_eq!(end_of(1)["exit_code"], 1);
+    assert_eq!(end_of(1)["error_kind"], "command_failed");
+    assert_eq!(end_of(2)["passed"], true);
+    let watch_end = records.last().unwrap();
+    assert_eq!(watch_end["runs"], 3);
+    assert_eq!(watch_end["passed"], 2);
+    assert_eq!(watch_end["failed"], 1);
+    assert_eq!(watch_end["restarted"], 0);
+    assert_eq!(watch_end["exit_code"], 0);
+    assert_eq!(watch_end["error_kind"], serde_json::Value::Null);
 }

@@ -35,6 +35,17 @@ impl Interrupts {
         true
     }
 
+    /// Whether a prompt is open (the REPL owns the terminal: `leasebox watch` leaves stdin and
+    /// its restarts alone meanwhile).
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .open
+            > 0
+    }
+
     /// The prompt is open until the guard drops.
     pub(crate) fn open(&self) -> OpenGuard {
         self.inner

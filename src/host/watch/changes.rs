@@ -81,6 +81,7 @@ impl Pending {
         let change = Change {
             paths: std::mem::take(&mut self.paths).into_iter().collect(),
             everything: self.rescan,
+            key: false,
         };
         *self = Pending::default();
         change
@@ -94,15 +95,41 @@ pub struct Change {
     pub paths: Vec<String>,
     /// Anything may have changed (dropped events, or Enter): the run sees no change list.
     pub everything: bool,
+    /// Enter asked for it.
+    pub key: bool,
 }
 
 impl Change {
     /// Add another change (one that came while a run was going).
     pub fn merge(&mut self, other: Change) {
         self.everything |= other.everything;
+        self.key |= other.key;
         let mut all: BTreeSet<String> = std::mem::take(&mut self.paths).into_iter().collect();
         all.extend(other.paths);
         self.paths = all.into_iter().collect();
+    }
+
+    /// Enter: rerun everything now.
+    #[must_use]
+    pub fn key() -> Change {
+        Change {
+            paths: Vec::new(),
+            everything: true,
+            key: true,
+        }
+    }
+
+    /// What started the run, as its `run_start` event says (`change`, `key` or `rescan`; the
+    /// first run's `start` is the loop's to say).
+    #[must_use]
+    pub fn trigger(&self) -> &'static str {
+        if self.key {
+            "key"
+        } else if self.everything {
+            "rescan"
+        } else {
+            "change"
+        }
     }
 
     /// The paths the recipe sees (`ctx.changed`, `lb.changed()`): `None` when anything may
@@ -169,17 +196,22 @@ mod tests {
         assert_eq!(describe(&paths[..1]), "a (1 file)");
         let mut c = Change {
             paths: vec!["b".into()],
-            everything: false,
+            ..Change::default()
         };
         c.merge(Change {
             paths: vec!["a".into(), "b".into()],
-            everything: false,
+            ..Change::default()
         });
         assert_eq!(c.paths, ["a", "b"]);
+        assert_eq!(c.trigger(), "change");
         c.merge(Change {
             paths: vec![],
             everything: true,
+            key: false,
         });
         assert_eq!(c.visible(), None);
+        assert_eq!(c.trigger(), "rescan");
+        c.merge(Change::key());
+        assert_eq!(c.trigger(), "key");
     }
 }

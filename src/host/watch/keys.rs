@@ -1,6 +1,11 @@
 //! The keys of `leasebox watch`: Enter reruns now, `q` (then Enter) quits. Lines are read
 //! from stdin on a thread of their own, on a terminal or from a pipe alike (a script can
-//! drive a watch the same way); an end of input only stops reading.
+//! drive a watch the same way); an end of input only stops reading. While something else owns
+//! the terminal (the REPL of `--repl-on-failure`), the thread leaves stdin alone: it polls
+//! with a short timeout and reads only when not paused, and reads the descriptor itself (no
+//! buffer of its own that could swallow what the REPL's line editor should get).
+
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -22,26 +27,58 @@ pub fn key_of(line: &str) -> Key {
     }
 }
 
-/// Read keys from stdin until its end.
+/// How long the key thread waits on stdin before it looks again whether it is paused.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Read keys from stdin until its end; while `paused()` says so, stdin is left to others.
 #[must_use]
-pub fn stdin_keys() -> mpsc::Receiver<Key> {
+pub fn stdin_keys(paused: impl Fn() -> bool + Send + 'static) -> mpsc::Receiver<Key> {
     let (tx, rx) = mpsc::channel(8);
-    std::thread::spawn(move || {
-        let stdin = std::io::stdin();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match stdin.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    if tx.blocking_send(key_of(&line)).is_err() {
-                        return;
-                    }
-                }
+    std::thread::spawn(move || read_keys(&tx, &paused));
+    rx
+}
+
+fn read_keys(tx: &mpsc::Sender<Key>, paused: &dyn Fn() -> bool) {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let stdin = rustix::stdio::stdin();
+    let timeout = Timespec {
+        tv_sec: 0,
+        tv_nsec: i64::from(POLL.subsec_nanos()),
+    };
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        if paused() {
+            std::thread::sleep(POLL);
+            continue;
+        }
+        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        // The REPL may have opened while we waited: its input is its own.
+        if paused() {
+            continue;
+        }
+        let n = match rustix::io::read(stdin, &mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
+            Err(_) => return,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            if tx
+                .blocking_send(key_of(&String::from_utf8_lossy(&line)))
+                .is_err()
+            {
+                return;
             }
         }
-    });
-    rx
+    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,11 @@
 //! gathered, the keys, Ctrl-C, the renewal tick). It runs the recipe, then reruns it when files
 //! of the sync set change, never two runs at once: a change during a run queues one rerun, or
 //! with `on_busy = restart` cancels the run (the session stops the box-side command) and starts
-//! again. Each rerun is a run of its own (a new run id, its own timing through
-//! [`WatchHooks`]), starts with the line naming what changed, and ends with a verdict line. The
-//! leases stay warm between runs ([`WarmLeases`]) and are released when the watch ends.
+//! again. Each rerun is a run of its own: a new run id, its own `run_start` (with what
+//! started it and the changed paths) and `run_end` in the events, its own timing through
+//! [`WatchHooks`]; it starts with the line naming what changed and ends with a one-line
+//! verdict ([`Summary::rerun_verdict`]). The leases stay warm between runs ([`WarmLeases`]) and
+//! are released when the watch ends, which the events close with `watch_end`.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -20,9 +22,13 @@ use super::filter::{WatchFilter, slash};
 use super::keys::Key;
 use super::warm::WarmLeases;
 use super::watcher::{FileWatcher, RawEvent, WatchError, WatchMode};
+use crate::error::HasKind as _;
+use crate::events::{
+    Events, RunEvents, RunStart, Summary, WATCH_CHANGED_LIMIT, WatchRun, WatchTotals,
+};
 use crate::host::engine::LeaseProvider;
 use crate::host::error::HostError;
-use crate::host::runner::{RecipeReport, RecipeRun, StepStatus, run_recipe};
+use crate::host::runner::{RecipeReport, RecipeRun, run_recipe};
 
 /// What to do with a change that comes while a run is going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,6 +72,8 @@ pub struct WatchOptions {
     /// Files leasebox itself writes in the repository while watching (the timing file, or its
     /// directory): never a change.
     pub own_outputs: Vec<PathBuf>,
+    /// The recipe as given on the command line, for each run's `run_start`.
+    pub recipe: Option<String>,
 }
 
 impl Default for WatchOptions {
@@ -79,6 +87,7 @@ impl Default for WatchOptions {
             storm_threshold: super::changes::STORM_THRESHOLD,
             renew_every: Duration::from_secs(60),
             own_outputs: Vec::new(),
+            recipe: None,
         }
     }
 }
@@ -122,8 +131,28 @@ pub struct WatchReport {
     pub end: WatchEnd,
     /// How many runs it started.
     pub runs: u32,
+    /// How many passed.
+    pub passed: u32,
+    /// How many failed (not counting those stopped for a restart, by Ctrl-C or by `q`).
+    pub failed: u32,
+    /// How many a change stopped so they could start again.
+    pub restarted: u32,
     /// The exit code of the last run that finished (0 before any).
     pub last_code: i32,
+    /// The closing summary: the last run's steps, the totals, the leases' fates.
+    pub summary: Summary,
+}
+
+impl WatchEnd {
+    /// The watch's exit code and error kind: 0 after `q`, 130 after Ctrl-C, the error's.
+    #[must_use]
+    pub fn exit(&self) -> (i32, Option<&'static str>) {
+        match self {
+            WatchEnd::Quit => (0, None),
+            WatchEnd::Cancelled => (crate::error::EXIT_CANCELLED, Some("cancelled")),
+            WatchEnd::Failed(err) => (err.exit_code(), Some(err.kind().as_str())),
+        }
+    }
 }
 
 fn engine_error(context: &str, err: WatchError) -> HostError {
@@ -205,6 +234,24 @@ impl Watching {
 
 type RunFuture = Pin<Box<dyn Future<Output = RecipeReport>>>;
 
+/// The run going on: its future, its cancellation, what the hooks know of it, its events.
+struct Running {
+    future: RunFuture,
+    token: CancellationToken,
+    info: RunInfo,
+    events: RunEvents,
+}
+
+/// A warning: in the events while a run goes (its `warning`), else on stderr only, so that
+/// nothing of a run's comes after its `run_end`.
+fn warn(events: &Events, in_run: bool, message: &str) {
+    if in_run {
+        events.warn(message);
+    } else {
+        eprintln!("leasebox: {message}");
+    }
+}
+
 /// Watch: run `run`, then rerun on every change of the sync set under its repository root,
 /// until `q` (from `keys`) or `cancel` (Ctrl-C). The leases of `provider` stay warm between
 /// runs and are released at the end unless kept.
@@ -216,18 +263,23 @@ pub async fn watch(
     hooks: Arc<dyn WatchHooks>,
     cancel: &CancellationToken,
 ) -> WatchReport {
-    let warm = Arc::new(WarmLeases::new(provider));
+    let started = Instant::now();
+    let warm = Arc::new(WarmLeases::new(provider, run.events.clone()));
     let mut report = WatchReport {
         end: WatchEnd::Quit,
         runs: 0,
+        passed: 0,
+        failed: 0,
+        restarted: 0,
         last_code: 0,
+        summary: Summary::default(),
     };
     report.end = watch_loop(run, &warm, options, &mut keys, &hooks, cancel, &mut report).await;
     let (kept, failed) = warm.release_all(options.keep).await;
     for id in kept {
-        eprintln!(
+        run.events.say(&format!(
             "==> kept lease {id}: reuse it with `--lease {id}`, release it with `leasebox stop {id}`"
-        );
+        ));
     }
     if let Some((id, source)) = failed.into_iter().next()
         && !matches!(report.end, WatchEnd::Failed(_))
@@ -237,6 +289,16 @@ pub async fn watch(
             source,
         });
     }
+    let (exit_code, error_kind) = report.end.exit();
+    report.summary = run.events.watch_finished(WatchTotals {
+        runs: report.runs,
+        passed: report.passed,
+        failed: report.failed,
+        restarted: report.restarted,
+        exit_code,
+        error_kind: error_kind.map(str::to_owned),
+        ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    });
     report
 }
 
@@ -263,24 +325,31 @@ async fn watch_loop(
         Ok(w) => w,
         Err(e) => return WatchEnd::Failed(e),
     };
-    eprintln!(
+    let events = &run.events;
+    // The REPL of `--repl-on-failure` is open on a failed run: it owns the terminal.
+    let repl_open = || {
+        run.repl_on_failure
+            .as_ref()
+            .is_some_and(|r| r.interrupts.is_open())
+    };
+    events.say(&format!(
         "==> watching {} directories under {} ({} ms)",
         watching.watcher.len(),
         run.repo_root.display(),
         started.elapsed().as_millis()
-    );
+    ));
     let mut excludes = options.excludes.clone();
     let mut on_busy = options.on_busy.unwrap_or_default();
     let recipe_on_busy: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let mut pending = Pending::default();
     // The change the next run starts with; `Some` when a run is due.
     let mut due: Option<Change> = Some(Change {
-        paths: Vec::new(),
         everything: true,
+        ..Change::default()
     });
     let mut first = true;
     let mut queued: Option<Change> = None;
-    let mut running: Option<(RunFuture, CancellationToken, RunInfo)> = None;
+    let mut running: Option<Running> = None;
     let mut restarting = false;
     let mut quitting = false;
     let mut keys_open = true;
@@ -298,29 +367,44 @@ async fn watch_loop(
             if let Some(change) = due.take() {
                 report.runs += 1;
                 warm.begin_run();
+                let changed = if first { None } else { change.visible() };
+                let run_events = events.run_started(RunStart {
+                    recipe: options.recipe.clone(),
+                    command: run.command.as_ref().map(|c| c.argv.clone()),
+                    watch: Some(WatchRun {
+                        number: report.runs,
+                        trigger: if first { "start" } else { change.trigger() }.to_owned(),
+                        changed: changed
+                            .as_ref()
+                            .map(|c| c.iter().take(WATCH_CHANGED_LIMIT).cloned().collect()),
+                        changed_count: u64::try_from(change.paths.len()).unwrap_or(u64::MAX),
+                    }),
+                });
                 if let Err(e) = warm.renew_all().await {
-                    eprintln!("leasebox: renewing the leases failed: {e}");
+                    events.warn(&format!("renewing the leases failed: {e}"));
                 }
                 let info = RunInfo {
                     number: report.runs,
-                    id: format!("w{}", hex::encode(rand::random::<[u8; 6]>())),
-                    changed: if first { None } else { change.visible() },
+                    id: events.run_id().unwrap_or_else(|| {
+                        format!("run_{}", hex::encode(rand::random::<[u8; 6]>()))
+                    }),
+                    changed,
                     started: Instant::now(),
                 };
                 if first {
-                    eprintln!("==> run {} ({})", info.number, info.id);
+                    events.say(&format!("==> run {} ({})", info.number, info.id));
                 } else if change.everything {
-                    eprintln!(
+                    events.say(&format!(
                         "==> run {} ({}): rerunning everything",
                         info.number, info.id
-                    );
+                    ));
                 } else {
-                    eprintln!(
+                    events.say(&format!(
                         "==> run {} ({}): changed {}",
                         info.number,
                         info.id,
                         describe(&change.paths)
-                    );
+                    ));
                 }
                 first = false;
                 hooks.run_started(&info);
@@ -332,7 +416,12 @@ async fn watch_loop(
                 let run_token = token.clone();
                 let future: RunFuture =
                     Box::pin(async move { run_recipe(&this_run, provider, &run_token).await });
-                running = Some((future, token, info));
+                running = Some(Running {
+                    future,
+                    token,
+                    info,
+                    events: run_events,
+                });
             }
         }
         let deadline = pending.due(options.debounce, options.storm_threshold);
@@ -346,13 +435,35 @@ async fn watch_loop(
             }
             ended = async {
                 match running.as_mut() {
-                    Some((future, _, _)) => future.as_mut().await,
+                    Some(going) => going.future.as_mut().await,
                     None => std::future::pending().await,
                 }
             } => {
-                let Some((_, _, info)) = running.take() else { continue };
+                let Some(Running { info, events: run_events, .. }) = running.take() else {
+                    continue;
+                };
                 hooks.run_finished(&info, &ended);
                 report.last_code = ended.exit_code();
+                let restarted = std::mem::take(&mut restarting) && !cancel.is_cancelled();
+                let summary = if restarted {
+                    report.restarted += 1;
+                    run_events.finish_restarted()
+                } else {
+                    match &ended.error {
+                        None => report.passed += 1,
+                        Some(e) if e.kind() == crate::error::ErrorKind::Cancelled => {}
+                        Some(_) => report.failed += 1,
+                    }
+                    run_events.finish(
+                        ended.exit_code(),
+                        ended.error.as_ref().map(|e| e.kind().as_str()),
+                    )
+                };
+                let detail = ended
+                    .error
+                    .as_ref()
+                    .map(|e| e.to_string().lines().next().unwrap_or_default().to_owned());
+                events.say(&summary.rerun_verdict(restarted, detail.as_deref(), events.output()));
                 {
                     if let Some(used) = &ended.sync_excludes
                         && used != &excludes
@@ -367,8 +478,6 @@ async fn watch_loop(
                         }
                     }
                 }
-                let restarted = std::mem::take(&mut restarting) && !cancel.is_cancelled();
-                eprintln!("{}", verdict(&info, &ended, restarted));
                 if cancel.is_cancelled() {
                     return WatchEnd::Cancelled;
                 }
@@ -378,36 +487,40 @@ async fn watch_loop(
                 if let Some(change) = queued.take() {
                     due = Some(change);
                 } else {
-                    eprintln!(
+                    events.say(&format!(
                         "==> watching for changes{}",
                         if keys_open { " (Enter reruns, q quits)" } else { "" }
-                    );
+                    ));
                 }
             }
             event = watching.watcher.next() => {
                 match event {
                     Some(RawEvent::Paths(paths)) => {
                         if let Err(e) = watching.absorb(paths, &mut pending) {
-                            if let Some((_, token, _)) = &running {
-                                token.cancel();
+                            if let Some(going) = &running {
+                                going.token.cancel();
                             }
                             quitting = true;
-                            eprintln!("leasebox: {e}");
+                            warn(events, running.is_some(), &e.to_string());
                             if running.is_none() {
                                 return WatchEnd::Failed(e);
                             }
                         }
                     }
                     Some(RawEvent::Rescan) => pending.rescan(Instant::now()),
-                    Some(RawEvent::Error(message)) => eprintln!("leasebox: watch: {message}"),
+                    Some(RawEvent::Error(message)) => {
+                        warn(events, running.is_some(), &format!("watch: {message}"));
+                    }
                     None => {
                         return WatchEnd::Failed(HostError::Runtime {
                             message: "the file watcher stopped".to_owned(),
                         });
                     }
                 }
-                if let Some(line) = pending.announce_storm(options.storm_threshold) {
-                    eprintln!("{line}");
+                if let Some(line) = pending.announce_storm(options.storm_threshold)
+                    && !repl_open()
+                {
+                    events.say(&line);
                 }
             }
             () = sleep_until(deadline), if deadline.is_some() => {
@@ -434,12 +547,16 @@ async fn watch_loop(
                 }
                 match &running {
                     None => due = Some(change),
-                    Some((_, token, info)) => {
+                    Some(going) => {
                         queued.get_or_insert_with(Change::default).merge(change);
-                        if on_busy == OnBusy::Restart && !restarting && !quitting {
-                            eprintln!("==> files changed during run {}: restarting it", info.number);
+                        // A run whose REPL is open is the user's: the change waits for it.
+                        if on_busy == OnBusy::Restart && !restarting && !quitting && !repl_open() {
+                            events.say(&format!(
+                                "==> files changed during run {}: restarting it",
+                                going.info.number
+                            ));
                             restarting = true;
-                            token.cancel();
+                            going.token.cancel();
                         }
                     }
                 }
@@ -449,20 +566,20 @@ async fn watch_loop(
                     None => keys_open = false,
                     Some(Key::Quit) => {
                         quitting = true;
-                        if let Some((_, token, _)) = &running {
-                            token.cancel();
+                        if let Some(going) = &running {
+                            going.token.cancel();
                         }
                     }
                     Some(Key::Rerun) => {
-                        let now = Change { paths: Vec::new(), everything: true };
+                        let now = Change::key();
                         match &running {
                             None => due = Some(now),
-                            Some((_, token, info)) => {
+                            Some(going) => {
                                 queued.get_or_insert_with(Change::default).merge(now);
                                 if on_busy == OnBusy::Restart && !restarting {
-                                    eprintln!("==> restarting run {}", info.number);
+                                    events.say(&format!("==> restarting run {}", going.info.number));
                                     restarting = true;
-                                    token.cancel();
+                                    going.token.cancel();
                                 }
                             }
                         }
@@ -471,7 +588,7 @@ async fn watch_loop(
             }
             _ = renew.tick() => {
                 if let Err(e) = warm.renew_all().await {
-                    eprintln!("leasebox: renewing the leases failed: {e}");
+                    warn(events, running.is_some(), &format!("renewing the leases failed: {e}"));
                 }
             }
         }
@@ -482,46 +599,5 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
-    }
-}
-
-/// The one line a run ends with: passed or failed, the steps, the time.
-fn verdict(info: &RunInfo, report: &RecipeReport, restarted: bool) -> String {
-    let secs = info.started.elapsed().as_secs_f64();
-    if restarted {
-        return format!(
-            "==> run {} stopped for a restart ({secs:.1} s)",
-            info.number
-        );
-    }
-    let count = |f: fn(&StepStatus) -> bool| report.steps.iter().filter(|s| f(&s.status)).count();
-    let passed = count(|s| *s == StepStatus::Passed);
-    let failed = count(|s| matches!(s, StepStatus::Failed { .. } | StepStatus::Errored { .. }));
-    let skipped = count(|s| *s == StepStatus::Skipped);
-    let mut steps = Vec::new();
-    if !report.steps.is_empty() {
-        steps.push(format!("{passed} passed"));
-        if failed > 0 {
-            steps.push(format!("{failed} failed"));
-        }
-        if skipped > 0 {
-            steps.push(format!("{skipped} skipped"));
-        }
-    }
-    let steps = if steps.is_empty() {
-        String::new()
-    } else {
-        format!(": steps {}", steps.join(", "))
-    };
-    match &report.error {
-        None => format!("==> run {} passed{steps} ({secs:.1} s)", info.number),
-        Some(HostError::Cancelled) => {
-            format!("==> run {} cancelled{steps} ({secs:.1} s)", info.number)
-        }
-        Some(err) => format!(
-            "==> run {} failed{steps} ({secs:.1} s): {}",
-            info.number,
-            err.to_string().lines().next().unwrap_or_default()
-        ),
     }
 }

@@ -7,18 +7,21 @@
 //! claim's last use and, where the backend can, the box's own expiry.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::super::engine::{EngineError, LeaseOptions, LeaseProvider, LeasedBox, TransferSummary};
+use crate::events::Events;
 use crate::session::{Command, ExecOutcome, ShellOutcome, ShellRequest, SyncOptions};
 
 struct Slot {
     options: LeaseOptions,
     held: Arc<dyn LeasedBox>,
+    /// Marked kept during the watch (the REPL's `:lease keep`).
+    kept: Arc<AtomicBool>,
 }
 
 /// The lease provider of `leasebox watch`.
@@ -26,16 +29,18 @@ pub struct WarmLeases {
     inner: Arc<dyn LeaseProvider>,
     slots: Mutex<Vec<Slot>>,
     cursor: AtomicUsize,
+    events: Events,
 }
 
 impl WarmLeases {
-    /// Keep the leases of `inner` warm.
+    /// Keep the leases of `inner` warm; `events` hears what it says.
     #[must_use]
-    pub fn new(inner: Arc<dyn LeaseProvider>) -> Self {
+    pub fn new(inner: Arc<dyn LeaseProvider>, events: Events) -> Self {
         WarmLeases {
             inner,
             slots: Mutex::default(),
             cursor: AtomicUsize::new(0),
+            events,
         }
     }
 
@@ -51,6 +56,14 @@ impl WarmLeases {
             .iter()
             .map(|s| (s.options.clone(), Arc::clone(&s.held)))
             .collect()
+    }
+
+    fn slot(&self, index: usize) -> Option<(LeaseOptions, Arc<dyn LeasedBox>, Arc<AtomicBool>)> {
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(index)
+            .map(|s| (s.options.clone(), Arc::clone(&s.held), Arc::clone(&s.kept)))
     }
 
     /// The ids of the warm leases.
@@ -88,7 +101,7 @@ impl WarmLeases {
         let mut failed = Vec::new();
         for slot in slots {
             let id = slot.held.id();
-            if keep || slot.options.keep || slot.held.reused() {
+            if keep || slot.options.keep || slot.kept.load(Ordering::SeqCst) || slot.held.reused() {
                 kept.push(id);
                 continue;
             }
@@ -112,26 +125,21 @@ impl LeaseProvider for WarmLeases {
         cancel: &CancellationToken,
     ) -> Result<Arc<dyn LeasedBox>, EngineError> {
         let index = self.cursor.fetch_add(1, Ordering::SeqCst);
-        let existing = self
-            .slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(index)
-            .map(|s| (s.options.clone(), Arc::clone(&s.held)));
-        if let Some((had, held)) = &existing {
+        if let Some((had, held, kept)) = &self.slot(index) {
             if same_box(had, options) {
-                return Ok(Arc::new(WarmBox(Arc::clone(held))));
+                return Ok(Arc::new(WarmBox(Arc::clone(held), Arc::clone(kept))));
             }
             // The recipe now asks for another box here: the old one goes.
-            eprintln!(
+            self.events.say(&format!(
                 "==> the recipe's lease {} changed its image or resources: releasing it",
                 held.id()
-            );
-            if !held.reused() {
+            ));
+            if !held.reused() && !kept.load(Ordering::SeqCst) {
                 held.release(&CancellationToken::new()).await?;
             }
         }
         let held = self.inner.acquire(options, cancel).await?;
+        let kept = Arc::new(AtomicBool::new(false));
         {
             let mut slots = self
                 .slots
@@ -140,6 +148,7 @@ impl LeaseProvider for WarmLeases {
             let slot = Slot {
                 options: options.clone(),
                 held: Arc::clone(&held),
+                kept: Arc::clone(&kept),
             };
             if index < slots.len() {
                 slots[index] = slot;
@@ -148,7 +157,7 @@ impl LeaseProvider for WarmLeases {
             }
         }
         // The first run's lease line says "leased"; later runs say "warm".
-        Ok(Arc::new(FirstUse(held)))
+        Ok(Arc::new(FirstUse(held, kept)))
     }
 
     async fn sweep(
@@ -161,11 +170,11 @@ impl LeaseProvider for WarmLeases {
 }
 
 /// A warm box handed to a rerun: everything goes to the held lease but the release, which the
-/// watch does when it ends.
-struct WarmBox(Arc<dyn LeasedBox>);
+/// watch does when it ends (or not, once marked kept: the flag its slot shares).
+struct WarmBox(Arc<dyn LeasedBox>, Arc<AtomicBool>);
 
 /// A box just leased for this watch: as [`WarmBox`], but it reports itself as new.
-struct FirstUse(Arc<dyn LeasedBox>);
+struct FirstUse(Arc<dyn LeasedBox>, Arc<AtomicBool>);
 
 macro_rules! delegate {
     ($ty:ident, $warm:expr, $reused:expr) => {
@@ -219,7 +228,9 @@ macro_rules! delegate {
                 self.0.shell(request, cancel).await
             }
             async fn mark_kept(&self) -> Result<(), EngineError> {
-                self.0.mark_kept().await
+                self.0.mark_kept().await?;
+                self.1.store(true, Ordering::SeqCst);
+                Ok(())
             }
             async fn fetch(
                 &self,
