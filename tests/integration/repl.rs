@@ -229,6 +229,9 @@ fn the_prompt_edits_continues_completes_remembers_and_survives_ctrl_c() {
     pty.line("function sq(n)");
     pty.send("return n * n\r");
     pty.send("end\r");
+    // The editor redraws the whole entry (prompt included) while it grows: wait for the
+    // accepted entry's last line before looking for the next prompt.
+    pty.expect("end\n");
     pty.line("sq(7)");
     pty.value("49");
     pty.line(":quit");
