@@ -141,6 +141,7 @@ fn claim_json(claim: &Claim, state: &str, remote: Option<&str>) -> serde_json::V
         "holder": {"pid": claim.holder.pid, "host": claim.holder.host},
         "created": rfc3339(claim.created),
         "last_used": rfc3339(claim.last_used),
+        "renewed": claim.renewed.map(rfc3339),
         "expires_at": claim.expires_at().map(rfc3339),
         "ttl_secs": claim.ttl_secs,
         "idle_secs": claim.idle_secs,

@@ -365,16 +365,19 @@ impl Leases {
         Ok(HeldLease::new(self.clone(), session, holder, true))
     }
 
-    /// Renew a lease in use (`leasebox watch` keeps its boxes warm): the claim's last use and
-    /// holder now, and the box's own expiry (what an orphan sweep elsewhere goes by) a TTL from
-    /// now where the backend can change it. Returns whether the box's record was renewed too.
+    /// Renew a lease in use (`leasebox watch` keeps its boxes warm): the claim's last use,
+    /// holder and renewal now (its TTL counts from here, and the claim is what `cleanup` on
+    /// this machine goes by), and the box's own expiry (what an orphan sweep elsewhere goes by)
+    /// a TTL from now where the backend can change it: the local backend can, Nomad cannot (a
+    /// job's `Meta` changes only with a new job version, which replaces the allocation).
+    /// Returns whether the box's record was renewed too.
     ///
     /// # Errors
     /// The claim cannot be updated, or the backend fails.
     pub async fn renew(&self, lease: &Lease) -> Result<bool, Failure> {
         let claims = self.claims.clone();
         let id = lease.id.as_str().to_owned();
-        tokio::task::spawn_blocking(move || claims.touch(&id))
+        tokio::task::spawn_blocking(move || claims.renew(&id))
             .await
             .map_err(|e| Failure::new(ErrorKind::Internal, format!("claim task failed: {e}")))?
             .map_err(|e| ownership(&e))?;

@@ -5,7 +5,7 @@
 //!
 //! Pretty-printed JSON, one object, unknown fields refused (a claim this version cannot fully
 //! read is reported as corrupt rather than rewritten without the fields it does not know).
-//! Times (`created`, `last_used`) are RFC 3339 UTC strings with whole seconds, e.g.
+//! Times (`created`, `last_used`, `renewed`) are RFC 3339 UTC strings with whole seconds, e.g.
 //! `"2026-11-27T08:50:15Z"`: readable when a user opens the file, and exact on round trip
 //! because claims only ever hold whole seconds. Durations are whole seconds (`ttl_secs`,
 //! `idle_secs`); `0` means no limit.
@@ -25,6 +25,7 @@
 //!   "holder": { "pid": 4242, "host": "laptop" },
 //!   "created": "2026-11-27T08:50:15Z",
 //!   "last_used": "2026-11-27T09:02:40Z",
+//!   "renewed": null,
 //!   "ttl_secs": 5400,
 //!   "idle_secs": 1800,
 //!   "keep": false,
@@ -36,6 +37,16 @@
 //!
 //! `revision` is owned by the store: 1 when created, bumped by every write, and the value
 //! compare-and-swap checks against.
+//!
+//! # Expiry
+//!
+//! A lease expires at the earlier of its TTL deadline and its idle deadline
+//! ([`Claim::expires_at`]). The TTL counts from `created`, or from `renewed` once a lease in
+//! use was renewed (`leasebox watch` renews its warm leases at every run and every minute).
+//! For a lease with a claim, the claim is the authority `cleanup` goes by, not the expiry the
+//! box's own record carries: on Nomad that record is the job's `Meta`, which changes only by
+//! registering the job again, and a new job version replaces the allocation, so the box's
+//! expiry stays what it was at warmup while the claim's moves.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -116,6 +127,9 @@ pub struct Claim {
     /// When the lease was last used.
     #[serde(with = "rfc3339")]
     pub last_used: SystemTime,
+    /// When the lease, in use, was last renewed (the TTL counts from here); `None` when never.
+    #[serde(default, with = "rfc3339_opt")]
+    pub renewed: Option<SystemTime>,
     /// Time to live from `created`, in seconds; 0 means none.
     pub ttl_secs: u64,
     /// Idle timeout from `last_used`, in seconds; 0 means none.
@@ -159,6 +173,7 @@ impl Claim {
             holder: Holder::current(),
             created: now,
             last_used: now,
+            renewed: None,
             ttl_secs: DEFAULT_TTL.as_secs(),
             idle_secs: DEFAULT_IDLE.as_secs(),
             keep: false,
@@ -180,10 +195,16 @@ impl Claim {
         (self.idle_secs > 0).then(|| Duration::from_secs(self.idle_secs))
     }
 
-    /// When the TTL runs out, `None` when unlimited.
+    /// Where the TTL counts from: the last renewal, else the creation.
+    #[must_use]
+    pub fn ttl_start(&self) -> SystemTime {
+        self.renewed.map_or(self.created, |r| r.max(self.created))
+    }
+
+    /// When the TTL runs out (a TTL from [`Claim::ttl_start`]), `None` when unlimited.
     #[must_use]
     pub fn ttl_deadline(&self) -> Option<SystemTime> {
-        self.ttl().and_then(|ttl| self.created.checked_add(ttl))
+        self.ttl().and_then(|ttl| self.ttl_start().checked_add(ttl))
     }
 
     /// When the idle timeout runs out if the lease is not used again, `None` when unlimited.
@@ -212,7 +233,8 @@ impl Claim {
         {
             return Some(ExpiryReason::Ttl {
                 ttl,
-                age: elapsed(self.created, now),
+                age: elapsed(self.ttl_start(), now),
+                renewed: self.renewed.is_some(),
             });
         }
         if let (Some(idle), Some(deadline)) = (self.idle(), self.idle_deadline())
@@ -234,8 +256,10 @@ pub enum ExpiryReason {
     Ttl {
         /// The TTL.
         ttl: Duration,
-        /// Time since the lease was created (whole seconds).
+        /// Time since the lease was created, or last renewed (whole seconds).
         age: Duration,
+        /// Whether the TTL counts from a renewal.
+        renewed: bool,
     },
     /// Unused for longer than its idle timeout.
     Idle {
@@ -250,9 +274,13 @@ impl fmt::Display for ExpiryReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use humantime::format_duration as d;
         match *self {
-            ExpiryReason::Ttl { ttl, age } => {
-                write!(f, "past its TTL of {} (created {} ago)", d(ttl), d(age))
-            }
+            ExpiryReason::Ttl { ttl, age, renewed } => write!(
+                f,
+                "past its TTL of {} ({} {} ago)",
+                d(ttl),
+                if renewed { "renewed" } else { "created" },
+                d(age)
+            ),
             ExpiryReason::Idle { idle, idle_for } => {
                 write!(f, "idle for {} (idle timeout {})", d(idle_for), d(idle))
             }
@@ -299,6 +327,31 @@ mod rfc3339 {
         let text = String::deserialize(d)?;
         humantime::parse_rfc3339(&text)
             .map_err(|e| de::Error::custom(format_args!("`{text}` is not an RFC 3339 time: {e}")))
+    }
+}
+
+/// Serde for `Option<SystemTime>` as [`rfc3339`] or `null`.
+mod rfc3339_opt {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        t: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::rfc3339::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SystemTime>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(with = "super::rfc3339")] SystemTime);
+        Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
     }
 }
 
@@ -371,7 +424,8 @@ mod tests {
             reason,
             ExpiryReason::Ttl {
                 ttl: Duration::from_secs(5400),
-                age: Duration::from_secs(5400)
+                age: Duration::from_secs(5400),
+                renewed: false,
             }
         );
         assert_eq!(
@@ -432,5 +486,41 @@ mod tests {
         let text = serde_json::to_string(&c).unwrap();
         assert!(text.contains("1970-01-01T00:00:00Z"), "{text}");
         assert!(text.contains("9999-12-31T23:59:59Z"), "{text}");
+    }
+
+    #[test]
+    fn a_renewal_moves_the_ttl_deadline_and_round_trips() {
+        let mut c = claim_at(0, 0);
+        c.idle_secs = 0;
+        assert_eq!(c.expires_at(), Some(at(5400)));
+        c.renewed = Some(at(5000));
+        c.last_used = at(5000);
+        assert_eq!(c.expires_at(), Some(at(10_400)));
+        assert_eq!(
+            c.expiry(at(6000)),
+            None,
+            "a renewed lease is not past its TTL"
+        );
+        let reason = c.expiry(at(10_500)).unwrap();
+        assert_eq!(
+            reason.to_string(),
+            "past its TTL of 1h 30m (renewed 1h 31m 40s ago)"
+        );
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(
+            text.contains(r#""renewed":"1970-01-01T01:23:20Z""#),
+            "{text}"
+        );
+        let back: Claim = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.renewed, Some(at(5000)));
+        // A claim written before renewals existed reads as never renewed.
+        let old = text.replace(r#""renewed":"1970-01-01T01:23:20Z","#, "");
+        assert!(!old.contains("renewed"), "{old}");
+        let back: Claim = serde_json::from_str(&old).unwrap();
+        assert_eq!(back.renewed, None);
+        // A renewal never moves the deadline before the creation's.
+        c.renewed = Some(at(0));
+        c.created = at(100);
+        assert_eq!(c.ttl_deadline(), Some(at(5500)));
     }
 }

@@ -134,6 +134,23 @@ impl ClaimLock {
         Ok(claim)
     }
 
+    /// Renew the claim of a lease in use (`leasebox watch`): as [`ClaimLock::touch`], and its
+    /// TTL counts from now ([`Claim::renewed`]).
+    ///
+    /// # Errors
+    ///
+    /// [`OwnershipError::NotFound`] when the claim is gone, or an I/O error.
+    pub fn renew(&self) -> Result<Claim, OwnershipError> {
+        let mut claim = self.load()?;
+        let now = claim::now();
+        claim.last_used = now;
+        claim.renewed = Some(now);
+        claim.holder = Holder::current();
+        claim.revision += 1;
+        self.write(&mut claim, Replace::Yes)?;
+        Ok(claim)
+    }
+
     /// Delete the claim if its revision is still `expected_revision`, with its holder file
     /// when no process holds it (a live holder's guard removes it on drop).
     ///

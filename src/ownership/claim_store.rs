@@ -144,6 +144,15 @@ impl ClaimStore {
         self.lock(id)?.touch()
     }
 
+    /// Renew a lease in use: see [`ClaimLock::renew`].
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`ClaimStore::load`].
+    pub fn renew(&self, id: &str) -> Result<Claim, OwnershipError> {
+        self.lock(id)?.renew()
+    }
+
     /// Take the claim lock, waiting for other holders. The claim need not exist (a caller may
     /// lock, find nothing, and create). Blocks the thread: from async code, call it from
     /// `spawn_blocking`.

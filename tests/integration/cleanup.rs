@@ -142,6 +142,71 @@ fn kept_leases_stay_until_they_expire() {
     assert_eq!(code(&s.run(&["stop", &long_id])), 0);
 }
 
+/// Rewrite the claim of `id` with `edit` (as a lease renewed by `watch` long ago would be).
+fn edit_claim(s: &Scratch, id: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = s.state().join("claims").join(format!("{id}.json"));
+    let mut claim: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut claim);
+    std::fs::write(&path, serde_json::to_vec_pretty(&claim).unwrap()).unwrap();
+}
+
+fn rfc3339_ago(secs: u64) -> String {
+    let at = std::time::SystemTime::now() - Duration::from_secs(secs);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+#[test]
+fn on_nomad_cleanup_goes_by_the_claims_renewed_expiry_not_the_jobs_meta() {
+    // `watch` renews its claims (the TTL then counts from the renewal); the job's Meta expiry
+    // stays what warmup wrote, because changing a job's Meta means a new job version, which
+    // replaces the allocation. So the claim is the authority for `cleanup` on this machine.
+    let nomad = NomadServer::start_modern();
+    let s = repo();
+    let out = nomad_run(&s, &nomad, &["warmup", "--lease-ttl", "1h"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let id = stdout(&out).trim().to_owned();
+    // Created two hours ago, renewed ten minutes ago: past the TTL from its creation, within
+    // the TTL from its renewal.
+    edit_claim(&s, &id, |c| {
+        c["created"] = rfc3339_ago(7200).into();
+        c["last_used"] = rfc3339_ago(600).into();
+        c["renewed"] = rfc3339_ago(600).into();
+        c["idle_secs"] = 0.into();
+    });
+    let out = nomad_run(&s, &nomad, &["cleanup", "--json"]);
+    assert_eq!(
+        action_of(&cleanup_json(&out), &id),
+        "kept",
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(nomad.jobs().len(), 1);
+    let status = nomad_run(&s, &nomad, &["status", &id, "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let expires = humantime::parse_rfc3339(status["expires_at"].as_str().unwrap()).unwrap();
+    let left = expires
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    assert!(
+        left > Duration::from_secs(2700) && left <= Duration::from_secs(3000),
+        "the expiry is an hour from the renewal: {status}"
+    );
+    assert!(status["renewed"].is_string(), "{status}");
+    // The same claim never renewed is past its TTL, and goes.
+    edit_claim(&s, &id, |c| c["renewed"] = serde_json::Value::Null);
+    let out = nomad_run(&s, &nomad, &["cleanup", "--json"]);
+    let items = cleanup_json(&out);
+    assert_eq!(action_of(&items, &id), "released", "{}", describe(&out));
+    let reason = items.iter().find(|i| i["id"] == id.as_str()).unwrap()["reason"].to_string();
+    assert!(
+        reason.contains("past its TTL of 1h (created 2h"),
+        "{reason}"
+    );
+    assert!(nomad.jobs().is_empty(), "{:?}", nomad.jobs());
+    assert!(s.claims().is_empty());
+}
+
 #[test]
 fn keep_on_failure_keeps_only_failed_runs() {
     let s = repo();

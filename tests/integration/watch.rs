@@ -614,6 +614,7 @@ fn the_leases_are_renewed_kept_from_cleanup_and_kept_with_keep() {
     let claims = s.claims();
     let used2 = claims[0]["last_used"].as_str().unwrap().to_owned();
     assert!(used2 > used1, "last_used renewed: {used1} → {used2}");
+    assert_eq!(claims[0]["renewed"].as_str(), Some(used2.as_str()));
     let expires2 = lease_record(&s, &id)["expires_at"].as_u64().unwrap();
     assert!(
         expires2 > expires1,
@@ -724,6 +725,13 @@ fn on_the_nomad_test_server_the_same_recipes_rerun_restart_and_leave_nothing() {
         let w = Watch::start_with(&s, &["show"], &env);
         w.run_ended(1);
         w.wait("notes=one");
+        let job = nomad.jobs()[0].clone();
+        let meta =
+            |nomad: &NomadServer| nomad.job(&job.namespace, &job.id).unwrap()["Meta"].clone();
+        let meta1 = meta(&nomad);
+        let renewed1 = s.claims()[0]["renewed"].as_str().unwrap().to_owned();
+        // Claims keep whole seconds.
+        std::thread::sleep(Duration::from_millis(1100));
         write_atomically(&s, "notes.txt", "two\n");
         assert!(
             w.change_line(2).ends_with("changed notes.txt (1 file)"),
@@ -734,6 +742,16 @@ fn on_the_nomad_test_server_the_same_recipes_rerun_restart_and_leave_nothing() {
         w.wait("notes=two");
         w.wait("reusing warm lease");
         assert_eq!(nomad.jobs().len(), 1, "one box for every run");
+        // The claim is renewed (its TTL counts from the renewal); the job is left as it was:
+        // the same version and Meta, the same one allocation (a new version would replace it).
+        let renewed2 = s.claims()[0]["renewed"].as_str().unwrap().to_owned();
+        assert!(
+            renewed2 > renewed1,
+            "claim renewed: {renewed1} → {renewed2}"
+        );
+        assert_eq!(nomad.jobs()[0].version, job.version);
+        assert_eq!(meta(&nomad), meta1);
+        assert_eq!(nomad.allocations(&job.id).len(), 1);
         let (code, text) = w.quit();
         assert_eq!(code, 0, "{:?}: {text}", nomad.profile());
         assert!(nomad.jobs().is_empty(), "jobs left: {:?}", nomad.jobs());
