@@ -80,6 +80,7 @@ fn list_and_status_read_relative_times_expiry_and_the_live_state() {
             "last_used",
             "owner",
             "remote",
+            "renewed",
             "repo_root",
             "state",
             "ttl_secs",
