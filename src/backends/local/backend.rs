@@ -310,17 +310,33 @@ impl LocalBackend {
     }
 }
 
-/// The process groups of the runs recorded in `runs` that have no exit record yet.
+/// The process groups of the runs recorded in `runs` that have no exit record yet. The records
+/// are the verified-exec protocol's (`session::scripts`): empty files whose names carry the
+/// values, `RUN.pid.PID.PGID` and `RUN.exit.CODE`.
 fn recorded_groups(runs: &Path) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir(runs) else {
         return Vec::new();
     };
-    entries
+    let names: Vec<String> = entries
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pid") && !p.with_extension("exit").exists())
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter_map(|text| text.split_whitespace().nth(1)?.parse::<i32>().ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    let exited = |run: &str| {
+        names.iter().any(|n| {
+            n.strip_prefix(run)
+                .and_then(|rest| rest.strip_prefix(".exit."))
+                .is_some_and(|code| !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    names
+        .iter()
+        .filter_map(|name| {
+            let (run, ids) = name.split_once(".pid.")?;
+            let (pid, pgid) = ids.split_once('.')?;
+            pid.parse::<u32>().ok()?;
+            let pgid = pgid.parse::<i32>().ok()?;
+            (!exited(run)).then_some(pgid)
+        })
         .filter(|pgid| *pgid > 1)
         .collect()
 }
