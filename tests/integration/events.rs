@@ -392,4 +392,29 @@ fn the_schema_refuses_what_leasebox_never_writes() {
     let mut missing = good.clone();
     missing.as_object_mut().unwrap().remove("ts");
     assert!(!validator.is_valid(&missing));
+
+    // A watch run's `run_start`: its `watch` is null or a well-formed place in the watch.
+    let start = serde_json::json!({"schema": 1, "ts": "2025-01-02T03:04:05.678Z", "run_id": "run_0123456789ab",
+        "seq": 0, "event": "run_start", "recipe": "ci", "command": null,
+        "watch": {"number": 2, "trigger": "change", "changed": ["src/a.rs"], "changed_count": 1}});
+    assert!(validator.is_valid(&start));
+    let mut plain = start.clone();
+    plain["watch"] = serde_json::Value::Null;
+    assert!(validator.is_valid(&plain));
+    for (key, value) in [
+        ("trigger", serde_json::json!("typed")),
+        ("number", serde_json::json!(0)),
+        ("changed", serde_json::json!("src/a.rs")),
+        ("extra", serde_json::json!(true)),
+    ] {
+        let mut bad = start.clone();
+        bad["watch"][key] = value;
+        assert!(!validator.is_valid(&bad), "accepted {bad}");
+    }
+    let mut no_watch = start.clone();
+    no_watch.as_object_mut().unwrap().remove("watch");
+    assert!(
+        !validator.is_valid(&no_watch),
+        "every key is always present"
+    );
 }
