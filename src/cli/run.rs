@@ -143,6 +143,7 @@ async fn run_inner(
                 disk_mb: Some(settings.nomad.disk_mb),
                 workdir: settings.nomad.workdir.clone(),
                 keep: args.keep,
+                ..LeaseRequest::default()
             };
             // `acquire` honours the token itself and leaves nothing behind when cancelled.
             leases.acquire(&request, &cx.cancel).await?

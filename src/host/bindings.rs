@@ -184,6 +184,15 @@ pub(crate) struct LuaLease {
     pub prefix: Option<String>,
     /// Keep a copy of streamed output in the result (while failures are recorded).
     pub tee: bool,
+    /// The box's number in its group (1 for a lease of one box).
+    pub index: u32,
+    /// The shard this box runs (index, count): every exec gets `LEASEBOX_SHARD_INDEX` and
+    /// `LEASEBOX_SHARD_COUNT`.
+    pub shard: Option<(u32, u32)>,
+    /// A token of its own (a shard's: `fail_fast` cancels it), instead of the run's.
+    pub cancel: Option<CancellationToken>,
+    /// The group lease this box belongs to (a box of a group is not released alone).
+    pub member_of: Option<String>,
 }
 
 impl LuaLease {
@@ -195,7 +204,16 @@ impl LuaLease {
             released: Arc::default(),
             prefix: None,
             tee: false,
+            index: 1,
+            shard: None,
+            cancel: None,
+            member_of: None,
         }
+    }
+
+    /// The token this box's operations honour: its own (a shard's), else the run's.
+    pub(crate) fn cancel_token(&self, ctx: &HostContext) -> CancellationToken {
+        self.cancel.clone().unwrap_or_else(|| ctx.cancel.clone())
     }
 
     /// The same lease, with output lines prefixed by `prefix`.
@@ -228,6 +246,16 @@ impl LuaLease {
         if self.options.exec_timeout_forced || command.timeout.is_none() {
             command.timeout = self.options.exec_timeout;
         }
+        if let Some((index, count)) = self.shard {
+            for (name, value) in [
+                ("LEASEBOX_SHARD_INDEX", index.to_string()),
+                ("LEASEBOX_SHARD_COUNT", count.to_string()),
+            ] {
+                if !command.env.iter().any(|(k, _)| k == name) {
+                    command.env.push((name.to_owned(), value));
+                }
+            }
+        }
         let prefix = prefix.or_else(|| self.prefix.clone());
         let outcome = if self.tee {
             self.inner
@@ -243,6 +271,14 @@ impl LuaLease {
     }
 
     pub(crate) async fn release_now(&self) -> Result<(), HostError> {
+        if let Some(group) = &self.member_of {
+            return Err(HostError::Sandbox {
+                message: format!(
+                    "box {} belongs to the group lease {group}, which is released whole: call `cleanup()` on the group",
+                    self.index
+                ),
+            });
+        }
         if self.released.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
@@ -263,12 +299,14 @@ impl LuaLease {
 pub(crate) const LEASE_METHODS: &[&str] = &["exec", "sync", "fetch", "cleanup"];
 
 /// The fields of the `lease` userdata (`box.id`, `box.workdir`).
-pub(crate) const LEASE_FIELDS: &[&str] = &["id", "workdir"];
+pub(crate) const LEASE_FIELDS: &[&str] = &["id", "workdir", "index", "node"];
 
 impl UserData for LuaLease {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
         fields.add_field_method_get("id", |_, this| Ok(this.inner.id()));
         fields.add_field_method_get("workdir", |_, this| Ok(this.inner.workdir()));
+        fields.add_field_method_get("index", |_, this| Ok(this.index));
+        fields.add_field_method_get("node", |_, this| Ok(this.inner.node()));
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
@@ -285,7 +323,7 @@ impl UserData for LuaLease {
                 let record = ctx.record.then(|| command.clone());
                 let asked = command.capture;
                 let result = this
-                    .exec(command, None, &ctx.cancel, &location)
+                    .exec(command, None, &this.cancel_token(&ctx), &location)
                     .await
                     .map_err(raise)?;
                 if let Some(command) = record
@@ -315,7 +353,7 @@ impl UserData for LuaLease {
                     .map_err(|m| recipe_error(&location, "sync", &m))?;
                 let summary = this
                     .inner
-                    .sync(&options, &ctx.cancel)
+                    .sync(&options, &this.cancel_token(&ctx))
                     .await
                     .map_err(|source| {
                         raise(HostError::Engine {
@@ -344,7 +382,7 @@ impl UserData for LuaLease {
                         .map_err(|m| recipe_error(&location, "fetch", &m))?;
                     let summary =
                         this.inner
-                            .fetch(&paths, &dest, &ctx.cancel)
+                            .fetch(&paths, &dest, &this.cancel_token(&ctx))
                             .await
                             .map_err(|source| {
                                 raise(HostError::Engine {
@@ -445,6 +483,10 @@ pub(crate) fn register(lua: &Lua, args: &RecipeArgs) -> mlua::Result<Table> {
     )?;
     table.raw_set("parallel", lua.create_async_function(parallel)?)?;
     table.raw_set(
+        "_shard_run",
+        lua.create_async_function(super::group::shard_run)?,
+    )?;
+    table.raw_set(
         "warmup",
         lua.create_async_function(|lua, spec: Option<Table>| {
             let frame = caller_frame(&lua);
@@ -453,7 +495,11 @@ pub(crate) fn register(lua: &Lua, args: &RecipeArgs) -> mlua::Result<Table> {
                 let ctx = HostContext::from_lua(&lua)?;
                 let options =
                     lease::resolve(&ctx.config, spec.as_ref(), frame, "warmup").map_err(raise)?;
+                let grouped = options.count > 0;
                 let lease = warmup(&ctx, options, &location).await.map_err(raise)?;
+                if grouped {
+                    return lua.create_userdata(super::group::LuaGroup::new(lease));
+                }
                 lua.create_userdata(lease)
             }
         })?,

@@ -28,6 +28,7 @@ pub mod engine;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod group;
 mod held_lease;
 mod last;
 mod lease;
