@@ -51,6 +51,8 @@ pub(crate) struct HostContext {
     pub last_failed: Arc<Mutex<Option<FailedStep>>>,
     /// The run's events (steps, `==>` lines).
     pub events: crate::events::Events,
+    /// The recipe's path in the repository (`repl` in the REPL): the key of its shard history.
+    pub recipe: String,
 }
 
 impl HostContext {
@@ -74,6 +76,7 @@ impl HostContext {
             record: self.record,
             last_failed: Arc::clone(&self.last_failed),
             events: self.events.clone(),
+            recipe: self.recipe.clone(),
         }
     }
 
@@ -486,6 +489,15 @@ pub(crate) fn register(lua: &Lua, args: &RecipeArgs) -> mlua::Result<Table> {
         "_shard_run",
         lua.create_async_function(super::group::shard_run)?,
     )?;
+    table.raw_set("_split", lua.create_function(super::group::split_items)?)?;
+    table.raw_set(
+        "_junit_merge",
+        lua.create_function(super::group::junit_merge)?,
+    )?;
+    table.raw_set(
+        "_record_durations",
+        lua.create_function(super::group::record_durations)?,
+    )?;
     table.raw_set(
         "warmup",
         lua.create_async_function(|lua, spec: Option<Table>| {
@@ -585,6 +597,10 @@ pub(crate) fn register(lua: &Lua, args: &RecipeArgs) -> mlua::Result<Table> {
     marker.raw_set("__metatable", "leasebox.recipe")?;
     lua.set_named_registry_value(RECIPE_MARKER, &marker)?;
     table.raw_set("_recipe_mt", marker)?;
+    let shard_marker = lua.create_table()?;
+    shard_marker.raw_set("__name", "leasebox.shard_results")?;
+    lua.set_named_registry_value(SHARD_MARKER, &shard_marker)?;
+    table.raw_set("_shard_mt", shard_marker)?;
     Ok(table)
 }
 
@@ -602,6 +618,10 @@ fn bare_message(err: &mlua::Error) -> String {
         other => other.to_string(),
     }
 }
+
+/// The registry name of the metatable that marks what `shard{}` returns (a recipe file may
+/// return it: the run is over).
+pub(crate) const SHARD_MARKER: &str = "leasebox.shard_mt";
 
 /// The registry name of the metatable that marks a `recipe{}` description.
 pub(crate) const RECIPE_MARKER: &str = "leasebox.recipe_mt";

@@ -181,6 +181,12 @@ pub trait LeaseProvider: Send + Sync {
     }
     /// Release expired, missing and orphaned leases of this repository; `dry_run` changes
     /// nothing. Returns one line per lease acted on (or that would be).
+    /// Where the durations of earlier sharded runs are kept (the state dir's `history/`);
+    /// `None`: nowhere (splits are by stable hash only).
+    fn history_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
     async fn sweep(
         &self,
         dry_run: bool,

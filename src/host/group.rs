@@ -20,6 +20,8 @@ use super::bindings::{HostContext, LuaLease};
 use super::decode;
 use super::error::{HostError, raise};
 use super::sandbox::{DEFAULT_MEMORY_LIMIT, caller_location};
+use super::junit;
+use super::split;
 use crate::error::{ErrorKind, HasKind};
 use crate::events::{Event, StepEnd};
 
@@ -297,5 +299,114 @@ pub(crate) async fn shard_run(
         row.raw_set("node", nodes[k].clone())?;
         out.raw_set(index, row)?;
     }
+    Ok(out)
+}
+
+/// `_split(items, count, name)`: the items each of `count` shards runs (a list of lists),
+/// balanced by this recipe's recorded durations for step `name` (see `split.rs`).
+pub(crate) fn split_items(
+    lua: &Lua,
+    (items, count, name): (Vec<String>, u32, String),
+) -> mlua::Result<Table> {
+    let ctx = HostContext::from_lua(lua)?;
+    let history = ctx
+        .provider
+        .history_dir()
+        .map(|dir| split::load(&split::history_path(&dir, &ctx.recipe, &name)))
+        .unwrap_or_default();
+    let shards = split::split(&items, count as usize, &history);
+    let out = lua.create_table()?;
+    for (k, shard) in shards.into_iter().enumerate() {
+        out.raw_set(k + 1, lua.create_sequence_from(shard)?)?;
+    }
+    Ok(out)
+}
+
+/// `_record_durations(name, { { items = {…}, ms = N }, … })`: fold a run's shard times into
+/// the recorded durations (best effort: a state dir that cannot be written is said once).
+pub(crate) fn record_durations(lua: &Lua, (name, shards): (String, Table)) -> mlua::Result<()> {
+    let ctx = HostContext::from_lua(lua)?;
+    let Some(dir) = ctx.provider.history_dir() else {
+        return Ok(());
+    };
+    let mut runs = Vec::new();
+    for row in shards.sequence_values::<Table>() {
+        let row = row?;
+        let items: Vec<String> = row.raw_get::<Option<Vec<String>>>("items")?.unwrap_or_default();
+        let ms: u64 = row.raw_get::<Option<u64>>("ms")?.unwrap_or(0);
+        runs.push((items, ms));
+    }
+    let path = split::history_path(&dir, &ctx.recipe, &name);
+    let mut history = split::load(&path);
+    split::record(&mut history, &runs);
+    if let Err(e) = split::save(&path, &history) {
+        ctx.events.warn(&format!(
+            "cannot record the shard durations in `{}`: {e}",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// `_junit_merge({ { shard = K, path = "out/shard-K/…" }, … }, dest)`: merge the shards'
+/// JUnit files (fetched under the fetch root) into `dest`; returns `{ path, tests, failures,
+/// errors, skipped, files }`.
+pub(crate) fn junit_merge(lua: &Lua, (reports, dest): (Table, String)) -> mlua::Result<Table> {
+    let ctx = HostContext::from_lua(lua)?;
+    let location = caller_location(lua);
+    let mut documents = Vec::new();
+    for row in reports.sequence_values::<Table>() {
+        let path: String = row?.raw_get("path")?;
+        let local = decode::local_dest(&ctx.fetch_root, &path).map_err(|m| {
+            raise(HostError::Sandbox {
+                message: format!("{location}junit: {m}"),
+            })
+        })?;
+        // A fetched directory holds the reports; a file is one.
+        let files: Vec<std::path::PathBuf> = if local.is_dir() {
+            let mut found: Vec<_> = std::fs::read_dir(&local)
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            found.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "xml"));
+            found.sort();
+            found
+        } else {
+            vec![local]
+        };
+        for file in files {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => documents.push(text),
+                Err(e) => ctx.events.warn(&format!(
+                    "cannot read the JUnit file `{}`: {e}",
+                    file.display()
+                )),
+            }
+        }
+    }
+    let target = decode::local_dest(&ctx.fetch_root, &dest).map_err(|m| {
+        raise(HostError::Sandbox {
+            message: format!("{location}junit: {m}"),
+        })
+    })?;
+    let (xml, totals) = junit::merge("leasebox shards", &documents);
+    let written = target
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&target, xml));
+    if let Err(e) = written {
+        return Err(raise(HostError::Sandbox {
+            message: format!(
+                "{location}junit: cannot write `{}`: {e}",
+                target.display()
+            ),
+        }));
+    }
+    let out = lua.create_table()?;
+    out.raw_set("path", dest)?;
+    out.raw_set("tests", totals.tests)?;
+    out.raw_set("failures", totals.failures)?;
+    out.raw_set("errors", totals.errors)?;
+    out.raw_set("skipped", totals.skipped)?;
+    out.raw_set("files", documents.len())?;
     Ok(out)
 }

@@ -30,6 +30,7 @@ mod error;
 pub mod fuzzing;
 mod group;
 mod held_lease;
+mod junit;
 mod last;
 mod lease;
 mod loader;
@@ -39,6 +40,7 @@ mod provider;
 mod repl;
 mod runner;
 mod sandbox;
+mod split;
 #[cfg(test)]
 mod scratch;
 #[cfg(test)]

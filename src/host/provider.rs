@@ -101,6 +101,14 @@ impl LeaseProvider for RecipeLeases {
         Ok(Arc::new(held.map_err(|e| Arc::new(e) as EngineError)?))
     }
 
+    fn history_dir(&self) -> Option<PathBuf> {
+        self.leases
+            .claims()
+            .dir()
+            .parent()
+            .map(|state| state.join("history"))
+    }
+
     async fn sweep(
         &self,
         dry_run: bool,
