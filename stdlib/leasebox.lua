@@ -19,6 +19,6 @@ local shard = require("leasebox.shard")
 M.recipe = host._at_caller(recipe.new, "recipe{}")
 
 -- Fan a suite out over N boxes of one shard group and give one verdict (see docs/sharding.md).
-M.shard = host._at_caller(shard.run, "shard{}")
+M.shard = host._at_caller_async(shard.run, "shard{}")
 
 return M

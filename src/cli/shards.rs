@@ -78,7 +78,7 @@ pub(super) async fn work(
             shard: Some(index),
         });
         let token = tokens[k].clone();
-        let sink = Arc::new(PrefixSink::new(&format!("[{index}/{count}]"), TerminalSink));
+        let sink = Arc::new(PrefixSink::new(&format!("{index}/{count}"), TerminalSink));
         running.push(async move {
             let started = Instant::now();
             let outcome = session.exec(&command, sink, &token).await;

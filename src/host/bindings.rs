@@ -592,6 +592,26 @@ pub(crate) fn register(lua: &Lua, args: &RecipeArgs) -> mlua::Result<Table> {
             })
         })?,
     )?;
+    table.raw_set(
+        "_at_caller_async",
+        lua.create_function(|lua, (function, what): (Function, String)| {
+            lua.create_async_function(move |lua, args: MultiValue| {
+                let location = caller_location(&lua);
+                let function = function.clone();
+                let what = what.clone();
+                async move {
+                    function.call_async::<MultiValue>(args).await.map_err(|err| {
+                        if err.downcast_ref::<HostError>().is_some() {
+                            return err;
+                        }
+                        raise(HostError::Sandbox {
+                            message: format!("{location}{what}: {}", bare_message(&err)),
+                        })
+                    })
+                }
+            })
+        })?,
+    )?;
     let marker = lua.create_table()?;
     marker.raw_set("__name", "leasebox.recipe")?;
     marker.raw_set("__metatable", "leasebox.recipe")?;

@@ -209,7 +209,7 @@ pub(crate) async fn shard_run(
     for (k, member) in group.members.iter().enumerate() {
         let index = u32::try_from(k + 1).unwrap_or(u32::MAX);
         let mut b = member.clone();
-        b.prefix = Some(format!("[{index}/{count}]"));
+        b.prefix = Some(format!("{index}/{count}"));
         b.shard = Some((index, count));
         b.cancel = Some(tokens[k].clone());
         let node = b.inner.node();
