@@ -70,6 +70,10 @@ fn four_local_shards_know_their_index_prefix_their_lines_and_leave_nothing() {
             describe(&out)
         );
     }
+    let schema = crate::events::schema();
+    for record in events(&s) {
+        assert!(schema.is_valid(&record), "not valid against the schema: {record}");
+    }
     let rows = shard_ends(&s);
     assert_eq!(rows.len(), 4, "{rows:?}");
     assert!(rows.iter().all(|r| r["status"] == "passed" && r["node"] == "local"));
