@@ -30,6 +30,10 @@ struct ShardResult {
 }
 
 /// Run `args.rest` on every box of `held`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the one-box `work` of run.rs and its cwd, passed through"
+)]
 pub(super) async fn work(
     args: &RunArgs,
     cx: &Context,
@@ -52,7 +56,11 @@ pub(super) async fn work(
         let reports = sync_group(sessions, &options, cancel)
             .await
             .map_err(|e| Failure::from_error(&e))?;
-        for notice in reports.first().map(|r| r.notices.clone()).unwrap_or_default() {
+        for notice in reports
+            .first()
+            .map(|r| r.notices.clone())
+            .unwrap_or_default()
+        {
             events.warn(&notice);
         }
     }
@@ -105,7 +113,8 @@ pub(super) async fn work(
                 }
             }
         };
-        let failed = result.code.is_some_and(|c| c != 0) || (result.failure.is_some() && !result.cancelled);
+        let failed =
+            result.code.is_some_and(|c| c != 0) || (result.failure.is_some() && !result.cancelled);
         if failed && args.fail_fast {
             for (j, token) in tokens.iter().enumerate() {
                 if j != k {
@@ -133,7 +142,12 @@ pub(super) async fn work(
             .map(str::to_owned);
         events.emit(Event::StepEnd(StepEnd {
             name: "command".to_owned(),
-            status: if status == "cancelled" { "skipped" } else { status }.to_owned(),
+            status: if status == "cancelled" {
+                "skipped"
+            } else {
+                status
+            }
+            .to_owned(),
             code: result.code,
             error_kind: result
                 .failure
@@ -186,7 +200,11 @@ pub(super) async fn work(
             })?;
             if let Err(e) = session.fetch(fetch, &dest, cancel).await {
                 let failure = Failure::from_error(&e);
-                events.warn(&format!("shard {}/{count}: fetching failed: {}", k + 1, failure.message));
+                events.warn(&format!(
+                    "shard {}/{count}: fetching failed: {}",
+                    k + 1,
+                    failure.message
+                ));
                 if verdict.is_ok() {
                     verdict = Err(failure);
                 }

@@ -383,16 +383,16 @@ impl UserData for LuaLease {
                         box_paths(&paths).map_err(|m| recipe_error(&location, "fetch", &m))?;
                     let dest = local_dest(&ctx.fetch_root, dest.as_deref().unwrap_or("."))
                         .map_err(|m| recipe_error(&location, "fetch", &m))?;
-                    let summary =
-                        this.inner
-                            .fetch(&paths, &dest, &this.cancel_token(&ctx))
-                            .await
-                            .map_err(|source| {
-                                raise(HostError::Engine {
-                                    context: format!("{location}fetch {}", paths.join(", ")),
-                                    source,
-                                })
-                            })?;
+                    let summary = this
+                        .inner
+                        .fetch(&paths, &dest, &this.cancel_token(&ctx))
+                        .await
+                        .map_err(|source| {
+                            raise(HostError::Engine {
+                                context: format!("{location}fetch {}", paths.join(", ")),
+                                source,
+                            })
+                        })?;
                     lua.create_table_from([
                         ("files", summary.files),
                         ("bytes", summary.bytes),
@@ -600,14 +600,17 @@ pub(crate) fn register(lua: &Lua, args: &RecipeArgs) -> mlua::Result<Table> {
                 let function = function.clone();
                 let what = what.clone();
                 async move {
-                    function.call_async::<MultiValue>(args).await.map_err(|err| {
-                        if err.downcast_ref::<HostError>().is_some() {
-                            return err;
-                        }
-                        raise(HostError::Sandbox {
-                            message: format!("{location}{what}: {}", bare_message(&err)),
+                    function
+                        .call_async::<MultiValue>(args)
+                        .await
+                        .map_err(|err| {
+                            if err.downcast_ref::<HostError>().is_some() {
+                                return err;
+                            }
+                            raise(HostError::Sandbox {
+                                message: format!("{location}{what}: {}", bare_message(&err)),
+                            })
                         })
-                    })
                 }
             })
         })?,

@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use super::bindings::{HostContext, LuaLease};
 use super::decode;
 use super::error::{HostError, raise};
-use super::sandbox::{DEFAULT_MEMORY_LIMIT, caller_location};
 use super::junit;
+use super::sandbox::{DEFAULT_MEMORY_LIMIT, caller_location};
 use super::split;
 use crate::error::{ErrorKind, HasKind};
 use crate::events::{Event, StepEnd};
@@ -332,7 +332,9 @@ pub(crate) fn record_durations(lua: &Lua, (name, shards): (String, Table)) -> ml
     let mut runs = Vec::new();
     for row in shards.sequence_values::<Table>() {
         let row = row?;
-        let items: Vec<String> = row.raw_get::<Option<Vec<String>>>("items")?.unwrap_or_default();
+        let items: Vec<String> = row
+            .raw_get::<Option<Vec<String>>>("items")?
+            .unwrap_or_default();
         let ms: u64 = row.raw_get::<Option<u64>>("ms")?.unwrap_or(0);
         runs.push((items, ms));
     }
@@ -395,10 +397,7 @@ pub(crate) fn junit_merge(lua: &Lua, (reports, dest): (Table, String)) -> mlua::
         .and_then(|()| std::fs::write(&target, xml));
     if let Err(e) = written {
         return Err(raise(HostError::Sandbox {
-            message: format!(
-                "{location}junit: cannot write `{}`: {e}",
-                target.display()
-            ),
+            message: format!("{location}junit: cannot write `{}`: {e}", target.display()),
         }));
     }
     let out = lua.create_table()?;

@@ -130,9 +130,7 @@ fn recipe_options(
         }
         if key == "count" {
             own.count = Some(match value {
-                Value::Integer(n) if (1..=MAX_COUNT).contains(&n) => {
-                    u32::try_from(n).unwrap_or(1)
-                }
+                Value::Integer(n) if (1..=MAX_COUNT).contains(&n) => u32::try_from(n).unwrap_or(1),
                 other => {
                     return Err(format!(
                         "`count` must be a whole number of boxes from 1 to {MAX_COUNT}, got {} (the user's `max_leases` bounds it too)",

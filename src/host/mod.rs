@@ -40,9 +40,9 @@ mod provider;
 mod repl;
 mod runner;
 mod sandbox;
-mod split;
 #[cfg(test)]
 mod scratch;
+mod split;
 #[cfg(test)]
 mod tests;
 

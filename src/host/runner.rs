@@ -260,7 +260,7 @@ async fn execute(
             return match &run.repl_on_failure {
                 Some(hooks) if opens_repl(&err, ctx) => {
                     let lease = match ctx.last_failure().map(|f| f.retry) {
-                        Some(Retry::Exec { lease, .. }) => Some(lease),
+                        Some(Retry::Exec { lease, .. }) => Some(*lease),
                         _ => None,
                     };
                     after_failure(FailureRepl {

@@ -194,7 +194,10 @@ mod tests {
         let mut history = ItemHistory::default();
         record(
             &mut history,
-            &[(vec!["a".into(), "b".into()], 1000), (vec!["c".into()], 300)],
+            &[
+                (vec!["a".into(), "b".into()], 1000),
+                (vec!["c".into()], 300),
+            ],
         );
         assert_eq!(history.items["a"], 500);
         assert_eq!(history.items["c"], 300);

@@ -181,7 +181,8 @@ async fn fan_out(
     // keeps its old tree; report the local error, which says more than the boxes can.
     let bytes = produced?;
     for (index, out) in outcomes.iter().enumerate() {
-        out.check("sync").map_err(|e| name_box(e, index + 1, count))?;
+        out.check("sync")
+            .map_err(|e| name_box(e, index + 1, count))?;
     }
     for session in sessions {
         session.synced(&revision);
@@ -224,7 +225,8 @@ impl TeeWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.txs.retain(|tx| tx.blocking_send(chunk.clone()).is_ok());
+        self.txs
+            .retain(|tx| tx.blocking_send(chunk.clone()).is_ok());
         if self.txs.is_empty() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::BrokenPipe,

@@ -40,7 +40,11 @@ fn shard_ends(s: &Scratch) -> Vec<serde_json::Value> {
 }
 
 fn nothing_left(s: &Scratch) {
-    assert!(s.lease_dirs().is_empty(), "lease left: {:?}", s.lease_dirs());
+    assert!(
+        s.lease_dirs().is_empty(),
+        "lease left: {:?}",
+        s.lease_dirs()
+    );
     assert!(s.claims().is_empty(), "claims left: {:?}", s.claims());
 }
 
@@ -72,11 +76,17 @@ fn four_local_shards_know_their_index_prefix_their_lines_and_leave_nothing() {
     }
     let schema = crate::events::schema();
     for record in events(&s) {
-        assert!(schema.is_valid(&record), "not valid against the schema: {record}");
+        assert!(
+            schema.is_valid(&record),
+            "not valid against the schema: {record}"
+        );
     }
     let rows = shard_ends(&s);
     assert_eq!(rows.len(), 4, "{rows:?}");
-    assert!(rows.iter().all(|r| r["status"] == "passed" && r["node"] == "local"));
+    assert!(
+        rows.iter()
+            .all(|r| r["status"] == "passed" && r["node"] == "local")
+    );
     // One lease for the group, one sync for all its boxes.
     let all = events(&s);
     let count = |kind: &str| all.iter().filter(|e| e["event"] == kind).count();
@@ -111,7 +121,9 @@ return lb.shard {
     assert_eq!(statuses, ["passed", "failed", "passed", "failed"]);
     for k in 1..=4 {
         assert!(
-            s.repo().join(format!("out/shard-{k}/finished.txt")).exists(),
+            s.repo()
+                .join(format!("out/shard-{k}/finished.txt"))
+                .exists(),
             "shard {k} finished and its artifact came back"
         );
     }
@@ -147,7 +159,12 @@ return lb.shard {
         .iter()
         .map(|r| r["status"].as_str().unwrap_or("").to_owned())
         .collect();
-    assert_eq!(statuses, ["failed", "cancelled", "cancelled"], "{}", describe(&out));
+    assert_eq!(
+        statuses,
+        ["failed", "cancelled", "cancelled"],
+        "{}",
+        describe(&out)
+    );
     for k in 2..=3 {
         let pid: i32 = std::fs::read_to_string(pids.join(k.to_string()))
             .expect("the shard started")
@@ -204,7 +221,10 @@ fn items_are_split_by_stable_hash_then_balanced_by_the_recorded_durations() {
     assert_eq!(items.iter().sum::<u64>(), 7);
     // The durations were recorded per recipe and item in the state dir.
     let dir = s.state().join("history/shards");
-    let files: Vec<_> = std::fs::read_dir(&dir).expect("history").flatten().collect();
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("history")
+        .flatten()
+        .collect();
     assert_eq!(files.len(), 1);
     let history: serde_json::Value =
         serde_json::from_slice(&std::fs::read(files[0].path()).unwrap()).unwrap();
@@ -225,7 +245,10 @@ fn items_are_split_by_stable_hash_then_balanced_by_the_recorded_durations() {
     let again = s.run(&["run", "items"]);
     assert_eq!(code(&again), 0, "{}", describe(&again));
     let second = items_of(&s);
-    let alone = second.iter().find(|shard| shard.contains(&"t1".to_owned())).unwrap();
+    let alone = second
+        .iter()
+        .find(|shard| shard.contains(&"t1".to_owned()))
+        .unwrap();
     assert_eq!(alone, &["t1"], "{second:?}");
     let mut rest: Vec<usize> = second.iter().map(Vec::len).filter(|n| *n != 1).collect();
     rest.sort_unstable();
@@ -272,7 +295,9 @@ return lb.shard {
         merged.contains(r#"tests="6" failures="1" errors="0" skipped="0" time="1.000""#),
         "{merged}"
     );
-    assert!(merged.contains(r#"<testsuite name="s1""#) && merged.contains(r#"<testsuite name="s2""#));
+    assert!(
+        merged.contains(r#"<testsuite name="s1""#) && merged.contains(r#"<testsuite name="s2""#)
+    );
     nothing_left(&s);
 }
 
@@ -292,7 +317,11 @@ fn run_shards_runs_one_command_on_every_box_with_one_verdict() {
     ]);
     assert_eq!(code(&out), 4, "{}", describe(&out));
     for k in 1..=3 {
-        assert!(stdout(&out).contains(&format!("[{k}/3] a\n")), "{}", describe(&out));
+        assert!(
+            stdout(&out).contains(&format!("[{k}/3] a\n")),
+            "{}",
+            describe(&out)
+        );
     }
     let statuses: Vec<String> = shard_ends(&s)
         .iter()
@@ -336,7 +365,9 @@ fn a_sync_reads_each_file_once_for_every_box() {
                 unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
             let name_at = at + std::mem::size_of::<libc::inotify_event>();
             let name = &buf[name_at..name_at + event.len as usize];
-            let name = String::from_utf8_lossy(name).trim_end_matches('\0').to_owned();
+            let name = String::from_utf8_lossy(name)
+                .trim_end_matches('\0')
+                .to_owned();
             if !name.is_empty() && event.mask & libc::IN_ISDIR == 0 {
                 let dir = &watches[&event.wd];
                 let rel = dir.strip_prefix(s.repo()).unwrap().join(&name);
@@ -418,10 +449,17 @@ fn shard_groups_spread_over_the_nodes_of_a_cluster() {
             for n in &nodes {
                 *per_node.entry(n.as_str()).or_default() += 1;
             }
-            assert!(!per_node.contains_key("leasebox-test-node-small"), "{per_node:?}");
+            assert!(
+                !per_node.contains_key("leasebox-test-node-small"),
+                "{per_node:?}"
+            );
             // Spread: as even as the nodes allow (15 over 3 nodes of 5 each).
             let expected = count.min(3) as usize;
-            assert_eq!(per_node.len(), expected, "{profile:?} {count}: {per_node:?}");
+            assert_eq!(
+                per_node.len(),
+                expected,
+                "{profile:?} {count}: {per_node:?}"
+            );
             let (lo, hi) = (
                 per_node.values().min().copied().unwrap_or(0),
                 per_node.values().max().copied().unwrap_or(0),
@@ -447,7 +485,11 @@ fn distinct_hosts_puts_one_box_a_node_and_a_group_too_big_is_refused_and_purged(
     for profile in [Profile::V1_1, Profile::Modern] {
         let nomad = cluster(profile);
         let s = repo("distinct", &spread_recipe(3, true));
-        let out = run_on(&s, &nomad, &["run", "distinct", "--events", "events.ndjson"]);
+        let out = run_on(
+            &s,
+            &nomad,
+            &["run", "distinct", "--events", "events.ndjson"],
+        );
         assert_eq!(code(&out), 0, "{}", describe(&out));
         let nodes: BTreeSet<String> = nodes_of(&s).into_iter().collect();
         assert_eq!(nodes.len(), 3, "{nodes:?}");
@@ -485,7 +527,11 @@ fn run_shards_on_nomad_gives_the_first_failing_shards_code() {
     );
     assert_eq!(code(&out), 9, "{}", describe(&out));
     for k in 1..=4 {
-        assert!(stdout(&out).contains(&format!("[{k}/4] b\n")), "{}", describe(&out));
+        assert!(
+            stdout(&out).contains(&format!("[{k}/4] b\n")),
+            "{}",
+            describe(&out)
+        );
     }
     no_jobs_left(&nomad);
     nothing_left(&s);

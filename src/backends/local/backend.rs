@@ -28,8 +28,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::pty;
 use crate::lease::{
-    Backend, BoxRef, ExecEvent, ExecRequest, ExecStream, Features, Lease, LeaseError, LeaseId, LeaseSpec,
-    RemoteLease, RemoteState, TtySize,
+    Backend, BoxRef, ExecEvent, ExecRequest, ExecStream, Features, Lease, LeaseError, LeaseId,
+    LeaseSpec, RemoteLease, RemoteState, TtySize,
 };
 
 /// The variables of this process that local execs inherit; nothing else is passed.

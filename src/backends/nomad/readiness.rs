@@ -41,7 +41,11 @@ impl NomadBackend {
                     .unwrap_or(0);
                 format!(
                     "{placed} of the group's {count} boxes placed; {}",
-                    reason.replacen("Nomad could not place the lease", "the rest could not be", 1)
+                    reason.replacen(
+                        "Nomad could not place the lease",
+                        "the rest could not be",
+                        1
+                    )
                 )
             } else {
                 reason
@@ -58,7 +62,10 @@ impl NomadBackend {
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 let what = if count > 1 {
-                    format!("all {count} allocations of job `{job_id}` running task `{}`", self.task)
+                    format!(
+                        "all {count} allocations of job `{job_id}` running task `{}`",
+                        self.task
+                    )
                 } else {
                     format!("task `{}` running", self.task)
                 };
