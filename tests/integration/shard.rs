@@ -389,10 +389,10 @@ fn a_sync_reads_each_file_once_for_every_box() {
 // ---------------------------------------------------------------- Nomad test server ----
 
 fn cluster(profile: Profile) -> NomadServer {
-    // Three nodes that take 5 boxes of 1000 MHz each, and one that takes none.
+    // Three nodes that take 6 boxes of 1000 MHz each, and one that takes none.
     NomadServer::builder()
         .profile(profile)
-        .nodes(3, 5000)
+        .nodes(3, 6000)
         .node("leasebox-test-node-small", 500)
         .start()
 }
@@ -436,7 +436,7 @@ fn nodes_of(s: &Scratch) -> Vec<String> {
 fn shard_groups_spread_over_the_nodes_of_a_cluster() {
     for profile in [Profile::V1_1, Profile::Modern] {
         let nomad = cluster(profile);
-        for count in [1u32, 4, 15] {
+        for count in [1u32, 4, 16] {
             let s = repo("spread", &spread_recipe(count, false));
             let out = run_on(&s, &nomad, &["run", "spread", "--events", "events.ndjson"]);
             assert_eq!(code(&out), 0, "{profile:?} {count}: {}", describe(&out));
@@ -453,7 +453,7 @@ fn shard_groups_spread_over_the_nodes_of_a_cluster() {
                 !per_node.contains_key("leasebox-test-node-small"),
                 "{per_node:?}"
             );
-            // Spread: as even as the nodes allow (15 over 3 nodes of 5 each).
+            // Spread: as even as the nodes allow (16 over 3 nodes: 6, 5, 5).
             let expected = count.min(3) as usize;
             assert_eq!(
                 per_node.len(),
@@ -532,6 +532,87 @@ fn run_shards_on_nomad_gives_the_first_failing_shards_code() {
             "{}",
             describe(&out)
         );
+    }
+    no_jobs_left(&nomad);
+    nothing_left(&s);
+}
+
+fn interrupt(child: &std::process::Child) {
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT);
+    }
+}
+
+#[test]
+fn ctrl_c_during_the_warmup_of_a_group_leaves_no_job_claim_or_process() {
+    let nomad = cluster(Profile::Modern);
+    nomad.pause_starts(true);
+    let s = repo("slow", &spread_recipe(4, false));
+    let child = s
+        .leasebox(&["run", "slow"])
+        .env("NOMAD_ADDR", nomad.url())
+        .env("LEASEBOX_NOMAD_DRIVER", "raw_exec")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::support::wait_for("the group's job to be registered", || {
+        !nomad.jobs().is_empty()
+    });
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 130, "{}", describe(&out));
+    no_jobs_left(&nomad);
+    nothing_left(&s);
+    nomad.pause_starts(false);
+    crate::support::wait_for("every task process to be gone", || {
+        nomad.alive_processes().is_empty()
+    });
+}
+
+#[test]
+fn ctrl_c_during_the_steps_stops_every_shard_and_releases_the_group() {
+    let nomad = cluster(Profile::V1_1);
+    let s = repo(
+        "long",
+        r#"local lb = require("leasebox")
+return lb.shard {
+  count = 4,
+  run = function(box, shard)
+    return box:exec { "sh", "-c", 'echo $$ > "$PIDS/$LEASEBOX_SHARD_INDEX"; sleep 60', env = { PIDS = lb.args.pids } }
+  end,
+}
+"#,
+    );
+    let pids = s.path().join("pids");
+    std::fs::create_dir_all(&pids).unwrap();
+    let arg = format!("pids={}", pids.display());
+    let child = s
+        .leasebox(&["run", "long", "--", &arg])
+        .env("NOMAD_ADDR", nomad.url())
+        .env("LEASEBOX_NOMAD_DRIVER", "raw_exec")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::support::wait_for("every shard to start its command", || {
+        (1..=4).all(|k| {
+            std::fs::read_to_string(pids.join(k.to_string())).is_ok_and(|t| t.ends_with('\n'))
+        })
+    });
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 130, "{}", describe(&out));
+    for k in 1..=4 {
+        let pid: i32 = std::fs::read_to_string(pids.join(k.to_string()))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        crate::support::wait_for("the shard's command to be gone", || {
+            !crate::support::alive(pid)
+        });
     }
     no_jobs_left(&nomad);
     nothing_left(&s);
