@@ -71,6 +71,61 @@ pub struct LeaseSpec {
     /// Where the backend reports what it sees while it waits for the box (nowhere by default).
     #[serde(skip)]
     pub progress: ProgressSender,
+    /// How many boxes the lease holds: 1 (0 means 1), or N for a shard group (one Nomad job
+    /// whose task group has count N; N directories on the local backend).
+    #[serde(default)]
+    pub count: u32,
+    /// How the boxes of a group are spread over the cluster's nodes (ignored for one box).
+    #[serde(default)]
+    pub placement: GroupPlacement,
+}
+
+impl LeaseSpec {
+    /// The number of boxes asked for (at least 1).
+    #[must_use]
+    pub fn boxes(&self) -> u32 {
+        self.count.max(1)
+    }
+}
+
+/// How the boxes of a group are placed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupPlacement {
+    /// Spread over the nodes (Nomad: a `spread` on `${node.unique.id}`), several boxes on one
+    /// node when there are fewer nodes than boxes.
+    #[default]
+    Spread,
+    /// At most one box a node (Nomad: the `distinct_hosts` constraint); a group larger than
+    /// the eligible nodes cannot be placed.
+    DistinctHosts,
+}
+
+/// One box of a lease: its number in the group (1-based), its workdir and its backend
+/// references (for Nomad `alloc_id`, `node_id`, `node_name`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoxRef {
+    /// 1..=N.
+    pub index: u32,
+    /// The absolute workdir inside this box.
+    pub workdir: String,
+    /// This box's references, laid over the lease's own handle when it is addressed alone.
+    #[serde(default)]
+    pub handle: BTreeMap<String, String>,
+}
+
+impl BoxRef {
+    /// The id of the node the box runs on, when the backend knows one.
+    #[must_use]
+    pub fn node_id(&self) -> Option<&str> {
+        self.handle.get("node_id").map(String::as_str)
+    }
+
+    /// The name of the node the box runs on, when the backend knows one.
+    #[must_use]
+    pub fn node_name(&self) -> Option<&str> {
+        self.handle.get("node_name").map(String::as_str)
+    }
 }
 
 /// A lease that exists: enough to exec in it and release it, and to write its claim.
@@ -83,12 +138,48 @@ pub struct Lease {
     /// The absolute workdir inside the box, resolved.
     pub workdir: String,
     /// Backend-specific references (for Nomad: `job_id`, `alloc_id`, `task`, `namespace`,
-    /// `region`; for local: `root`). Stored in the claim as they are.
+    /// `region`; for local: `root`). Stored in the claim as they are. For a group these are
+    /// box 1's, so a one-box caller needs no other field.
     #[serde(default)]
     pub handle: BTreeMap<String, String>,
+    /// The boxes, in order (box 1 first); empty for a lease recorded before groups existed,
+    /// whose own fields are its one box.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boxes: Vec<BoxRef>,
 }
 
 impl Lease {
+    /// How many boxes the lease holds (at least 1).
+    #[must_use]
+    pub fn count(&self) -> usize {
+        self.boxes.len().max(1)
+    }
+
+    /// Box `index` (1-based) addressed alone: the lease's handle with the box's laid over
+    /// it, the box's workdir, and that one box in `boxes`. `None` past the last box.
+    #[must_use]
+    pub fn member(&self, index: usize) -> Option<Lease> {
+        if self.boxes.is_empty() {
+            return (index == 1).then(|| self.clone());
+        }
+        let b = self.boxes.get(index.checked_sub(1)?)?;
+        let mut handle = self.handle.clone();
+        handle.extend(b.handle.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Some(Lease {
+            id: self.id.clone(),
+            backend: self.backend.clone(),
+            workdir: b.workdir.clone(),
+            handle,
+            boxes: vec![b.clone()],
+        })
+    }
+
+    /// Every box addressed alone, in order.
+    #[must_use]
+    pub fn members(&self) -> Vec<Lease> {
+        (1..=self.count()).filter_map(|i| self.member(i)).collect()
+    }
+
     /// The box-side state directory: a sibling of the workdir, never inside the synced tree.
     #[must_use]
     pub fn state_dir(&self) -> String {
