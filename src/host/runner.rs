@@ -162,6 +162,12 @@ pub async fn run_recipe(
         last_failed: Arc::new(Mutex::new(None)),
         changed: run.changed.clone(),
         synced_excludes: Arc::default(),
+        recipe: run
+            .path
+            .strip_prefix(&run.repo_root)
+            .unwrap_or(&run.path)
+            .to_string_lossy()
+            .into_owned(),
     });
     let state = RunState {
         events: run.events.clone(),
@@ -304,7 +310,7 @@ async fn execute(
             return match &run.repl_on_failure {
                 Some(hooks) if opens_repl(&err, ctx) => {
                     let lease = match ctx.last_failure().map(|f| f.retry) {
-                        Some(Retry::Exec { lease, .. }) => Some(lease),
+                        Some(Retry::Exec { lease, .. }) => Some(*lease),
                         _ => None,
                     };
                     after_failure(FailureRepl {
@@ -328,6 +334,7 @@ async fn execute(
     };
     match value {
         Value::Nil => Ok(()),
+        Value::Table(table) if is_shard_results(&lua, &table) => Ok(()),
         Value::Table(table) if is_recipe(&lua, &table) => {
             let plan = Plan::from_table(&table).map_err(|err| HostError::Runtime {
                 message: format!("{chunk}: invalid recipe: {err}"),
@@ -427,6 +434,17 @@ pub(crate) fn describe_value(value: &Value) -> String {
         Value::Number(n) => format!("the number {n}"),
         Value::Boolean(b) => format!("the boolean {b}"),
         other => format!("a {}", other.type_name()),
+    }
+}
+
+/// Whether `table` is what `shard{}` returned (the sharded run already ran).
+pub(crate) fn is_shard_results(lua: &Lua, table: &Table) -> bool {
+    match (
+        lua.named_registry_value::<Table>(super::bindings::SHARD_MARKER),
+        table.metatable(),
+    ) {
+        (Ok(marker), Some(mt)) => marker == mt,
+        _ => false,
     }
 }
 

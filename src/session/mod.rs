@@ -6,7 +6,8 @@
 //! of a small POSIX `sh` script (see [`scripts`]):
 //!
 //! - [`Session::sync`] streams a tar of the repository's file set over stdin into a staging
-//!   directory and swaps it into the workdir ([`sync`]).
+//!   directory and swaps it into the workdir ([`sync`]); [`sync_group`] does it once for the
+//!   N boxes of a shard group, one archive streamed to all (`fanout.rs`).
 //! - [`Session::fetch`] streams a tar back over stdout and extracts it safely ([`fetch`]).
 //! - [`Session::exec`] runs a command under the verified-exec wrapper, whose detached
 //!   supervisor records its pid, process group, output and exit code in the box, so a lost
@@ -19,6 +20,7 @@
 //! (`observe.rs`): start and end events, and byte counts for the terminal's bars.
 
 mod exec;
+mod fanout;
 pub mod fetch;
 pub mod fileset;
 mod observe;
@@ -30,6 +32,7 @@ mod terminal;
 mod timing;
 
 pub use exec::{Command, ExecOutcome};
+pub use fanout::{TeeWriter, sync_group};
 pub use fetch::FetchReport;
 pub use output::{NullSink, OutputSink, PrefixSink, TerminalSink};
 pub use shell::{ShellOutcome, ShellRequest};

@@ -22,7 +22,7 @@ use super::fileset::{self, EntryKind, FileSet};
 use super::scripts;
 use super::{Session, SessionError, elapsed_ms};
 
-const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// What to sync.
 #[derive(Debug, Clone, Default)]

@@ -89,6 +89,7 @@ pub async fn run_repl(
         events: crate::events::Events::default(),
         changed: None,
         synced_excludes: Arc::default(),
+        recipe: "repl".to_owned(),
     });
     let state = RunState::default();
     let result = session(options, &ctx, &state, interrupts).await;

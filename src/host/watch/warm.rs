@@ -246,6 +246,19 @@ macro_rules! delegate {
             async fn renew(&self) -> Result<(), EngineError> {
                 self.0.renew().await
             }
+            fn members(&self) -> Vec<Arc<dyn LeasedBox>> {
+                self.0.members()
+            }
+            fn node(&self) -> Option<String> {
+                self.0.node()
+            }
+            async fn sync_all(
+                &self,
+                options: &SyncOptions,
+                cancel: &CancellationToken,
+            ) -> Result<Vec<TransferSummary>, EngineError> {
+                self.0.sync_all(options, cancel).await
+            }
         }
     };
 }
