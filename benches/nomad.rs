@@ -321,6 +321,7 @@ fn sync_throughput(
     let options = SyncOptions {
         root: scratch.repo(),
         excludes,
+        ..SyncOptions::default()
     };
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); SYNC_SERIES.len()];
     let mut removals = Vec::new();

@@ -241,6 +241,7 @@ async fn sync_once(
     let options = SyncOptions {
         root: scratch.repo(),
         excludes: excludes.to_vec(),
+        ..SyncOptions::default()
     };
     let cpu = common::cpu_used();
     let (took, report) = common::time_async(session.sync(&options, &cancel)).await;

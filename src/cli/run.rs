@@ -188,6 +188,7 @@ async fn work(
         let options = SyncOptions {
             root: repo_root.to_path_buf(),
             excludes: settings.sync_exclude.clone(),
+            ..SyncOptions::default()
         };
         let report = session
             .sync(&options, cancel)

@@ -240,6 +240,7 @@ pub(crate) fn sync_options(
     Ok(SyncOptions {
         root,
         excludes: exclude,
+        ..SyncOptions::default()
     })
 }
 

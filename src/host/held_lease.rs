@@ -42,7 +42,8 @@ impl LeasedBox for HeldLease {
         Ok(TransferSummary {
             files: report.files as u64,
             bytes: report.bytes,
-            deleted: 0,
+            deleted: report.deleted as u64,
+            incremental: report.incremental,
             ms: report.ms,
         })
     }
@@ -79,6 +80,7 @@ impl LeasedBox for HeldLease {
             files: report.entries as u64,
             bytes: report.bytes,
             deleted: 0,
+            incremental: false,
             ms: report.ms,
         })
     }

@@ -275,6 +275,7 @@ impl Runner<'_> {
             let options = SyncOptions {
                 root: self.ctx.repo_root.clone(),
                 excludes,
+                ..SyncOptions::default()
             };
             let summary = lease
                 .inner

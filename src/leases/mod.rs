@@ -31,4 +31,6 @@ pub use timing::{Phase, PhaseStatus, TIMING_FORMAT_VERSION, Timing, TimingReport
 pub use crate::backends::all_features;
 pub use crate::lease::{Check, CheckStatus};
 pub use crate::session::fetch::check_fetch_path;
-pub use crate::session::{Command, ExecOutcome, Session, SyncOptions, TerminalSink};
+pub use crate::session::{
+    Command, ExecOutcome, OnMismatch, Session, SyncOptions, SyncReport, TerminalSink,
+};

@@ -23,7 +23,9 @@ mod timing;
 pub use exec::{Command, ExecOutcome};
 pub use fetch::FetchReport;
 pub use output::{NullSink, OutputSink, PrefixSink, TerminalSink};
-pub use sync::{ManifestEntry, ManifestHeader, SyncOptions, SyncReport, parse_manifest};
+pub use sync::{
+    ManifestEntry, ManifestHeader, OnMismatch, SyncOptions, SyncReport, parse_manifest,
+};
 pub use timing::{Phase, PhaseStatus, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms};
 
 use std::sync::{Arc, Mutex};

@@ -24,6 +24,19 @@ use super::{Session, SessionError, elapsed_ms};
 
 const CHUNK: usize = 64 * 1024;
 
+/// What to do when the box's revision stamp is not the one this client last wrote (another
+/// client synced, the box was changed by hand, the local manifest was lost, an earlier apply
+/// broke midway).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMismatch {
+    /// Read the box's own manifest, compare, send what differs, and say so in one line.
+    #[default]
+    Reconcile,
+    /// Stop with [`SessionError::Conflict`] (exit 78), naming the lease.
+    Fail,
+}
+
 /// What to sync.
 #[derive(Debug, Clone, Default)]
 pub struct SyncOptions {
@@ -31,21 +44,53 @@ pub struct SyncOptions {
     pub root: PathBuf,
     /// Extra exclude patterns (gitignore syntax) on top of git's and `.leasebox-ignore`.
     pub excludes: Vec<String>,
+    /// Replace the whole workdir (today's full sync: what the box created goes too), instead
+    /// of mirroring the file set and leaving the rest (`sync { clean = true }`, `--sync-clean`).
+    pub clean: bool,
+    /// What to do on a revision mismatch (`sync { on_mismatch = "fail" }`).
+    pub on_mismatch: OnMismatch,
+    /// Paths (relative to `root`, `/`-separated) the caller believes changed since the last
+    /// sync, from file events (`leasebox watch`). Only a hint: these are re-read whatever their
+    /// stat says, and every other path is still checked against the manifest, so a missed or
+    /// spurious event never leaves a wrong tree. `None`: no hint.
+    pub changed: Option<Vec<String>>,
+    /// Only decide what would be sent and deleted; change nothing in the box or locally.
+    pub dry_run: bool,
 }
 
-/// What a sync did.
+/// What a sync did (or, with [`SyncOptions::dry_run`], would do).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncReport {
     /// Files and links sent.
     pub files: usize,
     /// Bytes of file content sent.
     pub bytes: u64,
-    /// The new revision stamp.
+    /// Files and links deleted in the box (ones an earlier sync sent that are gone locally).
+    pub deleted: usize,
+    /// Whether only the differences were sent (false: a first sync or a clean replace).
+    pub incremental: bool,
+    /// The files in the file set.
+    pub total_files: usize,
+    /// The first paths sent (at most [`SyncReport::SAMPLE`]).
+    pub sent_paths: Vec<String>,
+    /// The first paths deleted (at most [`SyncReport::SAMPLE`]).
+    pub deleted_paths: Vec<String>,
+    /// Paths of the sync set the box changed since the last sync, restored by this one.
+    pub drift: Vec<String>,
+    /// The box's revision stamp was not the one this client last wrote, and the sync
+    /// compared against the box's own manifest instead.
+    pub reconciled: bool,
+    /// The new revision stamp (the old one when nothing had to change, or on a dry run).
     pub revision: String,
     /// Wall time in milliseconds.
     pub ms: u64,
-    /// Notices about the file set.
+    /// Notices about the file set and the sync (one line each).
     pub notices: Vec<String>,
+}
+
+impl SyncReport {
+    /// How many paths [`SyncReport::sent_paths`] and [`SyncReport::deleted_paths`] keep.
+    pub const SAMPLE: usize = 10;
 }
 
 /// One manifest entry.
@@ -150,9 +195,11 @@ impl Session {
         Ok(SyncReport {
             files,
             bytes,
+            total_files: files,
             revision,
             ms,
             notices,
+            ..SyncReport::default()
         })
     }
 }

@@ -43,6 +43,7 @@ fn options(s: &Scratch) -> SyncOptions {
     SyncOptions {
         root: s.repo(),
         excludes: vec!["target/".into(), "node_modules/".into()],
+        ..SyncOptions::default()
     }
 }
 
