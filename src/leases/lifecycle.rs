@@ -199,6 +199,7 @@ impl Leases {
     /// revision in the claim.
     fn session_for(&self, lease: Lease) -> Session {
         let session = Session::new(Arc::clone(&self.backend), lease, Arc::clone(&self.timing));
+        session.set_index_path(self.sync_index_path(session.lease().id.as_str()));
         let claims = self.claims.clone();
         let id = session.lease().id.as_str().to_owned();
         session.on_synced(move |revision| {
@@ -213,6 +214,18 @@ impl Leases {
             }
         });
         session
+    }
+
+    /// The local sync index of lease `id`: `STATE/sync/ID.index`, beside the claims (what
+    /// the box got from the last sync, and the local stats it was read under).
+    #[must_use]
+    pub fn sync_index_path(&self, id: &str) -> PathBuf {
+        let claims = self.claims.dir();
+        claims
+            .parent()
+            .unwrap_or(claims)
+            .join("sync")
+            .join(format!("{id}.index"))
     }
 
     /// The lease a claim describes.
@@ -345,6 +358,8 @@ impl Leases {
             .release(lease, cancel)
             .await
             .map_err(|e| Failure::from_error(&e))?;
+        // The box is gone, and with it what the index describes.
+        let _ = std::fs::remove_file(self.sync_index_path(id));
         match self.claims.load(id) {
             Ok(claim) => self
                 .claims

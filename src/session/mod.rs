@@ -5,8 +5,10 @@
 //! A [`Session`] is a lease attached to its backend. Everything it does in the box is an exec
 //! of a small POSIX `sh` script (see [`scripts`]):
 //!
-//! - [`Session::sync`] streams a tar of the repository's file set over stdin into a staging
-//!   directory and swaps it into the workdir ([`sync`]).
+//! - [`Session::sync`] mirrors the repository's file set into the workdir: only new and
+//!   changed files travel, in one tar over stdin, with a deletion list; what the box created
+//!   stays (`incremental.rs`, [`plan`], [`index`], [`sync_scripts`]). A clean sync streams the
+//!   whole set into a staging directory and swaps it in ([`sync`]).
 //! - [`Session::fetch`] streams a tar back over stdout and extracts it safely ([`fetch`]).
 //! - [`Session::exec`] runs a command under the verified-exec wrapper, which records its pid,
 //!   output and exit code in the box, so a lost connection is recovered by reading the record
@@ -15,9 +17,13 @@
 mod exec;
 pub mod fetch;
 pub mod fileset;
+mod incremental;
+pub mod index;
 mod output;
+pub mod plan;
 pub mod scripts;
 pub mod sync;
+pub mod sync_scripts;
 mod timing;
 
 pub use exec::{Command, ExecOutcome};
@@ -136,6 +142,8 @@ struct Inner {
     timing: Arc<Timing>,
     sync_revision: Mutex<Option<String>>,
     sync_hook: Mutex<Option<SyncHook>>,
+    index: Mutex<Option<Arc<index::LocalIndex>>>,
+    index_path: Mutex<Option<std::path::PathBuf>>,
     kill_grace: Duration,
     hang_probe: Mutex<Duration>,
 }
@@ -166,6 +174,8 @@ impl Session {
                 timing,
                 sync_revision: Mutex::new(None),
                 sync_hook: Mutex::new(None),
+                index: Mutex::new(None),
+                index_path: Mutex::new(None),
                 kill_grace: Duration::from_secs(5),
                 hang_probe: Mutex::new(Duration::from_secs(30)),
             }),
@@ -216,6 +226,25 @@ impl Session {
             .sync_hook
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(Box::new(hook));
+    }
+
+    /// Keep the local index of the sync (what the box holds, with the local stats it was read
+    /// under) in the file `path` too, so a later process reuses it (the lifecycle passes a
+    /// per-lease file in the state dir).
+    pub fn set_index_path(&self, path: std::path::PathBuf) {
+        *self
+            .inner
+            .index_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(path);
+    }
+
+    pub(crate) fn index_path(&self) -> Option<std::path::PathBuf> {
+        self.inner
+            .index_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn synced(&self, revision: &str) {

@@ -13,5 +13,6 @@ mod nomad_server;
 mod recipes;
 mod report;
 mod session_local;
+mod sync_incremental;
 mod support;
 mod trust;
