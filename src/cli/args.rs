@@ -42,6 +42,8 @@ pub enum Commands {
     Run(RunArgs),
     /// Lease a box and keep it; prints its id for `run --lease ID`.
     Warmup(WarmupArgs),
+    /// Sync the repository to a kept lease: only what changed; what the box created stays.
+    Sync(SyncArgs),
     /// The leases you own.
     List(JsonArgs),
     /// One lease: its claim and its live state.
@@ -88,6 +90,10 @@ pub struct RunArgs {
     /// Do not sync the repository before running.
     #[arg(long)]
     pub no_sync: bool,
+    /// Replace the whole workdir on every sync (what the box created goes too), instead of
+    /// sending only what changed and leaving the rest.
+    #[arg(long, conflicts_with = "no_sync")]
+    pub sync_clean: bool,
     /// Fetch this path of the workdir back under the current directory afterwards (also after
     /// a failure). Repeatable.
     #[arg(long, value_name = "PATH")]
@@ -102,6 +108,23 @@ pub struct RunArgs {
     /// Write per-phase timings, the exit code and the error kind as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub timing_json: Option<std::path::PathBuf>,
+}
+
+/// `leasebox sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The kept lease (default: the one kept lease of this repository).
+    #[arg(long, value_name = "ID", add = ArgValueCompleter::new(completion::lease_ids))]
+    pub lease: Option<String>,
+    /// Only say what would be sent and deleted (counts, bytes, the first paths).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace the whole workdir (what the box created goes too).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub clean: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `leasebox warmup`.

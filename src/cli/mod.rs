@@ -10,6 +10,7 @@ mod manual;
 mod recipe;
 mod report;
 mod run;
+mod sync;
 mod trust;
 
 use std::collections::BTreeMap;
@@ -99,6 +100,7 @@ async fn dispatch(command: Commands, cx: &Context) -> Result<(), Failure> {
     match command {
         Commands::Run(a) => run::run(a, cx).await,
         Commands::Warmup(a) => leases::warmup(&a, cx).await,
+        Commands::Sync(a) => sync::sync(&a, cx).await,
         Commands::List(a) => leases::list(&a, cx).await,
         Commands::Status(a) => leases::status(&a, cx).await,
         Commands::Stop(a) => leases::stop(&a, cx).await,

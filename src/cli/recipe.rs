@@ -70,6 +70,7 @@ pub(crate) async fn run(
             memory_limit: DEFAULT_MEMORY_LIMIT,
         },
         keep: args.keep,
+        sync_clean: args.sync_clean,
         config: config.clone(),
     };
     let report = run_recipe(&run, Arc::new(provider), &cx.cancel).await;

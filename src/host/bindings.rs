@@ -37,6 +37,8 @@ pub(crate) struct HostContext {
     pub fetch_root: PathBuf,
     /// Keep every lease when the run ends (`--keep`).
     pub keep_all: bool,
+    /// Every sync replaces the whole workdir (`--sync-clean`).
+    pub sync_clean: bool,
     /// The run's config, which resolves every lease's options ([`Config::with_recipe`]).
     pub config: Config,
     /// The leases this run acquired, released at the end unless kept.
@@ -191,8 +193,10 @@ impl UserData for LuaLease {
             async move {
                 this.check_live(&location)?;
                 let ctx = HostContext::from_lua(&lua)?;
-                let options = decode::sync_options(&ctx.repo_root, &this.options, spec.as_ref())
-                    .map_err(|m| recipe_error(&location, "sync", &m))?;
+                let mut options =
+                    decode::sync_options(&ctx.repo_root, &this.options, spec.as_ref())
+                        .map_err(|m| recipe_error(&location, "sync", &m))?;
+                options.clean |= ctx.sync_clean;
                 let summary = this
                     .inner
                     .sync(&options, &ctx.cancel)
@@ -203,12 +207,14 @@ impl UserData for LuaLease {
                             source,
                         })
                     })?;
-                lua.create_table_from([
+                let result = lua.create_table_from([
                     ("files", summary.files),
                     ("bytes", summary.bytes),
                     ("deleted", summary.deleted),
                     ("ms", summary.ms),
-                ])
+                ])?;
+                result.raw_set("incremental", summary.incremental)?;
+                Ok(result)
             }
         });
         methods.add_async_method(

@@ -44,6 +44,8 @@ pub struct RecipeRun {
     pub sandbox: SandboxOptions,
     /// Keep every lease when the run ends (`--keep`).
     pub keep: bool,
+    /// Every sync replaces the whole workdir (`--sync-clean`).
+    pub sync_clean: bool,
     /// The run's config (every layer but the recipe's): each `warmup{}` / `recipe{}` lease is
     /// this config with the recipe's options ([`Config::with_recipe`]).
     pub config: Config,
@@ -123,6 +125,7 @@ pub async fn run_recipe(
         repo_root: run.repo_root.clone(),
         fetch_root: run.fetch_root.clone(),
         keep_all: run.keep,
+        sync_clean: run.sync_clean,
         config: run.config.clone(),
         leases: Mutex::default(),
     });
@@ -271,10 +274,12 @@ impl Runner<'_> {
         if let Some(extra) = &self.plan.sync {
             let started = Instant::now();
             let mut excludes = lease.options.sync_exclude.clone();
-            excludes.extend(extra.iter().cloned());
+            excludes.extend(extra.exclude.iter().cloned());
             let options = SyncOptions {
                 root: self.ctx.repo_root.clone(),
                 excludes,
+                clean: extra.clean || self.ctx.sync_clean,
+                on_mismatch: extra.on_mismatch,
                 ..SyncOptions::default()
             };
             let summary = lease
@@ -287,8 +292,20 @@ impl Runner<'_> {
                 })?;
             self.state.phase("sync", started);
             eprintln!(
-                "==> synced {} files ({} bytes) in {} ms",
-                summary.files, summary.bytes, summary.ms
+                "==> synced {} files ({} bytes){}{} in {} ms",
+                summary.files,
+                summary.bytes,
+                if summary.deleted > 0 {
+                    format!(", deleted {}", summary.deleted)
+                } else {
+                    String::new()
+                },
+                if summary.incremental {
+                    ", incremental"
+                } else {
+                    ""
+                },
+                summary.ms
             );
         }
         let mut failure = self.run_steps(&lease).await;

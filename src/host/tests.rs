@@ -56,6 +56,7 @@ impl Repo {
             args: args.iter().map(|s| (*s).to_owned()).collect(),
             sandbox: SandboxOptions::default(),
             keep: false,
+            sync_clean: false,
             config,
         };
         run_recipe(&run, provider, &CancellationToken::new()).await
@@ -646,6 +647,7 @@ async fn a_recipe_runs_on_the_real_local_backend_and_session() {
         args: Vec::new(),
         sandbox: SandboxOptions::default(),
         keep: false,
+        sync_clean: false,
         config: config(&[]),
     };
     let report = run_recipe(&run, provider, &CancellationToken::new()).await;
@@ -671,6 +673,7 @@ async fn every_example_recipe_runs_in_process() {
             args: Vec::new(),
             sandbox: SandboxOptions::default(),
             keep: false,
+            sync_clean: false,
             config: config(&[]),
         };
         let report = run_recipe(&run, provider, &CancellationToken::new()).await;

@@ -111,7 +111,9 @@ impl Leases {
         &self.owner
     }
 
-    pub(super) fn backend_name(&self) -> &'static str {
+    /// The backend's name (`local`, `nomad`), as claims record it.
+    #[must_use]
+    pub fn backend_name(&self) -> &'static str {
         self.backend.features().name
     }
 
@@ -359,7 +361,7 @@ impl Leases {
             .await
             .map_err(|e| Failure::from_error(&e))?;
         // The box is gone, and with it what the index describes.
-        let _ = std::fs::remove_file(self.sync_index_path(id));
+        self.forget_sync_index(id);
         match self.claims.load(id) {
             Ok(claim) => self
                 .claims
@@ -401,7 +403,14 @@ impl Leases {
                 .await
                 .map_err(|e| Failure::from_error(&e))?;
         }
+        self.forget_sync_index(id.as_str());
         lock.remove(claim.revision).map_err(|e| ownership(&e))
+    }
+
+    /// Drop the local sync index of a lease whose box is gone (best effort: a stale one is
+    /// never used, its lease id being unique).
+    pub(super) fn forget_sync_index(&self, id: &str) {
+        let _ = std::fs::remove_file(self.sync_index_path(id));
     }
 
     /// Mark a lease as kept (for `--keep-on-failure`), so `cleanup` leaves it until it expires.

@@ -32,7 +32,9 @@ pub use output::{NullSink, OutputSink, PrefixSink, TerminalSink};
 pub use sync::{
     ManifestEntry, ManifestHeader, OnMismatch, SyncOptions, SyncReport, parse_manifest,
 };
-pub use timing::{Phase, PhaseStatus, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms};
+pub use timing::{
+    Phase, PhaseStatus, SyncFigures, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms,
+};
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

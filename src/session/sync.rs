@@ -166,7 +166,19 @@ impl Session {
         };
         let ms = elapsed_ms(start);
         if !options.dry_run {
-            self.timing().record("sync", ms);
+            let timing = self.timing();
+            let mut phase = super::Phase::new(
+                "sync",
+                timing.offset_ms(Instant::now()).saturating_sub(ms),
+                ms,
+            );
+            phase.sync = Some(super::timing::SyncFigures {
+                files: report.files as u64,
+                bytes: report.bytes,
+                deleted: report.deleted as u64,
+                incremental: report.incremental,
+            });
+            timing.push(phase);
         }
         Ok(SyncReport { ms, ..report })
     }

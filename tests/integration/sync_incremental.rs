@@ -606,3 +606,139 @@ async fn a_clean_sync_replaces_everything_and_the_index_survives_the_session() {
     assert!(report.incremental && !report.reconciled, "{report:?}");
     assert_eq!((report.files, report.deleted), (0, 0), "{report:?}");
 }
+
+#[test]
+fn leasebox_sync_and_reruns_keep_what_the_box_built() {
+    use crate::support::{code, describe, stderr, stdout};
+    let s = Scratch::new();
+    s.write("hello.txt", "hi\n").write("src/lib.rs", "x\n");
+    s.commit();
+    let none = s.run(&["sync"]);
+    assert_eq!(code(&none), 2, "{}", describe(&none));
+    assert!(stderr(&none).contains("no kept lease"), "{}", describe(&none));
+
+    let out = s.run(&["warmup"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let id = stdout(&out).trim().to_owned();
+    let built = s.run(&[
+        "run",
+        "--lease",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p target && echo built > target/cache",
+    ]);
+    assert_eq!(code(&built), 0, "{}", describe(&built));
+
+    s.write("hello.txt", "changed\n").write("new.txt", "n\n");
+    let dry = s.run(&["sync", "--dry-run", "--json"]);
+    assert_eq!(code(&dry), 0, "{}", describe(&dry));
+    let plan: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["lease"], id.as_str());
+    assert_eq!(plan["files"], 2, "{plan}");
+    assert_eq!(plan["deleted"], 0, "{plan}");
+    assert_eq!(plan["incremental"], true, "{plan}");
+    assert_eq!(plan["sent_paths"], serde_json::json!(["hello.txt", "new.txt"]));
+
+    // Without `--lease`: the one kept lease of this repository.
+    let synced = s.run(&["sync"]);
+    assert_eq!(code(&synced), 0, "{}", describe(&synced));
+    assert!(
+        stdout(&synced).contains("sent 2 of 3 files"),
+        "{}",
+        describe(&synced)
+    );
+    assert!(stdout(&synced).contains("+ new.txt"), "{}", describe(&synced));
+
+    let timing = s.path().join("timing.json");
+    let rerun = s.run(&[
+        "run",
+        "--lease",
+        &id,
+        "--timing-json",
+        timing.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "cat target/cache hello.txt",
+    ]);
+    assert_eq!(stdout(&rerun), "built\nchanged\n", "{}", describe(&rerun));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&timing).unwrap()).unwrap();
+    let sync = record["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "sync")
+        .expect("a sync phase");
+    assert_eq!(sync["sync"]["files"], 0, "{record}");
+    assert_eq!(sync["sync"]["deleted"], 0, "{record}");
+    assert_eq!(sync["sync"]["incremental"], true, "{record}");
+
+    let clean = s.run(&[
+        "run",
+        "--lease",
+        &id,
+        "--sync-clean",
+        "--",
+        "sh",
+        "-c",
+        "test ! -e target && cat new.txt",
+    ]);
+    assert_eq!(stdout(&clean), "n\n", "{}", describe(&clean));
+
+    let other = s.run(&["warmup"]);
+    let other_id = stdout(&other).trim().to_owned();
+    let which = s.run(&["sync"]);
+    assert_eq!(code(&which), 2, "{}", describe(&which));
+    assert!(
+        stderr(&which).contains(&id) && stderr(&which).contains(&other_id),
+        "{}",
+        describe(&which)
+    );
+    for lease in [&id, &other_id] {
+        assert_eq!(code(&s.run(&["stop", lease])), 0);
+    }
+    assert!(
+        !s.state().join("sync").join(format!("{id}.index")).exists(),
+        "the index goes with its lease"
+    );
+}
+
+#[test]
+fn recipes_pass_clean_and_on_mismatch_and_see_the_sync_result() {
+    use crate::support::{code, describe, stdout};
+    let s = Scratch::new();
+    s.write("a.txt", "a\n");
+    s.write(
+        "recipes/sync.lua",
+        r#"local lb = require("leasebox")
+local box = lb.warmup{}
+local first = box:sync{}
+local made = box:exec{ "sh", "-c", "echo mine > boxmade", capture = true }
+local again = box:sync{}
+local kept = box:exec{ "cat", "boxmade", capture = true }
+local clean = box:sync{ clean = true, on_mismatch = "fail" }
+local after = box:exec{ "sh", "-c", "test -e boxmade && echo still || echo gone", capture = true }
+print(first.files, first.incremental, again.files, again.incremental, kept.stdout:gsub("\n", ""), clean.incremental, after.stdout)
+local ok, err = pcall(function() return box:sync{ on_mismatch = "sometimes" } end)
+print(ok, tostring(err):match("on_mismatch[^\n]*"))
+"#,
+    );
+    s.commit();
+    let out = s.run(&["run", "recipes/sync.lua"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("2\tfalse\t0\ttrue\tmine\tfalse\tgone"),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        text.contains("false\ton_mismatch` must be \"reconcile\" or \"fail\""),
+        "{}",
+        describe(&out)
+    );
+}
