@@ -13,6 +13,8 @@
 //!    outside the timing. A fourth series sends the same number of bytes over the exec
 //!    websocket's stdin into `cat >/dev/null` (the transport alone). Target: ≥ 0.5× the tar
 //!    pipe.
+//!    Then re-syncs of one kept lease (local and Nomad), with nothing changed and after
+//!    changing one file, each against the full sync of its backend. Target: ≥ 50× faster.
 //! 3. **A rerun on a kept lease against a cold one-shot run**, with the real release binary
 //!    (`NOMAD_ADDR` at the test server, `LEASEBOX_NOMAD_DRIVER=raw_exec`, scratch `HOME`,
 //!    `LEASEBOX_STATE_DIR`, `XDG_CACHE_HOME`): `leasebox run -- true` (warmup + sync + step +
@@ -431,6 +433,42 @@ fn sync_throughput(
         "—",
         None,
     );
+    // Re-syncs of a kept lease, against the full syncs of the same tree measured above.
+    let (local_resync, nomad_resync) = runtime.block_on(async {
+        let session = scratch.session(LocalFaults::default()).await;
+        let l = common::resync_samples(&session, &options, reps).await;
+        session
+            .backend()
+            .release(session.lease(), &CancellationToken::new())
+            .await
+            .expect("release the local lease");
+        let session = nomad_session(nomad, scratch).await;
+        let n = common::resync_samples(&session, &options, reps).await;
+        release_nomad(nomad, &session).await;
+        (l, n)
+    });
+    for (backend, full, (nothing, one)) in [
+        ("local", local, &local_resync),
+        ("nomad", remote, &nomad_resync),
+    ] {
+        for (what, samples) in [("nothing changed", nothing), ("one file changed", one)] {
+            let m = median(samples);
+            let ratio = full.as_secs_f64() / m.as_secs_f64();
+            println!(
+                "{backend}: re-sync, {what}: median {:.1} ms  samples [{}]",
+                ms(m),
+                list_ms(samples)
+            );
+            table.row(
+                &format!("{backend}: re-sync of a kept lease, {what}, vs a full sync"),
+                &format!("full: {:.1} s", full.as_secs_f64()),
+                &format!("re-sync: {:.1} ms", ms(m)),
+                &format!("**{ratio:.0}×** faster"),
+                "≥ 50×",
+                Some(ratio >= 50.0),
+            );
+        }
+    }
     let removal = median(&removals);
     println!(
         "removing the tree once written back (`rm -rf`, what a re-sync does to the previous tree): median {:.0} ms  samples [{}]",

@@ -286,3 +286,58 @@ pub fn verdict(what: &str, figure: &str, target: &str, met: bool) {
         if met { "MET" } else { "MISSED" }
     );
 }
+
+/// Re-syncs of a kept lease, `reps` times each after one full sync: with nothing changed, and
+/// after rewriting one file of the tree (a different one each time, same size, new bytes).
+/// Checks each sync sent exactly that. Returns (nothing changed, one file changed) samples.
+pub async fn resync_samples(
+    session: &leasebox::session::Session,
+    options: &leasebox::session::SyncOptions,
+    reps: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let first = session.sync(options, &cancel).await.expect("first sync");
+    assert!(!first.incremental || first.files == 0, "{first:?}");
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    let mut stack = vec![options.root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read the tree") {
+            let entry = entry.expect("read the tree");
+            let kind = entry.file_type().expect("file type");
+            if kind.is_dir() && entry.file_name() != ".git" {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                files.push(entry.path());
+            }
+        }
+        if files.len() > 64 {
+            break;
+        }
+    }
+    let (mut nothing, mut one) = (Vec::new(), Vec::new());
+    for rep in 0..=reps {
+        settle();
+        let start = Instant::now();
+        let report = session.sync(options, &cancel).await.expect("re-sync");
+        let took = start.elapsed();
+        assert_eq!((report.files, report.deleted), (0, 0), "{report:?}");
+        assert!(report.incremental, "{report:?}");
+        let path = &files[rep % files.len()];
+        let mut bytes = std::fs::read(path).expect("read a file");
+        if bytes.is_empty() {
+            bytes.push(0);
+        }
+        bytes[0] = bytes[0].wrapping_add(1);
+        std::fs::write(path, &bytes).expect("change a file");
+        settle();
+        let start = Instant::now();
+        let changed = session.sync(options, &cancel).await.expect("re-sync");
+        let took_one = start.elapsed();
+        assert_eq!((changed.files, changed.deleted), (1, 0), "{changed:?}");
+        if rep > 0 {
+            nothing.push(took);
+            one.push(took_one);
+        }
+    }
+    (nothing, one)
+}
