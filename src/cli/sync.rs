@@ -8,8 +8,8 @@ use serde_json::json;
 use super::Context;
 use super::args::SyncArgs;
 use crate::error::{ErrorKind, Failure};
-use crate::leases::{Leases, SyncOptions, SyncReport, Timing};
 use crate::lease::LeaseId;
+use crate::leases::{Leases, SyncOptions, SyncReport, Timing};
 use crate::ownership::ClaimState;
 
 /// The kept lease of this repository `leasebox sync` means without `--lease`.
@@ -115,7 +115,10 @@ pub(crate) async fn sync(args: &SyncArgs, cx: &Context) -> Result<(), Failure> {
     }
     if args.json {
         let mut value = serde_json::to_value(&report).map_err(|e| {
-            Failure::new(ErrorKind::Internal, format!("cannot encode the report: {e}"))
+            Failure::new(
+                ErrorKind::Internal,
+                format!("cannot encode the report: {e}"),
+            )
         })?;
         if let Some(map) = value.as_object_mut() {
             map.insert("lease".into(), json!(id.to_string()));

@@ -268,7 +268,9 @@ pub(crate) fn on_mismatch_value(value: &Value) -> Result<OnMismatch, String> {
         Value::String(s) if s == "fail" => Ok(OnMismatch::Fail),
         other => Err(format!(
             "`on_mismatch` must be \"reconcile\" or \"fail\", not `{}`",
-            other.to_string().unwrap_or_else(|_| other.type_name().to_owned())
+            other
+                .to_string()
+                .unwrap_or_else(|_| other.type_name().to_owned())
         )),
     }
 }

@@ -22,8 +22,8 @@ use super::index::{IndexEntry, IndexHeader, LocalIndex, resolve_manifest};
 use super::plan::{self, Base, PlanInput, Put, SyncPlan};
 use super::scripts::escape_value;
 use super::sync::{
-    ChannelWriter, ManifestHeader, OnMismatch, Spool, SyncOptions, SyncReport,
-    append_path, gone, now_ns,
+    ChannelWriter, ManifestHeader, OnMismatch, Spool, SyncOptions, SyncReport, append_path, gone,
+    now_ns,
 };
 use super::sync_scripts::{SYNC_APPLY, SYNC_PROBE};
 use super::{Session, SessionError};
@@ -85,7 +85,13 @@ impl Session {
     /// The local index of this lease: in memory, else from the state dir.
     fn index(&self) -> Option<Arc<LocalIndex>> {
         let lease = self.lease().id.to_string();
-        if let Some(index) = self.inner.index.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(index) = self
+            .inner
+            .index
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             return Some(index);
         }
         let path = self.index_path()?;
@@ -130,7 +136,8 @@ impl Session {
         let (walked, probed) = tokio::join!(walk, probed);
         let probed = probed?;
         probed.check("sync")?;
-        let set = walked.map_err(|e| SessionError::Invalid(format!("file set walk failed: {e}")))??;
+        let set =
+            walked.map_err(|e| SessionError::Invalid(format!("file set walk failed: {e}")))??;
         let probe = plan::parse_probe(&probed.stdout).map_err(|message| SessionError::Remote {
             op: "sync",
             message,
@@ -170,7 +177,7 @@ impl Session {
             None => None,
         };
         let use_index = box_manifest.is_none();
-        if use_index && !(index_ours && !mismatch) {
+        if use_index && (mismatch || !index_ours) {
             // The probe prints the manifest whenever the index is not ours or the stamp differs.
             return Err(SessionError::Remote {
                 op: "sync",
@@ -203,7 +210,12 @@ impl Session {
         let planned = planned?;
         report.incremental = !base_empty;
         report.files = planned.put.len();
-        report.bytes = planned.put.iter().map(|p| p.stat.size).sum();
+        report.bytes = planned
+            .put
+            .iter()
+            .filter(|p| matches!(p.kind, fileset::EntryKind::File))
+            .map(|p| p.stat.size)
+            .sum();
         report.deleted = planned.delete.len();
         report.sent_paths = sample(planned.put.iter().map(|p| p.path.clone()));
         report.deleted_paths = sample(planned.delete.iter().cloned());
@@ -221,9 +233,8 @@ impl Session {
             return Ok(report);
         }
         let previous_journal = index.as_ref().map_or(0, |i| i.header.journal);
-        let full = !use_index
-            || base_empty
-            || previous_journal > MAX_JOURNAL.max(set.entries.len());
+        let full =
+            !use_index || base_empty || previous_journal > MAX_JOURNAL.max(set.entries.len());
         if planned.is_empty() && !mismatch {
             // Nothing to change in the box; keep refreshed stats so they need no hashing.
             if planned.index_dirty
@@ -234,10 +245,13 @@ impl Session {
                         synced_at_ns: started_ns,
                         ..old.header.clone()
                     },
-                    entries: planned.keep.into_iter().map(|e| (e.entry.path.clone(), e)).collect(),
+                    entries: planned
+                        .keep
+                        .into_iter()
+                        .map(|e| (e.entry.path.clone(), e))
+                        .collect(),
                 });
             }
-            report.incremental = true;
             report.revision = expected.unwrap_or_default();
             return Ok(report);
         }
@@ -264,8 +278,16 @@ impl Session {
         let producer = tokio::task::spawn_blocking(move || {
             let mut writer = ChannelWriter::new(stdin);
             writer.write_all(header.as_bytes()).map_err(gone)?;
-            write_changes(&root, &put, &keep, &delete, &producer_revision, full, writer)
-                .map(|(bytes, sent)| (bytes, sent, keep, delete.len() + put.len()))
+            write_changes(
+                &root,
+                &put,
+                &keep,
+                &delete,
+                &producer_revision,
+                full,
+                writer,
+            )
+            .map(|(bytes, sent)| (bytes, sent, keep, delete.len() + put.len()))
         });
         let (code, stderr) = super::drive(&mut stream, "sync", cancel, super::StdoutTo::Discard)
             .await
@@ -280,8 +302,10 @@ impl Session {
         };
         let (bytes, sent, keep, journal_lines) = produced?;
         out.check("sync")?;
-        let mut entries: std::collections::BTreeMap<String, IndexEntry> =
-            keep.into_iter().map(|e| (e.entry.path.clone(), e)).collect();
+        let mut entries: std::collections::BTreeMap<String, IndexEntry> = keep
+            .into_iter()
+            .map(|e| (e.entry.path.clone(), e))
+            .collect();
         report.files = sent.len();
         for e in sent {
             entries.insert(e.entry.path.clone(), e);
@@ -383,7 +407,10 @@ fn write_changes<W: Write>(
             manifest.line(&Gone { path, gone: true })?;
         }
     }
-    manifest.append_to(&mut builder, &format!(".leasebox-sync-{revision}/manifest.jsonl"))?;
+    manifest.append_to(
+        &mut builder,
+        &format!(".leasebox-sync-{revision}/manifest.jsonl"),
+    )?;
     let mut writer = builder.into_inner().map_err(gone)?;
     writer.flush().map_err(gone)?;
     Ok((bytes, sent))
@@ -395,4 +422,3 @@ struct Gone<'a> {
     path: &'a str,
     gone: bool,
 }
-

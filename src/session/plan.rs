@@ -8,8 +8,8 @@
 //! else in the box is touched.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
 use std::io::Read;
+use std::ops::Bound;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -368,9 +368,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<SyncPlan, SessionError> {
         if drifted && base.is_some() {
             out.drift.push(entry.path.clone());
         }
-        let type_changed = base.is_none_or(|b| {
-            b.link.is_some() != matches!(entry.kind, EntryKind::Symlink(_))
-        }) || input.base.under(&entry.path).next().is_some();
+        let type_changed = base
+            .is_none_or(|b| b.link.is_some() != matches!(entry.kind, EntryKind::Symlink(_)))
+            || input.base.under(&entry.path).next().is_some();
         if !input.fresh && (type_changed || drifted) {
             out.guard.push(entry.path.clone());
         }

@@ -365,7 +365,9 @@ impl Spool {
         header.set_size(length);
         header.set_mode(0o644);
         header.set_mtime(0);
-        builder.append_data(&mut header, path, spooled).map_err(gone)
+        builder
+            .append_data(&mut header, path, spooled)
+            .map_err(gone)
     }
 }
 
@@ -429,9 +431,9 @@ pub(crate) fn append_path<W: Write>(
                 Ok(f) => f,
                 Err(e) => return unreadable(e).map_or(Ok(None), Err),
             };
-            let meta = file.metadata().map_err(|e| {
-                SessionError::local(format!("cannot read `{}`", full.display()), e)
-            })?;
+            let meta = file
+                .metadata()
+                .map_err(|e| SessionError::local(format!("cannot read `{}`", full.display()), e))?;
             let size = meta.len();
             let mode = mode_of(&meta);
             let mut header = tar::Header::new_gnu();

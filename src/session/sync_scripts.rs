@@ -98,6 +98,8 @@ mkdir -p "$lbx_w" "$lbx_st" && cd "$lbx_w" || { cat >/dev/null; echo "leasebox: 
 rm -f "$lbx_st/revision" || { cat >/dev/null; echo "leasebox: cannot write $lbx_st in the box" >&2; exit 4; }
 rm -rf ./.leasebox-sync-*
 lbx_dec() { case $1 in *\\*) lbx_x=$(printf '%bx' "$1"); lbx_x=${lbx_x%x};; *) lbx_x=$1;; esac; }
+# Nothing is deleted through a link the box put where a synced directory was.
+lbx_safe() { lbx_p=$1; while :; do case $lbx_p in */*) lbx_p=${lbx_p%/*}; [ -h "$lbx_p" ] && return 1;; *) return 0;; esac; done; }
 set --
 lbx_op=
 while :; do
@@ -111,12 +113,12 @@ while :; do
   lbx_op=$lbx_k
   lbx_dec "${lbx_l#*=}"
   case $lbx_k in
-    d|r) set -- "$@" "$lbx_x";;
+    d|r) if lbx_safe "$lbx_x"; then set -- "$@" "$lbx_x"; fi;;
     a) if [ -h "$lbx_x" ] || { [ -e "$lbx_x" ] && [ ! -d "$lbx_x" ]; }; then rm -f -- "$lbx_x"; fi;;
     p) if [ -h "$lbx_x" ]; then rm -f -- "$lbx_x"; elif [ -d "$lbx_x" ]; then rm -rf -- "$lbx_x"; fi;;
   esac
 done
-tar -xmf - || { echo 'leasebox: tar failed to unpack the sync stream in the box; the next sync repairs the workdir' >&2; exit 5; }
+tar -xmof - || { echo 'leasebox: tar failed to unpack the sync stream in the box; the next sync repairs the workdir' >&2; exit 5; }
 lbx_mf=./.leasebox-sync-$lbx_new/manifest.jsonl
 [ -f "$lbx_mf" ] || { echo 'leasebox: the sync stream was cut short; the next sync repairs the workdir' >&2; exit 5; }
 IFS= read -r lbx_l <"$lbx_mf"

@@ -13,6 +13,6 @@ mod nomad_server;
 mod recipes;
 mod report;
 mod session_local;
-mod sync_incremental;
 mod support;
+mod sync_incremental;
 mod trust;

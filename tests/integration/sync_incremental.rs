@@ -15,9 +15,7 @@ use leasebox::backends::nomad::NomadBackend;
 use leasebox::config::{Config, ConfigInputs};
 use leasebox::error::{ErrorKind, HasKind};
 use leasebox::lease::{Backend, LeaseId, LeaseSpec};
-use leasebox::session::{
-    Command, NullSink, OnMismatch, Session, SyncOptions, SyncReport, Timing,
-};
+use leasebox::session::{Command, NullSink, OnMismatch, Session, SyncOptions, SyncReport, Timing};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::Scratch;
@@ -452,7 +450,11 @@ async fn two_clients_are_fenced_by_the_revision_stamp() {
     s.write("a.txt", "two\n");
     let report = b.sync(&options(&s), &cancel).await.unwrap();
     assert!(report.reconciled, "{report:?}");
-    assert_eq!(report.sent_paths, ["a.txt"], "only what differs: {report:?}");
+    assert_eq!(
+        report.sent_paths,
+        ["a.txt"],
+        "only what differs: {report:?}"
+    );
     assert!(
         report
             .notices
@@ -507,7 +509,11 @@ async fn a_broken_apply_leaves_no_stamp_and_the_next_sync_repairs_it() {
     let workdir = session.lease().workdir.clone();
     let state = session.lease().state_dir();
     let mut child = std::process::Command::new("sh")
-        .args(["-c", leasebox::session::sync_scripts::SYNC_APPLY, "leasebox-sync"])
+        .args([
+            "-c",
+            leasebox::session::sync_scripts::SYNC_APPLY,
+            "leasebox-sync",
+        ])
         .args([&workdir, &state, &before])
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -538,7 +544,10 @@ async fn a_broken_apply_leaves_no_stamp_and_the_next_sync_repairs_it() {
     assert_eq!(err.kind(), ErrorKind::OwnershipRefused, "{err}");
     let report = session.sync(&options(&s), &cancel).await.unwrap();
     assert!(report.reconciled, "{report:?}");
-    assert!(report.sent_paths.contains(&"a.txt".to_owned()), "{report:?}");
+    assert!(
+        report.sent_paths.contains(&"a.txt".to_owned()),
+        "{report:?}"
+    );
     assert_mirrors(&s, &session, "repaired");
 }
 
@@ -562,7 +571,10 @@ async fn dry_run_says_what_would_change_and_changes_nothing() {
     assert_eq!(report.deleted_paths, ["b.txt"], "{report:?}");
     assert_eq!((report.files, report.bytes, report.deleted), (2, 12, 1));
     let workdir = PathBuf::from(&session.lease().workdir);
-    assert_eq!(std::fs::read_to_string(workdir.join("a.txt")).unwrap(), "a\n");
+    assert_eq!(
+        std::fs::read_to_string(workdir.join("a.txt")).unwrap(),
+        "a\n"
+    );
     assert!(workdir.join("b.txt").exists() && !workdir.join("c.txt").exists());
     assert_eq!(session.sync_revision(), revision);
     // The real sync then does exactly that.
@@ -579,7 +591,10 @@ async fn a_clean_sync_replaces_everything_and_the_index_survives_the_session() {
     s.write("a.txt", "a\n");
     s.commit();
     let session = s.session(LocalFaults::default()).await;
-    let index = s.state().join("sync").join(format!("{}.index", session.lease().id));
+    let index = s
+        .state()
+        .join("sync")
+        .join(format!("{}.index", session.lease().id));
     session.set_index_path(index.clone());
     let cancel = CancellationToken::new();
     session.sync(&options(&s), &cancel).await.unwrap();
@@ -591,7 +606,10 @@ async fn a_clean_sync_replaces_everything_and_the_index_survives_the_session() {
     let report = session.sync(&clean, &cancel).await.unwrap();
     assert!(!report.incremental && report.files == 1, "{report:?}");
     let workdir = PathBuf::from(&session.lease().workdir);
-    assert!(!workdir.join("boxmade.log").exists(), "clean removes the box's files");
+    assert!(
+        !workdir.join("boxmade.log").exists(),
+        "clean removes the box's files"
+    );
     assert!(index.is_file(), "the index is kept in the state dir");
 
     // A later process (a new session, same claim revision) reads the index: nothing to send.
@@ -615,7 +633,11 @@ fn leasebox_sync_and_reruns_keep_what_the_box_built() {
     s.commit();
     let none = s.run(&["sync"]);
     assert_eq!(code(&none), 2, "{}", describe(&none));
-    assert!(stderr(&none).contains("no kept lease"), "{}", describe(&none));
+    assert!(
+        stderr(&none).contains("no kept lease"),
+        "{}",
+        describe(&none)
+    );
 
     let out = s.run(&["warmup"]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
@@ -640,7 +662,10 @@ fn leasebox_sync_and_reruns_keep_what_the_box_built() {
     assert_eq!(plan["files"], 2, "{plan}");
     assert_eq!(plan["deleted"], 0, "{plan}");
     assert_eq!(plan["incremental"], true, "{plan}");
-    assert_eq!(plan["sent_paths"], serde_json::json!(["hello.txt", "new.txt"]));
+    assert_eq!(
+        plan["sent_paths"],
+        serde_json::json!(["hello.txt", "new.txt"])
+    );
 
     // Without `--lease`: the one kept lease of this repository.
     let synced = s.run(&["sync"]);
@@ -650,7 +675,11 @@ fn leasebox_sync_and_reruns_keep_what_the_box_built() {
         "{}",
         describe(&synced)
     );
-    assert!(stdout(&synced).contains("+ new.txt"), "{}", describe(&synced));
+    assert!(
+        stdout(&synced).contains("+ new.txt"),
+        "{}",
+        describe(&synced)
+    );
 
     let timing = s.path().join("timing.json");
     let rerun = s.run(&[
@@ -740,5 +769,42 @@ print(ok, tostring(err):match("on_mismatch[^\n]*"))
         text.contains("false\ton_mismatch` must be \"reconcile\" or \"fail\""),
         "{}",
         describe(&out)
+    );
+}
+
+#[tokio::test]
+async fn a_link_the_box_put_where_a_synced_directory_was_is_never_followed() {
+    let s = Scratch::new();
+    s.write("d/a.txt", "a\n")
+        .write("d/b.txt", "b\n")
+        .write("keep.txt", "k\n");
+    s.commit();
+    let session = s.session(LocalFaults::default()).await;
+    let cancel = CancellationToken::new();
+    session.sync(&options(&s), &cancel).await.unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("a.txt"), "precious a").unwrap();
+    std::fs::write(outside.path().join("b.txt"), "precious b").unwrap();
+    in_box(
+        &session,
+        &format!("rm -r d && ln -s '{}' d", outside.path().display()),
+    )
+    .await;
+    std::fs::remove_file(s.repo().join("d/b.txt")).unwrap();
+    let report = session.sync(&options(&s), &cancel).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("a.txt")).unwrap(),
+        "precious a"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("b.txt")).unwrap(),
+        "precious b",
+        "nothing is deleted through the box's link: {report:?}"
+    );
+    let workdir = PathBuf::from(&session.lease().workdir);
+    assert_eq!(
+        tree(&workdir, &[]),
+        tree(&s.repo(), &[".git"]),
+        "{report:?}"
     );
 }
