@@ -120,7 +120,7 @@ fn ctrl_c_during_sync_releases_and_exits_130() {
     wait_for("the sync to start", || {
         std::fs::read_dir(&leases).is_ok_and(|rd| {
             rd.flatten()
-                .any(|e| e.path().join("work.lbx/incoming").exists())
+                .any(|e| e.path().join("work/big.bin").exists())
         })
     });
     sigint(&child);
