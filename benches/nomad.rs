@@ -471,12 +471,12 @@ fn sync_throughput(
     }
     let removal = median(&removals);
     println!(
-        "removing the tree once written back (`rm -rf`, what a re-sync does to the previous tree): median {:.0} ms  samples [{}]",
+        "removing the tree once written back (`rm -rf`, what a clean re-sync does to the previous tree): median {:.0} ms  samples [{}]",
         ms(removal),
         list_ms(&removals)
     );
     table.row(
-        "what a re-sync adds: removing the previous tree once written back (`rm -rf` of the tar copy)",
+        "what a clean re-sync adds: removing the previous tree once written back (`rm -rf` of the tar copy)",
         "—",
         &format!("{:.1} s", removal.as_secs_f64()),
         &format!(
