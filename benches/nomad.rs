@@ -27,7 +27,8 @@
 //! they were skipped.
 //!
 //! `LEASEBOX_BENCH_N` sets the exec steps per series (default 50); `LEASEBOX_BENCH_REPS` the
-//! repetitions of each sync and CLI measurement (default 3; the first kept-lease run, which
+//! repetitions of each sync and CLI measurement; `LEASEBOX_BENCH_ONLY=exec` stops after the
+//! exec series (default 3; the first kept-lease run, which
 //! syncs the whole tree, is not counted); `LEASEBOX_BENCH_TREE_MB` scales the large tree, files
 //! and bytes alike (default 500, for quick trial runs only).
 
@@ -47,7 +48,7 @@ use leasebox::backends::local::LocalFaults;
 use leasebox::backends::nomad::NomadBackend;
 use leasebox::config::{Config, ConfigInputs};
 use leasebox::lease::{Backend, ExecEvent, ExecRequest, ExecStream, LeaseId, LeaseSpec};
-use leasebox::session::{Command, NullSink, Session, SyncOptions, Timing};
+use leasebox::session::{Command, NullSink, Session, SyncOptions, Timing, scripts};
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
@@ -98,6 +99,11 @@ fn main() {
         mib(stats.bytes)
     );
     exec_overhead(&runtime, &nomad, &small, n, &mut table);
+    if std::env::var("LEASEBOX_BENCH_ONLY").is_ok_and(|v| v == "exec") {
+        println!();
+        table.print();
+        return;
+    }
 
     // ----- 3a. cold run vs rerun, small repository -----
     cli_runs(&nomad, &small, reps, "small repo", true, &mut table);
@@ -141,12 +147,16 @@ enum ExecSeries {
     LocalSession,
     NomadSession,
     NomadBare,
+    NomadNew,
+    NomadOld,
 }
 
-const EXEC_SERIES: [ExecSeries; 3] = [
+const EXEC_SERIES: [ExecSeries; 5] = [
     ExecSeries::LocalSession,
     ExecSeries::NomadSession,
     ExecSeries::NomadBare,
+    ExecSeries::NomadNew,
+    ExecSeries::NomadOld,
 ];
 
 impl ExecSeries {
@@ -155,9 +165,14 @@ impl ExecSeries {
             ExecSeries::LocalSession => "local: Session::exec `true`",
             ExecSeries::NomadSession => "nomad: Session::exec `true`",
             ExecSeries::NomadBare => "nomad: Backend::exec bare `true` (no wrapper)",
+            ExecSeries::NomadNew => "nomad: Backend::exec new wrapper `true`",
+            ExecSeries::NomadOld => "nomad: Backend::exec old wrapper `true` (baseline)",
         }
     }
 }
+
+/// Run ids for the wrapper series, distinct within the lease.
+static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn exec_overhead(
     runtime: &Runtime,
@@ -170,9 +185,10 @@ fn exec_overhead(
     println!("== exec overhead per step ==");
     let local = runtime.block_on(scratch.session(LocalFaults::default()));
     let remote = runtime.block_on(nomad_session(nomad, scratch));
+    runtime.block_on(old_prepare(&remote));
     let session_of = |series| match series {
         ExecSeries::LocalSession => &local,
-        ExecSeries::NomadSession | ExecSeries::NomadBare => &remote,
+        _ => &remote,
     };
     for series in EXEC_SERIES {
         for _ in 0..EXEC_WARMUP {
@@ -224,6 +240,15 @@ fn exec_overhead(
         "—",
         None,
     );
+    let ratio = (ms(medians[3]) - ms(medians[2])) / (ms(medians[4]) - ms(medians[2]));
+    table.row(
+        "exec: new wrapper vs the old one on nomad (`Backend::exec` fed the header, minus bare)",
+        &format!("old: {:+.1} ms", ms(medians[4]) - ms(medians[2])),
+        &format!("new: {:+.1} ms", ms(medians[3]) - ms(medians[2])),
+        &format!("**{ratio:.2}×**"),
+        "≤ 1.0×",
+        Some(ratio <= 1.0),
+    );
     let cancel = CancellationToken::new();
     runtime
         .block_on(local.backend().release(local.lease(), &cancel))
@@ -246,6 +271,39 @@ fn exec_once(runtime: &Runtime, session: &Session, series: ExecSeries) -> Durati
                     .expect("exec")
                     .code
             }
+            ExecSeries::NomadNew | ExecSeries::NomadOld => {
+                let lease = session.lease();
+                let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (script, header) = if matches!(series, ExecSeries::NomadNew) {
+                    let h = scripts::header(&format!("bench{run:06}"), &lease.workdir, &[]);
+                    (scripts::WRAPPER, h)
+                } else {
+                    let h =
+                        common::old_wrapper::old_header(&format!("bench{run:06}"), &lease.workdir);
+                    (common::old_wrapper::OLD_WRAPPER, h)
+                };
+                let mut stream = session
+                    .backend()
+                    .exec(
+                        lease,
+                        ExecRequest {
+                            argv: scripts::argv(
+                                "exec",
+                                script,
+                                [lease.state_dir(), "true".to_owned()],
+                            ),
+                            cwd: None,
+                            stdin: true,
+                            tty: None,
+                        },
+                    )
+                    .await
+                    .expect("backend exec");
+                let tx = stream.take_stdin().expect("stdin");
+                tx.send(Bytes::from(header)).await.expect("header");
+                drop(tx);
+                exit_code(stream).await
+            }
             ExecSeries::NomadBare => {
                 let stream = session
                     .backend()
@@ -255,6 +313,7 @@ fn exec_once(runtime: &Runtime, session: &Session, series: ExecSeries) -> Durati
                             argv: vec!["true".to_owned()],
                             cwd: None,
                             stdin: false,
+                            tty: None,
                         },
                     )
                     .await
@@ -266,6 +325,26 @@ fn exec_once(runtime: &Runtime, session: &Session, series: ExecSeries) -> Durati
         assert_eq!(code, 0, "`true` exited {code}");
         took
     })
+}
+
+/// What the old `prepare` did for the old wrapper: the `tee-p` marker where `tee -p` works.
+async fn old_prepare(session: &Session) {
+    let script = r#"d=$1; case $d in '${NOMAD_ALLOC_DIR}'*) d=$NOMAD_ALLOC_DIR${d#'${NOMAD_ALLOC_DIR}'};; esac
+tee -p "$d/tee-p" </dev/null >/dev/null 2>&1 || rm -f "$d/tee-p""#;
+    let stream = session
+        .backend()
+        .exec(
+            session.lease(),
+            ExecRequest {
+                argv: scripts::argv("old-prepare", script, [session.lease().state_dir()]),
+                cwd: None,
+                stdin: false,
+                tty: None,
+            },
+        )
+        .await
+        .expect("old prepare");
+    assert_eq!(exit_code(stream).await, 0, "old prepare");
 }
 
 async fn exit_code(mut stream: ExecStream) -> i32 {
@@ -539,6 +618,7 @@ async fn websocket_stdin(session: &Session, bytes: u64) -> Duration {
                 argv: vec!["sh".into(), "-c".into(), "cat >/dev/null".into()],
                 cwd: None,
                 stdin: true,
+                tty: None,
             },
         )
         .await

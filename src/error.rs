@@ -14,7 +14,8 @@ pub const EXIT_RECIPE: i32 = 65;
 /// Exit code for a transport lost with no recorded result (also placement and readiness failures:
 /// the cluster could not give us a box right now, try again later).
 pub const EXIT_TRANSPORT: i32 = 75;
-/// Exit code for a config, trust or ownership refusal.
+/// Exit code for a config, trust, ownership or permission refusal, or a box that lacks a needed
+/// tool.
 pub const EXIT_CONFIG: i32 = 78;
 /// Exit code for a timeout.
 pub const EXIT_TIMEOUT: i32 = 124;
@@ -41,6 +42,10 @@ pub enum ErrorKind {
     TrustRefused,
     /// A lease is not ours, or its claim and remote record disagree.
     OwnershipRefused,
+    /// The cluster refused an operation for want of a capability (the token's ACL policy).
+    PermissionDenied,
+    /// The box lacks a tool leasebox's box-side scripts need.
+    BoxUnsuitable,
     /// The connection to the box was lost and no recorded result could be read.
     TransportLost,
     /// The cluster could not place the box.
@@ -67,9 +72,11 @@ impl ErrorKind {
             ErrorKind::TransportLost | ErrorKind::PlacementFailed | ErrorKind::ReadinessTimeout => {
                 EXIT_TRANSPORT
             }
-            ErrorKind::ConfigError | ErrorKind::TrustRefused | ErrorKind::OwnershipRefused => {
-                EXIT_CONFIG
-            }
+            ErrorKind::ConfigError
+            | ErrorKind::TrustRefused
+            | ErrorKind::OwnershipRefused
+            | ErrorKind::PermissionDenied
+            | ErrorKind::BoxUnsuitable => EXIT_CONFIG,
             ErrorKind::Timeout => EXIT_TIMEOUT,
             ErrorKind::Internal => EXIT_INTERNAL,
             ErrorKind::Cancelled => EXIT_CANCELLED,
@@ -86,6 +93,8 @@ impl ErrorKind {
             ErrorKind::ConfigError => "config_error",
             ErrorKind::TrustRefused => "trust_refused",
             ErrorKind::OwnershipRefused => "ownership_refused",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::BoxUnsuitable => "box_unsuitable",
             ErrorKind::TransportLost => "transport_lost",
             ErrorKind::PlacementFailed => "placement_failed",
             ErrorKind::ReadinessTimeout => "readiness_timeout",
@@ -96,13 +105,15 @@ impl ErrorKind {
     }
 
     /// Every kind, in documentation order.
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::CommandFailed,
         ErrorKind::Usage,
         ErrorKind::RecipeError,
         ErrorKind::ConfigError,
         ErrorKind::TrustRefused,
         ErrorKind::OwnershipRefused,
+        ErrorKind::PermissionDenied,
+        ErrorKind::BoxUnsuitable,
         ErrorKind::TransportLost,
         ErrorKind::PlacementFailed,
         ErrorKind::ReadinessTimeout,
@@ -134,6 +145,9 @@ pub struct Failure {
     /// The message shown to the user (already including causes), empty for a plain command
     /// failure whose output already told the story.
     pub message: String,
+    /// What a `--json` command had to say besides the error (doctor's checks, cleanup's
+    /// leases): fields merged into its one JSON error object ([`Failure::to_json`]).
+    pub json: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Failure {
@@ -143,6 +157,7 @@ impl Failure {
             kind,
             code: kind.exit_code(),
             message: message.into(),
+            json: None,
         }
     }
 
@@ -152,7 +167,26 @@ impl Failure {
             kind: ErrorKind::CommandFailed,
             code: if (1..=255).contains(&code) { code } else { 1 },
             message: message.into(),
+            json: None,
         }
+    }
+
+    /// This failure with `fields` to carry in its JSON object (a `--json` command's own output).
+    #[must_use]
+    pub fn with_json(mut self, fields: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.json = Some(fields);
+        self
+    }
+
+    /// The one JSON object a `--json` command prints on failure: `error_kind`, `message`,
+    /// `exit_code`, and the command's own fields.
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut object = self.json.clone().unwrap_or_default();
+        object.insert("error_kind".into(), self.kind.as_str().into());
+        object.insert("message".into(), self.message.clone().into());
+        object.insert("exit_code".into(), self.code.into());
+        serde_json::Value::Object(object)
     }
 
     /// Build a failure from any classified error, rendering its whole source chain.
@@ -203,9 +237,23 @@ mod tests {
         assert_eq!(ErrorKind::ConfigError.exit_code(), 78);
         assert_eq!(ErrorKind::TrustRefused.exit_code(), 78);
         assert_eq!(ErrorKind::OwnershipRefused.exit_code(), 78);
+        assert_eq!(ErrorKind::PermissionDenied.exit_code(), 78);
         assert_eq!(ErrorKind::Timeout.exit_code(), 124);
         assert_eq!(ErrorKind::Internal.exit_code(), 125);
         assert_eq!(ErrorKind::Cancelled.exit_code(), 130);
+    }
+
+    #[test]
+    fn the_json_object_carries_kind_message_code_and_fields() {
+        let mut fields = serde_json::Map::new();
+        fields.insert("checks".into(), serde_json::json!([1]));
+        let v = Failure::new(ErrorKind::PermissionDenied, "no")
+            .with_json(fields)
+            .to_json();
+        assert_eq!(
+            v,
+            serde_json::json!({"error_kind": "permission_denied", "message": "no", "exit_code": 78, "checks": [1]})
+        );
     }
 
     #[test]
@@ -216,12 +264,45 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_is_documented() {
+    fn every_kind_is_documented_with_its_code() {
+        // Each row of the table in docs/exit-codes.md is `| code | `kind` | meaning |`: every
+        // kind has exactly one row, and the row's code is the kind's exit code.
         let doc = include_str!("../docs/exit-codes.md");
+        let rows: Vec<(String, String)> = doc
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                // Rows only: the header's first cell is not a code.
+                cells
+                    .get(1)
+                    .filter(|c| c.starts_with(|ch: char| ch.is_ascii_digit()))?;
+                let kind = cells.get(2)?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((cells[1].to_owned(), kind.to_owned()))
+            })
+            .collect();
         for kind in ErrorKind::ALL {
+            let found: Vec<&String> = rows
+                .iter()
+                .filter(|(_, k)| k == kind.as_str())
+                .map(|(code, _)| code)
+                .collect();
+            let [code] = found.as_slice() else {
+                panic!("docs/exit-codes.md has {} rows for `{kind}`", found.len());
+            };
+            let want = match kind {
+                ErrorKind::CommandFailed => "1–255".to_owned(),
+                other => other.exit_code().to_string(),
+            };
+            assert_eq!(
+                **code, want,
+                "docs/exit-codes.md gives `{kind}` the code {code}"
+            );
+        }
+        let documented: Vec<&str> = rows.iter().map(|(_, k)| k.as_str()).collect();
+        for name in documented {
             assert!(
-                doc.contains(&format!("`{}`", kind.as_str())),
-                "docs/exit-codes.md does not mention `{kind}`"
+                name == "null" || ErrorKind::ALL.iter().any(|k| k.as_str() == name),
+                "docs/exit-codes.md documents `{name}`, which is not an error kind"
             );
         }
     }

@@ -25,6 +25,16 @@
 ---@field cwd? string               working directory, relative to the workdir
 ---@field stdin? string             bytes given to the command's stdin
 
+---@class leasebox.ShellOptions
+---@field [integer] string          the program and its arguments (default: the box's $SHELL, else /bin/sh)
+---@field env? table<string, string|number|boolean> environment set for the shell
+---@field cwd? string               where to start, relative to the workdir (when it exists)
+
+---@class leasebox.ShellResult
+---@field code integer    exit code of the shell (signals as 128+n)
+---@field ok boolean      `code == 0`
+---@field ms integer      wall time in milliseconds
+
 ---@class leasebox.SyncOptions
 ---@field [1]? string               directory to send, relative to the repository root (default ".")
 ---@field exclude? string[]         extra excludes (gitignore syntax)
@@ -43,7 +53,9 @@ local Lease = {}
 ---@return leasebox.ExecResult
 function Lease:exec(command) end
 
---- Send the repository (tracked and unignored files) into the workdir; incremental.
+--- Send the repository (tracked and unignored files) into the workdir. A re-sync sends only new
+--- and changed files and deletes only what an earlier sync sent that is gone locally; what the
+--- box made there stays. `clean = true` replaces the workdir's whole tree instead.
 ---@param options? leasebox.SyncOptions
 ---@return leasebox.Transfer
 function Lease:sync(options) end
@@ -54,6 +66,14 @@ function Lease:sync(options) end
 ---@param dest? string
 ---@return leasebox.Transfer
 function Lease:fetch(paths, dest) end
+
+--- An interactive terminal in the box, with this terminal attached in raw mode until the
+--- shell exits (Ctrl-C goes to the box; window changes follow). Needs a terminal on stdin.
+--- Nothing (the box's `$SHELL`), a string (run under `sh -c`) or an argv with options.
+--- Not recorded: a lost connection ends it with an error of kind `transport_lost`.
+---@param command? string|leasebox.ShellOptions
+---@return leasebox.ShellResult
+function Lease:shell(command) end
 
 --- Release the lease now (purge the box, drop the claim). Also done when the recipe ends,
 --- unless the lease is kept.

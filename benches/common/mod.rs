@@ -11,6 +11,8 @@
     reason = "each benchmark uses a different part of this module"
 )]
 
+pub mod old_wrapper;
+
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -33,6 +33,13 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Commands,
+    /// Say less: no progress, no `==>` lines, no summary (errors, warnings and the commands'
+    /// own output only).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more: a line for each thing the lease, sync and fetch report, terminal or not.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 /// The subcommands.
@@ -40,6 +47,12 @@ pub struct Cli {
 pub enum Commands {
     /// Run a recipe, or one command with `-- CMD…`: lease, sync, run, fetch, release.
     Run(RunArgs),
+    /// An interactive terminal in a box: a kept lease (`--lease ID`), or a fresh one, synced and
+    /// released when the shell exits (unless `--keep`).
+    Shell(ShellArgs),
+    /// A Lua prompt with the recipe API loaded, a lease attached and a recipe loaded; with stdin
+    /// not a terminal, runs the whole input as one chunk.
+    Repl(ReplArgs),
     /// Lease a box and keep it; prints its id for `run --lease ID`.
     Warmup(WarmupArgs),
     /// Sync the repository to a kept lease: only what changed; what the box created stays.
@@ -67,6 +80,29 @@ pub enum Commands {
     Completions(CompletionsArgs),
     /// Write the man pages: `leasebox.1` to stdout, or every command's page to a directory.
     Man(ManArgs),
+}
+
+impl Commands {
+    /// Whether the command was asked for `--json` (then a failure is one JSON object on
+    /// stdout too).
+    #[must_use]
+    pub fn json(&self) -> bool {
+        match self {
+            Commands::Warmup(a) => a.json,
+            Commands::Sync(a) => a.json,
+            Commands::List(a) | Commands::Doctor(a) | Commands::Backends(a) => a.json,
+            Commands::Status(a) | Commands::Stop(a) => a.json,
+            Commands::Cleanup(a) => a.json,
+            Commands::Config(a) => a.json,
+            Commands::Trust(a) => a.json,
+            Commands::Run(_)
+            | Commands::Shell(_)
+            | Commands::Repl(_)
+            | Commands::Report(_)
+            | Commands::Completions(_)
+            | Commands::Man(_) => false,
+        }
+    }
 }
 
 /// `leasebox run`.
@@ -108,6 +144,54 @@ pub struct RunArgs {
     /// Write per-phase timings, the exit code and the error kind as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub timing_json: Option<std::path::PathBuf>,
+    /// Write the run's events to this file as they happen, one JSON object a line (`-`: stdout,
+    /// and the command's own stdout then goes to stderr). See `docs/events.md`.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<std::path::PathBuf>,
+    /// After a failed step, open the REPL with the lease (`box`) and the failed step (`last`)
+    /// loaded; `:retry` reruns it. The exit code is the last verdict. Ignored (with a notice)
+    /// when stdin is not a terminal.
+    #[arg(long)]
+    pub repl_on_failure: bool,
+}
+
+/// `leasebox repl`.
+#[derive(Debug, Args)]
+pub struct ReplArgs {
+    /// A recipe to load: a path, or a name under `.leasebox/recipes/` or `recipes/`. A
+    /// `recipe{}` is loaded as `recipe`; nothing runs until `:run`.
+    pub recipe: Option<String>,
+    /// The recipe's arguments (`lb.args`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub rest: Vec<String>,
+    /// Attach this kept lease as `box` (ownership checked as for `run --lease`).
+    #[arg(long, value_name = "ID")]
+    pub lease: Option<String>,
+    /// Keep the leases the REPL takes when it ends.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// `leasebox shell`.
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// The command to run on the terminal (after `--`); default: the box's `$SHELL`, else
+    /// `/bin/sh`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+    /// Open the shell in this kept lease instead of leasing a box.
+    #[arg(long, value_name = "ID")]
+    pub lease: Option<String>,
+    /// Keep the lease after the shell exits (reuse it with `--lease ID`).
+    #[arg(long)]
+    pub keep: bool,
+    /// Do not sync the repository first.
+    #[arg(long)]
+    pub no_sync: bool,
+    /// Pass this variable of your environment to the shell. Repeatable. Nothing else of your
+    /// environment reaches the box but `TERM`.
+    #[arg(long, value_name = "NAME")]
+    pub pass_env: Vec<String>,
 }
 
 /// `leasebox sync`.

@@ -25,6 +25,12 @@ pub(crate) fn config(args: &ConfigArgs, cx: &Context) -> Result<(), Failure> {
                 Some(crate::config::TrustStatus::Changed(_)) => {
                     "changed since it was trusted: the trust has lapsed (`leasebox trust` renews it)"
                 }
+                Some(crate::config::TrustStatus::FileChanged { .. }) => {
+                    "a file it makes leasebox read changed since it was trusted: the trust has lapsed (`leasebox trust` renews it)"
+                }
+                Some(crate::config::TrustStatus::Unpinned(_)) => {
+                    "trusted by an earlier leasebox that pinned no files: run `leasebox trust` again"
+                }
                 Some(_) => "not trusted (`leasebox trust` lets it set execution boundaries)",
             };
             println!("\nrepository config {}: {trust}", repo.file.path.display());
@@ -69,12 +75,7 @@ pub(crate) async fn doctor(args: &JsonArgs, cx: &Context) -> Result<(), Failure>
     let config = cx.config(&[])?;
     let state = cx.state_dir()?;
     let checks = crate::leases::doctor(&config, &cx.env, &state).await;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&checks).unwrap_or_default()
-        );
-    } else {
+    if !args.json {
         for c in &checks {
             let mark = match c.status {
                 CheckStatus::Ok => "ok  ",
@@ -94,18 +95,35 @@ pub(crate) async fn doctor(args: &JsonArgs, cx: &Context) -> Result<(), Failure>
         .filter(|c| c.status == CheckStatus::Fail)
         .map(|c| c.check.as_str())
         .collect();
+    let mut fields = serde_json::Map::new();
+    fields.insert(
+        "checks".into(),
+        serde_json::to_value(&checks).unwrap_or_default(),
+    );
     if failed.is_empty() {
+        if args.json {
+            // The same object as on failure, without the error.
+            fields.insert("error_kind".into(), serde_json::Value::Null);
+            fields.insert("exit_code".into(), 0.into());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&fields).unwrap_or_default()
+            );
+        }
         return Ok(());
     }
     let kind = if failed.contains(&"reachable") {
         crate::error::ErrorKind::TransportLost
+    } else if failed.contains(&"exec") || failed.contains(&"auth") {
+        crate::error::ErrorKind::PermissionDenied
     } else {
         crate::error::ErrorKind::ConfigError
     };
     Err(Failure::new(
         kind,
         format!("doctor: failed checks: {}", failed.join(", ")),
-    ))
+    )
+    .with_json(fields))
 }
 
 /// `leasebox config --keys`: every key of the table with its default, environment variable,

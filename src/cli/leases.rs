@@ -1,5 +1,6 @@
 //! `leasebox warmup`, `list`, `status` and `stop`: the leases this user owns, from their claims
-//! and their backend's live view.
+//! and their backend's live view. On a terminal, times read as relative (`5m ago`, `in 1h25m`,
+//! `expired 3m ago`) and the box's live state is coloured; `--json` keeps its shapes.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -23,6 +24,26 @@ fn leases(cx: &Context) -> Result<(Leases, crate::config::Config), Failure> {
         Arc::new(Timing::default()),
     )?;
     Ok((leases, config))
+}
+
+/// The lifecycle for one existing lease: its claim is read first, and the backend is the one
+/// the claim names (a local lease stops locally even with `NOMAD_ADDR` set).
+fn leases_for(cx: &Context, id: &crate::lease::LeaseId) -> Result<Leases, Failure> {
+    let config = cx.config(&[])?;
+    let state = cx.state_dir()?;
+    let backend_name = state
+        .claim_store()
+        .load(id.as_str())
+        .map(|c| c.backend)
+        .unwrap_or_else(|_| config.settings().backend.as_str().to_owned());
+    let backend = crate::leases::open_for_claim(&config, &cx.env, &backend_name, id.as_str())?;
+    Leases::new(
+        backend,
+        &state,
+        config.settings(),
+        cx.repo_root(),
+        Arc::new(Timing::default()),
+    )
 }
 
 pub(crate) async fn warmup(args: &WarmupArgs, cx: &Context) -> Result<(), Failure> {
@@ -54,22 +75,64 @@ pub(crate) async fn warmup(args: &WarmupArgs, cx: &Context) -> Result<(), Failur
     Ok(())
 }
 
+/// A span as people read it in a table: `45s`, `5m`, `1h25m`, `2d3h`.
+fn span(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => match (s % 3600) / 60 {
+            0 => format!("{}h", s / 3600),
+            m => format!("{}h{m:02}m", s / 3600),
+        },
+        s => match (s % 86_400) / 3600 {
+            0 => format!("{}d", s / 86_400),
+            h => format!("{}d{h}h", s / 86_400),
+        },
+    }
+}
+
+/// `t` relative to `now`: `5m ago`, `in 1h25m`, `now`.
+fn relative(t: SystemTime, now: SystemTime) -> String {
+    match now.duration_since(t) {
+        Ok(d) if d.as_secs() == 0 => "now".to_owned(),
+        Ok(d) => format!("{} ago", span(d.as_secs())),
+        Err(e) => format!("in {}", span(e.duration().as_secs().max(1))),
+    }
+}
+
 fn ago(t: SystemTime) -> String {
-    let secs = SystemTime::now()
-        .duration_since(t)
-        .map_or(0, |d| d.as_secs());
-    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+    relative(t, SystemTime::now())
+}
+
+/// When a claim expires, relative: `in 1h25m`, `expired 3m ago`, `never`.
+fn expiry(claim: &Claim, now: SystemTime) -> String {
+    match claim.expires_at() {
+        None => "never".to_owned(),
+        Some(at) if at <= now => format!("expired {}", relative(at, now)),
+        Some(at) => relative(at, now),
+    }
+}
+
+/// The ANSI style of a box's live state.
+fn remote_style(remote: &str) -> &'static str {
+    match remote {
+        "ready" => "32",
+        "pending" => "33",
+        "gone" => "31",
+        s if s.starts_with("unhealthy") => "31",
+        _ => "2",
+    }
 }
 
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-fn claim_json(claim: &Claim, remote: Option<&str>) -> serde_json::Value {
+fn claim_json(claim: &Claim, state: &str, remote: Option<&str>) -> serde_json::Value {
     json!({
         "id": claim.id,
         "backend": claim.backend,
-        "state": claim.state.as_str(),
+        "state": state,
         "remote": remote,
         "keep": claim.keep,
         "workdir": claim.workdir,
@@ -105,12 +168,17 @@ pub(crate) async fn list(args: &JsonArgs, cx: &Context) -> Result<(), Failure> {
     }
     let mut rows = Vec::new();
     for claim in all.claims.iter().filter(|c| &c.owner == owner) {
-        rows.push((claim, remote_of(&leases, claim).await));
+        let (state, held) = leases.shown_state(claim);
+        rows.push((claim, state, held, remote_of(&leases, claim).await));
     }
     if args.json {
         let items: Vec<_> = rows
             .iter()
-            .map(|(c, r)| claim_json(c, Some(r.as_str())))
+            .map(|(c, state, held, r)| {
+                let mut value = claim_json(c, state, Some(r.as_str()));
+                value["in_use"] = json!(held);
+                value
+            })
             .collect();
         println!(
             "{}",
@@ -122,19 +190,27 @@ pub(crate) async fn list(args: &JsonArgs, cx: &Context) -> Result<(), Failure> {
         eprintln!("leasebox: no leases");
         return Ok(());
     }
+    let now = SystemTime::now();
+    // Colour goes to stdout only when stdout is a terminal too (a piped table stays plain).
+    let output = crate::events::Output {
+        color: cx.output.color && std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        ..cx.output
+    };
     println!(
-        "{:<17} {:<7} {:<12} {:<8} {:<5} {:<12} REPOSITORY",
-        "ID", "BACKEND", "STATE", "BOX", "KEEP", "AGE"
+        "{:<17} {:<7} {:<11} {:<9} {:<4} {:<9} {:<9} {:<16} REPOSITORY",
+        "ID", "BACKEND", "STATE", "BOX", "KEEP", "CREATED", "USED", "EXPIRES"
     );
-    for (c, remote) in rows {
+    for (c, state, _, remote) in rows {
+        let shown_remote = output.paint(remote_style(&remote), &format!("{remote:<9}"));
         println!(
-            "{:<17} {:<7} {:<12} {:<8} {:<5} {:<12} {}",
+            "{:<17} {:<7} {:<11} {shown_remote} {:<4} {:<9} {:<9} {:<16} {}",
             c.id,
             c.backend,
-            c.state.as_str(),
-            remote,
+            state,
             if c.keep { "yes" } else { "no" },
-            ago(c.created),
+            relative(c.created, now),
+            relative(c.last_used, now),
+            expiry(c, now),
             c.repo_root.display()
         );
     }
@@ -143,7 +219,7 @@ pub(crate) async fn list(args: &JsonArgs, cx: &Context) -> Result<(), Failure> {
 
 pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
     let id = super::lease_id(&args.id)?;
-    let (leases, _) = leases(cx)?;
+    let leases = leases_for(cx, &id)?;
     let claim = leases.load_claim(&id)?;
     // The claim and the box's own record must agree before anything is said about the box.
     leases.check_claim(&claim)?;
@@ -153,9 +229,9 @@ pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
     } else {
         "gone".to_owned()
     };
-    let held = leases.claims().is_held(id.as_str()).unwrap_or(false);
+    let (state, held) = leases.shown_state(&claim);
     if args.json {
-        let mut value = claim_json(&claim, Some(&remote));
+        let mut value = claim_json(&claim, state, Some(&remote));
         value["in_use"] = json!(held);
         println!(
             "{}",
@@ -163,9 +239,23 @@ pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
         );
         return Ok(());
     }
+    let output = crate::events::Output {
+        color: cx.output.color && std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        ..cx.output
+    };
+    let now = SystemTime::now();
     println!("id:         {}", claim.id);
     println!("backend:    {}", claim.backend);
-    println!("state:      {} (box: {remote})", claim.state.as_str());
+    println!(
+        "state:      {state} (box: {})",
+        output.paint(remote_style(&remote), &remote)
+    );
+    if let Some(alloc) = claim.handle.get("alloc_id") {
+        println!(
+            "box:        job {}, allocation {alloc}",
+            claim.handle.get("job_id").map_or("?", String::as_str)
+        );
+    }
     println!(
         "in use:     {}",
         if held {
@@ -188,14 +278,14 @@ pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
         ago(claim.last_used)
     );
     if let Some(at) = claim.expires_at() {
-        println!("expires:    {}", rfc3339(at));
+        println!("expires:    {} ({})", rfc3339(at), expiry(&claim, now));
     }
     Ok(())
 }
 
 pub(crate) async fn stop(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
     let id = super::lease_id(&args.id)?;
-    let (leases, _) = leases(cx)?;
+    let leases = leases_for(cx, &id)?;
     leases.stop(&id, &cx.cancel).await?;
     if args.json {
         println!("{}", json!({"id": id, "released": true}));
@@ -229,4 +319,29 @@ pub(crate) async fn cleanup(args: &CleanupArgs, cx: &Context) -> Result<(), Fail
         println!("{:<17} {prefix}{:<9} {}", item.id, item.action, item.reason);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn times_read_relative() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let at = |secs: i64| {
+            if secs >= 0 {
+                now + Duration::from_secs(secs.unsigned_abs())
+            } else {
+                now - Duration::from_secs(secs.unsigned_abs())
+            }
+        };
+        assert_eq!(relative(at(0), now), "now");
+        assert_eq!(relative(at(-45), now), "45s ago");
+        assert_eq!(relative(at(-300), now), "5m ago");
+        assert_eq!(relative(at(5100), now), "in 1h25m");
+        assert_eq!(relative(at(7200), now), "in 2h");
+        assert_eq!(relative(at(-(2 * 86_400 + 3 * 3600)), now), "2d3h ago");
+        assert_eq!(span(86_400), "1d");
+    }
 }

@@ -8,8 +8,10 @@ mod info;
 mod leases;
 mod manual;
 mod recipe;
+mod repl;
 mod report;
 mod run;
+mod shell;
 mod sync;
 mod trust;
 
@@ -21,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigInputs};
 use crate::error::{ErrorKind, Failure};
+use crate::host::Interrupts;
 use crate::lease::LeaseId;
 
 pub use args::{Cli, Commands, VERSION, command, parse};
@@ -59,12 +62,16 @@ pub fn main() -> i32 {
             return crate::error::EXIT_INTERNAL;
         }
     };
+    let output = crate::events::Output::detect(parsed.cli.quiet, parsed.cli.verbose, &env);
+    let json = parsed.cli.command.json();
     let context = Context {
+        output,
         env,
         cwd,
         config_flags: parsed.config_flags,
         cancel: CancellationToken::new(),
         active: Arc::default(),
+        interrupts: Interrupts::default(),
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async {
@@ -80,14 +87,22 @@ pub fn main() -> i32 {
     });
     // Do not wait for stray tasks (a dropped exec's readers, say).
     runtime.shutdown_background();
-    exit_code(outcome)
+    exit_code(outcome, json)
 }
 
-/// The one exit funnel: print the failure (if any) and return its code.
-fn exit_code(outcome: Result<(), Failure>) -> i32 {
+/// The one exit funnel: print the failure (if any) and return its code. Under `--json` the
+/// failure is also one JSON object on stdout (`error_kind`, `message`, `exit_code`, and what
+/// the command had to say: [`Failure::to_json`]); the text goes to stderr either way.
+fn exit_code(outcome: Result<(), Failure>, json: bool) -> i32 {
     match outcome {
         Ok(()) => 0,
         Err(failure) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&failure.to_json()).unwrap_or_default()
+                );
+            }
             if !failure.message.is_empty() {
                 eprintln!("leasebox: error: {}", failure.message);
             }
@@ -99,6 +114,8 @@ fn exit_code(outcome: Result<(), Failure>) -> i32 {
 async fn dispatch(command: Commands, cx: &Context) -> Result<(), Failure> {
     match command {
         Commands::Run(a) => run::run(a, cx).await,
+        Commands::Shell(a) => shell::shell(a, cx).await,
+        Commands::Repl(a) => repl::repl(a, cx).await,
         Commands::Warmup(a) => leases::warmup(&a, cx).await,
         Commands::Sync(a) => sync::sync(&a, cx).await,
         Commands::List(a) => leases::list(&a, cx).await,
@@ -121,32 +138,48 @@ async fn dispatch(command: Commands, cx: &Context) -> Result<(), Failure> {
 }
 
 /// What every command works with: the environment snapshot, the current directory, the config
-/// flags, the cancellation token Ctrl-C fires, and the leases a run currently holds (for the
-/// second Ctrl-C's message).
+/// flags, the cancellation token Ctrl-C fires, the leases a run currently holds (for the
+/// second Ctrl-C's message), the route of Ctrl-C to an open REPL, and how the human output
+/// looks (`--quiet`, `-v`, colour).
 pub(crate) struct Context {
+    pub output: crate::events::Output,
     pub env: BTreeMap<String, String>,
     pub cwd: PathBuf,
     pub config_flags: Vec<(String, String)>,
     pub cancel: CancellationToken,
     pub active: Arc<Mutex<Vec<LeaseId>>>,
+    pub interrupts: Interrupts,
 }
 
 impl Context {
-    /// First Ctrl-C: cancel (runs release their leases and exit 130). Second: exit at once,
+    /// While a REPL is open, every Ctrl-C stops the call running at its prompt. Otherwise:
+    /// first Ctrl-C: cancel (runs release their leases and exit 130). Second: exit at once,
     /// saying what was left and how to clean it.
     fn watch_ctrl_c(&self) {
         let cancel = self.cancel.clone();
         let active = Arc::clone(&self.active);
+        let interrupts = self.interrupts.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_err() {
-                return;
-            }
-            eprintln!(
-                "\nleasebox: cancelling; releasing the lease (press Ctrl-C again to exit at once)"
-            );
-            cancel.cancel();
-            if tokio::signal::ctrl_c().await.is_err() {
-                return;
+            let mut signal =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            let mut seen = 0;
+            while seen < 2 {
+                if signal.recv().await.is_none() {
+                    return;
+                }
+                if interrupts.interrupt() {
+                    continue;
+                }
+                seen += 1;
+                if seen == 1 {
+                    eprintln!(
+                        "\nleasebox: cancelling; releasing the lease (press Ctrl-C again to exit at once)"
+                    );
+                    cancel.cancel();
+                }
             }
             let left = active.lock().map(|v| v.clone()).unwrap_or_default();
             if left.is_empty() {
@@ -182,6 +215,29 @@ impl Context {
             eprintln!("leasebox: {notice}");
         }
         Ok(config)
+    }
+
+    /// The events of a run: to the `--events` stream when given, to the terminal's progress
+    /// and the summary.
+    pub fn events(&self, stream: Option<&Path>) -> Result<crate::events::Events, Failure> {
+        let stream = stream
+            .map(|p| {
+                crate::events::EventStream::open(p)
+                    .map_err(|m| Failure::new(ErrorKind::Usage, format!("`--events`: {m}")))
+            })
+            .transpose()?;
+        if stream
+            .as_ref()
+            .is_some_and(crate::events::EventStream::is_stdout)
+        {
+            // stdout carries the events: the commands' stdout joins the human output.
+            crate::leases::TerminalSink::stdout_to_stderr(true);
+        }
+        Ok(crate::events::Events::new(crate::events::EventsOptions {
+            stream,
+            output: self.output,
+            observers: Vec::new(),
+        }))
     }
 
     /// The state dir (claims).

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use super::Context;
 use super::args::RunArgs;
 use crate::error::{ErrorKind, Failure};
+use std::io::IsTerminal as _;
+
 use crate::host::{
-    ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, RecipeLeases, RecipeRun, SandboxOptions, StepReport,
-    StepStatus, find_recipe, recipe_listing, run_recipe,
+    RecipeLeases, RecipeRun, ReplOnFailure, StepReport, StepStatus, find_recipe, recipe_listing,
+    run_recipe,
 };
-use crate::leases::{Leases, Phase, PhaseStatus, Timing};
+use crate::leases::{Events, Leases, Phase, PhaseStatus, Timing};
 
 /// A bare `leasebox run`: list the recipes and exit with the usage code.
 pub(crate) fn list(cx: &Context) -> Failure {
@@ -30,6 +32,7 @@ pub(crate) async fn run(
     name: &str,
     cx: &Context,
     timing: &Arc<Timing>,
+    events: &Events,
 ) -> Result<(), Failure> {
     let repo_root = cx.repo_root();
     let path = find_recipe(&repo_root, &cx.cwd, name).map_err(|e| e.failure())?;
@@ -52,26 +55,34 @@ pub(crate) async fn run(
         settings,
         repo_root.clone(),
         Arc::clone(timing),
-    )?;
+    )?
+    .with_events(events.clone());
     let reuse = args.lease.as_deref().map(super::lease_id).transpose()?;
     // The recipe's `lease{}` / `warmup{}` options are resolved against this config by the host
     // (`Config::with_recipe`): own keys only, up to the user's limits, below flags.
     let provider = RecipeLeases::new(leases, settings, repo_root.clone(), reuse);
-    let mut token_env = vec![settings.nomad.token_env.clone()];
-    token_env.extend(ALWAYS_DENIED_ENV.iter().map(|s| (*s).to_owned()));
+    let repl_on_failure = if !args.repl_on_failure {
+        None
+    } else if std::io::stdin().is_terminal() {
+        Some(ReplOnFailure {
+            interrupts: cx.interrupts.clone(),
+            history: Some(cx.state_dir()?.path().join(super::repl::HISTORY_FILE)),
+        })
+    } else {
+        eprintln!("leasebox: `--repl-on-failure` is ignored: stdin is not a terminal");
+        None
+    };
     let run = RecipeRun {
         path,
         repo_root,
         fetch_root: cx.cwd.clone(),
         args: args.rest.clone(),
-        sandbox: SandboxOptions {
-            env_allow: settings.lua_env_allow.clone(),
-            token_env,
-            memory_limit: DEFAULT_MEMORY_LIMIT,
-        },
+        sandbox: super::repl::sandbox(settings),
         keep: args.keep,
         sync_clean: args.sync_clean,
         config: config.clone(),
+        events: events.clone(),
+        repl_on_failure,
     };
     let report = run_recipe(&run, Arc::new(provider), &cx.cancel).await;
     for step in &report.steps {

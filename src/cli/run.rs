@@ -1,6 +1,9 @@
 //! `leasebox run`: lease (or reuse) a box, sync the repository, run the command, fetch what was
 //! asked for (also after a failure), release (unless kept), and write the timing file. Ctrl-C
 //! at any point stops the command, releases the lease and exits 130.
+//!
+//! Every run (a recipe or a command) reports to its [`Events`]: the `--events` stream, the
+//! terminal's progress, and the closing summary printed at the end (unless `--quiet`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::Context;
 use super::args::RunArgs;
 use crate::error::{ErrorKind, Failure};
+use crate::events::{Event, Events, RunStart, StepEnd};
 use crate::leases::{
     Command, HeldLease, LeaseRequest, Leases, Phase, PhaseStatus, SyncOptions,
     TIMING_FORMAT_VERSION, TerminalSink, Timing, TimingReport, elapsed_ms,
@@ -20,7 +24,12 @@ pub(crate) async fn run(args: RunArgs, cx: &Context) -> Result<(), Failure> {
     let start = Instant::now();
     let timing = Arc::new(Timing::default());
     let timing_file = args.timing_json.clone();
-    let outcome = run_inner(args, cx, &timing).await;
+    let events = cx.events(args.events.as_deref())?;
+    let run = events.run_started(RunStart {
+        recipe: args.recipe.clone(),
+        command: args.recipe.is_none().then(|| args.rest.clone()),
+    });
+    let mut outcome = run_inner(args, cx, &timing, &events).await;
     if let Some(path) = timing_file {
         let report = TimingReport {
             format_version: TIMING_FORMAT_VERSION,
@@ -29,21 +38,50 @@ pub(crate) async fn run(args: RunArgs, cx: &Context) -> Result<(), Failure> {
             exit_code: outcome.as_ref().map_or_else(|f| f.code, |()| 0),
             error_kind: outcome.as_ref().err().map(|f| f.kind.as_str().to_owned()),
         };
-        report.write(&path)?;
+        if let Err(e) = report.write(&path) {
+            outcome = outcome.and(Err(e));
+        }
+    }
+    let kind = outcome.as_ref().err().map(|f| f.kind);
+    let summary = run.finish(
+        outcome.as_ref().map_or_else(|f| f.code, |()| 0),
+        kind.map(ErrorKind::as_str),
+    );
+    // A run refused before it asked for a lease (a usage, config or trust error) did
+    // nothing to sum up: its error line says it all.
+    let did_something = !summary.leases.is_empty() || !summary.steps.is_empty();
+    if !cx.output.quiet && kind != Some(ErrorKind::Usage) && did_something {
+        events.say(summary.render(cx.output).trim_end());
     }
     outcome
 }
 
-async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<(), Failure> {
+async fn run_inner(
+    args: RunArgs,
+    cx: &Context,
+    timing: &Arc<Timing>,
+    events: &Events,
+) -> Result<(), Failure> {
     if let Some(recipe) = &args.recipe {
-        return super::recipe::run(&args, recipe, cx, timing).await;
+        return super::recipe::run(&args, recipe, cx, timing, events).await;
     }
     if args.rest.is_empty() {
         return Err(super::recipe::list(cx));
     }
+    if args.repl_on_failure {
+        return Err(Failure::new(
+            ErrorKind::Usage,
+            "`--repl-on-failure` applies to recipes (`leasebox run RECIPE`); for one command, \
+             keep the lease (`run --keep-on-failure -- CMD`) and look around with \
+             `leasebox repl --lease ID`",
+        ));
+    }
     // Bad input is refused before anything is leased.
+    let repo_root = cx.repo_root();
+    let here = cwd_in_repo(&cx.cwd, &repo_root);
+    let mut fetch = Vec::with_capacity(args.fetch.len());
     for path in &args.fetch {
-        crate::leases::check_fetch_path(path).map_err(|e| Failure::from_error(&e))?;
+        fetch.push(fetch_path(path, here.as_deref())?);
     }
     let mut extra = Vec::new();
     if let Some(t) = &args.timeout {
@@ -59,14 +97,14 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
     let settings = config.settings();
     let env = pass_env(&args.pass_env, cx)?;
     let backend = crate::leases::open(&config, &cx.env)?;
-    let repo_root = cx.repo_root();
     let leases = Leases::new(
         backend,
         &cx.state_dir()?,
         settings,
         repo_root.clone(),
         Arc::clone(timing),
-    )?;
+    )?
+    .with_events(events.clone());
     let asked: Vec<&str> = [
         "nomad.image",
         "nomad.cpu",
@@ -81,14 +119,14 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
     })
     .collect();
     if !asked.is_empty() && !leases.backend().features().resources {
-        eprintln!(
-            "leasebox: the local backend runs commands on this machine and ignores {}",
+        events.warn(&format!(
+            "the local backend runs commands on this machine and ignores {}",
             asked
                 .iter()
                 .map(|k| format!("`{k}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        ));
     }
 
     let held = match &args.lease {
@@ -115,7 +153,7 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
     if let Ok(mut active) = cx.active.lock() {
         active.push(id.clone());
     }
-    let result = work(&args, cx, &held, &repo_root, settings, env).await;
+    let result = work(&args, cx, &held, &repo_root, settings, env, &fetch).await;
     let keep = args.keep
         || reused
         || (args.keep_on_failure
@@ -159,7 +197,7 @@ async fn run_inner(args: RunArgs, cx: &Context, timing: &Arc<Timing>) -> Result<
 }
 
 /// The values of the `--pass-env` variables: each must be set.
-fn pass_env(names: &[String], cx: &Context) -> Result<Vec<(String, String)>, Failure> {
+pub(super) fn pass_env(names: &[String], cx: &Context) -> Result<Vec<(String, String)>, Failure> {
     names
         .iter()
         .map(|name| match cx.env.get(name) {
@@ -172,6 +210,59 @@ fn pass_env(names: &[String], cx: &Context) -> Result<Vec<(String, String)>, Fai
         .collect()
 }
 
+/// Where the current directory is inside the repository root (`None` at the root, or when it
+/// is not under it).
+fn cwd_in_repo(cwd: &Path, repo_root: &Path) -> Option<PathBuf> {
+    cwd.strip_prefix(repo_root)
+        .ok()
+        .map(PathBuf::from)
+        .filter(|p| !p.as_os_str().is_empty())
+}
+
+/// `--fetch PATH`: a path relative to the current directory (`here`, inside the repository),
+/// which may use `..` while it stays inside the repository root; returned relative to the root
+/// (the workdir mirrors the root), so it lands at the same path relative to the current
+/// directory.
+///
+/// # Errors
+/// An absolute path, one that leaves the repository root, or one the fetch refuses (the whole
+/// workdir, a leading `-`): usage errors naming the path.
+fn fetch_path(path: &str, here: Option<&Path>) -> Result<String, Failure> {
+    use std::path::Component;
+    let bad = |why: &str| {
+        Failure::new(
+            ErrorKind::Usage,
+            format!(
+                "cannot fetch `{path}`: {why}; give a path relative to the current directory that stays inside the repository, such as `target/report.xml`"
+            ),
+        )
+    };
+    if Path::new(path).is_absolute() {
+        return Err(bad("it is absolute"));
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for c in here.unwrap_or(Path::new("")).join(path).components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if parts.pop().is_none() {
+                    return Err(bad("it leaves the repository root"));
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return Err(bad("it is absolute")),
+        }
+    }
+    let joined = parts.join("/");
+    crate::leases::check_fetch_path(&joined).map_err(|_| {
+        if joined.is_empty() {
+            bad("it names the whole repository")
+        } else {
+            bad("it starts with `-`")
+        }
+    })
+}
+
 /// Sync, run, fetch. Fetch happens even when the command failed or was cancelled midway
 /// (not after Ctrl-C: the user asked to stop).
 async fn work(
@@ -181,6 +272,7 @@ async fn work(
     repo_root: &Path,
     settings: &crate::config::Settings,
     env: Vec<(String, String)>,
+    fetch: &[String],
 ) -> Result<(), Failure> {
     let cancel = &cx.cancel;
     let session = held.session();
@@ -196,17 +288,11 @@ async fn work(
             .await
             .map_err(|e| Failure::from_error(&e))?;
         for notice in &report.notices {
-            eprintln!("leasebox: {notice}");
+            session.events().warn(notice);
         }
     }
     // Run in the same place relative to the repository as the user stands.
-    let cwd = cx
-        .cwd
-        .strip_prefix(repo_root)
-        .ok()
-        .map(PathBuf::from)
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(|p| p.to_string_lossy().into_owned());
+    let cwd = cwd_in_repo(&cx.cwd, repo_root).map(|p| p.to_string_lossy().into_owned());
     let command = Command {
         argv: args.rest.clone(),
         env,
@@ -216,6 +302,13 @@ async fn work(
         stdin: None,
     };
     let step_start = Instant::now();
+    let events = session.events();
+    events.emit(Event::StepStart {
+        name: "command".to_owned(),
+        group: None,
+        lane: 0,
+        shard: None,
+    });
     let exec = session.exec(&command, Arc::new(TerminalSink), cancel).await;
     let timing = session.timing();
     let mut step = Phase::new(
@@ -234,6 +327,22 @@ async fn work(
             step.error_kind = Some(Failure::from_error(e).kind.as_str().to_owned());
         }
     }
+    events.emit(Event::StepEnd(StepEnd {
+        name: "command".to_owned(),
+        status: match step.status {
+            PhaseStatus::Passed => "passed",
+            PhaseStatus::Failed => "failed",
+            PhaseStatus::Errored => "errored",
+            PhaseStatus::Skipped => "skipped",
+        }
+        .to_owned(),
+        code: exec.as_ref().ok().map(|o| o.code),
+        error_kind: step.error_kind.clone(),
+        ms: step.ms,
+        group: None,
+        lane: 0,
+        shard: None,
+    }));
     timing.push(step);
     let exec_result = match exec {
         Ok(outcome) if outcome.code == 0 => Ok(()),
@@ -250,16 +359,10 @@ async fn work(
     let cancelled = exec_result
         .as_ref()
         .is_err_and(|f| f.kind == ErrorKind::Cancelled);
-    if !args.fetch.is_empty() && !cancelled {
-        // PATH is relative to where the command ran, and lands at the same place here.
-        let paths: Vec<String> = args
-            .fetch
-            .iter()
-            .map(|p| match &cwd {
-                Some(sub) => format!("{sub}/{p}"),
-                None => p.clone(),
-            })
-            .collect();
+    if !fetch.is_empty() && !cancelled {
+        // Each PATH was made relative to the repository root (`fetch_path`): fetched from the
+        // workdir at that path, it lands at the same path relative to the current directory.
+        let paths = fetch.to_vec();
         let fetched = session.fetch(&paths, repo_root, cancel).await;
         if let Err(e) = fetched {
             let failure = Failure::from_error(&e);
@@ -273,4 +376,34 @@ async fn work(
         }
     }
     exec_result
+}
+
+#[cfg(test)]
+mod fetch_path_tests {
+    use super::*;
+
+    #[test]
+    fn fetch_paths_are_relative_to_the_current_directory_inside_the_root() {
+        let sub = Some(Path::new("a/b"));
+        assert_eq!(fetch_path("x.txt", sub).unwrap(), "a/b/x.txt");
+        assert_eq!(fetch_path("../x.txt", sub).unwrap(), "a/x.txt");
+        assert_eq!(fetch_path("../../x.txt", sub).unwrap(), "x.txt");
+        assert_eq!(fetch_path("./out/", None).unwrap(), "out");
+        for (bad, why) in [
+            ("../../../x", "leaves the repository root"),
+            ("../x", "leaves the repository root"),
+            ("/etc/passwd", "absolute"),
+            (".", "whole repository"),
+            ("-rf", "starts with `-`"),
+        ] {
+            let here = if matches!(bad, "../x" | "." | "-rf") {
+                None
+            } else {
+                sub
+            };
+            let e = fetch_path(bad, here).unwrap_err();
+            assert_eq!(e.code, 2, "{bad}");
+            assert!(e.message.contains(why), "{bad}: {}", e.message);
+        }
+    }
 }

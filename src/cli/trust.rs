@@ -47,6 +47,7 @@ pub(crate) fn trust(args: &TrustArgs, cx: &Context) -> Result<(), Failure> {
             "sha256": entry.sha256,
             "trusted_at": entry.trusted_at,
             "keys": file.entries.iter().map(show).collect::<Vec<_>>(),
+            "files": entry.files.clone().unwrap_or_default(),
         });
         println!(
             "{}",
@@ -75,10 +76,28 @@ pub(crate) fn trust(args: &TrustArgs, cx: &Context) -> Result<(), Failure> {
         println!("its own keys (allowed without trust, within your limits):");
         print_entries(&file.path, &own);
     }
-    println!(
-        "any change to {} lapses this trust; `leasebox trust --revoke` withdraws it",
-        file.path.display()
-    );
+    if !file.files.is_empty() {
+        println!("files it makes leasebox read, pinned with it:");
+        for f in &file.files {
+            println!(
+                "  {}  ({} at {}:{}, sha256 {})",
+                f.path.display(),
+                f.key.name,
+                file.path.display(),
+                f.line,
+                f.sha256.get(..12).unwrap_or(&f.sha256)
+            );
+        }
+        println!(
+            "any change to {} or to these files lapses this trust; `leasebox trust --revoke` withdraws it",
+            file.path.display()
+        );
+    } else {
+        println!(
+            "any change to {} lapses this trust; `leasebox trust --revoke` withdraws it",
+            file.path.display()
+        );
+    }
     Ok(())
 }
 
@@ -105,6 +124,7 @@ fn list(store: &TrustStore, json: bool) -> Result<(), Failure> {
                     "sha256": e.sha256,
                     "trusted_at": e.trusted_at,
                     "state": e.state_now(),
+                    "files": e.files,
                 })
             })
             .collect();
@@ -124,15 +144,26 @@ fn list(store: &TrustStore, json: bool) -> Result<(), Failure> {
         .chain([4])
         .max()
         .unwrap_or(0);
-    println!("{:width$}  {:8}  {:20}  SHA256", "ROOT", "STATE", "TRUSTED");
+    println!(
+        "{:width$}  {:12}  {:20}  SHA256",
+        "ROOT", "STATE", "TRUSTED"
+    );
     for e in &entries {
         println!(
-            "{:width$}  {:8}  {:20}  {}",
+            "{:width$}  {:12}  {:20}  {}",
             e.root.display().to_string(),
             e.state_now(),
             when(e),
             e.sha256.get(..12).unwrap_or(&e.sha256)
         );
+        for f in e.files.iter().flatten() {
+            println!(
+                "  pins {}  ({}, sha256 {})",
+                f.path.display(),
+                f.key,
+                f.sha256.get(..12).unwrap_or(&f.sha256)
+            );
+        }
     }
     Ok(())
 }

@@ -213,6 +213,53 @@ pub enum ConfigError {
         why: String,
     },
 
+    /// A path key in `.leasebox.toml` names a file outside the repository root (symlinks
+    /// resolved): trust pins files inside the repository only.
+    #[error(
+        "`{}` in {}:{line} names `{value}`, which resolves to {}, outside the repository root {};          a repository's config may only make leasebox read files inside the repository (move          the file into it, or set the key yourself with `{}` or `{}`)",
+        key.name,
+        path.display(),
+        resolved.display(),
+        repo_root.display(),
+        key.env,
+        key.flag_arg()
+    )]
+    FileOutsideRepository {
+        /// The repository file.
+        path: PathBuf,
+        /// The 1-based line of the key.
+        line: usize,
+        /// The key.
+        key: &'static KeyDef,
+        /// The value as written.
+        value: String,
+        /// Where it resolves to.
+        resolved: PathBuf,
+        /// The repository root.
+        repo_root: PathBuf,
+    },
+
+    /// A path key in `.leasebox.toml` names a file that cannot be read.
+    #[error(
+        "`{}` in {}:{line} names {}, which cannot be read",
+        key.name,
+        path.display(),
+        file.display()
+    )]
+    FileUnreadable {
+        /// The repository file.
+        path: PathBuf,
+        /// The 1-based line of the key.
+        line: usize,
+        /// The key.
+        key: &'static KeyDef,
+        /// The file it names.
+        file: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A recipe's `lease{}` sets an execution boundary: only a trusted `.leasebox.toml` may.
     #[error(
         "`{}` in {}:{line} is an execution boundary: a recipe's `lease{{}}` can never set it; set \
@@ -403,6 +450,7 @@ impl HasKind for ConfigError {
         match self {
             ConfigError::UserOnlyKey { .. }
             | ConfigError::Untrusted { .. }
+            | ConfigError::FileOutsideRepository { .. }
             | ConfigError::BoundaryInRecipe { .. }
             | ConfigError::OverLimit { .. } => ErrorKind::TrustRefused,
             _ => ErrorKind::ConfigError,

@@ -155,6 +155,14 @@ impl KeyDef {
         }
     }
 
+    /// Whether the key names a file leasebox reads (every path key does). Set in a repository's
+    /// `.leasebox.toml`, such a file must lie inside the repository and is pinned by its trust
+    /// together with the file (`config::trust`): a later path key joins by being a path.
+    #[must_use]
+    pub fn reads_file(&self) -> bool {
+        self.ty == ValueType::Path
+    }
+
     /// Look up a key by its dotted name.
     #[must_use]
     pub fn find(name: &str) -> Option<&'static KeyDef> {

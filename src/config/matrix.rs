@@ -119,21 +119,43 @@ impl Case {
 
     /// Pin `bytes` as the trusted content of the repository's file, written by hand in the
     /// store's format (so a file holding a user-only key can be "trusted" too).
-    fn pin(&self, bytes: &[u8]) {
+    /// A file a path key names is pinned too, as it is now.
+    fn pin(&self, bytes: &[u8], key: &KeyDef) {
+        let mut files = Vec::new();
+        if key.reads_file() && key.class != TrustClass::UserOnly {
+            let path = self.pinned_file(key).canonicalize().unwrap();
+            let sha = hex::encode(Sha256::digest(std::fs::read(&path).unwrap()));
+            files.push(serde_json::json!({"key": key.name, "path": path, "sha256": sha}));
+        }
         let doc = serde_json::json!({
-            "version": 1,
+            "version": 2,
             "repositories": [{
                 "root": canonical_root(self.repo.path()),
                 "sha256": hex::encode(Sha256::digest(bytes)),
                 "trusted_at": 0,
+                "files": files,
             }],
         });
         std::fs::write(self.state.path().join(TRUST_FILE), doc.to_string()).unwrap();
     }
 
+    /// The file a path key's example value names inside the repository, created.
+    fn pinned_file(&self, key: &KeyDef) -> std::path::PathBuf {
+        let relative = key.example.trim_matches('"');
+        let path = self.repo.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        if !path.exists() {
+            std::fs::write(&path, "job \"x\" {}\n").unwrap();
+        }
+        path
+    }
+
     /// Set `key` to its example value `via` a source; returns the config or the error.
     fn set(&mut self, key: &'static KeyDef, via: Via) -> Result<Config, ConfigError> {
         let file_text = file_text(key);
+        if key.reads_file() && key.class != TrustClass::UserOnly {
+            self.pinned_file(key);
+        }
         match via {
             Via::UserConfig => {
                 let path = self.user_config_path();
@@ -149,11 +171,11 @@ impl Case {
                 .push((key.name.to_owned(), raw_example(key))),
             Via::TrustedRepo => {
                 std::fs::write(self.repo_file(), &file_text).unwrap();
-                self.pin(file_text.as_bytes());
+                self.pin(file_text.as_bytes(), key);
             }
             Via::UntrustedRepo => std::fs::write(self.repo_file(), &file_text).unwrap(),
             Via::ChangedRepo => {
-                self.pin(b"# the file as it was trusted\n");
+                self.pin(b"# the file as it was trusted\n", key);
                 std::fs::write(self.repo_file(), &file_text).unwrap();
             }
             Via::Recipe => {

@@ -94,8 +94,11 @@ pub use resolve::{
     builtin_defaults,
 };
 pub use settings::{
-    BackendChoice, ConstraintSpec, NomadSettings, Settings, hostname, owner_default,
+    BackendChoice, ConstraintSpec, FileSetting, NomadSettings, Settings, hostname, owner_default,
 };
 pub use source::Source;
-pub use trust::{RepositoryFile, TRUST_FILE, TrustEntry, TrustStatus, TrustStore, canonical_root};
+pub use trust::{
+    PinnedFile, RepositoryFile, TRUST_FILE, TrustEntry, TrustStatus, TrustStore, TrustedFile,
+    canonical_root,
+};
 pub use value::Value;

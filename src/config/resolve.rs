@@ -216,7 +216,18 @@ impl Config {
         compute_defaults(&mut resolved, &parts.defaults_env);
         check_limits(&resolved)?;
         let home = parts.defaults_env.get("HOME").map(String::as_str);
-        let settings = Settings::from_resolved(&resolved, home);
+        let mut settings = Settings::from_resolved(&resolved, home);
+        // A file the repository's config names is used as pinned by its trust, never read
+        // again (the bytes hashed are the bytes used).
+        if let (Some(repository), Some(template)) =
+            (&parts.repository, settings.nomad.jobspec_template.as_mut())
+            && let Some(r) = resolved.get("nomad.jobspec_template")
+            && matches!(r.source, Source::Repository { .. })
+            && let Some(pinned) = repository.file.pinned("nomad.jobspec_template")
+        {
+            template.path.clone_from(&pinned.path);
+            template.pinned = Some(std::sync::Arc::clone(&pinned.bytes));
+        }
         Ok(Config {
             resolved,
             settings,

@@ -49,6 +49,29 @@ pub struct ConstraintSpec {
     pub value: String,
 }
 
+/// A path key's file: where it is and, when a trusted `.leasebox.toml` named it, the bytes the
+/// trust pinned (use those, never a second read: they are what the user trusted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSetting {
+    /// The file (as resolved from the config; canonical when pinned).
+    pub path: PathBuf,
+    /// The pinned bytes, when the repository's config named the file.
+    pub pinned: Option<std::sync::Arc<[u8]>>,
+}
+
+impl FileSetting {
+    /// The file's bytes: the pinned ones, else read now.
+    ///
+    /// # Errors
+    /// The file cannot be read.
+    pub fn read(&self) -> std::io::Result<std::sync::Arc<[u8]>> {
+        match &self.pinned {
+            Some(bytes) => Ok(std::sync::Arc::clone(bytes)),
+            None => std::fs::read(&self.path).map(Into::into),
+        }
+    }
+}
+
 /// The resolved config, typed. Built by [`Config::load`](super::Config::load).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -115,7 +138,7 @@ pub struct NomadSettings {
     /// `nomad.constraints`.
     pub constraints: Vec<ConstraintSpec>,
     /// `nomad.jobspec_template`.
-    pub jobspec_template: Option<PathBuf>,
+    pub jobspec_template: Option<FileSetting>,
     /// `nomad.alloc_ready_timeout`.
     pub alloc_ready_timeout: Duration,
     /// `nomad.image`.
@@ -261,7 +284,9 @@ impl Settings {
                 task: r.string("nomad.task"),
                 workdir: r.opt_string("nomad.workdir"),
                 constraints: r.constraints("nomad.constraints"),
-                jobspec_template: r.path("nomad.jobspec_template"),
+                jobspec_template: r
+                    .path("nomad.jobspec_template")
+                    .map(|path| FileSetting { path, pinned: None }),
                 alloc_ready_timeout: r.duration("nomad.alloc_ready_timeout"),
                 image: r.string("nomad.image"),
                 cpu: r.integer("nomad.cpu"),

@@ -1,20 +1,29 @@
 //! The trust gate's two halves: the repository's `.leasebox.toml` read once ([`RepositoryFile`])
 //! and the trust store ([`TrustStore`]) that pins a repository root to the sha256 of that file.
 //!
-//! `leasebox trust` records `{root, sha256}` in `<state dir>/trust.json`; a repository is trusted
-//! while its `.leasebox.toml` still hashes to the recorded value, so any edit (a pull, a branch
-//! switch, a hostile commit) lapses the trust until the user looks again. The file's bytes are
-//! read once: the hash and the parsed entries come from the same bytes, so the file cannot
-//! change between the check and the use.
+//! `leasebox trust` records `{root, sha256, files}` in `<state dir>/trust.json`; a repository is
+//! trusted while its `.leasebox.toml` still hashes to the recorded value **and** every file that
+//! config makes leasebox read (the value of each path key it sets, today
+//! `nomad.jobspec_template`: see [`KeyDef::reads_file`]) still hashes to its recorded value, so
+//! any edit of any of them (a pull, a branch switch, a hostile commit) lapses the trust until the
+//! user looks again. Such a file must resolve, symlinks followed, inside the repository root.
+//! Every file's bytes are read once: the hash and what leasebox uses (the parsed entries, the
+//! template it renders: [`PinnedFile::bytes`]) come from the same bytes, so no file can change
+//! between the check and the use.
+//!
+//! Entries written before files were pinned (store format 1, no `files`) are read but never
+//! trusted: the message says to run `leasebox trust` again.
 //!
 //! The store is a small JSON document, written atomically (a temp file renamed over it) under an
 //! exclusive lock on `trust.json.lock`, so concurrent `leasebox trust` runs never lose an entry:
 //!
 //! ```json
 //! {
-//!   "version": 1,
+//!   "version": 2,
 //!   "repositories": [
-//!     { "root": "/home/alice/src/app", "sha256": "9f86d0…", "trusted_at": 1790000000 }
+//!     { "root": "/home/alice/src/app", "sha256": "9f86d0…", "trusted_at": 1790000000,
+//!       "files": [{ "key": "nomad.jobspec_template", "path": "/home/alice/src/app/ci/lease.hcl",
+//!                   "sha256": "3a7bd3…" }] }
 //!   ]
 //! }
 //! ```
@@ -25,6 +34,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -32,7 +42,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{ConfigError, UntrustedOrigin};
 use super::file::{self, FileEntry};
-use super::keys::TrustClass;
+use super::keys::{KeyDef, TrustClass};
 use super::resolve::REPOSITORY_FILE;
 use super::source::Source;
 use crate::atomic_file::{Replace, create_private_dir, write_atomic};
@@ -43,8 +53,11 @@ pub const TRUST_FILE: &str = "trust.json";
 /// The lock taken while the store is read, changed and written back.
 const LOCK_FILE: &str = "trust.json.lock";
 
-/// The store format written by this version.
-const VERSION: u32 = 1;
+/// The store format written by this version (2: entries pin the files the config reads).
+const VERSION: u32 = 2;
+
+/// The store format before files were pinned: read, its entries never trusted.
+const VERSION_UNPINNED: u32 = 1;
 
 /// A repository's `.leasebox.toml`, read once: where it is, the sha256 of its bytes, and its
 /// checked entries (no unknown keys, no wrong types, no user-only keys).
@@ -58,6 +71,80 @@ pub struct RepositoryFile {
     pub sha256: String,
     /// The keys it sets, by line.
     pub entries: Vec<FileEntry>,
+    /// The files those keys make leasebox read, each read once and hashed.
+    pub files: Vec<PinnedFile>,
+}
+
+/// A file a repository's `.leasebox.toml` makes leasebox read (the value of a path key), read
+/// once: its bytes are what is hashed and what is used.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PinnedFile {
+    /// The key that names it.
+    pub key: &'static KeyDef,
+    /// The key's line in `.leasebox.toml`.
+    pub line: usize,
+    /// The file, canonical (symlinks resolved), inside the repository root.
+    pub path: PathBuf,
+    /// The sha256 of its bytes, in lowercase hex.
+    pub sha256: String,
+    /// Its bytes, as read for the hash.
+    pub bytes: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for PinnedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinnedFile")
+            .field("key", &self.key.name)
+            .field("path", &self.path)
+            .field("sha256", &self.sha256)
+            .field("len", &self.bytes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Read the file a path key of `<root>/.leasebox.toml` names: relative to the root, symlinks
+/// resolved, refused outside the root.
+fn pin_file(
+    root: &Path,
+    toml: &Path,
+    entry: &FileEntry,
+) -> Result<Option<PinnedFile>, ConfigError> {
+    let super::value::Value::String(raw) = &entry.value else {
+        return Ok(None);
+    };
+    let canonical_root = canonical_root(root);
+    let outside = |resolved: PathBuf| ConfigError::FileOutsideRepository {
+        path: toml.to_owned(),
+        line: entry.line,
+        key: entry.key,
+        value: raw.clone(),
+        resolved,
+        repo_root: canonical_root.clone(),
+    };
+    // `~/` is the home directory: never inside the repository as far as trust goes.
+    if raw.starts_with("~/") || raw == "~" {
+        return Err(outside(PathBuf::from(raw)));
+    }
+    let named = root.join(raw);
+    let unreadable = |source| ConfigError::FileUnreadable {
+        path: toml.to_owned(),
+        line: entry.line,
+        key: entry.key,
+        file: named.clone(),
+        source,
+    };
+    let path = named.canonicalize().map_err(unreadable)?;
+    if !path.starts_with(&canonical_root) {
+        return Err(outside(path));
+    }
+    let bytes = fs::read(&path).map_err(unreadable)?;
+    Ok(Some(PinnedFile {
+        key: entry.key,
+        line: entry.line,
+        path,
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        bytes: bytes.into(),
+    }))
 }
 
 impl RepositoryFile {
@@ -69,7 +156,9 @@ impl RepositoryFile {
     ///
     /// [`ConfigError::RepositoryRead`] for an unreadable file; a syntax, unknown key or wrong
     /// type error naming the file and line; [`ConfigError::UserOnlyKey`] for a user-only key
-    /// (checked before its value, whatever the value is).
+    /// (checked before its value, whatever the value is); for a path key, a file outside the
+    /// repository root ([`ConfigError::FileOutsideRepository`]) or one that cannot be read
+    /// ([`ConfigError::FileUnreadable`]).
     pub fn read(
         root: &Path,
         user_config: Option<&Path>,
@@ -99,11 +188,16 @@ impl RepositoryFile {
             Ok(())
         };
         let entries = file::parse_file_with(&path, &text, &admit)?;
+        let mut files = Vec::new();
+        for entry in entries.iter().filter(|e| e.key.reads_file()) {
+            files.extend(pin_file(root, &path, entry)?);
+        }
         Ok(Some(RepositoryFile {
             root: root.to_owned(),
             path,
             sha256,
             entries,
+            files,
         }))
     }
 
@@ -112,6 +206,12 @@ impl RepositoryFile {
         self.entries
             .iter()
             .filter(|e| e.key.class == TrustClass::Boundary)
+    }
+
+    /// The pinned file a key names, if the file sets that key.
+    #[must_use]
+    pub fn pinned(&self, key: &str) -> Option<&PinnedFile> {
+        self.files.iter().find(|f| f.key.name == key)
     }
 
     /// The source of one of the file's entries, for provenance.
@@ -133,17 +233,72 @@ pub struct TrustEntry {
     pub sha256: String,
     /// When, in seconds since the Unix epoch.
     pub trusted_at: u64,
+    /// The files the config made leasebox read, with their hashes then; `None` for an entry
+    /// written before files were pinned (never trusted: `leasebox trust` must be run again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<TrustedFile>>,
+}
+
+/// One file pinned by a trust entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedFile {
+    /// The key that names it (`nomad.jobspec_template`).
+    pub key: String,
+    /// The file, canonical.
+    pub path: PathBuf,
+    /// Its sha256 when the user trusted it.
+    pub sha256: String,
 }
 
 impl TrustEntry {
-    /// Whether the repository's file still has the trusted hash, now: `trusted`, `changed`
-    /// (the trust has lapsed) or `missing` (no `.leasebox.toml` there any more).
+    /// How `file` (the repository's config read now) compares with this entry.
+    fn compare(self, file: &RepositoryFile) -> TrustStatus {
+        if self.sha256 != file.sha256 {
+            return TrustStatus::Changed(self);
+        }
+        let Some(trusted) = &self.files else {
+            return TrustStatus::Unpinned(self);
+        };
+        for now in &file.files {
+            let then = trusted
+                .iter()
+                .find(|t| t.key == now.key.name && t.path == now.path);
+            if then.is_none_or(|t| t.sha256 != now.sha256) {
+                let (key, path, then) = (
+                    now.key.name,
+                    now.path.clone(),
+                    then.map(|t| t.sha256.clone()),
+                );
+                return TrustStatus::FileChanged {
+                    entry: self,
+                    key,
+                    path,
+                    then,
+                    now: now.sha256.clone(),
+                };
+            }
+        }
+        TrustStatus::Trusted(self)
+    }
+}
+
+impl TrustEntry {
+    /// Whether the repository's config and the files it makes leasebox read still have the
+    /// trusted hashes, now: `trusted`, `changed` (`.leasebox.toml` changed), `file changed`
+    /// (a file it names changed), `re-trust` (trusted by an earlier leasebox that pinned no
+    /// files), `missing` (no `.leasebox.toml` there any more) or `unreadable`.
     #[must_use]
     pub fn state_now(&self) -> &'static str {
-        match fs::read(self.root.join(REPOSITORY_FILE)) {
-            Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == self.sha256 => "trusted",
-            Ok(_) => "changed",
-            Err(_) => "missing",
+        match RepositoryFile::read(&self.root, None) {
+            Ok(Some(file)) => match self.clone().compare(&file) {
+                TrustStatus::Trusted(_) => "trusted",
+                TrustStatus::Changed(_) => "changed",
+                TrustStatus::FileChanged { .. } => "file changed",
+                TrustStatus::Unpinned(_) => "re-trust",
+                TrustStatus::NeverTrusted | TrustStatus::NoStore => "unknown",
+            },
+            Ok(None) => "missing",
+            Err(_) => "unreadable",
         }
     }
 }
@@ -157,6 +312,23 @@ pub enum TrustStatus {
     NeverTrusted,
     /// Trusted once, but the file changed since: the trust has lapsed.
     Changed(TrustEntry),
+    /// Trusted once, but a file the config makes leasebox read changed since: the trust has
+    /// lapsed.
+    FileChanged {
+        /// The entry.
+        entry: TrustEntry,
+        /// The key naming the file.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Its hash when trusted (`None`: it was not pinned then).
+        then: Option<String>,
+        /// Its hash now.
+        now: String,
+    },
+    /// Trusted by an earlier leasebox that pinned no files: the trust has lapsed until
+    /// `leasebox trust` is run again.
+    Unpinned(TrustEntry),
     /// No trust store to look in (no state dir): nothing is trusted.
     NoStore,
 }
@@ -181,6 +353,29 @@ impl TrustStatus {
                 short(&entry.sha256),
                 short(current)
             ),
+            TrustStatus::FileChanged {
+                key,
+                path,
+                then,
+                now,
+                ..
+            } => match then {
+                Some(then) => format!(
+                    "{} (named by `{key}`) changed since you trusted it (sha256 {} then, {} now), \
+                     so the trust has lapsed",
+                    path.display(),
+                    short(then),
+                    short(now)
+                ),
+                None => format!(
+                    "{} (named by `{key}`) was not part of what you trusted, so the trust has lapsed",
+                    path.display()
+                ),
+            },
+            TrustStatus::Unpinned(_) => "it was trusted by an earlier leasebox that did not pin \
+                 the files its config makes leasebox read (such as `nomad.jobspec_template`), so \
+                 the trust has lapsed: run `leasebox trust` again"
+                .to_owned(),
             TrustStatus::NoStore => {
                 "there is no state dir to keep trust in (set `LEASEBOX_STATE_DIR`)".to_owned()
             }
@@ -194,6 +389,8 @@ impl TrustStatus {
             TrustStatus::Trusted(_) => "trusted",
             TrustStatus::NeverTrusted => "never trusted",
             TrustStatus::Changed(_) => "changed since trusted",
+            TrustStatus::FileChanged { .. } => "a file it reads changed since trusted",
+            TrustStatus::Unpinned(_) => "trusted by an earlier leasebox: trust it again",
             TrustStatus::NoStore => "no trust store",
         }
     }
@@ -249,8 +446,7 @@ impl TrustStore {
         let doc = self.read()?;
         Ok(
             match doc.repositories.into_iter().find(|e| e.root == root) {
-                Some(e) if e.sha256 == file.sha256 => TrustStatus::Trusted(e),
-                Some(e) => TrustStatus::Changed(e),
+                Some(e) => e.compare(file),
                 None => TrustStatus::NeverTrusted,
             },
         )
@@ -268,6 +464,16 @@ impl TrustStore {
             trusted_at: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            files: Some(
+                file.files
+                    .iter()
+                    .map(|f| TrustedFile {
+                        key: f.key.name.to_owned(),
+                        path: f.path.clone(),
+                        sha256: f.sha256.clone(),
+                    })
+                    .collect(),
+            ),
         };
         let recorded = entry.clone();
         self.change(move |doc| {
@@ -324,6 +530,17 @@ impl TrustStore {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
+        if doc.version == VERSION_UNPINNED {
+            // Entries of the unpinned format carry no `files`: read as `Unpinned`.
+            return Ok(TrustDoc {
+                version: VERSION,
+                repositories: doc
+                    .repositories
+                    .into_iter()
+                    .map(|e| TrustEntry { files: None, ..e })
+                    .collect(),
+            });
+        }
         if doc.version != VERSION {
             return Err(ConfigError::TrustStoreCorrupt {
                 path,
@@ -455,7 +672,7 @@ mod tests {
         store.trust(&f).unwrap();
         let doc: serde_json::Value =
             serde_json::from_slice(&fs::read(store.path()).unwrap()).unwrap();
-        assert_eq!(doc["version"], 1);
+        assert_eq!(doc["version"], 2);
         assert_eq!(doc["repositories"][0]["sha256"], f.sha256.as_str());
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(store.path()).unwrap().permissions().mode();

@@ -1,5 +1,6 @@
 //! The host primitives as Lua sees them: the `leasebox` table (`warmup`, `parallel`, `args`,
-//! `log`, `fail`, `cleanup`) and the `lease` userdata (`exec`, `sync`, `fetch`, `cleanup`).
+//! `log`, `fail`, `cleanup`) and the `lease` userdata (`exec`, `sync`, `fetch`, `shell`,
+//! `cleanup`).
 //!
 //! Every primitive that waits is an async Rust function; `leasebox.parallel` joins Lua
 //! functions as concurrent async calls. Host state (the lease provider, the cancellation
@@ -20,6 +21,7 @@ use super::args::RecipeArgs;
 use super::decode::{self, box_paths, duration, local_dest};
 use super::engine::{LeaseOptions, LeaseProvider, LeasedBox};
 use super::error::{HostError, raise};
+use super::last::FailedStep;
 use super::lease::{self, PlannedLease};
 use super::sandbox::{caller_frame, caller_location};
 use crate::config::Config;
@@ -41,8 +43,16 @@ pub(crate) struct HostContext {
     pub sync_clean: bool,
     /// The run's config, which resolves every lease's options ([`Config::with_recipe`]).
     pub config: Config,
-    /// The leases this run acquired, released at the end unless kept.
-    pub leases: Mutex<Vec<LuaLease>>,
+    /// The leases this run acquired, released at the end unless kept (shared by the per-call
+    /// contexts of the REPL, [`HostContext::with_cancel`]).
+    pub leases: Arc<Mutex<Vec<LuaLease>>>,
+    /// Record failed steps for the REPL (`last`, `:retry`), and keep a copy of streamed output
+    /// for them (the REPL and `run --repl-on-failure`).
+    pub record: bool,
+    /// The last failed step, when `record` is on.
+    pub last_failed: Arc<Mutex<Option<FailedStep>>>,
+    /// The run's events (steps, `==>` lines).
+    pub events: crate::events::Events,
 }
 
 impl HostContext {
@@ -50,6 +60,85 @@ impl HostContext {
         lua.app_data_ref::<Arc<HostContext>>()
             .map(|ctx| Arc::clone(&ctx))
             .ok_or_else(|| mlua::Error::runtime("the recipe host is not installed"))
+    }
+
+    /// The same host state with another cancellation token: the REPL gives every call its own,
+    /// so Ctrl-C stops that call and the prompt goes on.
+    pub(crate) fn with_cancel(&self, cancel: CancellationToken) -> HostContext {
+        HostContext {
+            provider: Arc::clone(&self.provider),
+            cancel,
+            repo_root: self.repo_root.clone(),
+            fetch_root: self.fetch_root.clone(),
+            keep_all: self.keep_all,
+            sync_clean: self.sync_clean,
+            config: self.config.clone(),
+            leases: Arc::clone(&self.leases),
+            record: self.record,
+            last_failed: Arc::clone(&self.last_failed),
+            events: self.events.clone(),
+        }
+    }
+
+    /// Remember a failed step (when recording).
+    pub(crate) fn record_failure(&self, failed: FailedStep) {
+        if self.record {
+            *self
+                .last_failed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(failed);
+        }
+    }
+
+    /// The last failed step, if any.
+    pub(crate) fn last_failure(&self) -> Option<FailedStep> {
+        self.last_failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Forget the last failed step (it passed on `:retry`).
+    pub(crate) fn clear_failure(&self) {
+        *self
+            .last_failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    /// Keep `lease` when the run (or the REPL) ends: its claim says so too.
+    pub(crate) async fn keep_lease(&self, lease: &LuaLease) -> Result<(), HostError> {
+        let id = lease.inner.id();
+        lease
+            .inner
+            .mark_kept()
+            .await
+            .map_err(|source| HostError::Engine {
+                context: format!("keep lease {id}"),
+                source,
+            })?;
+        for tracked in self
+            .leases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter_mut()
+        {
+            if tracked.inner.id() == id {
+                tracked.keep = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The leases acquired so far and not released, in order.
+    pub(crate) fn live_leases(&self) -> Vec<LuaLease> {
+        self.leases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|l| !l.released.load(Ordering::SeqCst))
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn track(&self, lease: &LuaLease) {
@@ -71,10 +160,10 @@ impl HostContext {
             if lease.keep || self.keep_all {
                 if !lease.released.load(Ordering::SeqCst) {
                     let id = lease.inner.id();
-                    eprintln!(
+                    self.events.say(&format!(
                         "==> kept lease {id}: reuse it with `--lease {id}`, release it with \
                          `leasebox stop {id}`"
-                    );
+                    ));
                 }
                 continue;
             }
@@ -96,6 +185,8 @@ pub(crate) struct LuaLease {
     pub released: Arc<AtomicBool>,
     /// Output prefix for the commands of a step running in a parallel group.
     pub prefix: Option<String>,
+    /// Keep a copy of streamed output in the result (while failures are recorded).
+    pub tee: bool,
 }
 
 impl LuaLease {
@@ -106,6 +197,7 @@ impl LuaLease {
             options: Arc::new(options),
             released: Arc::default(),
             prefix: None,
+            tee: false,
         }
     }
 
@@ -140,13 +232,17 @@ impl LuaLease {
             command.timeout = self.options.exec_timeout;
         }
         let prefix = prefix.or_else(|| self.prefix.clone());
-        self.inner
-            .exec(&command, prefix.as_deref(), cancel)
-            .await
-            .map_err(|source| HostError::Engine {
-                context: format!("{location}exec `{}`", command.argv.join(" ")),
-                source,
-            })
+        let outcome = if self.tee {
+            self.inner
+                .exec_teed(&command, prefix.as_deref(), cancel)
+                .await
+        } else {
+            self.inner.exec(&command, prefix.as_deref(), cancel).await
+        };
+        outcome.map_err(|source| HostError::Engine {
+            context: format!("{location}exec `{}`", command.argv.join(" ")),
+            source,
+        })
     }
 
     pub(crate) async fn release_now(&self) -> Result<(), HostError> {
@@ -163,6 +259,14 @@ impl LuaLease {
             })
     }
 }
+
+/// The methods of the `lease` userdata (`box:…`), for the REPL's completion and `:help`. Keep
+/// it in step with `add_methods` below (a unit test checks it): `shell` joins it with the
+/// interactive shell (`box:shell()`).
+pub(crate) const LEASE_METHODS: &[&str] = &["exec", "sync", "fetch", "cleanup"];
+
+/// The fields of the `lease` userdata (`box.id`, `box.workdir`).
+pub(crate) const LEASE_FIELDS: &[&str] = &["id", "workdir"];
 
 impl UserData for LuaLease {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
@@ -181,11 +285,28 @@ impl UserData for LuaLease {
                 let command =
                     decode::command(&spec).map_err(|m| recipe_error(&location, "exec", &m))?;
                 let ctx = HostContext::from_lua(&lua)?;
+                let record = ctx.record.then(|| command.clone());
+                let asked = command.capture;
                 let result = this
                     .exec(command, None, &ctx.cancel, &location)
                     .await
                     .map_err(raise)?;
-                result_table(&lua, &result)
+                if let Some(command) = record
+                    && result.code != 0
+                {
+                    ctx.record_failure(FailedStep::exec(&this, &command, &result, &location));
+                }
+                // Output is in the result only when asked for, not the copy kept for `last`.
+                let shown = if asked {
+                    result
+                } else {
+                    ExecOutcome {
+                        stdout: None,
+                        stderr: None,
+                        ..result
+                    }
+                };
+                result_table(&lua, &shown)
             }
         });
         methods.add_async_method("sync", |lua, this, spec: Option<Table>| {
@@ -246,6 +367,30 @@ impl UserData for LuaLease {
                 }
             },
         );
+        methods.add_async_method("shell", |lua, this, spec: Value| {
+            let location = caller_location(&lua);
+            async move {
+                this.check_live(&location)?;
+                let request = decode::shell_request(&spec)
+                    .map_err(|m| recipe_error(&location, "shell", &m))?;
+                let ctx = HostContext::from_lua(&lua)?;
+                let outcome = this
+                    .inner
+                    .shell(&request, &ctx.cancel)
+                    .await
+                    .map_err(|source| {
+                        raise(HostError::Engine {
+                            context: format!("{location}shell"),
+                            source,
+                        })
+                    })?;
+                let table = lua.create_table()?;
+                table.raw_set("code", outcome.code)?;
+                table.raw_set("ok", outcome.code == 0)?;
+                table.raw_set("ms", outcome.ms)?;
+                Ok(table)
+            }
+        });
         methods.add_async_method("cleanup", |_, this, ()| async move {
             this.release_now().await.map_err(raise)
         });
@@ -438,15 +583,36 @@ pub(crate) async fn warmup(
             source,
         })?;
     if inner.reused() {
-        eprintln!("==> reusing kept lease {}", inner.id());
+        ctx.events
+            .say(&format!("==> reusing kept lease {}", inner.id()));
     } else {
-        eprintln!(
+        ctx.events.say(&format!(
             "==> leased {} ({} ms)",
             inner.id(),
             started.elapsed().as_millis()
-        );
+        ));
     }
-    let lease = LuaLease::new(inner, options);
+    let mut lease = LuaLease::new(inner, options);
+    lease.tee = ctx.record;
+    ctx.track(&lease);
+    Ok(lease)
+}
+
+/// Attach the kept lease `id` (the REPL's `:lease take ID`) and track it (kept: the REPL does
+/// not release a lease it did not make).
+pub(crate) async fn attach(ctx: &HostContext, id: &str) -> Result<LuaLease, HostError> {
+    let inner = ctx
+        .provider
+        .attach(id, &ctx.cancel)
+        .await
+        .map_err(|source| HostError::Engine {
+            context: format!("attach lease {id}"),
+            source,
+        })?;
+    let options = lease::resolve(&ctx.config, None, None, ":lease take")?;
+    let mut lease = LuaLease::new(inner, options);
+    lease.keep = true;
+    lease.tee = ctx.record;
     ctx.track(&lease);
     Ok(lease)
 }

@@ -1,6 +1,6 @@
 //! Decoding the Lua tables of the recipe API into the requests of the session layer: an
-//! `exec{…}` / `exec("…")` into a [`Command`], a `sync{…}` into [`SyncOptions`], an `env`
-//! table, a timeout, and the relative paths of `fetch`. Each error is a message for the recipe
+//! `exec{…}` / `exec("…")` into a [`Command`], a `shell{…}` into a [`ShellRequest`], a
+//! `sync{…}` into [`SyncOptions`], an `env` table, a timeout, and the relative paths of `fetch`. Each error is a message for the recipe
 //! line that gave the table (the bindings add the location).
 
 use std::path::{Component, Path, PathBuf};
@@ -10,7 +10,7 @@ use bytes::Bytes;
 use mlua::{Table, Value};
 
 use super::engine::LeaseOptions;
-use crate::session::{Command, OnMismatch, SyncOptions};
+use crate::session::{Command, OnMismatch, ShellRequest, SyncOptions};
 
 pub(crate) fn string_value(key: &str, value: &Value) -> Result<String, String> {
     match value {
@@ -161,6 +161,64 @@ pub(crate) fn command(value: &Value) -> Result<Command, String> {
         return Err("needs at least the program to run".to_owned());
     }
     Ok(spec)
+}
+
+/// The argument of `box:shell()`: nothing (the box's `$SHELL`, else `/bin/sh`), a string (run
+/// under `sh -c`), or a table `{ "program", "arg", …, env = {…}, cwd = "dir" }`.
+pub(crate) fn shell_request(value: &Value) -> Result<ShellRequest, String> {
+    let table = match value {
+        Value::Nil => return Ok(ShellRequest::default()),
+        Value::String(s) => {
+            return Ok(ShellRequest {
+                argv: vec![
+                    "sh".to_owned(),
+                    "-c".to_owned(),
+                    s.to_str().map_err(|e| e.to_string())?.to_owned(),
+                ],
+                ..ShellRequest::default()
+            });
+        }
+        Value::Table(t) => t,
+        other => {
+            return Err(format!(
+                "takes nothing, a shell string, or a table {{ \"program\", \"arg\", …, env = …, cwd = … }}, got a {}",
+                other.type_name()
+            ));
+        }
+    };
+    let mut request = ShellRequest::default();
+    let len = table.raw_len();
+    for pair in table.pairs::<Value, Value>() {
+        let (key, value) = pair.map_err(|e| e.to_string())?;
+        match key {
+            Value::Integer(i) if i >= 1 && usize::try_from(i).is_ok_and(|i| i <= len) => {}
+            Value::String(key) => match key.to_str().map_err(|e| e.to_string())?.as_ref() {
+                "env" => request.env = env_pairs(&value)?,
+                "cwd" => request.cwd = Some(string_value("cwd", &value)?),
+                other => return Err(format!("unknown option `{other}` (allowed: env, cwd)")),
+            },
+            other => {
+                return Err(format!(
+                    "unexpected key `{}`",
+                    other.to_string().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    for item in table.clone().sequence_values::<Value>() {
+        request.argv.push(match item.map_err(|e| e.to_string())? {
+            Value::String(s) => s.to_str().map_err(|e| e.to_string())?.to_owned(),
+            Value::Integer(i) => i.to_string(),
+            Value::Number(n) => n.to_string(),
+            other => {
+                return Err(format!(
+                    "argv items must be strings, got a {}",
+                    other.type_name()
+                ));
+            }
+        });
+    }
+    Ok(request)
 }
 
 /// An `env` table: string keys, string/number/boolean values.

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use super::error::EngineError;
 
-use crate::session::{Command, ExecOutcome, SyncOptions};
+use crate::session::{Command, ExecOutcome, ShellOutcome, ShellRequest, SyncOptions};
 
 /// The lease a recipe asks for: the run's config resolved with the recipe's `lease{}` /
 /// `warmup{}` options by [`Config::with_recipe`](crate::config::Config::with_recipe) (the one
@@ -87,6 +87,35 @@ pub trait LeasedBox: Send + Sync {
         prefix: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<ExecOutcome, EngineError>;
+    /// Run an interactive command on a terminal in the box with this process's terminal
+    /// attached, until it exits (`box:shell()`); a non-zero exit is a result, not an error.
+    async fn shell(
+        &self,
+        request: &ShellRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ShellOutcome, EngineError>;
+    /// Run a command like [`exec`](LeasedBox::exec), streaming its output, and also keep a
+    /// copy of the last [`TEE_LIMIT`](super::last::TEE_LIMIT) bytes of each stream in the outcome's `stdout` and
+    /// `stderr` (for the REPL's `last`). The default captures and then prints what it captured.
+    async fn exec_teed(
+        &self,
+        command: &Command,
+        prefix: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<ExecOutcome, EngineError> {
+        let mut captured = command.clone();
+        captured.capture = true;
+        let outcome = self.exec(&captured, prefix, cancel).await?;
+        use std::io::Write as _;
+        if let Some(out) = &outcome.stdout {
+            let _ = std::io::stdout().write_all(out);
+            let _ = std::io::stdout().flush();
+        }
+        if let Some(err) = &outcome.stderr {
+            let _ = std::io::stderr().write_all(err);
+        }
+        Ok(outcome)
+    }
     /// Fetch paths (relative to the workdir) into `dest`, at the same relative paths.
     async fn fetch(
         &self,
@@ -94,6 +123,11 @@ pub trait LeasedBox: Send + Sync {
         dest: &Path,
         cancel: &CancellationToken,
     ) -> Result<TransferSummary, EngineError>;
+    /// Mark the lease kept after it was acquired (the REPL's `:lease keep`). The default does
+    /// nothing.
+    async fn mark_kept(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
     /// Release the lease (purge the job, drop the claim).
     async fn release(&self, cancel: &CancellationToken) -> Result<(), EngineError>;
 }
@@ -107,6 +141,19 @@ pub trait LeaseProvider: Send + Sync {
         options: &LeaseOptions,
         cancel: &CancellationToken,
     ) -> Result<Arc<dyn LeasedBox>, EngineError>;
+    /// Attach the kept lease `id` (ownership checked as for `run --lease`): the REPL's
+    /// `:lease take ID`. The default refuses.
+    async fn attach(
+        &self,
+        id: &str,
+        _cancel: &CancellationToken,
+    ) -> Result<Arc<dyn LeasedBox>, EngineError> {
+        Err(Arc::new(super::error::HostError::Sandbox {
+            message: format!(
+                "cannot attach lease `{id}`: this lease provider only leases new boxes"
+            ),
+        }))
+    }
     /// Release expired, missing and orphaned leases of this repository; `dry_run` changes
     /// nothing. Returns one line per lease acted on (or that would be).
     async fn sweep(

@@ -127,7 +127,12 @@ impl HasKind for HostError {
             HostError::Failed { .. } | HostError::StepFailed { .. } => ErrorKind::CommandFailed,
             HostError::InStep { source, .. } => source.kind(),
             HostError::Cancelled => ErrorKind::Cancelled,
-            HostError::Engine { source, .. } => source.kind(),
+            // A primitive given bad arguments (a path that leaves the workdir, say) is the
+            // recipe's error, not the command line's.
+            HostError::Engine { source, .. } => match source.kind() {
+                ErrorKind::Usage => ErrorKind::RecipeError,
+                kind => kind,
+            },
             HostError::Config { source, .. } => source.kind(),
             HostError::Lookup { .. } => ErrorKind::Usage,
         }

@@ -1,16 +1,22 @@
 //! The engine seam over the real engine: a [`HeldLease`] as a [`LeasedBox`]. Exec streams to
-//! the terminal (lines prefixed with the step name for parallel steps), sync and fetch go
-//! through the lease's session, and release goes back into the lease lifecycle.
+//! the terminal (lines prefixed with the step name for parallel steps), sync, fetch and the
+//! interactive shell go through the lease's session, and release goes back into the lease
+//! lifecycle. While failures are recorded (the REPL), a streamed exec also keeps the tail of its
+//! output ([`TeeSink`]).
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::engine::{EngineError, LeasedBox, TransferSummary};
+use super::last::TEE_LIMIT;
 use crate::leases::HeldLease;
-use crate::session::{Command, ExecOutcome, OutputSink, PrefixSink, SyncOptions, TerminalSink};
+use crate::session::{
+    Command, ExecOutcome, OutputSink, PrefixSink, ShellOutcome, ShellRequest, SyncOptions,
+    TerminalSink,
+};
 
 fn engine<E: super::error::KindedError>(err: E) -> EngineError {
     Arc::new(err)
@@ -37,7 +43,7 @@ impl LeasedBox for HeldLease {
     ) -> Result<TransferSummary, EngineError> {
         let report = self.session().sync(options, cancel).await.map_err(engine)?;
         for notice in &report.notices {
-            eprintln!("leasebox: {notice}");
+            self.session().events().warn(notice);
         }
         Ok(TransferSummary {
             files: report.files as u64,
@@ -65,6 +71,42 @@ impl LeasedBox for HeldLease {
             .map_err(engine)
     }
 
+    async fn shell(
+        &self,
+        request: &ShellRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ShellOutcome, EngineError> {
+        self.session().shell(request, cancel).await.map_err(engine)
+    }
+
+    async fn exec_teed(
+        &self,
+        command: &Command,
+        prefix: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<ExecOutcome, EngineError> {
+        if command.capture {
+            return self.exec(command, prefix, cancel).await;
+        }
+        let inner: Arc<dyn OutputSink> = match prefix {
+            Some(name) => Arc::new(PrefixSink::new(name, TerminalSink)),
+            None => Arc::new(TerminalSink),
+        };
+        let tee = Arc::new(TeeSink {
+            inner,
+            out: Mutex::default(),
+            err: Mutex::default(),
+        });
+        let mut outcome = self
+            .session()
+            .exec(command, Arc::clone(&tee) as Arc<dyn OutputSink>, cancel)
+            .await
+            .map_err(engine)?;
+        outcome.stdout = Some(take(&tee.out));
+        outcome.stderr = Some(take(&tee.err));
+        Ok(outcome)
+    }
+
     async fn fetch(
         &self,
         paths: &[String],
@@ -85,7 +127,59 @@ impl LeasedBox for HeldLease {
         })
     }
 
+    async fn mark_kept(&self) -> Result<(), EngineError> {
+        HeldLease::mark_kept(self).await.map_err(engine)
+    }
+
     async fn release(&self, cancel: &CancellationToken) -> Result<(), EngineError> {
         HeldLease::release(self, cancel).await.map_err(engine)
+    }
+}
+
+/// Streams to the terminal and keeps the last [`TEE_LIMIT`] bytes of each stream.
+struct TeeSink {
+    inner: Arc<dyn OutputSink>,
+    out: Mutex<Vec<u8>>,
+    err: Mutex<Vec<u8>>,
+}
+
+fn keep_tail(buf: &Mutex<Vec<u8>>, data: &[u8]) {
+    let mut buf = buf
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    buf.extend_from_slice(data);
+    // Trim in large steps, so a chatty command does not move the buffer on every write.
+    if buf.len() > 2 * TEE_LIMIT {
+        let cut = buf.len() - TEE_LIMIT;
+        buf.drain(..cut);
+    }
+}
+
+fn take(buf: &Mutex<Vec<u8>>) -> Vec<u8> {
+    let mut buf = std::mem::take(
+        &mut *buf
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    if buf.len() > TEE_LIMIT {
+        let cut = buf.len() - TEE_LIMIT;
+        buf.drain(..cut);
+    }
+    buf
+}
+
+impl OutputSink for TeeSink {
+    fn stdout(&self, data: &[u8]) {
+        keep_tail(&self.out, data);
+        self.inner.stdout(data);
+    }
+
+    fn stderr(&self, data: &[u8]) {
+        keep_tail(&self.err, data);
+        self.inner.stderr(data);
+    }
+
+    fn finish(&self) {
+        self.inner.finish();
     }
 }

@@ -26,12 +26,16 @@ mod bindings;
 mod decode;
 pub mod engine;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod held_lease;
+mod last;
 mod lease;
 mod loader;
 mod lookup;
 mod plan;
 mod provider;
+mod repl;
 mod runner;
 mod sandbox;
 #[cfg(test)]
@@ -44,5 +48,6 @@ pub use engine::{EngineError, LeaseOptions, LeaseProvider, LeasedBox, TransferSu
 pub use error::{HostError, KindedError};
 pub use lookup::{RecipeEntry, find_recipe, list_recipes, recipe_listing};
 pub use provider::RecipeLeases;
+pub use repl::{Interrupts, ReplInput, ReplOnFailure, ReplOptions, run_repl};
 pub use runner::{RecipeReport, RecipeRun, StepReport, StepStatus, run_recipe};
 pub use sandbox::{ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, SandboxOptions};

@@ -90,10 +90,16 @@ impl Plan {
             .sequence_values::<Table>()
             .map(|step| Step::from_table(&step?))
             .collect::<mlua::Result<_>>()?;
+        let artifacts = strings(&table.get("artifacts")?)?;
+        // Refused before anything is leased: an artifact must stay inside the workdir.
+        for artifact in &artifacts {
+            crate::session::fetch::check_fetch_path(artifact)
+                .map_err(|e| mlua::Error::runtime(format!("recipe `artifacts`: {e}")))?;
+        }
         Ok(Plan {
             sync,
             steps,
-            artifacts: strings(&table.get("artifacts")?)?,
+            artifacts,
             env,
             timeout: seconds(table.get("timeout")?),
             lease,

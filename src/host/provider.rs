@@ -80,6 +80,21 @@ impl LeaseProvider for RecipeLeases {
         Ok(Arc::new(held.map_err(|e| Arc::new(e) as EngineError)?))
     }
 
+    async fn attach(
+        &self,
+        id: &str,
+        _cancel: &CancellationToken,
+    ) -> Result<Arc<dyn LeasedBox>, EngineError> {
+        let id: LeaseId = id.parse().map_err(|e: crate::lease::LeaseIdError| {
+            Arc::new(crate::error::Failure::new(
+                crate::error::ErrorKind::Usage,
+                e.to_string(),
+            )) as EngineError
+        })?;
+        let held = self.leases.attach(&id, self.workdir.as_deref()).await;
+        Ok(Arc::new(held.map_err(|e| Arc::new(e) as EngineError)?))
+    }
+
     async fn sweep(
         &self,
         dry_run: bool,

@@ -22,12 +22,15 @@ use super::bindings::{
 };
 use super::engine::LeaseProvider;
 use super::error::HostError;
+use super::last::{FailedStep, Retry};
 use super::loader;
 use super::plan::{Action, Plan, Step};
+use super::repl::{FailureRepl, Loaded, RecipeSource, ReplOnFailure, after_failure};
 use super::sandbox::{SandboxOptions, new_vm};
 use crate::config::Config;
 use crate::error::{ErrorKind, HasKind};
-use crate::session::{Command, SyncOptions};
+use crate::events::{self, Event, Events};
+use crate::session::{Command, ExecOutcome, SyncOptions};
 
 /// Everything a recipe run needs besides the lease provider.
 #[derive(Debug, Clone)]
@@ -49,6 +52,11 @@ pub struct RecipeRun {
     /// The run's config (every layer but the recipe's): each `warmup{}` / `recipe{}` lease is
     /// this config with the recipe's options ([`Config::with_recipe`]).
     pub config: Config,
+    /// Where the run's steps are reported (and its `==>` lines said); the leases report to the
+    /// same events through their lifecycle.
+    pub events: Events,
+    /// Open the REPL after a failed step (`run --repl-on-failure`, on a terminal).
+    pub repl_on_failure: Option<ReplOnFailure>,
 }
 
 /// How a step ended.
@@ -127,9 +135,15 @@ pub async fn run_recipe(
         keep_all: run.keep,
         sync_clean: run.sync_clean,
         config: run.config.clone(),
-        leases: Mutex::default(),
+        leases: Arc::default(),
+        events: run.events.clone(),
+        record: run.repl_on_failure.is_some(),
+        last_failed: Arc::new(Mutex::new(None)),
     });
-    let state = RunState::default();
+    let state = RunState {
+        events: run.events.clone(),
+        ..RunState::default()
+    };
     let result = execute(run, &ctx, &state).await;
     let release_started = Instant::now();
     let released = ctx.release_all().await;
@@ -153,14 +167,16 @@ pub async fn run_recipe(
     }
 }
 
+/// The step reports and phase timings of a run (also of the REPL's `:run` and `:retry`).
 #[derive(Default)]
-struct RunState {
+pub(crate) struct RunState {
     steps: Mutex<Vec<StepReport>>,
     phases: Mutex<Vec<(String, u64)>>,
+    events: Events,
 }
 
 impl RunState {
-    fn phase(&self, name: &str, started: Instant) {
+    pub(crate) fn phase(&self, name: &str, started: Instant) {
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.phases
             .lock()
@@ -169,6 +185,22 @@ impl RunState {
     }
 
     fn step(&self, name: &str, status: StepStatus, ms: u64, at: Instant, place: Place<'_>) {
+        let (status_name, code, error_kind) = match &status {
+            StepStatus::Passed => ("passed", Some(0), None),
+            StepStatus::Failed { code } => ("failed", Some(*code), None),
+            StepStatus::Errored { error_kind } => ("errored", None, Some(error_kind.as_str())),
+            StepStatus::Skipped => ("skipped", None, None),
+        };
+        self.events.emit(Event::StepEnd(events::StepEnd {
+            name: name.to_owned(),
+            status: status_name.to_owned(),
+            code,
+            error_kind: error_kind.map(str::to_owned),
+            ms,
+            group: place.map(|(group, _)| group.to_owned()),
+            lane: place.map_or(0, |(_, lane)| lane),
+            shard: None,
+        }));
         self.steps
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -183,6 +215,23 @@ impl RunState {
     }
 }
 
+/// A sandboxed VM for `ctx`: the libraries, the guards, the primitives (`args` from `args`) and
+/// `require` over `repo_root`. Returns the VM and the primitives table.
+pub(crate) fn prepare_vm(
+    sandbox: &SandboxOptions,
+    ctx: &Arc<HostContext>,
+    args: &[String],
+    repo_root: &std::path::Path,
+) -> Result<(Lua, Table), HostError> {
+    let from_lua = |err: mlua::Error| HostError::from_lua(&err, sandbox.memory_limit);
+    let lua = new_vm(sandbox, &ctx.cancel).map_err(from_lua)?;
+    lua.set_app_data(Arc::clone(ctx));
+    let args = RecipeArgs::parse(args);
+    let primitives = bindings::register(&lua, &args).map_err(from_lua)?;
+    loader::install(&lua, repo_root, primitives.clone()).map_err(from_lua)?;
+    Ok((lua, primitives))
+}
+
 async fn execute(
     run: &RecipeRun,
     ctx: &Arc<HostContext>,
@@ -190,18 +239,46 @@ async fn execute(
 ) -> Result<(), HostError> {
     let limit = run.sandbox.memory_limit;
     let from_lua = |err: mlua::Error| HostError::from_lua(&err, limit);
-    let lua = new_vm(&run.sandbox, &ctx.cancel).map_err(from_lua)?;
-    lua.set_app_data(Arc::clone(ctx));
-    let args = RecipeArgs::parse(&run.args);
-    let primitives = bindings::register(&lua, &args).map_err(from_lua)?;
-    loader::install(&lua, &run.repo_root, primitives.clone()).map_err(from_lua)?;
+    let (lua, primitives) = prepare_vm(&run.sandbox, ctx, &run.args, &run.repo_root)?;
     let source = std::fs::read_to_string(&run.path).map_err(|source| HostError::Read {
         path: run.path.display().to_string(),
         source: Arc::new(source),
     })?;
     let chunk = loader::chunk_name(&run.repo_root, &run.path);
     let function = loader::compile(&lua, &chunk, &source).map_err(from_lua)?;
-    let value = function.call_async::<Value>(()).await.map_err(from_lua)?;
+    let recipe_source = || RecipeSource {
+        path: run.path.clone(),
+        repo_root: run.repo_root.clone(),
+    };
+    let value = match function.call_async::<Value>(()).await {
+        Ok(value) => value,
+        Err(err) => {
+            let err = from_lua(err);
+            return match &run.repl_on_failure {
+                Some(hooks) if opens_repl(&err, ctx) => {
+                    let lease = match ctx.last_failure().map(|f| f.retry) {
+                        Some(Retry::Exec { lease, .. }) => Some(lease),
+                        _ => None,
+                    };
+                    after_failure(FailureRepl {
+                        lua: &lua,
+                        ctx,
+                        state,
+                        primitives,
+                        results: lua.create_table().map_err(from_lua)?,
+                        recipe: recipe_source(),
+                        loaded: Loaded::Imperative(function),
+                        lease,
+                        failure: err,
+                        hooks,
+                        limit,
+                    })
+                    .await
+                }
+                _ => Err(err),
+            };
+        }
+    };
     match value {
         Value::Nil => Ok(()),
         Value::Table(table) if is_recipe(&lua, &table) => {
@@ -217,7 +294,30 @@ async fn execute(
                 results: lua.create_table().map_err(from_lua)?,
                 limit,
             };
-            runner.run().await
+            let Some(hooks) = &run.repl_on_failure else {
+                return runner.run().await;
+            };
+            let lease = runner.prepare(None).await?;
+            let mut failure = runner.steps_from(&lease, 0).await;
+            if let Some(err) = failure.take_if(|err| opens_repl(err, ctx)) {
+                lua.globals().raw_set("recipe", &table).map_err(from_lua)?;
+                let verdict = after_failure(FailureRepl {
+                    lua: &lua,
+                    ctx,
+                    state,
+                    primitives: primitives.clone(),
+                    results: runner.results.clone(),
+                    recipe: recipe_source(),
+                    loaded: Loaded::Declarative(Box::new(plan.clone())),
+                    lease: Some(lease.clone()),
+                    failure: err,
+                    hooks,
+                    limit,
+                })
+                .await;
+                failure = verdict.err();
+            }
+            runner.artifacts(&lease, failure).await
         }
         other => Err(HostError::Runtime {
             message: format!(
@@ -229,7 +329,17 @@ async fn execute(
     }
 }
 
-fn describe_value(value: &Value) -> String {
+/// Whether a failure opens the REPL under `--repl-on-failure`: a failed step or command (or
+/// `lb.fail`), or an error raised after a command failed; never Ctrl-C.
+fn opens_repl(err: &HostError, ctx: &HostContext) -> bool {
+    match err.kind() {
+        ErrorKind::Cancelled => false,
+        ErrorKind::CommandFailed => true,
+        _ => ctx.last_failure().is_some() || matches!(err, HostError::InStep { .. }),
+    }
+}
+
+pub(crate) fn describe_value(value: &Value) -> String {
     match value {
         Value::Table(_) => "a table that was not made by `recipe{}`".to_owned(),
         Value::String(s) => format!("the string {:?}", s.to_string_lossy()),
@@ -240,21 +350,23 @@ fn describe_value(value: &Value) -> String {
     }
 }
 
-fn is_recipe(lua: &Lua, table: &Table) -> bool {
+pub(crate) fn is_recipe(lua: &Lua, table: &Table) -> bool {
     let Ok(marker) = lua.named_registry_value::<Table>(RECIPE_MARKER) else {
         return false;
     };
     table.metatable().is_some_and(|mt| mt == marker)
 }
 
-struct Runner<'a> {
-    lua: &'a Lua,
-    ctx: &'a Arc<HostContext>,
-    state: &'a RunState,
-    plan: &'a Plan,
-    args: Table,
-    results: Table,
-    limit: usize,
+/// Runs a declarative plan: lease (or the box it is given), sync, steps, artifacts. The REPL
+/// builds one for `:run` and `:retry` (with its own per-call context).
+pub(crate) struct Runner<'a> {
+    pub lua: &'a Lua,
+    pub ctx: &'a Arc<HostContext>,
+    pub state: &'a RunState,
+    pub plan: &'a Plan,
+    pub args: Table,
+    pub results: Table,
+    pub limit: usize,
 }
 
 /// Where a step ran: `None` on its own, else its parallel group's name and its lane in it.
@@ -268,9 +380,22 @@ struct StepEnd {
 
 impl Runner<'_> {
     async fn run(&self) -> Result<(), HostError> {
-        let started = Instant::now();
-        let lease = bindings::warmup(self.ctx, self.plan.lease.clone(), "").await?;
-        self.state.phase("lease", started);
+        let lease = self.prepare(None).await?;
+        let failure = self.steps_from(&lease, 0).await;
+        self.artifacts(&lease, failure).await
+    }
+
+    /// Lease (unless `preset` is the box to use) and sync.
+    pub(crate) async fn prepare(&self, preset: Option<LuaLease>) -> Result<LuaLease, HostError> {
+        let lease = match preset {
+            Some(lease) => lease,
+            None => {
+                let started = Instant::now();
+                let lease = bindings::warmup(self.ctx, self.plan.lease.clone(), "").await?;
+                self.state.phase("lease", started);
+                lease
+            }
+        };
         if let Some(extra) = &self.plan.sync {
             let started = Instant::now();
             let mut excludes = lease.options.sync_exclude.clone();
@@ -291,7 +416,7 @@ impl Runner<'_> {
                     source,
                 })?;
             self.state.phase("sync", started);
-            eprintln!(
+            self.ctx.events.say(&format!(
                 "==> synced {} files ({} bytes){}{} in {} ms",
                 summary.files,
                 summary.bytes,
@@ -306,22 +431,34 @@ impl Runner<'_> {
                     ""
                 },
                 summary.ms
-            );
+            ));
         }
-        let mut failure = self.run_steps(&lease).await;
-        if !self.plan.artifacts.is_empty() && !self.ctx.cancel.is_cancelled() {
+        Ok(lease)
+    }
+
+    /// Fetch the artifacts (also after a failure, not after Ctrl-C or once the lease is gone);
+    /// the run's verdict is `failure`, or the fetch's error.
+    pub(crate) async fn artifacts(
+        &self,
+        lease: &LuaLease,
+        mut failure: Option<HostError>,
+    ) -> Result<(), HostError> {
+        if !self.plan.artifacts.is_empty()
+            && !self.ctx.cancel.is_cancelled()
+            && !lease.released.load(std::sync::atomic::Ordering::SeqCst)
+        {
             let started = Instant::now();
             match lease
                 .inner
                 .fetch(&self.plan.artifacts, &self.ctx.fetch_root, &self.ctx.cancel)
                 .await
             {
-                Ok(summary) => eprintln!(
+                Ok(summary) => self.ctx.events.say(&format!(
                     "==> fetched {} ({} files, {} bytes)",
                     self.plan.artifacts.join(", "),
                     summary.files,
                     summary.bytes
-                ),
+                )),
                 Err(source) => {
                     let err = HostError::Engine {
                         context: format!("fetch {}", self.plan.artifacts.join(", ")),
@@ -339,10 +476,12 @@ impl Runner<'_> {
         failure.map_or(Ok(()), Err)
     }
 
-    async fn run_steps(&self, lease: &LuaLease) -> Option<HostError> {
+    /// Run the top-level steps from index `start`; the first failure (which also becomes the
+    /// context's last failed step when recording).
+    pub(crate) async fn steps_from(&self, lease: &LuaLease, start: usize) -> Option<HostError> {
         let mut first_failure = None;
         let mut stopped = false;
-        for step in &self.plan.steps {
+        for step in self.plan.steps.iter().skip(start) {
             if stopped || self.ctx.cancel.is_cancelled() {
                 self.skip(
                     step,
@@ -354,19 +493,15 @@ impl Runner<'_> {
                 );
                 continue;
             }
-            let end = match &step.action {
-                Action::Parallel(members) => self.run_group(step, members, lease).await,
-                _ => {
-                    let result = self.run_single(step, lease, None).await;
-                    StepEnd {
-                        result,
-                        continue_on_failure: step.continue_on_failure,
-                    }
-                }
-            };
+            let (end, failed) = self.run_entry(step, lease).await;
             if let Err(err) = end.result {
                 if !end.continue_on_failure || err.kind() == ErrorKind::Cancelled {
                     stopped = true;
+                }
+                if first_failure.is_none()
+                    && let Some(failed) = failed
+                {
+                    self.ctx.record_failure(failed);
                 }
                 first_failure.get_or_insert(err);
             }
@@ -374,8 +509,88 @@ impl Runner<'_> {
         first_failure
     }
 
+    /// `:retry`: rerun the steps named (a top-level step, or members of one parallel group),
+    /// and, when they pass, the steps after them. `Err` when no such step is in the plan.
+    pub(crate) async fn retry(
+        &self,
+        lease: &LuaLease,
+        names: &[String],
+    ) -> Result<Option<HostError>, String> {
+        let Some((index, members)) = self.find(names) else {
+            return Err(format!(
+                "the recipe has no step `{}` any more (after `:reload`?); `:run` runs it all",
+                names.join("`, `")
+            ));
+        };
+        let step = &self.plan.steps[index];
+        let (end, failed) = match members {
+            None => self.run_entry(step, lease).await,
+            Some(members) => {
+                let group = Step {
+                    action: Action::Parallel(members),
+                    ..step.clone()
+                };
+                self.run_entry(&group, lease).await
+            }
+        };
+        if let Err(err) = end.result {
+            if let Some(failed) = failed {
+                self.ctx.record_failure(failed);
+            }
+            if end.continue_on_failure && err.kind() != ErrorKind::Cancelled {
+                let later = self.steps_from(lease, index + 1).await;
+                return Ok(Some(later.unwrap_or(err)));
+            }
+            for later in self.plan.steps.iter().skip(index + 1) {
+                self.skip(later, "an earlier step failed");
+            }
+            return Ok(Some(err));
+        }
+        Ok(self.steps_from(lease, index + 1).await)
+    }
+
+    /// The top-level index of the step named `names[0]`, and for a group member the group's
+    /// members among `names`.
+    fn find(&self, names: &[String]) -> Option<(usize, Option<Vec<Step>>)> {
+        let first = names.first()?;
+        self.plan
+            .steps
+            .iter()
+            .enumerate()
+            .find_map(|(index, step)| match &step.action {
+                Action::Parallel(members) => members.iter().any(|m| &m.name == first).then(|| {
+                    let chosen = members
+                        .iter()
+                        .filter(|m| names.contains(&m.name))
+                        .cloned()
+                        .collect();
+                    (index, Some(chosen))
+                }),
+                _ => (&step.name == first).then_some((index, None)),
+            })
+    }
+
+    /// Run one top-level entry (a step or a group); on failure also the failed-step record.
+    async fn run_entry(&self, step: &Step, lease: &LuaLease) -> (StepEnd, Option<FailedStep>) {
+        match &step.action {
+            Action::Parallel(members) => self.run_group(step, members, lease).await,
+            _ => {
+                let (result, failed) = self.run_single(step, lease, None).await;
+                (
+                    StepEnd {
+                        result,
+                        continue_on_failure: step.continue_on_failure,
+                    },
+                    failed,
+                )
+            }
+        }
+    }
+
     fn skip(&self, step: &Step, why: &str) {
-        eprintln!("==> {}: skipped ({why})", step.name);
+        self.ctx
+            .events
+            .say(&format!("==> {}: skipped ({why})", step.name));
         let now = Instant::now();
         match &step.action {
             Action::Parallel(members) => {
@@ -391,8 +606,17 @@ impl Runner<'_> {
         }
     }
 
-    async fn run_group(&self, group: &Step, members: &[Step], lease: &LuaLease) -> StepEnd {
-        eprintln!("==> {}: {} in parallel", group.name, group.describe());
+    async fn run_group(
+        &self,
+        group: &Step,
+        members: &[Step],
+        lease: &LuaLease,
+    ) -> (StepEnd, Option<FailedStep>) {
+        self.ctx.events.say(&format!(
+            "==> {}: {} in parallel",
+            group.name,
+            group.describe()
+        ));
         let results = futures::future::join_all(
             (0u32..)
                 .zip(members)
@@ -401,16 +625,28 @@ impl Runner<'_> {
         .await;
         let mut continue_on_failure = true;
         let mut first = None;
-        for (member, result) in members.iter().zip(results) {
+        let mut record: Option<FailedStep> = None;
+        let mut failed_names = Vec::new();
+        for (member, (result, failed)) in members.iter().zip(results) {
             if let Err(err) = result {
                 continue_on_failure &= member.continue_on_failure || group.continue_on_failure;
                 first.get_or_insert(err);
+                failed_names.push(member.name.clone());
+                if record.is_none() {
+                    record = failed;
+                }
             }
         }
-        StepEnd {
-            result: first.map_or(Ok(()), Err),
-            continue_on_failure,
+        if let Some(record) = &mut record {
+            record.retry = Retry::Steps(failed_names);
         }
+        (
+            StepEnd {
+                result: first.map_or(Ok(()), Err),
+                continue_on_failure,
+            },
+            record,
+        )
     }
 
     async fn run_single(
@@ -418,15 +654,25 @@ impl Runner<'_> {
         step: &Step,
         lease: &LuaLease,
         place: Place<'_>,
-    ) -> Result<(), HostError> {
+    ) -> (Result<(), HostError>, Option<FailedStep>) {
         let started = Instant::now();
         let in_parallel = place.is_some();
         let prefix = in_parallel.then(|| step.name.clone());
         if in_parallel {
-            eprintln!("==> [{}] {}", step.name, step.describe());
+            self.ctx
+                .events
+                .say(&format!("==> [{}] {}", step.name, step.describe()));
         } else {
-            eprintln!("==> {}: {}", step.name, step.describe());
+            self.ctx
+                .events
+                .say(&format!("==> {}: {}", step.name, step.describe()));
         }
+        self.ctx.events.emit(Event::StepStart {
+            name: step.name.clone(),
+            group: place.map(|(group, _)| group.to_owned()),
+            lane: place.map_or(0, |(_, lane)| lane),
+            shard: None,
+        });
         let mut env = self.plan.env.clone();
         for (key, value) in &step.env {
             env.retain(|(k, _)| k != key);
@@ -453,7 +699,10 @@ impl Runner<'_> {
                     call_step(function, box_ud, ctx).await
                 };
                 call.await
-                    .map(|value| code_of(&value))
+                    .map(|value| ExecOutcome {
+                        code: code_of(&value),
+                        ..ExecOutcome::default()
+                    })
                     .map_err(|err| HostError::from_lua(&err, self.limit))
             }
             Action::Parallel(_) => {
@@ -462,23 +711,45 @@ impl Runner<'_> {
         };
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.state.phase(&format!("step:{}", step.name), started);
+        let record = |code: i32, outcome: Option<ExecOutcome>, error: Option<String>| {
+            let outcome = outcome.unwrap_or_default();
+            FailedStep {
+                step: step.name.clone(),
+                at: None,
+                code,
+                stdout: outcome.stdout,
+                stderr: outcome.stderr,
+                ms,
+                error,
+                retry: Retry::Steps(vec![step.name.clone()]),
+            }
+        };
         match result {
-            Ok(0) => {
+            Ok(outcome) if outcome.code == 0 => {
                 self.state
                     .step(&step.name, StepStatus::Passed, ms, started, place);
-                Ok(())
+                (Ok(()), None)
             }
-            Ok(code) => {
-                eprintln!("==> {}: failed with exit code {code} ({ms} ms)", step.name);
+            Ok(outcome) => {
+                let code = outcome.code;
+                self.ctx.events.say(&format!(
+                    "==> {}: failed with exit code {code} ({ms} ms)",
+                    step.name
+                ));
                 self.state
                     .step(&step.name, StepStatus::Failed { code }, ms, started, place);
-                Err(HostError::StepFailed {
-                    step: step.name.clone(),
-                    code,
-                })
+                (
+                    Err(HostError::StepFailed {
+                        step: step.name.clone(),
+                        code,
+                    }),
+                    Some(record(code, Some(outcome), None)),
+                )
             }
             Err(err) => {
-                eprintln!("==> {}: error ({ms} ms)", step.name);
+                self.ctx
+                    .events
+                    .say(&format!("==> {}: error ({ms} ms)", step.name));
                 self.state.step(
                     &step.name,
                     StepStatus::Errored {
@@ -488,10 +759,14 @@ impl Runner<'_> {
                     started,
                     place,
                 );
-                Err(HostError::InStep {
-                    step: step.name.clone(),
-                    source: Box::new(err),
-                })
+                let failed = record(err.exit_code(), None, Some(err.to_string()));
+                (
+                    Err(HostError::InStep {
+                        step: step.name.clone(),
+                        source: Box::new(err),
+                    }),
+                    Some(failed),
+                )
             }
         }
     }
@@ -503,7 +778,7 @@ impl Runner<'_> {
         argv: Vec<String>,
         env: Vec<(String, String)>,
         prefix: Option<String>,
-    ) -> Result<i32, HostError> {
+    ) -> Result<ExecOutcome, HostError> {
         let command = Command {
             argv,
             env,
@@ -513,12 +788,22 @@ impl Runner<'_> {
             stdin: None,
         };
         let result = lease.exec(command, prefix, &self.ctx.cancel, "").await?;
+        // The step's result shows output only when the step asked to capture it.
+        let shown = if step.capture {
+            result.clone()
+        } else {
+            ExecOutcome {
+                stdout: None,
+                stderr: None,
+                ..result.clone()
+            }
+        };
         let table =
-            result_table(self.lua, &result).map_err(|err| HostError::from_lua(&err, self.limit))?;
+            result_table(self.lua, &shown).map_err(|err| HostError::from_lua(&err, self.limit))?;
         self.results
             .raw_set(step.name.as_str(), table)
             .map_err(|err| HostError::from_lua(&err, self.limit))?;
-        Ok(result.code)
+        Ok(result)
     }
 }
 

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 use tokio_util::sync::CancellationToken;
 
+use super::bindings::HostContext;
 use super::error::{HostError, raise};
 
 /// The default memory limit of a recipe VM: 256 MiB.
@@ -90,10 +91,15 @@ pub fn new_vm(options: &SandboxOptions, cancel: &CancellationToken) -> mlua::Res
 
     lua.set_memory_limit(options.memory_limit)?;
     let token = cancel.clone();
+    // The hook looks at the VM's token and at the token of the host context installed now:
+    // the REPL installs one per call at the prompt, so Ctrl-C stops that call only.
     lua.set_global_hook(
         HookTriggers::new().every_nth_instruction(HOOK_EVERY),
-        move |_, _| {
-            if token.is_cancelled() {
+        move |lua, _| {
+            let call_cancelled = lua
+                .app_data_ref::<Arc<HostContext>>()
+                .is_some_and(|ctx| ctx.cancel.is_cancelled());
+            if token.is_cancelled() || call_cancelled {
                 Err(raise(HostError::Cancelled))
             } else {
                 Ok(VmState::Continue)

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{EngineError, LeaseOptions, LeaseProvider, LeasedBox, TransferSummary};
 use crate::error::{ErrorKind, HasKind};
-use crate::session::{Command, ExecOutcome, SyncOptions};
+use crate::session::{Command, ExecOutcome, ShellOutcome, ShellRequest, SyncOptions};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -214,6 +214,18 @@ impl LeasedBox for ScratchBox {
             files,
             ..TransferSummary::default()
         })
+    }
+
+    async fn shell(
+        &self,
+        _request: &ShellRequest,
+        _cancel: &CancellationToken,
+    ) -> Result<ShellOutcome, EngineError> {
+        // The double has no terminal to attach; the real one is tested through a pty.
+        Err(fail(
+            ErrorKind::Usage,
+            "a scratch box has no terminal".to_owned(),
+        ))
     }
 
     async fn release(&self, _cancel: &CancellationToken) -> Result<(), EngineError> {

@@ -58,6 +58,8 @@ impl Repo {
             keep: false,
             sync_clean: false,
             config,
+            events: crate::events::Events::default(),
+            repl_on_failure: None,
         };
         run_recipe(&run, provider, &CancellationToken::new()).await
     }
@@ -649,6 +651,8 @@ async fn a_recipe_runs_on_the_real_local_backend_and_session() {
         keep: false,
         sync_clean: false,
         config: config(&[]),
+        events: crate::events::Events::default(),
+        repl_on_failure: None,
     };
     let report = run_recipe(&run, provider, &CancellationToken::new()).await;
     assert!(report.error.is_none(), "{}", message(&report));
@@ -675,6 +679,8 @@ async fn every_example_recipe_runs_in_process() {
             keep: false,
             sync_clean: false,
             config: config(&[]),
+            events: crate::events::Events::default(),
+            repl_on_failure: None,
         };
         let report = run_recipe(&run, provider, &CancellationToken::new()).await;
         assert!(
@@ -748,4 +754,33 @@ async fn parallel_functions_really_run_at_the_same_time() {
     );
     let report = repo.run("recipes/r.lua").await;
     assert!(report.error.is_none(), "{}", message(&report));
+}
+
+#[tokio::test]
+async fn the_lease_method_list_of_the_repl_matches_the_userdata() {
+    use super::bindings::{LEASE_FIELDS, LEASE_METHODS, LuaLease};
+    let provider = ScratchProvider::default();
+    let inner = provider
+        .acquire(&LeaseOptions::default(), &CancellationToken::new())
+        .await
+        .unwrap();
+    let lua = mlua::Lua::new();
+    let ud = lua
+        .create_userdata(LuaLease::new(inner, LeaseOptions::default()))
+        .unwrap();
+    lua.globals().set("box", ud).unwrap();
+    for method in LEASE_METHODS {
+        let kind: String = lua
+            .load(format!("return type(box.{method})"))
+            .eval()
+            .unwrap();
+        assert_eq!(kind, "function", "box:{method}");
+    }
+    for field in LEASE_FIELDS {
+        let kind: String = lua
+            .load(format!("return type(box.{field})"))
+            .eval()
+            .unwrap();
+        assert_eq!(kind, "string", "box.{field}");
+    }
 }

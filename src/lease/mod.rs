@@ -9,14 +9,23 @@
 //! Exec streams follow Nomad's semantics on every backend: dropping an [`ExecStream`] (or
 //! losing its connection) leaves the command running, like a dropped websocket does on a Nomad
 //! client; [`ExecStream::kill`] asks the backend to stop it, which only some backends can do
-//! ([`Features::exec_kill`]). The session layer stops commands by their recorded pid where the
-//! backend cannot.
+//! ([`Features::exec_kill`]) and which reaches only the exec'd process's own group. The session
+//! layer stops a verified-exec command through its record, by the process group of its
+//! supervisor's session, on every backend.
+//!
+//! An exec may run on a terminal ([`ExecRequest::tty`]): the command gets a pseudo-terminal of
+//! the given [`TtySize`] (Nomad's `tty=true`; a real pty on the local backend), its stdout and
+//! stderr arrive merged as [`ExecEvent::Stdout`] with the terminal's CR/LF line ends, and new
+//! window sizes go in through [`ExecStream::resize`]. Interactive shells use it; nothing that
+//! must be recorded or recovered does.
 
 mod check;
 mod id;
+mod progress;
 
 pub use check::{Check, CheckStatus};
 pub use id::{LeaseId, LeaseIdError};
+pub use progress::{ProgressSender, WarmupProgress};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,6 +68,9 @@ pub struct LeaseSpec {
     /// How long the lease may sit unused.
     #[serde(with = "humantime_serde_secs")]
     pub idle: Duration,
+    /// Where the backend reports what it sees while it waits for the box (nowhere by default).
+    #[serde(skip)]
+    pub progress: ProgressSender,
 }
 
 /// A lease that exists: enough to exec in it and release it, and to write its claim.
@@ -101,6 +113,24 @@ pub struct ExecRequest {
     /// Whether the caller will send stdin. When false the backend closes stdin at once (a
     /// Nomad session whose stdin is never closed never ends).
     pub stdin: bool,
+    /// Run the command on a terminal of this size. `None` (the default): no terminal, stdout
+    /// and stderr separate, and never a window size sent (it breaks TTY-off Nomad sessions).
+    pub tty: Option<TtySize>,
+}
+
+/// The size of a terminal in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtySize {
+    /// Lines.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
+}
+
+impl Default for TtySize {
+    fn default() -> Self {
+        TtySize { rows: 24, cols: 80 }
+    }
 }
 
 /// An event from a running exec.
@@ -138,6 +168,8 @@ pub struct ExecStream {
     pub events: mpsc::Receiver<ExecEvent>,
     /// Cancelling this asks the backend to stop the command (where it can) and end the stream.
     pub kill: CancellationToken,
+    /// Send a new window size here; only a terminal exec ([`ExecRequest::tty`]) has one.
+    pub resize: Option<mpsc::Sender<TtySize>>,
 }
 
 impl ExecStream {
@@ -161,7 +193,8 @@ pub struct Features {
     pub description: &'static str,
     /// The box is isolated from this machine (a container or a remote node).
     pub isolation: bool,
-    /// `ExecStream::kill` really stops the command (otherwise the session stops it by pid).
+    /// `ExecStream::kill` really stops the exec'd process and its group (a verified-exec
+    /// command, in a session of its own, is stopped through its record on every backend).
     pub exec_kill: bool,
     /// Images are honoured.
     pub image: bool,
@@ -236,6 +269,10 @@ pub enum LeaseError {
     /// The lease is not ours or its records disagree.
     #[error("{0}")]
     Ownership(String),
+    /// The cluster refused for want of a capability; the message names it, what needs it and
+    /// the token variable.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The lease does not exist on the backend.
     #[error("lease `{0}` not found")]
     NotFound(LeaseId),
@@ -283,6 +320,7 @@ impl HasKind for LeaseError {
             LeaseError::ReadinessTimeout(_) => ErrorKind::ReadinessTimeout,
             LeaseError::Config(_) | LeaseError::Io { .. } => ErrorKind::ConfigError,
             LeaseError::Ownership(_) | LeaseError::NotFound(_) => ErrorKind::OwnershipRefused,
+            LeaseError::PermissionDenied(_) => ErrorKind::PermissionDenied,
             LeaseError::Cancelled => ErrorKind::Cancelled,
             LeaseError::Internal(_) => ErrorKind::Internal,
             LeaseError::LeftBehind { error, .. } => error.kind(),

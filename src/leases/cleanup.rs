@@ -282,6 +282,27 @@ fn in_use(claim: &Claim, now: SystemTime) -> String {
 
 /// Why a claim not in use should go (`None`: it stays): its box is gone, it was left in
 /// `registering`, it expired, or it is not kept and its holder is gone.
+/// Whether a claim is abandoned: no process holds it, and it is not kept (or was left in
+/// `registering`); `cleanup` releases such a lease.
+#[must_use]
+pub fn is_abandoned(claim: &Claim, held: bool) -> bool {
+    !held && (claim.state == ClaimState::Registering || !claim.keep)
+}
+
+impl Leases {
+    /// The state `list` and `status` show for a claim, and whether a process holds it: the
+    /// claim's own state, or `abandoned` when its holder process is gone ([`is_abandoned`]).
+    #[must_use]
+    pub fn shown_state(&self, claim: &Claim) -> (&'static str, bool) {
+        let held = self.claims().is_held(claim.id.as_str()).unwrap_or(false);
+        if is_abandoned(claim, held) {
+            ("abandoned", held)
+        } else {
+            (claim.state.as_str(), held)
+        }
+    }
+}
+
 fn release_reason(claim: &Claim, present: bool, held: bool, now: SystemTime) -> Option<String> {
     if !present {
         return Some(if claim.state == ClaimState::Registering {
@@ -296,7 +317,7 @@ fn release_reason(claim: &Claim, present: bool, held: bool, now: SystemTime) -> 
     if let Some(reason) = claim.expiry(now) {
         return Some(reason.to_string());
     }
-    if !claim.keep && !held {
+    if is_abandoned(claim, held) {
         return Some(format!(
             "not kept, and its holder (pid {} on {}) is gone",
             claim.holder.pid, claim.holder.host

@@ -3,6 +3,8 @@
 //! claim's holder lock (so no other leasebox stops or cleans it up while it is in use), and the
 //! way back into the lifecycle to release it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio_util::sync::CancellationToken;
 
 use super::Leases;
@@ -12,12 +14,14 @@ use crate::ownership::HolderGuard;
 use crate::session::Session;
 
 /// A lease in use by this process: its session, its claim's holder lock, and its release.
-/// Dropping it lets go of the holder lock (the box stays; `release` destroys it).
+/// Dropping it lets go of the holder lock (the box stays; `release` destroys it); a lease
+/// dropped without a release is reported as kept (`lease_kept`).
 #[derive(Debug)]
 pub struct HeldLease {
     session: Session,
     lifecycle: Leases,
     reused: bool,
+    release_tried: AtomicBool,
     _holder: HolderGuard,
 }
 
@@ -32,6 +36,7 @@ impl HeldLease {
             session,
             lifecycle,
             reused,
+            release_tried: AtomicBool::new(false),
             _holder: holder,
         }
     }
@@ -54,6 +59,15 @@ impl HeldLease {
         self.reused
     }
 
+    /// Mark the lease kept (its claim says so, and `cleanup` leaves it alone until it expires):
+    /// the REPL's `:lease keep`.
+    ///
+    /// # Errors
+    /// The claim could not be updated.
+    pub async fn mark_kept(&self) -> Result<(), Failure> {
+        self.lifecycle.mark_kept(&self.lease().id).await
+    }
+
     /// Release the lease: mark the claim `releasing`, destroy the box, drop the claim (the
     /// `cleanup` phase of the run's timing). If the backend fails, the claim stays for `stop` or
     /// `cleanup`.
@@ -61,6 +75,20 @@ impl HeldLease {
     /// # Errors
     /// The backend could not release the box, or the claim could not be dropped.
     pub async fn release(&self, cancel: &CancellationToken) -> Result<(), Failure> {
+        self.release_tried.store(true, Ordering::SeqCst);
         self.lifecycle.release(self.lease(), cancel).await
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        if !self.release_tried.load(Ordering::SeqCst) {
+            self.lifecycle
+                .events()
+                .emit(crate::events::Event::LeaseKept {
+                    lease_id: self.lease().id.to_string(),
+                    reason: if self.reused { "reused" } else { "kept" }.to_owned(),
+                });
+        }
     }
 }

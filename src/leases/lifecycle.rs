@@ -13,11 +13,12 @@ use tokio_util::sync::CancellationToken;
 use super::HeldLease;
 use crate::config::Settings;
 use crate::error::{ErrorKind, Failure};
-use crate::lease::{Backend, Lease, LeaseError, LeaseId, LeaseSpec, RemoteState};
+use crate::events::{Event, Events};
+use crate::lease::{Backend, Lease, LeaseError, LeaseId, LeaseSpec, ProgressSender, RemoteState};
 use crate::ownership::{
     Claim, ClaimList, ClaimLock, ClaimState, ClaimStore, OwnershipError, StateDir,
 };
-use crate::session::{Session, Timing};
+use crate::session::{Phase, PhaseStatus, Session, Timing};
 
 /// What to ask of a new lease, beyond what the config fixes.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +47,7 @@ pub struct Leases {
     ttl: Duration,
     idle: Duration,
     timing: Arc<Timing>,
+    events: Events,
 }
 
 pub(super) fn ownership(e: &OwnershipError) -> Failure {
@@ -86,7 +88,22 @@ impl Leases {
             ttl: settings.lease_ttl,
             idle: settings.lease_idle,
             timing,
+            events: Events::default(),
         })
+    }
+
+    /// Report what this lifecycle and the sessions it hands out do to `events` (the run's
+    /// `--events` stream, the terminal's progress, the summary).
+    #[must_use]
+    pub fn with_events(mut self, events: Events) -> Leases {
+        self.events = events;
+        self
+    }
+
+    /// The events this lifecycle reports to.
+    #[must_use]
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// The backend.
@@ -128,6 +145,26 @@ impl Leases {
         cancel: &CancellationToken,
     ) -> Result<HeldLease, Failure> {
         let start = Instant::now();
+        let outcome = self.acquire_new(request, cancel).await;
+        // The warmup phase is recorded whatever happened: a failed one with its error kind.
+        let mut phase = Phase::new(
+            "warmup",
+            self.timing.offset_ms(start),
+            crate::session::elapsed_ms(start),
+        );
+        if let Err(failure) = &outcome {
+            phase.status = PhaseStatus::Errored;
+            phase.error_kind = Some(failure.kind.as_str().to_owned());
+        }
+        self.timing.push(phase);
+        outcome
+    }
+
+    async fn acquire_new(
+        &self,
+        request: &LeaseRequest,
+        cancel: &CancellationToken,
+    ) -> Result<HeldLease, Failure> {
         let id = LeaseId::generate();
         let mut claim = Claim::new(
             id.as_str(),
@@ -149,7 +186,13 @@ impl Leases {
                 return Err(ownership(&e));
             }
         };
+        self.events.emit(Event::LeaseRequested {
+            lease_id: id.to_string(),
+            backend: self.backend_name().to_owned(),
+        });
+        let (progress, progress_rx) = ProgressSender::channel();
         let spec = LeaseSpec {
+            progress,
             id: id.clone(),
             image: request.image.clone(),
             cpu: request.cpu,
@@ -161,7 +204,11 @@ impl Leases {
             ttl: self.ttl,
             idle: self.idle,
         };
-        let lease = match self.backend.warmup(&spec, cancel).await {
+        let mut watch = super::progress::WarmupWatch::new(&self.events, &id, Instant::now());
+        let warmed = watch
+            .forward(progress_rx, self.backend.warmup(&spec, cancel))
+            .await;
+        let lease = match warmed {
             Ok(lease) => lease,
             // The backend cleaned up after itself, or says what it could not: then the claim
             // stays (in `registering`) for `cleanup` to resolve.
@@ -193,7 +240,7 @@ impl Leases {
             let _ = held.release(&CancellationToken::new()).await;
             return Err(failure);
         }
-        self.timing.record_since("warmup", start);
+        watch.ready(held.lease());
         Ok(held)
     }
 
@@ -202,6 +249,7 @@ impl Leases {
     fn session_for(&self, lease: Lease) -> Session {
         let session = Session::new(Arc::clone(&self.backend), lease, Arc::clone(&self.timing));
         session.set_index_path(self.sync_index_path(session.lease().id.as_str()));
+        session.set_events(self.events.clone());
         let claims = self.claims.clone();
         let id = session.lease().id.as_str().to_owned();
         session.on_synced(move |revision| {
@@ -318,6 +366,17 @@ impl Leases {
         let touched = self.claims.touch(id.as_str()).map_err(|e| ownership(&e))?;
         let session = self.session_for(lease);
         session.set_sync_revision(touched.sync_revision);
+        let lease = session.lease();
+        self.events.emit(Event::LeaseReady {
+            lease_id: id.to_string(),
+            backend: lease.backend.clone(),
+            job: lease.handle.get("job_id").cloned(),
+            allocation: lease.handle.get("alloc_id").cloned(),
+            node: None,
+            workdir: lease.workdir.clone(),
+            reused: true,
+            ms: 0,
+        });
         Ok(HeldLease::new(self.clone(), session, holder, true))
     }
 
@@ -342,6 +401,16 @@ impl Leases {
         let start = Instant::now();
         let result = self.release_lease(lease, cancel).await;
         self.timing.record_since("cleanup", start);
+        self.events.emit(match &result {
+            Ok(()) => Event::LeaseReleased {
+                lease_id: lease.id.to_string(),
+                ms: super::elapsed_ms(start),
+            },
+            Err(_) => Event::LeaseKept {
+                lease_id: lease.id.to_string(),
+                reason: "release_failed".to_owned(),
+            },
+        });
         result
     }
 

@@ -26,6 +26,37 @@ pub fn open(config: &Config, env: &BTreeMap<String, String>) -> Result<Arc<dyn B
     }
 }
 
+/// Open the backend a lease's claim names (`stop ID`, `status ID`: a lease is handled by the
+/// backend that made it, whatever the config would choose now).
+///
+/// # Errors
+/// The claim names a backend this build does not have, or that backend cannot be opened with
+/// this config (a Nomad lease without a Nomad address, say).
+pub fn open_for_claim(
+    config: &Config,
+    env: &BTreeMap<String, String>,
+    claim_backend: &str,
+    id: &str,
+) -> Result<Arc<dyn Backend>, Failure> {
+    match claim_backend {
+        "local" => {
+            let cache = local::cache_dir(env).map_err(|e| Failure::from_error(&e))?;
+            Ok(Arc::new(local::LocalBackend::new(&cache, env)))
+        }
+        "nomad" => {
+            let backend = open_nomad(config, env).map_err(|e| {
+                Failure::from_error(&LeaseError::Config(format!(
+                    "lease `{id}` is a Nomad lease, and {e}"
+                )))
+            })?;
+            Ok(Arc::new(backend))
+        }
+        other => Err(Failure::from_error(&LeaseError::Ownership(format!(
+            "lease `{id}` names the backend `{other}`, which this leasebox does not have"
+        )))),
+    }
+}
+
 /// The Nomad backend of `config`, its address's origin named for messages.
 pub(super) fn open_nomad(
     config: &Config,

@@ -1,8 +1,14 @@
 //! Verified exec: every command runs under the `sh` wrapper of [`super::scripts::WRAPPER`],
-//! which records its pid, output and exit code in the box. When the connection is lost before
+//! which starts it under a supervisor detached from the exec session (`setsid`, else a job in
+//! its own process group) that records its pid, process group, output and exit code in the box.
+//! The exec'd process only relays and waits, so killing it (as a Nomad agent does when a client
+//! goes away while output flows) leaves a complete record. When the connection is lost before
 //! the exit code arrives, the session reconnects with a new exec, shows the output that was
-//! missed, and reads the recorded result, following the command while it still runs. It never
-//! reports a success it did not see: with no record to read, the result is a transport error.
+//! missed, and reads the recorded result, following the command while it still runs; a run with
+//! no claim in the box is claimed by the reader, so a command that never started never starts
+//! late, and is reported as never run. Stopping (timeout, cancellation) signals the recorded
+//! process group, TERM then KILL. It never reports a success it did not see: with no record to
+//! read, the result is a transport error.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -209,13 +215,12 @@ impl Session {
         })
     }
 
-    /// Stop a run: ask the backend, and where it cannot stop commands itself, stop it by its
-    /// recorded pid with a second exec.
+    /// Stop a run: the exec'd wrapper through the backend, and the command's whole process
+    /// group (its supervisor's session, which no backend's kill of the exec reaches) through
+    /// its record, with a second exec: TERM, then KILL after the grace period.
     async fn stop_run(&self, stream: &crate::lease::ExecStream, run_id: &str) {
         stream.kill();
-        if !self.features().exec_kill {
-            self.kill_recorded(run_id).await;
-        }
+        self.kill_recorded(run_id).await;
     }
 
     /// Reconnect after a lost connection: show what was missed and read the recorded result,
@@ -234,12 +239,15 @@ impl Session {
         let mut delay = Duration::from_millis(50);
         let mut told = false;
         let mut vanished = 0;
+        let mut starting = 0;
         loop {
+            // 1-based resume positions, as decimal strings: the box does no arithmetic on them.
             let args = [
                 self.lease().state_dir(),
                 run_id.to_owned(),
-                seen.out.to_string(),
-                seen.err.to_string(),
+                (u128::from(seen.out) + 1).to_string(),
+                (u128::from(seen.err) + 1).to_string(),
+                "claim".to_owned(),
             ];
             let attempt = tokio::select! {
                 biased;
@@ -307,6 +315,7 @@ impl Session {
                     return Ok(code);
                 }
                 (Some("running"), Some(pid)) => {
+                    starting = 0;
                     if !told {
                         eprintln!(
                             "leasebox: connection to the box lost ({reason}); the command is still running (pid {pid}), following its output"
@@ -314,17 +323,32 @@ impl Session {
                         told = true;
                     }
                 }
-                (Some("vanished"), _) => {
-                    vanished += 1;
-                    if vanished >= 3 {
+                (Some("starting"), _) => {
+                    // Claimed by its supervisor, pid not recorded yet: it is about to start.
+                    starting += 1;
+                    if starting >= 30 {
                         return Err(SessionError::TransportLost(format!(
-                            "connection to the box lost ({reason}), and the command's wrapper died without recording an exit code"
+                            "connection to the box lost ({reason}); the command's supervisor claimed the run but never recorded a pid, so whether the command ran is unknown"
                         )));
                     }
                 }
+                (Some("vanished"), _) => {
+                    // Re-read: the group may have ended between the box's two checks.
+                    vanished += 1;
+                    if vanished >= 3 {
+                        return Err(SessionError::TransportLost(format!(
+                            "connection to the box lost ({reason}), and the command's process group ended without recording an exit code (killed from outside leasebox: the OOM killer, a reboot, another user)"
+                        )));
+                    }
+                }
+                (Some("never"), _) => {
+                    return Err(SessionError::TransportLost(format!(
+                        "connection to the box lost ({reason}) before the command was recorded as started: it never ran, and it will not start now"
+                    )));
+                }
                 _ => {
                     return Err(SessionError::TransportLost(format!(
-                        "connection to the box lost ({reason}) and the box has no record of the run: the command may never have started"
+                        "connection to the box lost ({reason}), and the box answered the status read with `{status}`, which this leasebox does not understand"
                     )));
                 }
             }
@@ -338,8 +362,9 @@ impl Session {
         let args = [
             self.lease().state_dir(),
             run_id.to_owned(),
-            u64::MAX.to_string(),
-            u64::MAX.to_string(),
+            "-".to_owned(),
+            "-".to_owned(),
+            "-".to_owned(),
         ];
         match self
             .control("probe", scripts::CATCHUP, &args, None, cancel)

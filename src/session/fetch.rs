@@ -68,6 +68,22 @@ impl Session {
         cancel: &CancellationToken,
     ) -> Result<FetchReport, SessionError> {
         let start = Instant::now();
+        if paths.is_empty() {
+            return Ok(FetchReport::default());
+        }
+        self.fetch_started(paths);
+        let result = self.fetch_paths(paths, dest, cancel).await;
+        self.fetch_ended(paths, &result, elapsed_ms(start));
+        result
+    }
+
+    async fn fetch_paths(
+        &self,
+        paths: &[String],
+        dest: &Path,
+        cancel: &CancellationToken,
+    ) -> Result<FetchReport, SessionError> {
+        let start = Instant::now();
         let mut checked = Vec::with_capacity(paths.len());
         for p in paths {
             checked.push(check_fetch_path(p)?);
@@ -83,8 +99,12 @@ impl Session {
             .await?;
         let (tx, rx) = mpsc::channel::<Bytes>(16);
         let dest_owned = dest.to_path_buf();
-        let extractor =
-            tokio::task::spawn_blocking(move || extract(ChannelReader::new(rx), &dest_owned));
+        let events = self.events();
+        let extractor = tokio::task::spawn_blocking(move || {
+            extract_observed(ChannelReader::new(rx), &dest_owned, |report| {
+                super::observe::fetched(&events, report);
+            })
+        });
         let (code, stderr) = super::drive(
             &mut stream,
             "fetch",
@@ -114,6 +134,18 @@ impl Session {
 /// [`SessionError::UnsafeArchive`] for a refused entry (extraction stops there), or a local
 /// write error.
 pub fn extract<R: Read>(reader: R, dest: &Path) -> Result<FetchReport, SessionError> {
+    extract_observed(reader, dest, |_| {})
+}
+
+/// [`extract`], calling `written` with the report so far after each entry.
+///
+/// # Errors
+/// As [`extract`].
+pub fn extract_observed<R: Read>(
+    reader: R,
+    dest: &Path,
+    mut written: impl FnMut(&FetchReport),
+) -> Result<FetchReport, SessionError> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
     archive.set_overwrite(true);
@@ -153,6 +185,15 @@ pub fn extract<R: Read>(reader: R, dest: &Path) -> Result<FetchReport, SessionEr
                         target.display()
                     )));
                 }
+                // Its `..` climbs real directories only: one in a linked directory would
+                // start from wherever that link leads.
+                if rel.ancestors().skip(1).any(|a| {
+                    !a.as_os_str().is_empty()
+                        && std::fs::symlink_metadata(dest.join(a))
+                            .is_ok_and(|m| m.file_type().is_symlink())
+                }) {
+                    return Err(refuse("a link inside a linked directory"));
+                }
             }
             tar::EntryType::Link => return Err(refuse("hard links are not accepted")),
             _ => {
@@ -181,6 +222,7 @@ pub fn extract<R: Read>(reader: R, dest: &Path) -> Result<FetchReport, SessionEr
         if kind == tar::EntryType::Regular {
             report.bytes += size;
         }
+        written(&report);
     }
     Ok(report)
 }
@@ -199,19 +241,25 @@ fn safe_relative(raw: &str) -> Option<PathBuf> {
 }
 
 /// Whether a link at `entry` (relative to the destination) pointing at `target` resolves inside
-/// the destination, judged lexically.
+/// the destination whatever the other entries are: `target` is relative, and its `..`
+/// components all come first and climb no higher than the destination (a `..` after a name
+/// would climb out of that name, which another entry can make a link to anywhere inside).
 fn link_stays_inside(entry: &Path, target: &Path) -> bool {
     if target.is_absolute() {
         return false;
     }
     let mut depth: i64 = i64::try_from(entry.components().count()).unwrap_or(i64::MAX) - 1;
+    let mut named = false;
     for component in target.components() {
         match component {
-            Component::Normal(_) => depth += 1,
+            Component::Normal(_) => {
+                named = true;
+                depth += 1;
+            }
             Component::CurDir => {}
             Component::ParentDir => {
                 depth -= 1;
-                if depth < 0 {
+                if named || depth < 0 {
                     return false;
                 }
             }
@@ -330,6 +378,41 @@ mod tests {
                 "{name}: {err}"
             );
             outside_untouched(&outside);
+        }
+    }
+
+    /// Found by the `fetch_extract` fuzz target: `a -> .` then `b -> a/..` each looked inside,
+    /// judged lexically, but `b` led to the destination's parent; so did a link made inside a
+    /// linked directory.
+    #[test]
+    fn links_through_links_cannot_lead_outside() {
+        let cases = [
+            archive(|b| {
+                raw_entry(b, "a", tar::EntryType::Symlink, ".");
+                raw_entry(b, "b", tar::EntryType::Symlink, "a/..");
+            }),
+            archive(|b| {
+                raw_entry(b, "d", tar::EntryType::Symlink, ".");
+                raw_entry(b, "d/l", tar::EntryType::Symlink, "../x");
+            }),
+        ];
+        for data in cases {
+            let root = tempfile::tempdir().unwrap();
+            let dest = root.path().join("dest");
+            std::fs::create_dir_all(&dest).unwrap();
+            let err = extract(&data[..], &dest).unwrap_err();
+            assert!(matches!(err, SessionError::UnsafeArchive { .. }), "{err}");
+            for entry in std::fs::read_dir(&dest).unwrap() {
+                let path = entry.unwrap().path();
+                if let Ok(target) = std::fs::read_link(&path) {
+                    assert!(
+                        !target.to_string_lossy().contains(".."),
+                        "{} -> {}",
+                        path.display(),
+                        target.display()
+                    );
+                }
+            }
         }
     }
 

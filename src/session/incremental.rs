@@ -232,6 +232,7 @@ impl Session {
             report.revision = probe_revision.clone().unwrap_or_default();
             return Ok(report);
         }
+        self.sync_started(planned.put.len(), report.bytes);
         let previous_journal = index.as_ref().map_or(0, |i| i.header.journal);
         let full =
             !use_index || base_empty || previous_journal > MAX_JOURNAL.max(set.entries.len());
@@ -275,8 +276,9 @@ impl Session {
         let root = set.root.clone();
         drop(set);
         let producer_revision = revision.clone();
+        let events = self.events();
         let producer = tokio::task::spawn_blocking(move || {
-            let mut writer = ChannelWriter::new(stdin);
+            let mut writer = super::observe::Counted::new(ChannelWriter::new(stdin), events);
             writer.write_all(header.as_bytes()).map_err(gone)?;
             write_changes(
                 &root,

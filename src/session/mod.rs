@@ -10,28 +10,39 @@
 //!   stays (`incremental.rs`, [`plan`], [`index`], [`sync_scripts`]). A clean sync streams the
 //!   whole set into a staging directory and swaps it in ([`sync`]).
 //! - [`Session::fetch`] streams a tar back over stdout and extracts it safely ([`fetch`]).
-//! - [`Session::exec`] runs a command under the verified-exec wrapper, which records its pid,
-//!   output and exit code in the box, so a lost connection is recovered by reading the record
-//!   (`exec.rs`).
+//! - [`Session::exec`] runs a command under the verified-exec wrapper, whose detached
+//!   supervisor records its pid, process group, output and exit code in the box, so a lost
+//!   connection (or a killed exec'd process) is recovered by reading the record (`exec.rs`).
+//! - [`Session::shell`] runs an interactive command on a terminal exec with this process's
+//!   terminal attached in raw mode (`shell.rs`, the local terminal in `terminal.rs`); it is not
+//!   under the wrapper: nothing records it.
+//!
+//! A session tells the run's [`Events`](crate::events::Events) what its syncs and fetches do
+//! (`observe.rs`): start and end events, and byte counts for the terminal's bars.
 
 mod exec;
 pub mod fetch;
 pub mod fileset;
 mod incremental;
 pub mod index;
+mod observe;
 mod output;
 pub mod plan;
 pub mod scripts;
+mod shell;
 pub mod sync;
 pub mod sync_scripts;
+mod terminal;
 mod timing;
 
 pub use exec::{Command, ExecOutcome};
 pub use fetch::FetchReport;
 pub use output::{NullSink, OutputSink, PrefixSink, TerminalSink};
+pub use shell::{ShellOutcome, ShellRequest};
 pub use sync::{
     ManifestEntry, ManifestHeader, OnMismatch, SyncOptions, SyncReport, parse_manifest,
 };
+pub use terminal::stdin_is_terminal;
 pub use timing::{
     Phase, PhaseStatus, SyncFigures, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms,
 };
@@ -43,7 +54,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ErrorKind, HasKind};
-use crate::lease::{Backend, ExecEvent, ExecRequest, ExecStream, Features, Lease, LeaseError};
+use crate::lease::{Backend, ExecEvent, ExecRequest, ExecStream, Lease, LeaseError};
 
 /// Errors from session operations.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +96,9 @@ pub enum SessionError {
         /// What the box said.
         message: String,
     },
+    /// The box lacks a tool the box-side scripts need.
+    #[error("{0}")]
+    BoxUnsuitable(String),
     /// The box was changed by another client since our last sync.
     #[error("{0}")]
     Conflict(String),
@@ -130,6 +144,7 @@ impl HasKind for SessionError {
                 ErrorKind::CommandFailed
             }
             SessionError::Conflict(_) => ErrorKind::OwnershipRefused,
+            SessionError::BoxUnsuitable(_) => ErrorKind::BoxUnsuitable,
             SessionError::Refused { kind, .. } => *kind,
         }
     }
@@ -140,7 +155,6 @@ type SyncHook = Box<dyn Fn(&str) + Send + Sync>;
 struct Inner {
     backend: Arc<dyn Backend>,
     lease: Lease,
-    features: Features,
     timing: Arc<Timing>,
     sync_revision: Mutex<Option<String>>,
     sync_hook: Mutex<Option<SyncHook>>,
@@ -148,6 +162,7 @@ struct Inner {
     index_path: Mutex<Option<std::path::PathBuf>>,
     kill_grace: Duration,
     hang_probe: Mutex<Duration>,
+    events: Mutex<crate::events::Events>,
 }
 
 /// A lease attached to its backend. Cheap to clone; clones share timing and sync state.
@@ -167,12 +182,10 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Attach to `lease` on `backend`, recording phases into `timing`.
     pub fn new(backend: Arc<dyn Backend>, lease: Lease, timing: Arc<Timing>) -> Self {
-        let features = backend.features();
         Session {
             inner: Arc::new(Inner {
                 backend,
                 lease,
-                features,
                 timing,
                 sync_revision: Mutex::new(None),
                 sync_hook: Mutex::new(None),
@@ -180,6 +193,7 @@ impl Session {
                 index_path: Mutex::new(None),
                 kill_grace: Duration::from_secs(5),
                 hang_probe: Mutex::new(Duration::from_secs(30)),
+                events: Mutex::default(),
             }),
         }
     }
@@ -276,6 +290,12 @@ impl Session {
                 cancel,
             )
             .await?;
+        if out.code == scripts::EXIT_UNSUITABLE {
+            return Err(SessionError::BoxUnsuitable(unsuitable_message(
+                &String::from_utf8_lossy(&out.stderr),
+                lease,
+            )));
+        }
         out.check("prepare")?;
         Ok(())
     }
@@ -295,7 +315,14 @@ impl Session {
             argv,
             cwd: None,
             stdin,
+            tty: None,
         };
+        self.open(request).await
+    }
+
+    /// Open an exec on the backend as given (the interactive shell's terminal exec, and every
+    /// script of [`Session::open_script`]).
+    pub(crate) async fn open(&self, request: ExecRequest) -> Result<ExecStream, SessionError> {
         Ok(self.inner.backend.exec(&self.inner.lease, request).await?)
     }
 
@@ -325,10 +352,6 @@ impl Session {
         })
     }
 
-    pub(crate) fn features(&self) -> &Features {
-        &self.inner.features
-    }
-
     pub(crate) fn kill_grace(&self) -> Duration {
         self.inner.kill_grace
     }
@@ -352,6 +375,30 @@ impl Session {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = every;
     }
+}
+
+/// The message for a box that lacks a tool: which tool, which box, what to do.
+fn unsuitable_message(stderr: &str, lease: &Lease) -> String {
+    let tool = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("leasebox: missing-tool "))
+        .unwrap_or("a needed tool")
+        .trim();
+    let (name, rest) = tool.split_once(' ').unwrap_or((tool, ""));
+    let rest = if rest.is_empty() {
+        String::new()
+    } else {
+        format!(" {rest}")
+    };
+    let box_name = match (lease.handle.get("image"), lease.handle.get("driver")) {
+        (Some(image), Some(driver)) => format!("the box (image `{image}`, driver `{driver}`)"),
+        (None, Some(driver)) => format!("the box (driver `{driver}`)"),
+        _ => format!("the {} box", lease.backend),
+    };
+    format!(
+        "{box_name} has no `{name}`{rest}; leasebox's box-side scripts need {}: use an image or a node that has them",
+        scripts::NEEDED_TOOLS
+    )
 }
 
 /// Where [`drive`] puts an operation's stdout.

@@ -3,6 +3,10 @@
 
 use std::io::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether [`TerminalSink`] writes stdout to stderr (stdout carries the `--events` stream).
+static STDOUT_TO_STDERR: AtomicBool = AtomicBool::new(false);
 
 /// Receives a command's output as it arrives.
 pub trait OutputSink: Send + Sync {
@@ -15,12 +19,23 @@ pub trait OutputSink: Send + Sync {
 }
 
 /// Writes output straight to this process's stdout and stderr. A closed stdout (a broken pipe
-/// such as `leasebox run … | head`) is ignored, never fatal.
+/// such as `leasebox run … | head`) is ignored, never fatal. When stdout carries the `--events`
+/// stream, stdout goes to stderr too ([`TerminalSink::stdout_to_stderr`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TerminalSink;
 
+impl TerminalSink {
+    /// Send the commands' stdout to this process's stderr from now on (`on`), or to stdout.
+    pub fn stdout_to_stderr(on: bool) {
+        STDOUT_TO_STDERR.store(on, Ordering::SeqCst);
+    }
+}
+
 impl OutputSink for TerminalSink {
     fn stdout(&self, data: &[u8]) {
+        if STDOUT_TO_STDERR.load(Ordering::SeqCst) {
+            return self.stderr(data);
+        }
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(data);
         let _ = out.flush();

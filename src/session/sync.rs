@@ -142,7 +142,8 @@ pub fn parse_manifest(
 }
 
 impl Session {
-    /// Send the file set of `options.root` to the workdir.
+    /// The sync itself, without its events (`Session::sync`, in `observe.rs`, reports it to
+    /// the run's events).
     ///
     /// By default the sync mirrors the file set and leaves the rest: only new and changed
     /// files are sent, only files an earlier sync sent that are gone locally are deleted, and
@@ -153,7 +154,7 @@ impl Session {
     /// The file set cannot be decided or a file cannot be read (named in the error), the box
     /// refuses (no `tar`; another client changed it and `on_mismatch` is `fail`), the
     /// connection is lost, or cancellation.
-    pub async fn sync(
+    pub(crate) async fn sync_tree(
         &self,
         options: &SyncOptions,
         cancel: &CancellationToken,
@@ -194,6 +195,15 @@ impl Session {
         let set = tokio::task::spawn_blocking(move || fileset::collect(&root, &excludes))
             .await
             .map_err(|e| SessionError::Invalid(format!("file set walk failed: {e}")))??;
+        // The sizes are read here (a `stat` a file, no content): the bar's total.
+        let total_bytes = set
+            .entries
+            .iter()
+            .filter(|e| matches!(e.kind, EntryKind::File))
+            .filter_map(|e| std::fs::symlink_metadata(set.root.join(&e.path)).ok())
+            .map(|m| m.len())
+            .sum();
+        self.sync_started(set.entries.len(), total_bytes);
         let revision = hex::encode(rand::random::<[u8; 8]>());
         let lease = self.lease();
         // A clean replace discards whatever the box holds, so another client's stamp only
@@ -214,8 +224,9 @@ impl Session {
         let files = set.entries.len();
         let producer_revision = revision.clone();
         let started_ns = now_ns();
+        let events = self.events();
         let producer = tokio::task::spawn_blocking(move || {
-            let writer = ChannelWriter::new(stdin);
+            let writer = super::observe::Counted::new(ChannelWriter::new(stdin), events);
             let mut entries = Vec::with_capacity(set.entries.len());
             let bytes = write_archive_recording(&set, &producer_revision, writer, &mut entries)?;
             Ok::<_, SessionError>((bytes, entries))

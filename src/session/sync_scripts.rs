@@ -4,7 +4,9 @@
 //! drift marker and the revision stamp, in that order). The full replace stays in
 //! [`SYNC_RECEIVE`](super::scripts::SYNC_RECEIVE).
 //!
-//! POSIX `sh`, `find`, `tar`, `rm`, `rmdir`, `mv`, `cat` and `date` only (dash, BusyBox).
+//! POSIX `sh`, `find`, `tar`, `rm`, `rmdir`, `mv`, `cat` and `date` only (dash, BusyBox); the
+//! `${NOMAD_ALLOC_DIR}` prefix and the pruning of run records are the ones of
+//! [`scripts`](super::scripts) (an apply prunes, as a full sync does).
 //!
 //! # Box-side state added by the incremental sync
 //!
@@ -39,14 +41,17 @@
 //! `.leasebox-sync-NEW/manifest.jsonl` (the manifest, full or the lines to append; `full` as
 //! its first line's `full` key says). The member proves the stream arrived whole.
 
+use super::scripts::{alloc_dir, prune};
+
 /// Reports what the box holds. Arguments: workdir, state dir, `1` to print the manifest
 /// whatever the stamp, `auto` to print it when the stamp is not the expected one, `0` never;
 /// the expected stamp (`-`: none); then the top-level names the sync owns as `find -name`
 /// patterns (none: nothing owned, no drift; a single `*`: walk everything).
-pub const SYNC_PROBE: &str = r#"lbx_w=$1; lbx_st=$2; lbx_m=$3; lbx_e=$4; shift 4
-case $lbx_w in '${NOMAD_ALLOC_DIR}'*) lbx_w=$NOMAD_ALLOC_DIR${lbx_w#'${NOMAD_ALLOC_DIR}'};; esac
-case $lbx_st in '${NOMAD_ALLOC_DIR}'*) lbx_st=$NOMAD_ALLOC_DIR${lbx_st#'${NOMAD_ALLOC_DIR}'};; esac
-lbx_r=; [ -f "$lbx_st/revision" ] && read -r lbx_r <"$lbx_st/revision"
+pub const SYNC_PROBE: &str = concat!(
+    "lbx_w=$1; lbx_st=$2; lbx_m=$3; lbx_e=$4; shift 4\n",
+    alloc_dir!("lbx_w"),
+    alloc_dir!("lbx_st"),
+    r#"lbx_r=; [ -f "$lbx_st/revision" ] && read -r lbx_r <"$lbx_st/revision"
 echo "revision ${lbx_r:--}"
 lbx_u=empty
 for lbx_x in "$lbx_w"/* "$lbx_w"/.[!.]* "$lbx_w"/..?*; do
@@ -80,16 +85,19 @@ for p; do
 done' leasebox-drift {} + 2>/dev/null
 fi
 echo end
-"#;
+"#
+);
 
 /// Applies an incremental sync. Arguments: workdir, state dir, the stamp the probe saw (`-`:
 /// none). Refuses (exit 3) when the stamp changed since; removes the stamp before the tree
 /// changes and writes the new one last, so a broken apply leaves a box whose stamp is
 /// missing, never a mixed tree under a valid stamp.
-pub const SYNC_APPLY: &str = r#"lbx_w=$1; lbx_st=$2
-case $lbx_w in '${NOMAD_ALLOC_DIR}'*) lbx_w=$NOMAD_ALLOC_DIR${lbx_w#'${NOMAD_ALLOC_DIR}'};; esac
-case $lbx_st in '${NOMAD_ALLOC_DIR}'*) lbx_st=$NOMAD_ALLOC_DIR${lbx_st#'${NOMAD_ALLOC_DIR}'};; esac
-lbx_r=; [ -f "$lbx_st/revision" ] && read -r lbx_r <"$lbx_st/revision"
+pub const SYNC_APPLY: &str = concat!(
+    prune!(),
+    "lbx_w=$1; lbx_st=$2\n",
+    alloc_dir!("lbx_w"),
+    alloc_dir!("lbx_st"),
+    r#"lbx_r=; [ -f "$lbx_st/revision" ] && read -r lbx_r <"$lbx_st/revision"
 [ "${lbx_r:--}" = "$3" ] || { cat >/dev/null; echo "leasebox: the box was changed by another client during this sync (revision ${lbx_r:-none}, expected $3)" >&2; exit 3; }
 IFS= read -r lbx_l; [ "$lbx_l" = 'leasebox-sync 1' ] || { cat >/dev/null; echo 'leasebox: sync header missing' >&2; exit 5; }
 IFS= read -r lbx_l; lbx_new=${lbx_l#rev=}
@@ -129,4 +137,7 @@ esac
 rm -rf "./.leasebox-sync-$lbx_new"
 date +%s >"$lbx_st/synced" || exit 6
 echo "$lbx_new" >"$lbx_st/revision.new" && mv -f "$lbx_st/revision.new" "$lbx_st/revision" || exit 6
-"#;
+# Old run records go away off the run's path, detached from the session.
+{ lbx_prune "$lbx_st/runs"; } </dev/null >/dev/null 2>&1 &
+"#
+);

@@ -113,7 +113,7 @@ impl Default for Timing {
 pub struct TimingReport {
     /// [`TIMING_FORMAT_VERSION`] when written by this leasebox.
     pub format_version: u32,
-    /// Phases in the order they finished.
+    /// Phases in the order they ran (by start, ties in the order recorded).
     pub phases: Vec<Phase>,
     /// Total wall time of the run in milliseconds.
     pub total_ms: u64,
@@ -149,12 +149,18 @@ impl Timing {
         u64::try_from(at.saturating_duration_since(self.origin).as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The phases so far.
+    /// The phases so far, in the order they ran: by start offset, ties (and the members of a
+    /// parallel group, which start together) in the order recorded. Phases are recorded when
+    /// they end, and a recipe's steps after the fetch and cleanup that follow them, so the
+    /// recording order is not the running order.
     pub fn phases(&self) -> Vec<Phase> {
-        self.phases
+        let mut phases = self
+            .phases
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .clone();
+        phases.sort_by_key(|p| p.start_ms);
+        phases
     }
 }
 
@@ -177,10 +183,33 @@ mod tests {
         assert_eq!(timing.offsets(), [("warmup".to_owned(), 40)]);
         // `record` ends now: its start is now minus its length, never before the run began.
         timing.record("sync", u64::MAX);
-        assert_eq!(timing.phases()[1].start_ms, 0);
+        let sync = timing
+            .phases()
+            .into_iter()
+            .find(|p| p.name == "sync")
+            .unwrap();
+        assert_eq!(sync.start_ms, 0);
         assert_eq!(
             timing.offset_ms(timing.origin - Duration::from_millis(1)),
             0
+        );
+    }
+
+    #[test]
+    fn phases_come_back_in_the_order_they_ran() {
+        let timing = Timing::default();
+        let at = |ms| timing.origin + Duration::from_millis(ms);
+        // Recorded as a recipe run does: fetch and cleanup end before the steps are recorded.
+        timing.push(Phase::new("warmup", timing.offset_ms(at(0)), 10));
+        timing.push(Phase::new("sync", timing.offset_ms(at(10)), 5));
+        timing.push(Phase::new("fetch", timing.offset_ms(at(40)), 2));
+        timing.push(Phase::new("cleanup", timing.offset_ms(at(42)), 3));
+        timing.push(Phase::new("step:a", timing.offset_ms(at(15)), 20));
+        timing.push(Phase::new("step:b", timing.offset_ms(at(15)), 25));
+        let names: Vec<String> = timing.phases().into_iter().map(|p| p.name).collect();
+        assert_eq!(
+            names,
+            ["warmup", "sync", "step:a", "step:b", "fetch", "cleanup"]
         );
     }
 

@@ -85,6 +85,19 @@ fn kill_9_during_a_command_is_cleaned_up_locally() {
     let dry = s.run(&["cleanup", "--dry-run", "--json"]);
     assert_eq!(code(&dry), 0, "{}", describe(&dry));
     let id = s.claims()[0]["id"].as_str().unwrap().to_owned();
+    // `list` says so before `cleanup` does.
+    let list = s.run(&["list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(rows[0]["state"], "abandoned", "{}", describe(&list));
+    assert_eq!(rows[0]["in_use"], false);
+    let text = stdout(&s.run(&["list"]));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&id) && l.contains("abandoned")),
+        "{text}"
+    );
+    let status = stdout(&s.run(&["status", &id]));
+    assert!(status.contains("state:      abandoned"), "{status}");
     assert_eq!(action_of(&cleanup_json(&dry), &id), "released");
     assert_eq!(s.claims().len(), 1, "--dry-run changed something");
     assert_eq!(s.lease_dirs().len(), 1);

@@ -214,6 +214,69 @@ fn fetch_lands_relative_to_the_current_directory() {
         made.trim_end().ends_with("sub/dir") && made.contains("lbx_"),
         "{made}"
     );
+    // `..` is fine while the path stays inside the repository; it lands at the same path
+    // relative to the current directory.
+    let out = s
+        .leasebox(&[
+            "run",
+            "--fetch",
+            "../up.txt",
+            "--",
+            "sh",
+            "-c",
+            "echo up > ../up.txt",
+        ])
+        .current_dir(s.repo().join("sub/dir"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(
+        std::fs::read_to_string(s.repo().join("sub/up.txt")).unwrap(),
+        "up\n"
+    );
+    // Out of the repository root: a usage error before anything runs.
+    let out = s
+        .leasebox(&["run", "--fetch", "../../../x", "--", "touch", "ran"])
+        .current_dir(s.repo().join("sub/dir"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("leaves the repository root"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!s.repo().join("sub/dir/ran").exists());
+}
+
+#[test]
+fn a_recipe_whose_artifacts_leave_the_workdir_is_a_recipe_error() {
+    let s = Scratch::new();
+    s.write(
+        "recipes/r.lua",
+        "return require(\"leasebox\").recipe { steps = { { \"s\", \"touch ran\" } }, artifacts = { \"../outside\" } }\n",
+    );
+    s.commit();
+    let out = s.run(&["run", "r"]);
+    assert_eq!(code(&out), 65, "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("artifacts") && err.contains("../outside"),
+        "{err}"
+    );
+    assert!(
+        !s.repo().join("ran").exists(),
+        "refused before anything ran"
+    );
+    // An imperative recipe's `box:fetch` of such a path is a recipe error too.
+    s.write(
+        "recipes/i.lua",
+        "local lb = require(\"leasebox\")\nlocal box = lb.warmup {}\nbox:fetch(\"../outside\", \"out/\")\n",
+    );
+    s.commit();
+    let out = s.run(&["run", "i"]);
+    assert_eq!(code(&out), 65, "{}", describe(&out));
+    assert!(s.lease_dirs().is_empty(), "{:?}", s.lease_dirs());
 }
 
 #[test]
@@ -507,4 +570,27 @@ fn bad_fetch_paths_and_timeouts_are_refused_before_anything_runs() {
         "{}",
         describe(&out)
     );
+}
+
+#[test]
+fn stop_and_status_use_the_backend_the_claim_names() {
+    let s = repo_with_file();
+    let out = s.run(&["warmup"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let id = stdout(&out).trim().to_owned();
+    // A Nomad address now makes `nomad` the configured backend; the lease is still local.
+    let with_nomad = |args: &[&str]| {
+        s.leasebox(args)
+            .env("NOMAD_ADDR", "http://127.0.0.1:1")
+            .output()
+            .unwrap()
+    };
+    let out = with_nomad(&["status", &id, "--json"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["backend"], "local", "{status}");
+    let out = with_nomad(&["stop", &id]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(s.claims().is_empty(), "the claim is gone");
+    assert!(s.lease_dirs().is_empty(), "the box is gone");
 }

@@ -439,3 +439,151 @@ fn a_token_that_cannot_parse_is_named_with_the_capability() {
     no_jobs_left(&nomad);
     no_claims_left(&s);
 }
+
+/// A repository whose `.leasebox.toml` sets `driver` and names `tmpl.hcl`, whose task uses
+/// `template_driver`.
+fn trusted_template_repo(driver: &str, template_driver: &str) -> Scratch {
+    let s = repo();
+    s.write(
+        ".leasebox.toml",
+        &format!("[nomad]\ndriver = \"{driver}\"\njobspec_template = \"tmpl.hcl\"\n"),
+    );
+    s.write(
+        "tmpl.hcl",
+        &HCL_TEMPLATE.replace(
+            "driver = \"raw_exec\"",
+            &format!("driver = \"{template_driver}\""),
+        ),
+    );
+    s.commit();
+    s
+}
+
+fn run_in_repo(s: &Scratch, nomad: &NomadServer, args: &[&str]) -> Output {
+    s.leasebox(args)
+        .env("NOMAD_ADDR", nomad.url())
+        .output()
+        .expect("run leasebox")
+}
+
+#[test]
+fn a_trusted_template_is_pinned_and_an_edit_lapses_the_trust() {
+    for nomad in profiles() {
+        let s = trusted_template_repo("raw_exec", "raw_exec");
+        let out = s.run(&["trust"]);
+        assert_eq!(code(&out), 0, "{}", describe(&out));
+        let template = s.repo().canonicalize().unwrap().join("tmpl.hcl");
+        let shown = stdout(&out);
+        assert!(
+            shown.contains("files it makes leasebox read, pinned with it:")
+                && shown.contains(&template.display().to_string())
+                && shown.contains("nomad.jobspec_template"),
+            "{shown}"
+        );
+        let out = s.run(&["trust", "--list", "--json"]);
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(list[0]["state"], "trusted", "{list}");
+        assert_eq!(list[0]["files"][0]["key"], "nomad.jobspec_template");
+        assert_eq!(
+            list[0]["files"][0]["path"],
+            template.display().to_string().as_str()
+        );
+        assert!(
+            stdout(&s.run(&["trust", "--list"])).contains(&format!("pins {}", template.display()))
+        );
+
+        let out = run_in_repo(&s, &nomad, &["run", "--", "sh", "-c", "exit 6"]);
+        assert_eq!(code(&out), 6, "{:?}: {}", nomad.profile(), describe(&out));
+        assert_eq!(
+            registered(&nomad)[0]["TaskGroups"][0]["Tasks"][0]["Driver"],
+            "raw_exec"
+        );
+
+        // Only the template changes: the trust lapses, naming the file; nothing is sent.
+        s.write(
+            "tmpl.hcl",
+            &HCL_TEMPLATE.replace("driver = \"raw_exec\"", "driver = \"exec\""),
+        );
+        nomad.clear_requests();
+        for args in [&["run", "--", "true"][..], &["config", "--explain"][..]] {
+            let out = run_in_repo(&s, &nomad, args);
+            assert_eq!(code(&out), 78, "{args:?}: {}", describe(&out));
+            let err = stderr(&out);
+            assert!(
+                err.contains(&format!(
+                    "{} (named by `nomad.jobspec_template`) changed since you trusted it",
+                    template.display()
+                )) && err.contains("leasebox trust"),
+                "{err}"
+            );
+        }
+        assert!(nomad.requests().is_empty(), "a lapsed trust sends nothing");
+        let out = s.run(&["trust", "--list", "--json"]);
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(list[0]["state"], "file changed", "{list}");
+
+        // Trusted again, the template's driver disagrees with `nomad.driver`: refused before
+        // registering, naming both drivers and the file.
+        assert_eq!(code(&s.run(&["trust"])), 0);
+        let out = run_in_repo(&s, &nomad, &["run", "--", "true"]);
+        assert_eq!(code(&out), 78, "{}", describe(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("tmpl.hcl")
+                && err.contains("uses the driver `exec`, but `nomad.driver` is `raw_exec`"),
+            "{err}"
+        );
+        assert!(registered(&nomad).is_empty(), "nothing was registered");
+        no_jobs_left(&nomad);
+        no_claims_left(&s);
+    }
+}
+
+#[test]
+fn a_template_outside_the_repository_cannot_be_trusted() {
+    let s = repo();
+    std::fs::write(s.path().join("outside.hcl"), HCL_TEMPLATE).unwrap();
+    s.write(
+        ".leasebox.toml",
+        "[nomad]\njobspec_template = \"../outside.hcl\"\n",
+    );
+    s.commit();
+    for args in [&["trust"][..], &["config"][..]] {
+        let out = s.run(args);
+        assert_eq!(code(&out), 78, "{args:?}: {}", describe(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("`nomad.jobspec_template`")
+                && err.contains("names `../outside.hcl`")
+                && err.contains("outside the repository root"),
+            "{err}"
+        );
+    }
+    let list: Value =
+        serde_json::from_slice(&s.run(&["trust", "--list", "--json"]).stdout).unwrap();
+    assert_eq!(list, serde_json::json!([]));
+}
+
+#[test]
+fn a_template_whose_driver_is_not_nomad_driver_is_refused_before_registering() {
+    let nomad = NomadServer::start_v1_1();
+    let s = repo();
+    let json = template(
+        &s,
+        "lease.json",
+        &JSON_TEMPLATE.replace("\"raw_exec\"", "\"exec\""),
+    );
+    let out = run(&s, &nomad, &json, &["run", "--", "true"]);
+    assert_eq!(code(&out), 78, "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("lease.json")
+            && err.contains(
+                "the task `leasebox` uses the driver `exec`, but `nomad.driver` is `raw_exec`"
+            ),
+        "{err}"
+    );
+    assert!(registered(&nomad).is_empty());
+    no_jobs_left(&nomad);
+    no_claims_left(&s);
+}

@@ -266,8 +266,16 @@ fn doctor(
     token: Option<&str>,
 ) -> (i32, serde_json::Value, Output) {
     let out = run(s, nomad, token, &["doctor", "--json"]);
-    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    (code(&out), checks, out)
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    // One object, success or not: the checks, the error kind and the exit code.
+    assert_eq!(report["exit_code"], code(&out), "{}", describe(&out));
+    if code(&out) == 0 {
+        assert!(report["error_kind"].is_null(), "{report}");
+    } else {
+        assert!(report["error_kind"].is_string(), "{report}");
+        assert!(report["message"].is_string(), "{report}");
+    }
+    (code(&out), report["checks"].clone(), out)
 }
 
 fn status_of<'a>(checks: &'a serde_json::Value, name: &str) -> &'a str {
@@ -548,4 +556,162 @@ fn a_server_that_stops_answering_is_a_transport_error_and_ctrl_c_still_works() {
     assert_eq!(code(&cleaned), 0, "{}", describe(&cleaned));
     no_claims_left(&s);
     no_jobs_left(&nomad);
+}
+
+/// A server with ACLs on, the `exec` driver healthy beside `raw_exec`, and a token whose
+/// policy is `capabilities` on namespace `default` (plus `node:read`).
+fn acl_server(profile: Profile, capabilities: &[&str]) -> (NomadServer, String) {
+    let nomad = NomadServer::builder()
+        .profile(profile)
+        .acl(true)
+        .driver("exec", crate::support::nomad::DriverHealth::Healthy)
+        .start();
+    let caps: Vec<String> = capabilities.iter().map(|c| format!("\"{c}\"")).collect();
+    nomad.create_policy(
+        "runner",
+        &format!(
+            "namespace \"default\" {{ policy = \"read\" capabilities = [{}] }}\nnode {{ policy = \"read\" }}",
+            caps.join(", ")
+        ),
+    );
+    let token = nomad.create_token("runner", &["runner"]);
+    (nomad, token)
+}
+
+#[test]
+fn an_exec_without_the_capability_is_permission_denied_naming_it() {
+    for profile in [Profile::V1_1, Profile::Modern] {
+        // (driver, the token's capabilities, the one it lacks)
+        for (driver, caps, missing) in [
+            ("exec", &["submit-job"][..], "alloc-exec"),
+            (
+                "raw_exec",
+                &["submit-job", "alloc-exec"][..],
+                "alloc-node-exec",
+            ),
+        ] {
+            let (nomad, token) = acl_server(profile, caps);
+            let s = repo();
+            let timing = s.path().join("t.json");
+            let mut cmd = s.leasebox(&[
+                "run",
+                "--timing-json",
+                timing.to_str().unwrap(),
+                "--",
+                "true",
+            ]);
+            cmd.env("NOMAD_ADDR", nomad.url())
+                .env("NOMAD_TOKEN", &token)
+                .env("LEASEBOX_NOMAD_DRIVER", driver);
+            if driver == "exec" {
+                // Never the host's /workspace, whatever happens.
+                cmd.env(
+                    "LEASEBOX_NOMAD_WORKDIR",
+                    s.path().join("box").to_str().unwrap(),
+                );
+            }
+            let out = cmd.output().unwrap();
+            let what = format!("{profile:?} {driver}");
+            assert_eq!(code(&out), 78, "{what}: {}", describe(&out));
+            let err = stderr(&out);
+            assert!(
+                err.contains("`Permission denied`")
+                    && err.contains(&format!("lacks the `{missing}` capability"))
+                    && err.contains(&format!("the `{driver}` driver needs"))
+                    && err.contains("the token in `NOMAD_TOKEN`"),
+                "{what}: {err}"
+            );
+            assert!(!err.contains("try again later"), "{what}: {err}");
+            assert!(!err.contains(&token), "{what}: the token leaked");
+            let t: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&timing).unwrap()).unwrap();
+            assert_eq!(t["error_kind"], "permission_denied", "{what}: {t}");
+            // The failed warmup is a phase of its own, with its error kind.
+            let warmup = t["phases"]
+                .as_array()
+                .and_then(|p| p.iter().find(|p| p["name"] == "warmup"))
+                .unwrap_or_else(|| panic!("{what}: no warmup phase: {t}"));
+            assert_eq!(warmup["status"], "errored", "{what}: {t}");
+            assert_eq!(warmup["error_kind"], "permission_denied", "{what}: {t}");
+            no_jobs_left(&nomad);
+            no_claims_left(&s);
+        }
+    }
+}
+
+#[test]
+fn run_names_an_unknown_token_and_leads_with_a_missing_one() {
+    for profile in [Profile::V1_1, Profile::Modern] {
+        let (nomad, _token) = acl_server(profile, &["submit-job", "alloc-exec", "alloc-node-exec"]);
+        let s = repo();
+        let out = run(
+            &s,
+            &nomad,
+            Some("00000000-1111-2222-3333-444444444444"),
+            &["run", "--", "true"],
+        );
+        assert_eq!(code(&out), 78, "{profile:?}: {}", describe(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("`ACL token not found`") && err.contains("`NOMAD_TOKEN`"),
+            "{profile:?}: {err}"
+        );
+        assert!(!err.contains("lacks"), "{profile:?}: {err}");
+        assert!(!err.contains("00000000-1111"), "the token leaked: {err}");
+
+        let out = run(&s, &nomad, None, &["run", "--", "true"]);
+        assert_eq!(code(&out), 78, "{profile:?}: {}", describe(&out));
+        let err = stderr(&out);
+        let message = err
+            .lines()
+            .find(|l| l.contains("leasebox:") || l.contains("error"))
+            .unwrap_or(&err);
+        let token_at = message.find("no token is set (`NOMAD_TOKEN`");
+        assert!(token_at.is_some(), "{profile:?}: {err}");
+        if let Some(dcs) = message.find("nomad.datacenters") {
+            assert!(
+                token_at.unwrap() < dcs,
+                "{profile:?}: lead with the token: {err}"
+            );
+        }
+        no_jobs_left(&nomad);
+        no_claims_left(&s);
+    }
+}
+
+#[test]
+fn doctor_says_why_the_namespace_list_is_empty_and_names_one_capability() {
+    for profile in [Profile::V1_1, Profile::Modern] {
+        let (nomad, token) = acl_server(profile, &["submit-job", "alloc-exec"]);
+        let s = repo();
+        let (_, checks, out) = doctor(&s, &nomad, None);
+        let ns = checks
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["check"] == "namespace"))
+            .cloned()
+            .unwrap_or_default();
+        let detail = ns["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("the namespace list could not be read")
+                && detail.contains("no token in `NOMAD_TOKEN`"),
+            "{profile:?}: {}",
+            describe(&out)
+        );
+        assert!(!detail.contains("does not exist"), "{detail}");
+
+        let (_, checks, out) = doctor(&s, &nomad, Some(&token));
+        assert_eq!(status_of(&checks, "namespace"), "ok", "{}", describe(&out));
+        let exec = checks
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["check"] == "exec"))
+            .cloned()
+            .unwrap_or_default();
+        let detail = exec["detail"].as_str().unwrap_or_default();
+        assert_eq!(exec["status"], "fail", "{}", describe(&out));
+        assert!(detail.contains("`alloc-node-exec`"), "{detail}");
+        assert!(
+            !detail.contains("`alloc-exec`"),
+            "only the missing one: {detail}"
+        );
+    }
 }

@@ -514,7 +514,8 @@ fn the_timing_file_has_a_phase_per_step() {
     let s = repo_with(
         "r",
         r#"return require("leasebox").recipe {
-  steps = { { "build", "true" }, { parallel = { { "a", "true" }, { "b", "exit 2" } } } },
+  steps = { { "build", "mkdir -p out && echo x > out/x.txt" }, { parallel = { { "a", "true" }, { "b", "exit 2" } } } },
+  artifacts = { "out/x.txt" },
 }
 "#,
     );
@@ -529,16 +530,28 @@ fn the_timing_file_has_a_phase_per_step() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    for phase in [
-        "warmup",
-        "sync",
-        "step:build",
-        "step:a",
-        "step:b",
-        "cleanup",
-    ] {
-        assert!(phases.contains(&phase), "{phases:?}");
-    }
+    // In the order they ran: the steps before the fetch and the cleanup that follow them.
+    assert_eq!(
+        phases,
+        [
+            "warmup",
+            "sync",
+            "step:build",
+            "step:a",
+            "step:b",
+            "fetch",
+            "cleanup"
+        ],
+        "{json}"
+    );
+    let starts: Vec<u64> = json["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["start_ms"].as_u64().unwrap())
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{starts:?}");
+    assert_eq!(json["format_version"], 1);
     assert_eq!(json["exit_code"], 2);
     assert_eq!(json["error_kind"], "command_failed");
 }

@@ -387,11 +387,10 @@ async fn a_session_that_hangs_after_the_command_ended_is_detected() {
 }
 
 /// Run `script` on a local box whose connection drops `after` it starts (the command goes
-/// on), optionally on a box whose `tee` lacks `-p`; return the outcome and what was shown.
+/// on); return the outcome and what was shown.
 async fn run_with_a_dropped_connection(
     script: &str,
     after: Duration,
-    tee_p: bool,
 ) -> (leasebox::session::ExecOutcome, Collect) {
     let s = Scratch::new();
     let faults = LocalFaults {
@@ -399,10 +398,6 @@ async fn run_with_a_dropped_connection(
         ..LocalFaults::default()
     };
     let session = s.session(faults).await;
-    if !tee_p {
-        // A box whose tee lacks `-p` (busybox): the wrapper uses its portable relays.
-        let _ = std::fs::remove_file(format!("{}/tee-p", session.lease().state_dir()));
-    }
     let out = Collect::default();
     // The local backend drops the connection of execs whose argv carries the marker.
     let cmd = Command {
@@ -424,14 +419,11 @@ async fn run_with_a_dropped_connection(
 #[tokio::test]
 async fn a_dropped_connection_is_recovered_from_the_record() {
     let script = "echo before; sleep 1; echo after; echo to-err >&2; exit 7";
-    for tee_p in [true, false] {
-        let (outcome, out) =
-            run_with_a_dropped_connection(script, Duration::from_millis(300), tee_p).await;
-        assert!(outcome.recovered);
-        assert_eq!(outcome.code, 7);
-        assert_eq!(out.stdout(), "before\nafter\n");
-        assert_eq!(out.stderr(), "to-err\n");
-    }
+    let (outcome, out) = run_with_a_dropped_connection(script, Duration::from_millis(300)).await;
+    assert!(outcome.recovered);
+    assert_eq!(outcome.code, 7);
+    assert_eq!(out.stdout(), "before\nafter\n");
+    assert_eq!(out.stderr(), "to-err\n");
 }
 
 #[tokio::test]
@@ -439,8 +431,7 @@ async fn a_dropped_connection_after_exit_reads_the_recorded_code() {
     // The drop comes while the command is in its last half second: the result is read back
     // from the record once the command has finished.
     let script = "echo one; (sleep 0.5; echo two) ; exit 0";
-    let (outcome, out) =
-        run_with_a_dropped_connection(script, Duration::from_millis(200), true).await;
+    let (outcome, out) = run_with_a_dropped_connection(script, Duration::from_millis(200)).await;
     assert!(outcome.recovered);
     assert_eq!(outcome.code, 0);
     assert_eq!(out.stdout(), "one\ntwo\n");

@@ -145,7 +145,7 @@ fn revoke_and_list() {
     // The store lives in the state dir.
     let store: serde_json::Value =
         serde_json::from_slice(&std::fs::read(a.state().join("trust.json")).unwrap()).unwrap();
-    assert_eq!(store["version"], 1);
+    assert_eq!(store["version"], 2);
     assert_eq!(store["repositories"][0]["sha256"], sha);
 
     let out = a.run(&["trust", "--revoke"]);

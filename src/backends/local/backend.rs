@@ -4,10 +4,13 @@
 //!
 //! Exec spawns the process in its own process group in that directory, with a cleaned
 //! environment (`PATH`, `HOME`, `USER`, `LANG`, `TERM`, `TMPDIR` from this process, plus what
-//! the command sets), so no token leaks into steps. [`ExecStream::kill`] stops the whole
-//! group (TERM, then KILL after a grace period). Dropping the stream leaves the command running,
-//! as a dropped websocket does on Nomad. Release stops whatever still runs in the lease and
-//! removes the directory. This backend is not a sandbox: commands run as the user, on this
+//! the command sets), so no token leaks into steps. [`ExecStream::kill`] stops the exec's
+//! whole group (TERM, then KILL after a grace period); a verified-exec command runs in its
+//! supervisor's own session, outside that group, and the session layer stops it through its
+//! record. Dropping the stream leaves the command running, as a dropped websocket does on
+//! Nomad. Release stops whatever still runs in the lease (the exec groups and every recorded
+//! run's process group) and removes the directory. A terminal exec runs on a real
+//! pseudo-terminal (`pty.rs`). This backend is not a sandbox: commands run as the user, on this
 //! machine.
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,9 +26,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::pty;
 use crate::lease::{
     Backend, ExecEvent, ExecRequest, ExecStream, Features, Lease, LeaseError, LeaseId, LeaseSpec,
-    RemoteLease, RemoteState,
+    RemoteLease, RemoteState, TtySize,
 };
 
 /// The variables of this process that local execs inherit; nothing else is passed.
@@ -68,6 +72,11 @@ pub struct LocalFaults {
     /// Drop the connection of every exec whose argv contains this marker after this long,
     /// leaving the command running (what a lost websocket does on Nomad).
     pub drop_exec_after: Option<(String, Duration)>,
+    /// Kill the exec'd process (that process alone, SIGKILL) of every exec whose argv contains
+    /// this marker after this long, and report the connection lost: what a Nomad agent does
+    /// when a client goes away while output flows. A zero delay kills it before it reads any
+    /// of its stdin.
+    pub kill_exec_after: Option<(String, Duration)>,
     /// Wait this long before every release.
     pub release_delay: Option<Duration>,
     /// Never deliver the exit of execs whose argv contains this marker: the stream stays open
@@ -164,8 +173,127 @@ impl LocalBackend {
         }
     }
 
-    /// Stop every process this lease still runs: the groups this process started, and any
-    /// recorded command pid still alive (from other leasebox processes).
+    /// Start `program` on a fresh pseudo-terminal of `size` (`pty.rs`): the leader of its own
+    /// session, the terminal its controlling terminal. Typed input is written to the master,
+    /// output read from it as stdout, resizes set on it; kill stops the session's group.
+    fn exec_terminal(
+        &self,
+        lease: &Lease,
+        program: &str,
+        args: &[String],
+        cwd: &Path,
+        size: TtySize,
+    ) -> Result<ExecStream, LeaseError> {
+        let failed = |e: std::io::Error| {
+            LeaseError::io(
+                format!("cannot open a terminal for `{program}` in the local lease"),
+                e,
+            )
+        };
+        let (master, slave) = pty::open(size).map_err(failed)?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::from(slave.try_clone().map_err(failed)?))
+            .stdout(Stdio::from(slave.try_clone().map_err(failed)?))
+            .stderr(Stdio::from(slave))
+            .kill_on_drop(false);
+        // SAFETY: the hook makes only async-signal-safe system calls (setsid, ioctl).
+        unsafe {
+            cmd.pre_exec(|| pty::become_session_leader());
+        }
+        let spawned = cmd.spawn();
+        // The slave stays open only in the child: its exit ends the terminal.
+        drop(cmd);
+        let mut child = spawned.map_err(|e| {
+            LeaseError::io(format!("cannot start `{program}` in the local lease"), e)
+        })?;
+        let master = Arc::new(pty::Master::new(master).map_err(failed)?);
+        let pgid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(lease.id.clone())
+            .or_default()
+            .push(pgid);
+
+        let (events_tx, events_rx) = mpsc::channel(64);
+        let (stdin_tx, mut stdin_rx) = mpsc::channel::<Bytes>(16);
+        let (resize_tx, mut resize_rx) = mpsc::channel::<TtySize>(4);
+        let kill = CancellationToken::new();
+        let writer = Arc::clone(&master);
+        tokio::spawn(async move {
+            while let Some(chunk) = stdin_rx.recv().await {
+                if writer.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let grace = self.kill_grace;
+        let kill_token = kill.clone();
+        let groups = Arc::clone(&self.groups);
+        let lease_id = lease.id.clone();
+        tokio::spawn(async move {
+            let mut killed = false;
+            let mut output_ended = false;
+            let status = loop {
+                tokio::select! {
+                    () = kill_token.cancelled(), if !killed => {
+                        killed = true;
+                        signal_group(pgid, libc::SIGHUP);
+                        signal_group(pgid, libc::SIGTERM);
+                        tokio::select! {
+                            _ = child.wait() => {}
+                            () = tokio::time::sleep(grace) => signal_group(pgid, libc::SIGKILL),
+                        }
+                    }
+                    Some(size) = resize_rx.recv() => master.resize(size),
+                    read = master.read(), if !output_ended => match read {
+                        pty::Read::Data(chunk) => {
+                            if events_tx.send(ExecEvent::Stdout(chunk)).await.is_err() {
+                                // Nobody listens: the command keeps its terminal until it ends.
+                                let _ = child.wait().await;
+                                return;
+                            }
+                        }
+                        pty::Read::End => output_ended = true,
+                    },
+                    status = child.wait() => break status,
+                }
+            };
+            if !output_ended {
+                for chunk in master.drain().await {
+                    if events_tx.send(ExecEvent::Stdout(chunk)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            if let Some(list) = groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(&lease_id)
+            {
+                list.retain(|g| *g != pgid);
+            }
+            let event = match status {
+                Ok(status) => ExecEvent::Exited(exit_code(status)),
+                Err(e) => ExecEvent::Lost(format!("cannot wait for the command: {e}")),
+            };
+            let _ = events_tx.send(event).await;
+        });
+        Ok(ExecStream {
+            stdin: Some(stdin_tx),
+            events: events_rx,
+            kill,
+            resize: Some(resize_tx),
+        })
+    }
+
+    /// Stop every process this lease still runs: the groups this process started, and the
+    /// process group of every recorded run that has no exit record (its supervisor's
+    /// session, which no exec's group contains), from whichever leasebox process started it.
     fn stop_everything(&self, lease: &Lease) {
         let groups = self
             .groups
@@ -176,27 +304,25 @@ impl LocalBackend {
         for pgid in &groups {
             signal_group(*pgid, libc::SIGKILL);
         }
-        let runs = PathBuf::from(lease.state_dir()).join("runs");
-        if let Ok(entries) = std::fs::read_dir(&runs) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.extension().is_none_or(|e| e != "pid")
-                    || path.with_extension("exit").exists()
-                {
-                    continue;
-                }
-                if let Ok(text) = std::fs::read_to_string(&path)
-                    && let Ok(pid) = text.trim().parse::<i32>()
-                    && pid > 1
-                {
-                    // SAFETY: kill(2) with a positive pid read from our own run record.
-                    unsafe {
-                        libc::kill(pid, libc::SIGKILL);
-                    }
-                }
-            }
+        for pgid in recorded_groups(&PathBuf::from(lease.state_dir()).join("runs")) {
+            signal_group(pgid, libc::SIGKILL);
         }
     }
+}
+
+/// The process groups of the runs recorded in `runs` that have no exit record yet.
+fn recorded_groups(runs: &Path) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir(runs) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pid") && !p.with_extension("exit").exists())
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|text| text.split_whitespace().nth(1)?.parse::<i32>().ok())
+        .filter(|pgid| *pgid > 1)
+        .collect()
 }
 
 fn signal_group(pgid: i32, signal: i32) {
@@ -275,9 +401,13 @@ impl Backend for LocalBackend {
         let Some((program, args)) = request.argv.split_first() else {
             return Err(LeaseError::Internal("exec with an empty argv".into()));
         };
+        let cwd = request.cwd.as_deref().map_or(root.clone(), PathBuf::from);
+        if let Some(size) = request.tty {
+            return self.exec_terminal(lease, program, args, &cwd, size);
+        }
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
-            .current_dir(request.cwd.as_deref().map_or(root.clone(), PathBuf::from))
+            .current_dir(&cwd)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(if request.stdin {
@@ -293,6 +423,18 @@ impl Backend for LocalBackend {
             LeaseError::io(format!("cannot start `{program}` in the local lease"), e)
         })?;
         let pgid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        let kill_after = self
+            .faults
+            .kill_exec_after
+            .as_ref()
+            .filter(|(marker, _)| request.argv.iter().any(|a| a.contains(marker.as_str())))
+            .map(|(_, d)| *d);
+        if kill_after == Some(Duration::ZERO) {
+            // SAFETY: kill(2) on the pid of the child we just spawned.
+            unsafe {
+                libc::kill(pgid, libc::SIGKILL);
+            }
+        }
         self.groups
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -338,10 +480,19 @@ impl Backend for LocalBackend {
             let (out_tx, mut out_rx) = mpsc::channel::<ExecEvent>(64);
             let pump_out = tokio::spawn(pump(stdout, out_tx.clone(), ExecEvent::Stdout));
             let pump_err = tokio::spawn(pump(stderr, out_tx, ExecEvent::Stderr));
+            if kill_after == Some(Duration::ZERO) {
+                // Killed before it read anything: the connection is gone, nothing more comes.
+                pump_out.abort();
+                pump_err.abort();
+                let _ = events_tx
+                    .send(ExecEvent::Lost("connection dropped (simulated)".into()))
+                    .await;
+                return;
+            }
             let dropped = async {
-                match drop_after {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => std::future::pending().await,
+                match (drop_after, kill_after) {
+                    (Some(d), _) | (None, Some(d)) => tokio::time::sleep(d).await,
+                    (None, None) => std::future::pending().await,
                 }
             };
             tokio::pin!(dropped);
@@ -358,7 +509,14 @@ impl Backend for LocalBackend {
                         }
                     }
                     () = &mut dropped => {
-                        // Simulated connection loss: stop reading, leave the command running.
+                        // Simulated connection loss: stop reading, leave the command running
+                        // (or, as an agent does, kill the exec'd process alone).
+                        if kill_after.is_some() && drop_after.is_none() {
+                            // SAFETY: kill(2) on the pid of the child this task owns.
+                            unsafe {
+                                libc::kill(pgid, libc::SIGKILL);
+                            }
+                        }
                         pump_out.abort();
                         pump_err.abort();
                         let _ = events_tx.send(ExecEvent::Lost("connection dropped (simulated)".into())).await;
@@ -403,6 +561,7 @@ impl Backend for LocalBackend {
             stdin: stdin_tx,
             events: events_rx,
             kill,
+            resize: None,
         })
     }
 

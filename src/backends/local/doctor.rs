@@ -7,7 +7,10 @@ use super::cache_dir;
 use crate::lease::{Check, CheckStatus};
 
 /// The tools the box-side scripts run on this machine.
-const TOOLS: [&str; 7] = ["sh", "tar", "mkfifo", "tee", "cat", "tail", "git"];
+// `setsid` is not required: without it the wrapper falls back to a `sh` with job control.
+const TOOLS: [&str; 13] = [
+    "sh", "tar", "tee", "cat", "tail", "mv", "rm", "rmdir", "mkdir", "ls", "wc", "sleep", "git",
+];
 
 /// Run every check in order: the cache dir, then the tools.
 #[must_use]
@@ -67,7 +70,7 @@ fn tool_checks(env: &BTreeMap<String, String>) -> Vec<Check> {
         return vec![Check::new(
             "tools",
             CheckStatus::Ok,
-            "sh, tar, mkfifo, tee, cat, tail and git found",
+            "sh, tar, tee, cat, tail, mv, rm, rmdir, mkdir, ls, wc, sleep and git found",
             None,
         )];
     }

@@ -54,7 +54,7 @@ pub struct NomadBackend {
     pub(super) ready_timeout: Duration,
     pub(super) scope: String,
     pub(super) timings: NomadTimings,
-    pub(super) jobspec_template: Option<std::path::PathBuf>,
+    pub(super) jobspec_template: Option<crate::config::FileSetting>,
 }
 
 impl NomadBackend {
@@ -154,7 +154,7 @@ impl Backend for NomadBackend {
         // cancelling here leaves nothing behind.
         let build = async {
             match &self.jobspec_template {
-                Some(path) => self.templated_job(path, spec, &workdir).await,
+                Some(template) => self.templated_job(template, spec, &workdir).await,
                 None => Ok(self.job_spec(spec, self.datacenters().await?, &workdir)),
             }
         };
@@ -269,8 +269,10 @@ impl Backend for NomadBackend {
             &self.client,
             alloc_id,
             task,
+            &self.driver,
             &argv,
             request.stdin,
+            request.tty,
             self.timings.exec,
         )
         .await

@@ -435,19 +435,87 @@ impl Client {
         Ok((self.decode(path, &bytes)?, index))
     }
 
+    /// Who is asking, for messages that lead with the token: "the token in `NOMAD_TOKEN`", or
+    /// "no token is set (`NOMAD_TOKEN` is empty or unset)".
+    #[must_use]
+    pub fn token_shown(&self) -> String {
+        if self.token.is_some() {
+            format!("the token in `{}`", self.token_env)
+        } else {
+            format!("no token is set (`{}` is empty or unset)", self.token_env)
+        }
+    }
+
+    /// The exec capability `driver` needs: `alloc-node-exec` for `raw_exec` (no filesystem
+    /// isolation, so Nomad asks for the node-wide capability), else `alloc-exec`.
+    #[must_use]
+    pub fn exec_capability(driver: &str) -> &'static str {
+        if driver == "raw_exec" {
+            "alloc-node-exec"
+        } else {
+            "alloc-exec"
+        }
+    }
+
+    /// The message of an exec session the agent ended with `Permission denied`: the missing
+    /// capability, the driver that needs it, the token variable.
+    #[must_use]
+    pub fn exec_denied(&self, driver: &str) -> String {
+        let capability = Self::exec_capability(driver);
+        let besides = if capability == "alloc-node-exec" {
+            " (besides `alloc-exec`)"
+        } else {
+            ""
+        };
+        let who = if self.token.is_some() {
+            format!("the token in `{}` lacks", self.token_env)
+        } else {
+            format!(
+                "no token is set (`{}` is empty or unset), and anonymous access lacks",
+                self.token_env
+            )
+        };
+        format!(
+            "Nomad at {} ended the exec session with `Permission denied`: {who} the `{capability}` \
+             capability in namespace `{}`, which the `{driver}` driver needs{besides} to run commands \
+             in a box; add it to the token's ACL policy (see docs/nomad.md), or check that the \
+             node does not set `disable_remote_exec`",
+            self.address.shown(),
+            self.namespace
+        )
+    }
+
+    /// The error for a token the cluster does not know (Nomad's `ACL token not found`).
+    #[must_use]
+    pub fn token_not_found(&self, what: &str) -> LeaseError {
+        LeaseError::PermissionDenied(format!(
+            "the token in `{}` is not known to Nomad at {}: it said `ACL token not found` ({what}); \
+             check the secret ID in `{}`, and that the token was not deleted or expired",
+            self.token_env,
+            self.address.shown(),
+            self.token_env
+        ))
+    }
+
     /// Turn a call error into a lease error, naming the capability a 403 most likely lacks.
+    /// The message leads with the token: an unknown one is Nomad's `ACL token not found`; a
+    /// missing one is said first.
     #[must_use]
     pub fn lease_error(&self, what: &str, capability: &str, e: CallError) -> LeaseError {
         match e {
             CallError::Transport(t) => LeaseError::Transport(format!("{what}: {t}")),
+            CallError::Api(api) if api.body.contains("ACL token not found") => {
+                self.token_not_found(what)
+            }
             CallError::Api(api) if api.status == 403 || api.body.contains("Permission denied") => {
-                let token = if self.token.is_some() {
-                    format!("the token in `{}`", self.token_env)
+                let lacks = if self.token.is_some() {
+                    "it lacks"
                 } else {
-                    format!("no token (`{}` is not set)", self.token_env)
+                    "anonymous access lacks"
                 };
-                LeaseError::Config(format!(
-                    "{what}: Nomad at {} refused ({}): {token} lacks {capability} in namespace `{}`; grant it in the token's ACL policy (see docs/nomad.md)",
+                LeaseError::PermissionDenied(format!(
+                    "{}: Nomad at {} refused ({}) while {what}: {lacks} {capability} in namespace `{}`; grant it in the token's ACL policy (see docs/nomad.md)",
+                    self.token_shown(),
                     self.address.shown(),
                     api.body,
                     self.namespace

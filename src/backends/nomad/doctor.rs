@@ -57,6 +57,9 @@ pub async fn run(backend: &NomadBackend) -> Vec<Check> {
     }
     let token_var = client.token_env().to_owned();
     let mut management = false;
+    // No token, or the agent answered with the anonymous token: lists are filtered to what
+    // anonymous access may see.
+    let mut anonymous = client.token().is_none();
     let mut policies: Vec<String> = Vec::new();
     match client.get::<AclToken>("/v1/acl/token/self", &[]).await {
         Ok((token, _)) if token.accessor_id == "acls-disabled" => {
@@ -64,6 +67,7 @@ pub async fn run(backend: &NomadBackend) -> Vec<Check> {
             management = true;
         }
         Ok((token, _)) if token.accessor_id == "anonymous" => {
+            anonymous = true;
             checks.push(warn(
                 "auth",
                 format!("no token: requests are anonymous (`{token_var}` is not set)"),
@@ -134,8 +138,37 @@ pub async fn run(backend: &NomadBackend) -> Vec<Check> {
                 .iter()
                 .filter_map(|n| n.get("Name").and_then(|v| v.as_str()).map(str::to_owned))
                 .collect();
+            let who = if anonymous {
+                format!("anonymous access (no token in `{token_var}`)")
+            } else {
+                format!("the token in `{token_var}`")
+            };
             if names.iter().any(|n| n == client.namespace()) {
                 checks.push(ok("namespace", format!("`{}`", client.namespace())));
+            } else if names.is_empty() && !management {
+                // `default` always exists: an empty list is a list filtered to nothing.
+                checks.push(warn(
+                    "namespace",
+                    format!(
+                        "the namespace list could not be read: Nomad lists only the namespaces a \
+                         token may use, and {who} may use none, so whether `{}` exists is unknown",
+                        client.namespace()
+                    ),
+                    format!(
+                        "set `{token_var}` to a token whose policy covers namespace `{}` (see docs/nomad.md)",
+                        client.namespace()
+                    ),
+                ));
+            } else if !management {
+                checks.push(fail(
+                    "namespace",
+                    format!(
+                        "`{}` is not among the namespaces {who} may use ({}): it does not exist, or the token's policy does not cover it",
+                        client.namespace(),
+                        names.join(", ")
+                    ),
+                    "set `nomad.namespace` (or `NOMAD_NAMESPACE`) to one of them, or grant the token that namespace",
+                ));
             } else {
                 checks.push(fail(
                     "namespace",
@@ -203,7 +236,7 @@ pub async fn run(backend: &NomadBackend) -> Vec<Check> {
         checks.push(ok(
             "image",
             format!(
-                "`{}` must provide sh, tar, mkfifo, tee, cat and tail (most images with a shell do)",
+                "`{}` must provide sh, tar, tee, cat, tail, mv, rm, mkdir, ls, wc, sleep and setsid (most images with a shell do)",
                 backend.image
             ),
         ));
@@ -211,7 +244,7 @@ pub async fn run(backend: &NomadBackend) -> Vec<Check> {
         checks.push(ok(
             "image",
             format!(
-                "no image with `{}`: the client's own sh, tar, mkfifo, tee, cat and tail are used",
+                "no image with `{}`: the client's own sh, tar, tee, cat, tail, mv, rm, mkdir, ls, wc, sleep and setsid are used",
                 backend.driver
             ),
         ));
@@ -243,16 +276,29 @@ pub async fn run(backend: &NomadBackend) -> Vec<Check> {
                 Err(_) => readable = false,
             }
         }
+        // `write` includes `alloc-exec`, never `alloc-node-exec` (Nomad's policy expansion).
         let write = rules.contains("policy = \"write\"") || rules.contains("policy=\"write\"");
-        let exec = write || rules.contains("alloc-exec");
-        let node_exec = write || rules.contains("alloc-node-exec") || backend.driver != "raw_exec";
-        if exec && node_exec {
+        let exec = write || rules.contains("\"alloc-exec\"");
+        let node_exec = rules.contains("\"alloc-node-exec\"") || backend.driver != "raw_exec";
+        let missing: Vec<&str> = [("`alloc-exec`", exec), ("`alloc-node-exec`", node_exec)]
+            .into_iter()
+            .filter(|(_, granted)| !granted)
+            .map(|(name, _)| name)
+            .collect();
+        if missing.is_empty() {
             checks.push(ok("exec", format!("the token's policies grant {needs}")));
         } else if readable {
+            let missing = missing.join(" and ");
             checks.push(fail(
                 "exec",
-                format!("the token's policies do not grant {needs}"),
-                "add the capabilities of docs/nomad.md to one of its policies",
+                format!(
+                    "the token's policies do not grant {missing}, which the `{}` driver needs",
+                    backend.driver
+                ),
+                format!(
+                    "add {missing} to one of its policies' `namespace \"{}\"` rules (see docs/nomad.md)",
+                    client.namespace()
+                ),
             ));
         } else {
             checks.push(warn(

@@ -1,9 +1,14 @@
-//! The allocation exec websocket (`/v1/client/allocation/<id>/exec`), TTY off: the token in the
-//! upgrade headers (never in the URL), no `Origin`, stdin streamed as base64 frames and always
-//! closed (a session whose stdin stays open never ends), a `{}` heartbeat every 10 s, stdout and
-//! stderr streamed, the exit code from the `exited` frame (a missing code is 0), close frames
-//! before `exited` turned into errors with their text, and a session that hangs after its
-//! output ended detected and ended. Never sends `tty_size` (it breaks TTY-off sessions).
+//! The allocation exec websocket (`/v1/client/allocation/<id>/exec`): the token in the upgrade
+//! headers (never in the URL), no `Origin`, stdin streamed as base64 frames and always closed (a
+//! session whose stdin stays open never ends), a `{}` heartbeat every 10 s, stdout and stderr
+//! streamed, the exit code from the `exited` frame (a missing code is 0), close frames before
+//! `exited` turned into errors with their text, and a session that hangs after its output ended
+//! detected and ended.
+//!
+//! TTY off (every exec but an interactive shell's) never sends `tty_size`: it breaks the
+//! session. TTY on (`tty=true`, NOMAD-WIRE §3): the first frame is the terminal's `tty_size`,
+//! every window change sends another, and the output comes as `stdout` frames only (the pty
+//! merges stderr, with CR/LF line ends), closed by one `stdout` close before `exited`.
 
 use std::time::Duration;
 
@@ -20,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{Address, Client};
 use crate::error::ErrorKind;
-use crate::lease::{ExecEvent, ExecStream, LeaseError};
+use crate::lease::{ExecEvent, ExecStream, LeaseError, TtySize};
 
 /// How often an idle session sends a heartbeat.
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -83,23 +88,35 @@ async fn dial(client: &Client) -> Result<Box<dyn Io>, LeaseError> {
     }
 }
 
-/// Open an exec session for `argv` in `task` of allocation `alloc_id`.
+/// Open an exec session for `argv` in `task` (run by `driver`) of allocation `alloc_id`, on a
+/// terminal of size `tty` when given.
+///
+/// A session the agent ends with `Permission denied` (NOMAD-WIRE §9: the token lacks the exec
+/// capability the driver needs) is [`ExecEvent::Refused`] of kind
+/// [`ErrorKind::PermissionDenied`], its message naming the capability, the driver and the
+/// token variable ([`Client::exec_denied`]).
 ///
 /// # Errors
 /// The agent cannot be reached, or refuses the upgrade (its status and text are given).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the exec endpoint's own parameters; a struct would only rename them"
+)]
 pub async fn open(
     client: &Client,
     alloc_id: &str,
     task: &str,
+    driver: &str,
     argv: &[String],
     stdin: bool,
+    tty: Option<TtySize>,
     timings: ExecTimings,
 ) -> Result<ExecStream, LeaseError> {
     let command = serde_json::to_string(argv)
         .map_err(|e| LeaseError::Internal(format!("cannot encode the command: {e}")))?;
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("task", task)
-        .append_pair("tty", "false")
+        .append_pair("tty", if tty.is_some() { "true" } else { "false" })
         .append_pair("command", &command)
         .append_pair("region", client.region())
         .append_pair("namespace", client.namespace())
@@ -125,7 +142,7 @@ pub async fn open(
         let io = dial(client).await?;
         tokio_tungstenite::client_async(request, io)
             .await
-            .map_err(|e| upgrade_error(client, e))
+            .map_err(|e| upgrade_error(client, driver, e))
     };
     let (ws, _) = tokio::time::timeout(timings.connect, connect)
         .await
@@ -144,15 +161,40 @@ pub async fn open(
     } else {
         (None, None)
     };
-    tokio::spawn(session(ws, stdin_rx, events_tx, kill.clone(), timings));
+    let (resize_tx, resize_rx) = match tty {
+        Some(_) => {
+            let (tx, rx) = mpsc::channel::<TtySize>(4);
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
+    let terminal = tty.map(|size| Terminal {
+        size,
+        resize: resize_rx,
+    });
+    let denied = client.exec_denied(driver);
+    tokio::spawn(session(
+        ws,
+        stdin_rx,
+        terminal,
+        events_tx,
+        kill.clone(),
+        timings,
+        denied,
+    ));
     Ok(ExecStream {
         stdin: stdin_tx,
         events: events_rx,
         kill,
+        resize: resize_tx,
     })
 }
 
-fn upgrade_error(client: &Client, e: tokio_tungstenite::tungstenite::Error) -> LeaseError {
+fn upgrade_error(
+    client: &Client,
+    driver: &str,
+    e: tokio_tungstenite::tungstenite::Error,
+) -> LeaseError {
     use tokio_tungstenite::tungstenite::Error;
     match e {
         Error::Http(response) => {
@@ -167,11 +209,10 @@ fn upgrade_error(client: &Client, e: tokio_tungstenite::tungstenite::Error) -> L
                 client.address().shown(),
                 if body.is_empty() { "" } else { ": " }
             );
-            if status == 403 {
-                LeaseError::Config(format!(
-                    "{text}: the token in `{}` needs `alloc-exec` (and `alloc-node-exec` for raw_exec)",
-                    client.token_env()
-                ))
+            if status == 403 && body.contains("ACL token not found") {
+                client.token_not_found("opening an exec session")
+            } else if status == 403 {
+                LeaseError::PermissionDenied(format!("{text}: {}", client.exec_denied(driver)))
             } else {
                 LeaseError::Transport(text)
             }
@@ -187,17 +228,41 @@ fn frame(value: &Value) -> Message {
     Message::text(value.to_string())
 }
 
-async fn session<S>(
+fn tty_size(size: TtySize) -> Message {
+    frame(&json!({"tty_size": {"height": size.rows, "width": size.cols}}))
+}
+
+/// The terminal of a TTY-on session: its size at the start and where new sizes come from.
+pub(crate) struct Terminal {
+    size: TtySize,
+    resize: Option<mpsc::Receiver<TtySize>>,
+}
+
+pub(crate) async fn session<S>(
     ws: tokio_tungstenite::WebSocketStream<S>,
     mut stdin: Option<mpsc::Receiver<Bytes>>,
+    terminal: Option<Terminal>,
     events: mpsc::Sender<ExecEvent>,
     kill: CancellationToken,
     timings: ExecTimings,
+    denied: String,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let b64 = base64::engine::general_purpose::STANDARD;
     let (mut sink, mut stream) = ws.split();
+    let tty = terminal.is_some();
+    let mut resize = None;
+    if let Some(terminal) = terminal {
+        // Sized before anything else, so the command starts on the right size.
+        if sink.send(tty_size(terminal.size)).await.is_err() {
+            let _ = events
+                .send(ExecEvent::Lost("the exec session closed at once".into()))
+                .await;
+            return;
+        }
+        resize = terminal.resize;
+    }
     if stdin.is_none()
         && sink
             .send(frame(&json!({"stdin": {"close": true}})))
@@ -212,7 +277,8 @@ async fn session<S>(
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
     let mut stdout_closed = false;
-    let mut stderr_closed = false;
+    // A terminal has one output stream: only `stdout` closes.
+    let mut stderr_closed = tty;
     let mut hang_deadline: Option<tokio::time::Instant> = None;
     let outcome: ExecEvent = loop {
         let hang = async {
@@ -229,6 +295,21 @@ async fn session<S>(
             () = hang => {
                 let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
                 break ExecEvent::Lost("the exec session hung: the output ended but no exit code came".into());
+            }
+            size = async {
+                match resize.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match size {
+                    Some(size) => {
+                        if sink.send(tty_size(size)).await.is_err() {
+                            break ExecEvent::Lost("the exec connection broke".into());
+                        }
+                    }
+                    None => resize = None,
+                }
             }
             _ = heartbeat.tick() => {
                 if sink.send(frame(&json!({}))).await.is_err() {
@@ -264,12 +345,11 @@ async fn session<S>(
                         break match close {
                             Some(f) if !f.reason.is_empty() && matches!(f.code, CloseCode::Policy | CloseCode::Error) => {
                                 let reason = f.reason.to_string();
-                                let kind = if reason.contains("Permission denied") {
-                                    ErrorKind::ConfigError
+                                if reason.contains("Permission denied") {
+                                    ExecEvent::Refused { message: denied, kind: ErrorKind::PermissionDenied }
                                 } else {
-                                    ErrorKind::TransportLost
-                                };
-                                ExecEvent::Refused { message: format!("Nomad ended the exec session: {reason}"), kind }
+                                    ExecEvent::Refused { message: format!("Nomad ended the exec session: {reason}"), kind: ErrorKind::TransportLost }
+                                }
                             }
                             Some(f) => ExecEvent::Lost(format!("websocket closed before receiving exit code (close {})", u16::from(f.code))),
                             None => ExecEvent::Lost("websocket closed before receiving exit code".into()),
@@ -339,7 +419,8 @@ mod tests {
             hang_after_close: Duration::from_millis(300),
             connect: Duration::from_secs(5),
         };
-        tokio::spawn(session(ws, None, tx, kill.clone(), timings));
+        let denied = "Permission denied: the token lacks `alloc-exec`".to_owned();
+        tokio::spawn(session(ws, None, None, tx, kill.clone(), timings, denied));
         (rx, kill)
     }
 
@@ -430,7 +511,7 @@ mod tests {
                         Some(ExecEvent::Refused { message, kind }) => {
                             assert!(message.contains(&reason), "{name}: {message}");
                             let want = if reason == "Permission denied" {
-                                ErrorKind::ConfigError
+                                ErrorKind::PermissionDenied
                             } else {
                                 ErrorKind::TransportLost
                             };
@@ -447,6 +528,87 @@ mod tests {
             }
         }
         assert!(checked >= 20, "only {checked} exec transcripts found");
+    }
+
+    #[tokio::test]
+    async fn a_terminal_session_is_sized_first_resized_on_request_and_ends_on_stdout_close() {
+        let doc: Value = serde_json::from_slice(
+            &std::fs::read(fixtures().join("exec-tty.json")).expect("exec-tty.json"),
+        )
+        .unwrap();
+        let ws = &doc["steps"][0]["ws"];
+        let recorded: Vec<Message> = ws["received"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r.get("frame"))
+            .map(|f| Message::text(f.to_string()))
+            .collect();
+        let (server, client_io) = tokio::io::duplex(1 << 20);
+        let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<Value>();
+        tokio::spawn(async move {
+            let mut ws = tokio_tungstenite::accept_async(server).await.unwrap();
+            // The client's first two frames (the size, then a resize) before the output.
+            for _ in 0..2 {
+                if let Some(Ok(Message::Text(t))) = ws.next().await {
+                    let _ = seen_tx.send(serde_json::from_str(t.as_str()).unwrap());
+                }
+            }
+            for f in recorded {
+                let _ = ws.send(f).await;
+            }
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+        let (ws, _) = tokio_tungstenite::client_async("ws://127.0.0.1/", client_io)
+            .await
+            .unwrap();
+        let (tx, mut rx) = mpsc::channel(64);
+        let (resize_tx, resize_rx) = mpsc::channel(4);
+        let (_stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(4);
+        let terminal = Terminal {
+            size: TtySize {
+                rows: 40,
+                cols: 100,
+            },
+            resize: Some(resize_rx),
+        };
+        let timings = ExecTimings {
+            hang_after_close: Duration::from_secs(5),
+            connect: Duration::from_secs(5),
+        };
+        tokio::spawn(session(
+            ws,
+            Some(stdin_rx),
+            Some(terminal),
+            tx,
+            CancellationToken::new(),
+            timings,
+            "Permission denied".to_owned(),
+        ));
+        assert_eq!(
+            seen_rx.recv().await.unwrap(),
+            json!({"tty_size": {"height": 40, "width": 100}})
+        );
+        resize_tx
+            .send(TtySize {
+                rows: 50,
+                cols: 120,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            seen_rx.recv().await.unwrap(),
+            json!({"tty_size": {"height": 50, "width": 120}})
+        );
+        let mut out = Vec::new();
+        let end = loop {
+            match rx.recv().await {
+                Some(ExecEvent::Stdout(b)) => out.extend_from_slice(&b),
+                other => break other,
+            }
+        };
+        assert_eq!(String::from_utf8_lossy(&out), "40 100\r\nerr\r\n");
+        assert_eq!(end, Some(ExecEvent::Exited(5)));
     }
 
     #[tokio::test]

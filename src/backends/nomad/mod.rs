@@ -14,6 +14,8 @@ mod backend;
 pub mod client;
 pub mod doctor;
 pub mod exec;
+#[doc(hidden)]
+pub mod fuzzing;
 mod job;
 mod placement;
 mod purge;

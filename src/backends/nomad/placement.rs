@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::NomadBackend;
 use super::client::CallError;
 use super::wire::{AgentSelf, Evaluation, NodeStub};
-use crate::lease::LeaseError;
+use crate::lease::{LeaseError, ProgressSender, WarmupProgress};
 
 impl NomadBackend {
     /// Datacenters to send: the configured ones, else those of ready nodes with the driver,
@@ -39,15 +39,17 @@ impl NomadBackend {
                 }
                 Ok(dcs)
             }
-            Err(CallError::Api(api)) if api.status == 403 => {
+            Err(CallError::Api(api))
+                if api.status == 403 && !api.body.contains("ACL token not found") =>
+            {
                 let (agent, _) = self
                     .client
                     .get::<AgentSelf>("/v1/agent/self", &[])
                     .await
                     .map_err(|e| {
                         self.client.lease_error(
-                            "cannot find a datacenter (set `nomad.datacenters`)",
-                            "`node:read` or `agent:read`",
+                            "finding the datacenters to send (`nomad.datacenters` is unset)",
+                            "`node:read` (or `agent:read`)",
                             e,
                         )
                     })?;
@@ -57,13 +59,16 @@ impl NomadBackend {
         }
     }
 
-    /// The placement failure an evaluation reports, if any.
+    /// The placement failure an evaluation reports, if any; each status the evaluation goes
+    /// through is reported to `progress`.
     pub(super) async fn placement_failure(
         &self,
         eval_id: &str,
+        progress: &ProgressSender,
     ) -> Result<Option<String>, LeaseError> {
         let path = format!("/v1/evaluation/{eval_id}");
         let mut index = 1;
+        let mut last_status = String::new();
         for _ in 0..10 {
             let (eval, new_index) = self
                 .client
@@ -73,6 +78,13 @@ impl NomadBackend {
                     self.client
                         .lease_error("reading the evaluation", "`read-job`", e)
                 })?;
+            if eval.status != last_status {
+                progress.send(WarmupProgress::Evaluation {
+                    id: eval_id.to_owned(),
+                    status: eval.status.clone(),
+                });
+                last_status.clone_from(&eval.status);
+            }
             if let Some(failed) = eval.failed_tg_allocs.as_ref().filter(|f| !f.is_empty()) {
                 let reasons: Vec<String> = failed
                     .iter()

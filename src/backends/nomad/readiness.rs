@@ -8,26 +8,34 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::NomadBackend;
+use super::job::IMAGE_DRIVERS;
 use super::wire::Allocation;
 use super::workdir::check_workdir;
-use crate::lease::{Lease, LeaseError, LeaseId, LeaseSpec};
+use crate::lease::{Lease, LeaseError, LeaseId, LeaseSpec, ProgressSender, WarmupProgress};
 
 impl NomadBackend {
-    /// Wait for the job's allocation to run the task; returns the allocation id.
+    /// Wait for the job's allocation to run the task; returns the allocation id. What it sees on
+    /// the way (the evaluation, a placement failure, the allocation's states) goes to
+    /// `progress`, each change once.
     pub(super) async fn wait_ready(
         &self,
         job_id: &str,
         eval_id: &str,
+        progress: &ProgressSender,
         cancel: &CancellationToken,
     ) -> Result<String, LeaseError> {
         let deadline = tokio::time::Instant::now() + self.ready_timeout;
         let path = format!("/v1/job/{job_id}/allocations");
         // The evaluation says first whether the job can be placed at all.
         if !eval_id.is_empty()
-            && let Some(reason) = self.placement_failure(eval_id).await?
+            && let Some(reason) = self.placement_failure(eval_id, progress).await?
         {
+            progress.send(WarmupProgress::PlacementFailed {
+                reason: reason.clone(),
+            });
             return Err(LeaseError::Placement(reason));
         }
+        let mut seen = AllocationSeen::default();
         let mut index = 1u64;
         let mut empty_rounds = 0u32;
         loop {
@@ -72,6 +80,7 @@ impl NomadBackend {
             let mut sorted = allocs.clone();
             sorted.sort_by_key(|a| std::cmp::Reverse((!a.is_terminal(), a.create_index)));
             let best = &sorted[0];
+            seen.report(best, &self.task, progress);
             if !best.is_terminal() {
                 let task_running = best
                     .task_states
@@ -119,11 +128,17 @@ impl NomadBackend {
         cancel: &CancellationToken,
     ) -> Result<Lease, LeaseError> {
         let job_id = spec.id.as_str();
+        spec.progress.send(WarmupProgress::Registered {
+            job: job_id.to_owned(),
+            evaluation: eval_id.to_owned(),
+        });
         // An allocation can die right after it was seen running (and be replaced): if the
         // first exec finds its task gone, wait for readiness again, a few times.
         let mut attempts = 0;
         let (alloc_id, resolved) = loop {
-            let alloc_id = self.wait_ready(job_id, eval_id, cancel).await?;
+            let alloc_id = self
+                .wait_ready(job_id, eval_id, &spec.progress, cancel)
+                .await?;
             match self.resolve_workdir(&alloc_id, workdir).await {
                 Ok(resolved) => break (alloc_id, resolved),
                 Err(e) if attempts < 3 && e.to_string().contains("not running") => {
@@ -137,7 +152,46 @@ impl NomadBackend {
         lease
             .handle
             .insert("workdir_spec".to_owned(), workdir.to_owned());
+        // Named by errors about the box (a missing tool).
+        lease
+            .handle
+            .insert("driver".to_owned(), self.driver.clone());
+        if IMAGE_DRIVERS.contains(&self.driver.as_str()) {
+            let image = spec.image.clone().unwrap_or_else(|| self.image.clone());
+            lease.handle.insert("image".to_owned(), image);
+        }
         Ok(lease)
+    }
+}
+
+/// The last allocation state reported, so each change is reported once.
+#[derive(Default)]
+struct AllocationSeen(Option<(String, String, String, Option<String>)>);
+
+impl AllocationSeen {
+    fn report(&mut self, alloc: &Allocation, task: &str, progress: &ProgressSender) {
+        let task_state = alloc
+            .task_states
+            .as_ref()
+            .and_then(|t| t.get(task))
+            .map(|t| t.state.clone())
+            .filter(|s| !s.is_empty());
+        let now = (
+            alloc.id.clone(),
+            alloc.node_id.clone(),
+            alloc.client_status.clone(),
+            task_state,
+        );
+        if self.0.as_ref() == Some(&now) {
+            return;
+        }
+        progress.send(WarmupProgress::Allocation {
+            id: now.0.clone(),
+            node: now.1.clone(),
+            client_status: now.2.clone(),
+            task_state: now.3.clone(),
+        });
+        self.0 = Some(now);
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::NomadBackend;
 use super::exec;
+use crate::error::ErrorKind;
 use crate::lease::{ExecEvent, LeaseError};
 
 /// The default workdir for a driver: inside the allocation dir for `raw_exec` (no isolation),
@@ -85,8 +86,10 @@ impl NomadBackend {
             &self.client,
             alloc_id,
             &self.task,
+            &self.driver,
             &argv,
             false,
+            None,
             self.timings.exec,
         )
         .await?;
@@ -96,6 +99,10 @@ impl NomadBackend {
                 Some(ExecEvent::Stdout(b)) => out.extend_from_slice(&b),
                 Some(ExecEvent::Exited(0)) => break,
                 Some(ExecEvent::Stderr(_)) => {}
+                Some(ExecEvent::Refused {
+                    message,
+                    kind: ErrorKind::PermissionDenied,
+                }) => return Err(LeaseError::PermissionDenied(message)),
                 Some(ExecEvent::Refused { message, .. } | ExecEvent::Lost(message)) => {
                     return Err(LeaseError::Transport(format!(
                         "cannot read the allocation dir: {message}"

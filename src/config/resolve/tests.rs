@@ -10,6 +10,7 @@ use super::*;
 use crate::config::settings::BackendChoice;
 use crate::config::trust::{RepositoryFile, TrustStore};
 use crate::config::value::raw_example;
+use crate::error::HasKind;
 
 /// A scratch `XDG_CONFIG_HOME` holding an optional user config.
 struct Scratch {
@@ -393,8 +394,11 @@ fn user_config_values_are_typed_with_lines() {
     );
     assert_eq!(st.nomad.ca_cert, Some(dir.join("certs/ca.pem")));
     assert_eq!(
-        st.nomad.jobspec_template,
-        Some(PathBuf::from("/home/alice/job.hcl"))
+        st.nomad
+            .jobspec_template
+            .clone()
+            .map(|t| (t.path, t.pinned)),
+        Some((PathBuf::from("/home/alice/job.hcl"), None))
     );
     assert_eq!(st.nomad.datacenters, ["dc1", "dc2"]);
     assert_eq!(st.nomad.constraints[0].attribute, "${attr.kernel.name}");
@@ -980,4 +984,111 @@ fn the_docs_describe_every_key_and_their_example_loads() {
         .unwrap();
     let entries = file::parse_file(Path::new("docs/config.md"), toml).unwrap();
     assert!(entries.len() > 10);
+}
+
+#[test]
+fn a_trusted_template_is_pinned_and_its_change_lapses_the_trust() {
+    let (s, repo, state) = with_repo(
+        Scratch::new(),
+        "[nomad]\ndriver = \"exec\"\njobspec_template = \"ci/tmpl.hcl\"\n",
+    );
+    std::fs::create_dir(repo.path().join("ci")).unwrap();
+    let template = repo.path().join("ci/tmpl.hcl");
+    std::fs::write(&template, "job \"{{lease_id}}\" { driver = \"exec\" }\n").unwrap();
+    trust(repo.path(), state.path());
+    let config = s.load();
+    let t = config.settings().nomad.jobspec_template.clone().unwrap();
+    assert_eq!(t.path, template.canonicalize().unwrap());
+    assert_eq!(
+        t.pinned.as_deref(),
+        Some(b"job \"{{lease_id}}\" { driver = \"exec\" }\n".as_slice()),
+        "the bytes hashed are the bytes used"
+    );
+    // Only the template changes: the trust lapses, naming the file.
+    std::fs::write(
+        &template,
+        "job \"{{lease_id}}\" { driver = \"raw_exec\" }\n",
+    )
+    .unwrap();
+    let err = Config::load(&s.inputs).unwrap_err();
+    assert_eq!(err.kind(), crate::error::ErrorKind::TrustRefused);
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "{} (named by `nomad.jobspec_template`) changed since you trusted it",
+            template.canonicalize().unwrap().display()
+        )),
+        "{text}"
+    );
+    // Trusting again accepts the new bytes.
+    trust(repo.path(), state.path());
+    let t = s.load().settings().nomad.jobspec_template.clone().unwrap();
+    assert!(t.pinned.unwrap().ends_with(b"\"raw_exec\" }\n"));
+}
+
+#[test]
+fn a_template_outside_the_repository_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("t.hcl");
+    std::fs::write(&target, "job \"x\" {}\n").unwrap();
+    for (value, link) in [
+        (target.display().to_string(), false),
+        ("../elsewhere.hcl".to_owned(), false),
+        ("~/t.hcl".to_owned(), false),
+        ("link.hcl".to_owned(), true),
+    ] {
+        let text = format!("[nomad]\njobspec_template = \"{value}\"\n");
+        let (_s, repo, _state) = with_repo(Scratch::new(), &text);
+        if link {
+            std::os::unix::fs::symlink(&target, repo.path().join("link.hcl")).unwrap();
+        }
+        if value.starts_with("..") {
+            std::fs::write(repo.path().join("../elsewhere.hcl"), "x").unwrap();
+        }
+        let err = RepositoryFile::read(repo.path(), None).unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown.contains("`nomad.jobspec_template`")
+                && shown.contains(&format!("names `{value}`"))
+                && shown.contains("outside the repository root"),
+            "{value}: {shown}"
+        );
+        assert_eq!(err.kind(), crate::error::ErrorKind::TrustRefused, "{value}");
+        if value.starts_with("..") {
+            std::fs::remove_file(repo.path().join("../elsewhere.hcl")).unwrap();
+        }
+    }
+    // A missing template names the file.
+    let (_s, repo, _state) = with_repo(Scratch::new(), "[nomad]\njobspec_template = \"no.hcl\"\n");
+    let err = RepositoryFile::read(repo.path(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no.hcl, which cannot be read"), "{err}");
+}
+
+#[test]
+fn entries_trusted_before_files_were_pinned_lapse_with_a_hint() {
+    let (s, repo, state) = with_repo(Scratch::new(), "[nomad]\nnamespace = \"ci\"\n");
+    let file = RepositoryFile::read(repo.path(), None).unwrap().unwrap();
+    let old = serde_json::json!({
+        "version": 1,
+        "repositories": [{
+            "root": crate::config::canonical_root(repo.path()),
+            "sha256": file.sha256,
+            "trusted_at": 1,
+        }],
+    });
+    std::fs::write(state.path().join("trust.json"), old.to_string()).unwrap();
+    let err = Config::load(&s.inputs).unwrap_err();
+    assert_eq!(err.kind(), crate::error::ErrorKind::TrustRefused);
+    let text = err.to_string();
+    assert!(
+        text.contains("trusted by an earlier leasebox")
+            && text.contains("run `leasebox trust` again"),
+        "{text}"
+    );
+    let entry = &TrustStore::new(state.path()).list().unwrap()[0];
+    assert_eq!(entry.state_now(), "re-trust");
+    trust(repo.path(), state.path());
+    assert_eq!(s.load().settings().nomad.namespace, "ci");
 }

@@ -57,6 +57,9 @@ pub struct JobExpectations<'a> {
     pub namespace: &'a str,
     /// The configured region.
     pub region: &'a str,
+    /// The resolved `nomad.driver`: the task's driver must be it (leasebox picks the workdir
+    /// and the exec capability from it).
+    pub driver: &'a str,
     /// How the template is written (for hints).
     pub format: TemplateFormat,
 }
@@ -65,8 +68,9 @@ pub struct JobExpectations<'a> {
 /// whether the job names datacenters.
 ///
 /// # Errors
-/// A wrong ID, not exactly one group of count 1, no task named `nomad.task`, a Meta that is not
-/// strings, or a `leasebox.*` Meta key with another value than leasebox's.
+/// A wrong ID, not exactly one group of count 1, no task named `nomad.task`, a task driver that
+/// is not `nomad.driver`, a Meta that is not strings, or a `leasebox.*` Meta key with another
+/// value than leasebox's.
 pub fn check_job(
     job: &mut Map<String, Value>,
     want: &JobExpectations<'_>,
@@ -119,6 +123,22 @@ pub fn check_job(
         return Err(TemplateErrorKind::MissingTask {
             task: want.task.to_owned(),
             found,
+        });
+    }
+    let driver = group
+        .as_object()
+        .and_then(|g| field(g, "Tasks"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .find(|t| field(t, "Name").and_then(Value::as_str) == Some(want.task))
+        .and_then(|t| field(t, "Driver"));
+    if driver.and_then(Value::as_str) != Some(want.driver) {
+        return Err(TemplateErrorKind::DriverMismatch {
+            task: want.task.to_owned(),
+            found: shown(driver),
+            expected: want.driver.to_owned(),
         });
     }
     let mut job_meta: BTreeMap<String, String> = match field(job, "Meta") {
@@ -184,6 +204,7 @@ mod tests {
             meta: &meta,
             namespace: "default",
             region: "global",
+            driver: "raw_exec",
             format: TemplateFormat::Json,
         };
         let mut job = job_object(job)?;
@@ -194,7 +215,7 @@ mod tests {
     fn the_job_is_checked_and_completed() {
         let (dcs, job) = check(json!({"Job": {
             "id": "lbx_0123456789ab", "Namespace": "other", "meta": {"mine": "x"},
-            "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "leasebox"}]}],
+            "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "leasebox", "Driver": "raw_exec"}]}],
         }}))
         .unwrap();
         assert!(!dcs);
@@ -202,7 +223,7 @@ mod tests {
         assert_eq!(job["Meta"]["leasebox.managed"], "true");
         assert!(!job.contains_key("meta"));
         assert_eq!(job["Namespace"], "default");
-        let group = json!([{"Tasks": [{"Name": "leasebox"}]}]);
+        let group = json!([{"Tasks": [{"Name": "leasebox", "Driver": "raw_exec"}]}]);
         for (job, want) in [
             (
                 json!({"ID": "other", "TaskGroups": group}),
@@ -238,6 +259,14 @@ mod tests {
                 "map of strings",
             ),
             (json!([1]), "must be a job object"),
+            (
+                json!({"ID": "lbx_0123456789ab", "TaskGroups": [{"Tasks": [{"Name": "leasebox", "Driver": "exec"}]}]}),
+                "the task `leasebox` uses the driver `exec`, but `nomad.driver` is `raw_exec`",
+            ),
+            (
+                json!({"ID": "lbx_0123456789ab", "TaskGroups": [{"Tasks": [{"Name": "leasebox"}]}]}),
+                "uses the driver missing",
+            ),
         ] {
             let text = check(job).unwrap_err().to_string();
             assert!(text.contains(want), "{text}");

@@ -89,6 +89,21 @@ pub enum TemplateErrorKind {
         /// The template's task names, shown.
         found: String,
     },
+    /// The task's driver is not the resolved `nomad.driver`.
+    #[error(
+        "the task `{task}` uses the driver {found}, but `nomad.driver` is `{expected}`; leasebox \
+         chooses the workdir and the exec capability it needs from `nomad.driver`, so the two \
+         must agree: set `nomad.driver` to the template's driver, or write `driver = \"{expected}\"` \
+         in the template"
+    )]
+    DriverMismatch {
+        /// The task.
+        task: String,
+        /// The template's driver, shown.
+        found: String,
+        /// `nomad.driver`.
+        expected: String,
+    },
     /// `Meta` is not a map of strings.
     #[error("the job's `Meta` must be a map of strings")]
     MetaNotStrings,

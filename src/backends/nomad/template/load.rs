@@ -3,7 +3,6 @@
 //! Nothing is registered here.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::{Value, json};
 
@@ -13,6 +12,7 @@ use super::render::{TemplateFormat, TemplateValues, render};
 use crate::backends::nomad::NomadBackend;
 use crate::backends::nomad::client::CallError;
 use crate::backends::nomad::meta;
+use crate::config::FileSetting;
 use crate::lease::{LeaseError, LeaseSpec};
 
 impl NomadBackend {
@@ -20,10 +20,11 @@ impl NomadBackend {
     /// module docs). Nothing is registered here.
     pub(in crate::backends::nomad) async fn templated_job(
         &self,
-        path: &Path,
+        template: &FileSetting,
         spec: &LeaseSpec,
         workdir: &str,
     ) -> Result<Value, LeaseError> {
+        let path = template.path.as_path();
         let fail = |line: Option<usize>, kind: TemplateErrorKind| {
             LeaseError::Config(
                 TemplateError {
@@ -36,9 +37,23 @@ impl NomadBackend {
         };
         let format =
             TemplateFormat::of(path).ok_or_else(|| fail(None, TemplateErrorKind::Extension))?;
-        let text = tokio::fs::read_to_string(path)
-            .await
-            .map_err(|e| fail(None, TemplateErrorKind::Read(e)))?;
+        // Pinned bytes (a trusted repository's template) are used as hashed, never read again.
+        let bytes = match &template.pinned {
+            Some(bytes) => std::sync::Arc::clone(bytes),
+            None => tokio::fs::read(path)
+                .await
+                .map_err(|e| fail(None, TemplateErrorKind::Read(e)))?
+                .into(),
+        };
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            fail(
+                None,
+                TemplateErrorKind::Read(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "the file is not UTF-8",
+                )),
+            )
+        })?;
         // The ownership Meta the built-in job would carry: the template's must agree with it.
         let ownership: BTreeMap<String, String> =
             serde_json::from_value(self.job_spec(spec, Vec::new(), workdir)["Meta"].take())
@@ -55,7 +70,7 @@ impl NomadBackend {
             .with("owner", spec.owner.as_str())
             .with("expires_at", expires_at);
         let rendered =
-            render(&text, format, &values).map_err(|(line, kind)| fail(Some(line), kind))?;
+            render(text, format, &values).map_err(|(line, kind)| fail(Some(line), kind))?;
         let parsed = match format {
             TemplateFormat::Json => serde_json::from_str::<Value>(&rendered).map_err(|e| {
                 let message = e.to_string();
@@ -74,6 +89,7 @@ impl NomadBackend {
             meta: &ownership,
             namespace: self.client.namespace(),
             region: self.client.region(),
+            driver: &self.driver,
             format,
         };
         let has_datacenters = check_job(&mut job, &want).map_err(|kind| fail(None, kind))?;

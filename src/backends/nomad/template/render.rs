@@ -157,10 +157,16 @@ pub fn render(
 
 impl Renderer<'_> {
     fn emit(&mut self, s: &str) {
-        if let Some(c) = self.pending.take()
-            && s.starts_with('{')
-        {
-            self.out.push(c);
+        if let Some(c) = self.pending.take() {
+            if s.starts_with('{') {
+                self.out.push(c);
+            } else if s.strip_prefix(c).is_some_and(|r| r.starts_with('{')) {
+                // The template's own `${`/`%{` after the value: doubling would make it `$${`,
+                // a literal, so the value's last character becomes an escape instead.
+                self.out.pop();
+                self.out
+                    .push_str(if c == '$' { "\\u0024" } else { "\\u0025" });
+            }
         }
         self.out.push_str(s);
     }
@@ -388,6 +394,21 @@ mod tests {
         assert_eq!(out, "a = \"x$${y}\"");
         let out = render("a = \"{{owner}}-\"", TemplateFormat::Hcl, &v).unwrap();
         assert_eq!(out, "a = \"x$-\"");
+        // Found by the `template_render` fuzz target: a value ending in `$` or `%` before the
+        // template's own `${…}` or `%{…}` turned it into the literal `$${…}` / `%%{…}`.
+        let v = TemplateValues::default()
+            .with("owner", "x$")
+            .with("task", "y%");
+        let out = render(
+            "a = \"{{owner}}${NOMAD_ALLOC_DIR}{{task}}%{ if true }z%{ endif }\"",
+            TemplateFormat::Hcl,
+            &v,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "a = \"x\\u0024${NOMAD_ALLOC_DIR}y\\u0025%{ if true }z%{ endif }\""
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! `exited` with `result.exit_code` (`{}` for 0); `tty_size` with TTY off breaks the stdin reader
 //! (1.1: the session hangs; modern: close 1011 after the exit); errors as close 1008/1011 with
 //! the bare text; 1.1 sends close 1000 after `exited`, modern drops TCP. A client that goes away
-//! leaves its process running (it is in the task's process group, so stopping the task ends it).
+//! leaves its process running (it is in the task's process group, so stopping the task ends it),
+//! unless the `exec_kill_on_broken_output` fault makes the server kill it as a raw_exec agent
+//! does when output was flowing (NOMAD-WIRE.md §9).
 
 use std::sync::Arc;
 
@@ -516,14 +518,39 @@ async fn run(
 
     let drop_after = {
         let mut f = shared.faults.lock().unwrap();
-        if f.exec_drops.is_empty() {
+        if req.tty && !f.tty_exec_drops.is_empty() {
+            Some(f.tty_exec_drops.remove(0))
+        } else if f.exec_drops.is_empty() {
             None
         } else {
             Some(f.exec_drops.remove(0))
         }
     };
+    let broken_output_kill = shared.faults.lock().unwrap().exec_kill_on_broken_output;
+    // The client is gone: with the agent's fault, the next output it cannot send gets the
+    // exec'd process killed after a delay; otherwise (or once the process exits) the pipes
+    // close and the process runs on.
+    let gone = move |mut rx: mpsc::Receiver<Event>| {
+        let Some(delay) = broken_output_kill else {
+            return;
+        };
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                match event {
+                    Event::Data(..) => {
+                        drop(rx);
+                        tokio::time::sleep(delay).await;
+                        process::signal(pid, libc::SIGKILL);
+                        return;
+                    }
+                    Event::Exit(_) => return,
+                    Event::Eof(_) => {}
+                }
+            }
+        });
+    };
     if drop_after == Some(0) {
-        return;
+        return gone(rx);
     }
     let mut client = ClientState {
         stdin_tx: Some(stdin_tx),
@@ -588,7 +615,7 @@ async fn run(
                     sent_frames += 1;
                     if drop_after == Some(sent_frames) {
                         // Drop TCP without a close frame; the process keeps running.
-                        return;
+                        return gone(rx);
                     }
                 }
                 Some(Event::Eof("stdout")) => eof_stdout = true,
@@ -598,7 +625,7 @@ async fn run(
             msg = stream.next() => match msg {
                 None | Some(Err(_)) => {
                     // The client went away: the process loses stdin and keeps running.
-                    return;
+                    return gone(rx);
                 }
                 Some(Ok(Message::Close(_))) => {
                     // The library queued the echo of the client's close; flush it out.

@@ -84,6 +84,13 @@ pub struct Faults {
     /// Exec sessions to drop (TCP, no close frame, process left running) after this many
     /// data frames; one entry per session, consumed in order.
     pub exec_drops: Vec<usize>,
+    /// The same for terminal (`tty=true`) sessions only, which other execs leave alone.
+    pub tty_exec_drops: Vec<usize>,
+    /// What a raw_exec agent does when a client goes away while output flows: the exec
+    /// session fails writing the next output frame and, this long after, the agent kills the
+    /// process it exec'd (that process alone; its children run on). `None`: the exec'd
+    /// process keeps running (the docker driver's behaviour).
+    pub exec_kill_on_broken_output: Option<std::time::Duration>,
     /// Failures applied to the next allocations placed, one entry per allocation.
     pub alloc_failures: Vec<AllocFailure>,
     /// Jobs (by ID, `*` for any) that cannot be placed, with the constraint reason reported

@@ -595,7 +595,15 @@ async fn route(
             }
         }
         ["acl", "policy", name] if is_get => {
-            if !ident!().is_management() {
+            // A management token, or a token the policy is attached to, may read it.
+            let attached = shared.read(|st| {
+                secret.is_some_and(|s| {
+                    st.tokens
+                        .values()
+                        .any(|t| t.secret_id == s && t.policies.iter().any(|p| p == name))
+                })
+            });
+            if !attached && !ident!().is_management() {
                 return denied();
             }
             let found = shared.read(|st| {

@@ -43,7 +43,7 @@
 //! over `POST /v1/acl/bootstrap`) and returns the management secret;
 //! [`NomadServer::create_policy`]`(name, rules)` takes HCL rules (`namespace "default" { policy =
 //! "read" capabilities = ["alloc-exec", "alloc-node-exec"] }`, `node { policy = "read" }`,
-//! `agent { policy = "read" }`); [`NomadServer::create_token`]`(name, &[policies])` returns a
+//! `agent { policy = "read" }`; a token reads the policies attached to it); [`NomadServer::create_token`]`(name, &[policies])` returns a
 //! client secret. `PUT /v1/acl/policy/:name` and `PUT /v1/acl/token` work over HTTP too.
 //!
 //! # Injecting faults
@@ -55,6 +55,10 @@
 //! - [`NomadServer::add_latency`]`(route, delay)`: every matching call waits first.
 //! - [`NomadServer::drop_next_exec`]`(after_frames)`: the next exec session drops TCP (no close
 //!   frame, no `exited`) after that many data frames; its process keeps running.
+//! - [`NomadServer::kill_exec_on_broken_output`]`(delay)`: from then on, a client that goes
+//!   away while its command prints gets the exec'd process (that process alone) killed `delay`
+//!   after the first output frame that can no longer be sent, as a raw_exec agent does
+//!   (NOMAD-WIRE.md §9); a quiet command's exec'd process keeps running.
 //! - [`NomadServer::fail_next_allocation`]`(AllocFailure::FailAndReplace)`: the next allocation's
 //!   task exits 1 at once and is rescheduled after the reschedule delay (`FollowupEvalID` and an
 //!   `alloc-failure` eval with `WaitUntil`, then `NextAllocation`/`PreviousAllocation` and a
@@ -457,12 +461,34 @@ impl NomadServer {
 
     /// The next exec session drops its TCP connection, without a close frame or `exited`,
     /// after `after_data_frames` output frames; its process keeps running.
+    /// From now on, behave as a raw_exec agent does when a client disconnects while output
+    /// flows: kill the exec'd process (only it) `delay` after the next output it cannot send.
+    pub fn kill_exec_on_broken_output(&self, delay: std::time::Duration) {
+        self.shared
+            .faults
+            .lock()
+            .unwrap()
+            .exec_kill_on_broken_output = Some(delay);
+    }
+
     pub fn drop_next_exec(&self, after_data_frames: usize) {
         self.shared
             .faults
             .lock()
             .unwrap()
             .exec_drops
+            .push(after_data_frames);
+    }
+
+    /// The next terminal (`tty=true`) exec session drops its TCP connection after
+    /// `after_data_frames` output frames, as [`Self::drop_next_exec`] does; other execs
+    /// before it are left alone.
+    pub fn drop_next_tty_exec(&self, after_data_frames: usize) {
+        self.shared
+            .faults
+            .lock()
+            .unwrap()
+            .tty_exec_drops
             .push(after_data_frames);
     }
 

@@ -4,6 +4,10 @@
 //! (`PR_SET_PDEATHSIG`, set in `pre_exec`), and the instance kills every group it started
 //! when it is dropped, so a failed test leaves nothing running.
 //!
+//! A task that ends takes every process of its allocation with it, as the executor's cgroup
+//! does on a real client: processes that left the task's group (a verified-exec supervisor
+//! in a session of its own) are found by the `NOMAD_ALLOC_ID` in their environment.
+//!
 //! Grandchildren (the `sleep` a task's shell runs) get no parent-death signal, so each instance
 //! also starts a guardian: a tiny `sh` that is told every new process group on its stdin and,
 //! when that pipe reaches EOF without a `done` line (the test process died), kills them all.
@@ -121,6 +125,33 @@ impl ProcessTable {
         }
         drop(procs);
         self.dismiss_guardian();
+    }
+}
+
+/// SIGKILL to every process whose environment carries `NOMAD_ALLOC_ID=<alloc_id>`: what a
+/// client's cgroup teardown does when the task ends.
+pub fn kill_alloc_processes(alloc_id: &str) {
+    let needle = format!("NOMAD_ALLOC_ID={alloc_id}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|&b| b == 0)
+            .any(|var| var == needle.as_bytes())
+        {
+            signal(pid, libc::SIGKILL);
+        }
     }
 }
 

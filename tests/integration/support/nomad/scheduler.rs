@@ -892,6 +892,7 @@ async fn run_task(
         match outcome {
             Ok(status) => {
                 process::kill_group(pid, libc::SIGKILL);
+                process::kill_alloc_processes(&aid);
                 let (code, sig) = status.map(process::exit_of).unwrap_or((-1, 0));
                 push_event(
                     &shared,
@@ -995,6 +996,7 @@ async fn run_task(
                     }
                 };
                 process::kill_group(pid, libc::SIGKILL);
+                process::kill_alloc_processes(&aid);
                 let (code, sig) = status.map(process::exit_of).unwrap_or((-1, 0));
                 push_event(
                     &shared,
