@@ -108,44 +108,46 @@ fn relative(p: &str) -> String {
 /// # Errors
 /// The output does not have the probe's shape (the box ran something else).
 pub fn parse_probe(out: &[u8]) -> Result<Probe, String> {
-    let text = String::from_utf8_lossy(out);
-    let mut lines = text.split('\n');
-    let mut probe = Probe::default();
     let bad = |what: &str| format!("unexpected sync probe output ({what})");
-    let first = lines.next().ok_or_else(|| bad("empty"))?;
+    let mut rest = out;
+    let mut probe = Probe::default();
+    let first = next_line(&mut rest).ok_or_else(|| bad("empty"))?;
     let rev = first
-        .strip_prefix("revision ")
+        .strip_prefix(b"revision ")
         .ok_or_else(|| bad("no revision"))?;
-    probe.revision = (rev != "-" && !rev.is_empty()).then(|| rev.to_owned());
-    let workdir = lines.next().unwrap_or("");
-    probe.workdir_empty = workdir == "workdir empty";
-    let mut section = lines.next().unwrap_or("");
-    if section == "manifest" {
+    let rev = String::from_utf8_lossy(rev);
+    probe.revision = (rev != "-" && !rev.is_empty()).then(|| rev.into_owned());
+    let workdir = next_line(&mut rest).unwrap_or_default();
+    probe.workdir_empty = workdir == b"workdir empty";
+    let mut section = next_line(&mut rest).unwrap_or_default();
+    if section == b"manifest" {
         let mut manifest = String::new();
-        for line in lines.by_ref() {
-            if line == "." {
+        while let Some(line) = next_line(&mut rest) {
+            if line == b"." {
                 break;
             }
-            manifest.push_str(line);
+            manifest.push_str(&String::from_utf8_lossy(line));
             manifest.push('\n');
         }
         probe.manifest = Some(manifest);
-        section = lines.next().unwrap_or("");
+        section = next_line(&mut rest).unwrap_or_default();
     }
-    if section != "drift" {
+    if section != b"drift" {
         return Err(bad("no drift section"));
     }
+    // Each drift record ends with a NUL byte (a path may hold newlines); `end` follows them.
+    let mut records: Vec<&[u8]> = rest.split(|&b| b == 0).collect();
+    let last = records.pop().unwrap_or_default();
+    if last != b"end\n" && last != b"end" {
+        return Err(bad("cut short"));
+    }
     let mut current: Option<String> = None;
-    let mut ended = false;
-    for line in lines {
-        if line == "end" {
-            ended = true;
-            break;
-        }
-        let (kind, path) = match line.split_once(' ') {
-            Some((k, p)) => (k, relative(p)),
-            None => continue,
+    for record in records {
+        let record = String::from_utf8_lossy(record);
+        let Some((kind, path)) = record.split_once(' ') else {
+            continue;
         };
+        let path = relative(path);
         match kind {
             "f" | "l" => probe.newer.push(path),
             "d" => {
@@ -164,10 +166,20 @@ pub fn parse_probe(out: &[u8]) -> Result<Probe, String> {
             _ => {}
         }
     }
-    if !ended {
-        return Err(bad("cut short"));
-    }
     Ok(probe)
+}
+
+/// The next `\n`-ended line of `rest` (without its newline), or what is left at the end.
+fn next_line<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    if rest.is_empty() {
+        return None;
+    }
+    let (line, after) = match rest.iter().position(|&b| b == b'\n') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (*rest, &rest[rest.len()..]),
+    };
+    *rest = after;
+    Some(line)
 }
 
 /// The paths of `base` the box changed since the last sync, by the probe's findings: newer
@@ -410,4 +422,31 @@ pub fn plan(input: &PlanInput<'_>) -> Result<SyncPlan, SessionError> {
 #[must_use]
 pub fn mtime_secs(stat: &StatKey) -> u64 {
     u64::try_from(stat.mtime_ns.div_euclid(1_000_000_000)).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_records_are_nul_ended_so_names_may_hold_newlines_and_end() {
+        let out = b"revision 0123abcd\nworkdir used\nmanifest\n{\"version\":1}\n.\ndrift\n\
+f ./new\nline\0d ./d\0e ./d/end\nf x\0e ./d/-a b\0l ./\\c\0end\n";
+        let probe = parse_probe(out).unwrap();
+        assert_eq!(probe.revision.as_deref(), Some("0123abcd"));
+        assert!(!probe.workdir_empty);
+        assert_eq!(probe.manifest.as_deref(), Some("{\"version\":1}\n"));
+        assert_eq!(probe.newer, ["new\nline", "\\c"]);
+        let names: Vec<&str> = probe.dirs["d"].iter().map(String::as_str).collect();
+        assert_eq!(names, ["-a b", "end\nf x"]);
+    }
+
+    #[test]
+    fn a_probe_cut_short_or_of_another_shape_is_refused() {
+        assert!(parse_probe(b"revision -\nworkdir empty\ndrift\nf ./a\0").is_err());
+        assert!(parse_probe(b"hello\n").is_err());
+        assert!(parse_probe(b"revision -\nworkdir empty\nend\n").is_err());
+        let empty = parse_probe(b"revision -\nworkdir empty\ndrift\nend\n").unwrap();
+        assert!(empty.revision.is_none() && empty.workdir_empty && empty.newer.is_empty());
+    }
 }

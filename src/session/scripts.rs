@@ -3,9 +3,8 @@
 //! `session` and the box; this comment is its specification.
 //!
 //! Only POSIX `sh` and tools every image with `sh` and `tar` has are used (`tar`, `tee`, `cat`,
-//! `tail`, `mv`, `rm`, `rmdir`, `mkdir`, `ls`, `wc`, `sleep`, `find`, `date`, and `setsid` or a
-//! `sh` with job control; `find` and `date` for the incremental sync's scripts in
-//! `sync_scripts.rs`); they run under dash, BusyBox and bash alike, on the local backend, in a raw_exec
+//! `tail`, `mv`, `rm`, `rmdir`, `mkdir`, `ls`, `wc`, `sleep`, `find`, and `setsid` or a `sh`
+//! with job control; `find` for the incremental sync's scripts in `sync_scripts.rs`); they run under dash, BusyBox and bash alike, on the local backend, in a raw_exec
 //! allocation and in a container. No shell arithmetic ever sees a byte offset (offsets travel
 //! as decimal strings to `tail -c +N`), so nothing overflows. The wrapper starts as few
 //! programs as it can (each costs a millisecond or so on a busy box).
@@ -95,7 +94,7 @@
 pub const EXIT_UNSUITABLE: i32 = 78;
 
 /// The tools the scripts need, as the error for a box without one lists them.
-pub const NEEDED_TOOLS: &str = "`sh`, `tar`, `tee`, `cat`, `tail`, `mv`, `rm`, `rmdir`, `mkdir`, `ls`, `wc`, `sleep`, `find`, `date`, and `setsid` (or a `sh` with job control)";
+pub const NEEDED_TOOLS: &str = "`sh`, `tar`, `tee`, `cat`, `tail`, `mv`, `rm`, `rmdir`, `mkdir`, `ls`, `wc`, `sleep`, `find`, and `setsid` (or a `sh` with job control)";
 
 /// Resolve a `${NOMAD_ALLOC_DIR}` prefix of variable `$1` (an `sh` snippet).
 macro_rules! alloc_dir {
@@ -274,7 +273,7 @@ pub(super) use prune;
 /// prunes old run records. Arguments: workdir, state dir.
 pub const PREPARE: &str = concat!(
     prune!(),
-    r#"for lbx_t in tar tee cat tail mv rm rmdir mkdir ls wc sleep find date; do
+    r#"for lbx_t in tar tee cat tail mv rm rmdir mkdir ls wc sleep find; do
   command -v "$lbx_t" >/dev/null 2>&1 || { echo "leasebox: missing-tool $lbx_t" >&2; exit 78; }
 done
 if ! command -v setsid >/dev/null 2>&1; then

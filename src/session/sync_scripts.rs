@@ -4,7 +4,8 @@
 //! drift marker and the revision stamp, in that order). The full replace stays in
 //! [`SYNC_RECEIVE`](super::scripts::SYNC_RECEIVE).
 //!
-//! POSIX `sh`, `find`, `tar`, `rm`, `rmdir`, `mv`, `cat` and `date` only (dash, BusyBox); the
+//! POSIX `sh`, `find`, `tar`, `rm`, `rmdir`, `mv`, `mkdir` and `cat` only (dash, BusyBox; paths
+//! are printed with `printf %s`, never `echo`, and decoded with `printf %b`); the
 //! `${NOMAD_ALLOC_DIR}` prefix and the pruning of run records are the ones of
 //! [`scripts`](super::scripts) (an apply prunes, as a full sync does).
 //!
@@ -26,9 +27,11 @@
 //! revision REV|-          the box's stamp (`-`: none)
 //! workdir empty|used      whether the workdir has anything in it
 //! manifest                (only when asked) the box's manifest.jsonl, then a line `.`
-//! drift                   then `f PATH`, `l PATH`, `d PATH` (files, links, directories newer
-//!                         than the marker, `./`-prefixed) and, after each `d`, `e PATH` for
-//!                         every entry the directory still holds
+//! drift                   then records `f PATH`, `l PATH`, `d PATH` (files, links,
+//!                         directories newer than the marker, `./`-prefixed) and, after each
+//!                         `d`, `e PATH` for every entry the directory still holds, each ended
+//!                         by a NUL byte, not a newline (a name may hold newlines; `printf %s`,
+//!                         never `echo`, which dash and BusyBox let expand backslashes)
 //! end
 //! ```
 //!
@@ -76,12 +79,12 @@ if [ $# -gt 0 ] && [ -f "$lbx_ref" ] && [ "$lbx_u" = used ] && cd "$lbx_w" 2>/de
   shift "$lbx_n"; shift
   find . \( -path './*' ! -path './*/*' ! \( "$@" \) \) -prune -o -newer "$lbx_ref" -exec sh -c '
 for p; do
-  if [ -h "$p" ]; then echo "l $p"
-  elif [ -d "$p" ]; then echo "d $p"
+  if [ -h "$p" ]; then printf "l %s\000" "$p"
+  elif [ -d "$p" ]; then printf "d %s\000" "$p"
     for e in "$p"/* "$p"/.[!.]* "$p"/..?*; do
-      if [ -e "$e" ] || [ -h "$e" ]; then echo "e $e"; fi
+      if [ -e "$e" ] || [ -h "$e" ]; then printf "e %s\000" "$e"; fi
     done
-  else echo "f $p"; fi
+  else printf "f %s\000" "$p"; fi
 done' leasebox-drift {} + 2>/dev/null
 fi
 echo end
@@ -102,8 +105,8 @@ pub const SYNC_APPLY: &str = concat!(
 IFS= read -r lbx_l; [ "$lbx_l" = 'leasebox-sync 1' ] || { cat >/dev/null; echo 'leasebox: sync header missing' >&2; exit 5; }
 IFS= read -r lbx_l; lbx_new=${lbx_l#rev=}
 case $lbx_new in ''|*[!0-9a-f]*) cat >/dev/null; echo 'leasebox: bad sync header' >&2; exit 5;; esac
-mkdir -p "$lbx_w" "$lbx_st" && cd "$lbx_w" || { cat >/dev/null; echo "leasebox: cannot write $lbx_w in the box" >&2; exit 4; }
-rm -f "$lbx_st/revision" || { cat >/dev/null; echo "leasebox: cannot write $lbx_st in the box" >&2; exit 4; }
+mkdir -p -- "$lbx_w" "$lbx_st" && cd "$lbx_w" || { cat >/dev/null; printf 'leasebox: cannot write %s in the box\n' "$lbx_w" >&2; exit 4; }
+rm -f -- "$lbx_st/revision" || { cat >/dev/null; printf 'leasebox: cannot write %s in the box\n' "$lbx_st" >&2; exit 4; }
 rm -rf ./.leasebox-sync-*
 lbx_dec() { case $1 in *\\*) lbx_x=$(printf '%bx' "$1"); lbx_x=${lbx_x%x};; *) lbx_x=$1;; esac; }
 # Nothing is deleted through a link the box put where a synced directory was.
@@ -135,7 +138,7 @@ case $lbx_l in
   *) cat "$lbx_mf" >>"$lbx_st/manifest.jsonl" || exit 6;;
 esac
 rm -rf "./.leasebox-sync-$lbx_new"
-date +%s >"$lbx_st/synced" || exit 6
+echo "$lbx_new" >"$lbx_st/synced" || exit 6
 echo "$lbx_new" >"$lbx_st/revision.new" && mv -f "$lbx_st/revision.new" "$lbx_st/revision" || exit 6
 # Old run records go away off the run's path, detached from the session.
 { lbx_prune "$lbx_st/runs"; } </dev/null >/dev/null 2>&1 &

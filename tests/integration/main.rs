@@ -22,5 +22,6 @@ mod session_local;
 mod shell;
 mod support;
 mod sync_incremental;
+mod sync_shells;
 mod trust;
 mod verified_exec;

@@ -53,12 +53,12 @@ async fn in_box(session: &Session, script: &str) {
 
 /// What a tree holds, path by path: file content and exec bit, or link target.
 #[derive(Debug, PartialEq, Eq)]
-enum Node {
+pub(crate) enum Node {
     File(Vec<u8>, bool),
     Link(PathBuf),
 }
 
-fn tree(root: &Path, skip: &[&str]) -> BTreeMap<String, Node> {
+pub(crate) fn tree(root: &Path, skip: &[&str]) -> BTreeMap<String, Node> {
     fn walk(root: &Path, dir: &Path, skip: &[&str], out: &mut BTreeMap<String, Node>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let entry = entry.unwrap();

@@ -22,7 +22,7 @@ use crate::support::nomad::NomadServer;
 use crate::support::{Scratch, code, describe, stdout};
 
 /// A name full of what breaks careless shell code.
-const HOSTILE: &str = "-we ird 'q' \"d\" $x `b` é";
+pub(crate) const HOSTILE: &str = "-we ird 'q' \"d\" $x `b` é";
 
 #[derive(Default, Clone)]
 struct Collect(Arc<Mutex<(Vec<u8>, Vec<u8>)>>);
@@ -47,7 +47,7 @@ impl Collect {
 
 /// The tools a box offers: a directory of symlinks that becomes the box's whole PATH.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Toolbox {
+pub(crate) enum Toolbox {
     /// Debian's tools with `sh` being dash.
     Dash,
     /// BusyBox applets only (`sh`, `tar`, `tee`, `setsid`, … all BusyBox).
@@ -130,7 +130,7 @@ async fn session_on(backend: Arc<dyn Backend>, s: &Scratch) -> Result<Session, S
     session.prepare(&cancel).await.map(|()| session)
 }
 
-async fn prepared(s: &Scratch, kind: Toolbox, faults: LocalFaults) -> Session {
+pub(crate) async fn prepared(s: &Scratch, kind: Toolbox, faults: LocalFaults) -> Session {
     session_on(backend(s, kind, faults), s)
         .await
         .unwrap_or_else(|e| panic!("prepare on {kind:?}: {e}"))
