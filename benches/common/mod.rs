@@ -343,3 +343,34 @@ pub async fn resync_samples(
     }
     (nothing, one)
 }
+
+/// Write a small Cargo project without dependencies (builds offline) at `repo`: `modules`
+/// modules of a library, each with a few functions and `tests_per_module` unit tests, and a
+/// `.gitignore` of `target/`. Deterministic: the same sources every run.
+pub fn generate_cargo_project(repo: &Path, modules: usize, tests_per_module: usize) {
+    std::fs::create_dir_all(repo.join("src")).expect("create the project");
+    std::fs::write(
+        repo.join("Cargo.toml"),
+        "[package]\nname = \"leasebench\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n",
+    )
+    .expect("write Cargo.toml");
+    std::fs::write(repo.join(".gitignore"), "target/\n").expect("write .gitignore");
+    let mut lib = String::from("//! A generated library for the benchmarks.\n\n");
+    for m in 0..modules {
+        lib.push_str(&format!("pub mod m{m};\n"));
+        let mut text = format!(
+            "//! Module {m}.\n\n/// A value of module {m}.\npub fn value(x: u64) -> u64 {{\n    x.wrapping_mul({}).rotate_left({}) ^ {}\n}}\n\n/// A sum over a range.\npub fn sum(n: u64) -> u64 {{\n    (0..n).map(value).fold(0, u64::wrapping_add)\n}}\n\n#[cfg(test)]\nmod tests {{\n    use super::*;\n",
+            m * 2 + 3,
+            m % 63 + 1,
+            m * 7919
+        );
+        for t in 0..tests_per_module {
+            text.push_str(&format!(
+                "\n    #[test]\n    fn case_{t}() {{\n        assert_eq!(sum({t}), (0..{t}).map(value).fold(0, u64::wrapping_add));\n        assert_eq!(value({t}), value({t}));\n    }}\n"
+            ));
+        }
+        text.push_str("}\n");
+        std::fs::write(repo.join(format!("src/m{m}.rs")), text).expect("write a module");
+    }
+    std::fs::write(repo.join("src/lib.rs"), lib).expect("write src/lib.rs");
+}

@@ -1,5 +1,6 @@
 //! `leasebox sync`: sync the repository to a kept lease (only what changed; see
-//! `session::incremental`), or with `--dry-run` only say what would be sent and deleted.
+//! `session::incremental`), or with `--dry-run` only say what would be sent and deleted. On a
+//! terminal the sync shows its progress bar, as in a run.
 
 use std::sync::Arc;
 
@@ -90,7 +91,10 @@ pub(crate) async fn sync(args: &SyncArgs, cx: &Context) -> Result<(), Failure> {
         settings,
         repo_root.clone(),
         Arc::new(Timing::default()),
-    )?;
+    )?
+    // On a terminal, the sync's bar (and, with `-v`, its lines); no stream, no summary: the
+    // report below says what moved.
+    .with_events(cx.events(None)?);
     let id = match &args.lease {
         Some(id) => super::lease_id(id)?,
         None => the_kept_lease(&leases, &repo_root)?,
