@@ -130,8 +130,19 @@ pub struct RunArgs {
     /// sending only what changed and leaving the rest.
     #[arg(long, conflicts_with = "no_sync")]
     pub sync_clean: bool,
+    /// Run the command on N boxes at once (one shard group), each told its index in
+    /// `LEASEBOX_SHARD_INDEX`/`LEASEBOX_SHARD_COUNT`; the first failing shard's code is the
+    /// verdict.
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
+    /// With `--shards`: stop the other shards as soon as one fails.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// With `--shards`: at most one box a node (else the boxes are spread over the nodes).
+    #[arg(long)]
+    pub distinct_hosts: bool,
     /// Fetch this path of the workdir back under the current directory afterwards (also after
-    /// a failure). Repeatable.
+    /// a failure; with `--shards`, under `out/shard-K/`). Repeatable.
     #[arg(long, value_name = "PATH")]
     pub fetch: Vec<String>,
     /// Stop the command after this long (`90s`, `20m`); the same as `--exec-timeout`.

@@ -56,6 +56,7 @@ pub(crate) async fn warmup(args: &WarmupArgs, cx: &Context) -> Result<(), Failur
         disk_mb: Some(n.disk_mb),
         workdir: n.workdir.clone(),
         keep: true,
+        ..LeaseRequest::default()
     };
     // `acquire` honours the token itself and leaves nothing behind when cancelled.
     let held = leases.acquire(&request, &cx.cancel).await?;

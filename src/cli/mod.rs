@@ -11,6 +11,7 @@ mod recipe;
 mod repl;
 mod report;
 mod run;
+mod shards;
 mod shell;
 mod sync;
 mod trust;

@@ -68,6 +68,27 @@ async fn run_inner(
     if args.rest.is_empty() {
         return Err(super::recipe::list(cx));
     }
+    match args.shards {
+        Some(0) => {
+            return Err(Failure::new(
+                ErrorKind::Usage,
+                "`--shards 0`: give the number of boxes to spread the command over, 1 or more",
+            ));
+        }
+        Some(_) if args.lease.is_some() => {
+            return Err(Failure::new(
+                ErrorKind::Usage,
+                "`--shards` leases a new group of boxes; it cannot reuse `--lease`",
+            ));
+        }
+        None if args.fail_fast || args.distinct_hosts => {
+            return Err(Failure::new(
+                ErrorKind::Usage,
+                "`--fail-fast` and `--distinct-hosts` apply to `run --shards N -- CMD`",
+            ));
+        }
+        _ => {}
+    }
     if args.repl_on_failure {
         return Err(Failure::new(
             ErrorKind::Usage,
@@ -143,6 +164,12 @@ async fn run_inner(
                 disk_mb: Some(settings.nomad.disk_mb),
                 workdir: settings.nomad.workdir.clone(),
                 keep: args.keep,
+                count: args.shards.unwrap_or(1),
+                placement: if args.distinct_hosts {
+                    crate::leases::GroupPlacement::DistinctHosts
+                } else {
+                    crate::leases::GroupPlacement::Spread
+                },
             };
             // `acquire` honours the token itself and leaves nothing behind when cancelled.
             leases.acquire(&request, &cx.cancel).await?
@@ -274,6 +301,10 @@ async fn work(
     env: Vec<(String, String)>,
     fetch: &[String],
 ) -> Result<(), Failure> {
+    if args.shards.is_some() {
+        let cwd = cwd_in_repo(&cx.cwd, repo_root).map(|p| p.to_string_lossy().into_owned());
+        return super::shards::work(args, cx, held, repo_root, settings, env, cwd, fetch).await;
+    }
     let cancel = &cx.cancel;
     let session = held.session();
     if !args.no_sync {

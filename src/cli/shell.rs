@@ -45,6 +45,7 @@ pub(crate) async fn shell(args: ShellArgs, cx: &Context) -> Result<(), Failure> 
                 disk_mb: Some(settings.nomad.disk_mb),
                 workdir: settings.nomad.workdir.clone(),
                 keep: args.keep,
+                ..LeaseRequest::default()
             };
             leases.acquire(&request, &cx.cancel).await?
         }

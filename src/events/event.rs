@@ -167,6 +167,26 @@ pub enum Event {
         /// `null` when it succeeded, else the `error_kind`.
         error_kind: Option<String>,
     },
+    /// A shard of a sharded run ended (`leasebox.shard{}`, `run --shards N`): a row of the
+    /// shard table.
+    ShardEnd {
+        /// The sharded step's name (`shards` unless the recipe names it).
+        name: String,
+        /// The shard, 1..=count.
+        shard: u32,
+        /// How many shards.
+        count: u32,
+        /// How many items it ran, in an item split.
+        items: Option<u64>,
+        /// `passed`, `failed`, `errored` or `cancelled` (stopped by `fail_fast`, or Ctrl-C).
+        status: String,
+        /// Its exit code, when it ran to an end.
+        code: Option<i32>,
+        /// Wall time.
+        ms: u64,
+        /// The node its box ran on.
+        node: Option<String>,
+    },
     /// Something the user should know that does not stop the run.
     Warning {
         /// The warning, as printed.

@@ -72,6 +72,25 @@ pub struct Summary {
     pub leases: Vec<(String, LeaseFate)>,
     /// The run's end: exit code, error kind, wall time; `None` before `run_end`.
     pub end: Option<(i32, Option<String>, u64)>,
+    /// The shard table of a sharded run: step name, shard, items, node.
+    pub shards: Vec<ShardRow>,
+}
+
+/// One row of the shard table, from a `shard_end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardRow {
+    /// The sharded step.
+    pub name: String,
+    /// 1..=count.
+    pub shard: u32,
+    /// How many shards.
+    pub count: u32,
+    /// Items it ran, in an item split.
+    pub items: Option<u64>,
+    /// The node its box ran on.
+    pub node: Option<String>,
+    /// `passed`, `failed`, `errored`, `cancelled`.
+    pub status: String,
 }
 
 /// Collects the current run's summary from its records.
@@ -182,6 +201,22 @@ impl Observer for SummaryCollector {
                 ms,
                 ..
             } => s.end = Some((*exit_code, error_kind.clone(), *ms)),
+            Event::ShardEnd {
+                name,
+                shard,
+                count,
+                items,
+                node,
+                status,
+                ..
+            } => s.shards.push(ShardRow {
+                name: name.clone(),
+                shard: *shard,
+                count: *count,
+                items: *items,
+                node: node.clone(),
+                status: status.clone(),
+            }),
             _ => {}
         }
     }
@@ -356,8 +391,33 @@ impl Summary {
                     note: format!("{passed}/{} shards passed", shards.len()),
                 });
                 for s in shards {
-                    let name = format!("shard {}", s.shard.unwrap_or(0));
-                    rows.push(step_row(s, 1, name));
+                    let k = s.shard.unwrap_or(0);
+                    let row = self
+                        .shards
+                        .iter()
+                        .find(|r| r.name == s.name && r.shard == k);
+                    let name = match row {
+                        Some(r) => format!("[{k}/{}]", r.count),
+                        None => format!("shard {k}"),
+                    };
+                    let mut line = step_row(s, 1, name);
+                    if let Some(r) = row {
+                        if r.status == "cancelled" {
+                            line.status = "cancelled".to_owned();
+                        }
+                        let mut extra = Vec::new();
+                        if let Some(n) = r.items {
+                            extra.push(format!("{n} item{}", if n == 1 { "" } else { "s" }));
+                        }
+                        if let Some(node) = &r.node {
+                            extra.push(format!("on {node}"));
+                        }
+                        if !line.note.is_empty() {
+                            extra.push(std::mem::take(&mut line.note));
+                        }
+                        line.note = extra.join(" · ");
+                    }
+                    rows.push(line);
                 }
             } else {
                 rows.push(step_row(step, 0, step.name.clone()));

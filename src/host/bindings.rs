@@ -53,6 +53,8 @@ pub(crate) struct HostContext {
     pub last_failed: Arc<Mutex<Option<FailedStep>>>,
     /// The run's events (steps, `==>` lines).
     pub events: crate::events::Events,
+    /// The recipe's path in the repository (`repl` in the REPL): the key of its shard history.
+    pub recipe: String,
 }
 
 impl HostContext {
@@ -77,6 +79,7 @@ impl HostContext {
             record: self.record,
             last_failed: Arc::clone(&self.last_failed),
             events: self.events.clone(),
+            recipe: self.recipe.clone(),
         }
     }
 
@@ -187,6 +190,15 @@ pub(crate) struct LuaLease {
     pub prefix: Option<String>,
     /// Keep a copy of streamed output in the result (while failures are recorded).
     pub tee: bool,
+    /// The box's number in its group (1 for a lease of one box).
+    pub index: u32,
+    /// The shard this box runs (index, count): every exec gets `LEASEBOX_SHARD_INDEX` and
+    /// `LEASEBOX_SHARD_COUNT`.
+    pub shard: Option<(u32, u32)>,
+    /// A token of its own (a shard's: `fail_fast` cancels it), instead of the run's.
+    pub cancel: Option<CancellationToken>,
+    /// The group lease this box belongs to (a box of a group is not released alone).
+    pub member_of: Option<String>,
 }
 
 impl LuaLease {
@@ -198,7 +210,16 @@ impl LuaLease {
             released: Arc::default(),
             prefix: None,
             tee: false,
+            index: 1,
+            shard: None,
+            cancel: None,
+            member_of: None,
         }
+    }
+
+    /// The token this box's operations honour: its own (a shard's), else the run's.
+    pub(crate) fn cancel_token(&self, ctx: &HostContext) -> CancellationToken {
+        self.cancel.clone().unwrap_or_else(|| ctx.cancel.clone())
     }
 
     /// The same lease, with output lines prefixed by `prefix`.
@@ -231,6 +252,16 @@ impl LuaLease {
         if self.options.exec_timeout_forced || command.timeout.is_none() {
             command.timeout = self.options.exec_timeout;
         }
+        if let Some((index, count)) = self.shard {
+            for (name, value) in [
+                ("LEASEBOX_SHARD_INDEX", index.to_string()),
+                ("LEASEBOX_SHARD_COUNT", count.to_string()),
+            ] {
+                if !command.env.iter().any(|(k, _)| k == name) {
+                    command.env.push((name.to_owned(), value));
+                }
+            }
+        }
         let prefix = prefix.or_else(|| self.prefix.clone());
         let outcome = if self.tee {
             self.inner
@@ -246,6 +277,14 @@ impl LuaLease {
     }
 
     pub(crate) async fn release_now(&self) -> Result<(), HostError> {
+        if let Some(group) = &self.member_of {
+            return Err(HostError::Sandbox {
+                message: format!(
+                    "box {} belongs to the group lease {group}, which is released whole: call `cleanup()` on the group",
+                    self.index
+                ),
+            });
+        }
         if self.released.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
@@ -266,12 +305,14 @@ impl LuaLease {
 pub(crate) const LEASE_METHODS: &[&str] = &["exec", "sync", "fetch", "cleanup"];
 
 /// The fields of the `lease` userdata (`box.id`, `box.workdir`).
-pub(crate) const LEASE_FIELDS: &[&str] = &["id", "workdir"];
+pub(crate) const LEASE_FIELDS: &[&str] = &["id", "workdir", "index", "node"];
 
 impl UserData for LuaLease {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
         fields.add_field_method_get("id", |_, this| Ok(this.inner.id()));
         fields.add_field_method_get("workdir", |_, this| Ok(this.inner.workdir()));
+        fields.add_field_method_get("index", |_, this| Ok(this.index));
+        fields.add_field_method_get("node", |_, this| Ok(this.inner.node()));
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
@@ -288,7 +329,7 @@ impl UserData for LuaLease {
                 let record = ctx.record.then(|| command.clone());
                 let asked = command.capture;
                 let result = this
-                    .exec(command, None, &ctx.cancel, &location)
+                    .exec(command, None, &this.cancel_token(&ctx), &location)
                     .await
                     .map_err(raise)?;
                 if let Some(command) = record
@@ -320,7 +361,7 @@ impl UserData for LuaLease {
                 options.clean |= ctx.sync_clean;
                 let summary = this
                     .inner
-                    .sync(&options, &ctx.cancel)
+                    .sync(&options, &this.cancel_token(&ctx))
                     .await
                     .map_err(|source| {
                         raise(HostError::Engine {
@@ -349,16 +390,16 @@ impl UserData for LuaLease {
                         box_paths(&paths).map_err(|m| recipe_error(&location, "fetch", &m))?;
                     let dest = local_dest(&ctx.fetch_root, dest.as_deref().unwrap_or("."))
                         .map_err(|m| recipe_error(&location, "fetch", &m))?;
-                    let summary =
-                        this.inner
-                            .fetch(&paths, &dest, &ctx.cancel)
-                            .await
-                            .map_err(|source| {
-                                raise(HostError::Engine {
-                                    context: format!("{location}fetch {}", paths.join(", ")),
-                                    source,
-                                })
-                            })?;
+                    let summary = this
+                        .inner
+                        .fetch(&paths, &dest, &this.cancel_token(&ctx))
+                        .await
+                        .map_err(|source| {
+                            raise(HostError::Engine {
+                                context: format!("{location}fetch {}", paths.join(", ")),
+                                source,
+                            })
+                        })?;
                     lua.create_table_from([
                         ("files", summary.files),
                         ("bytes", summary.bytes),
@@ -452,6 +493,19 @@ pub(crate) fn register(lua: &Lua, args: &RecipeArgs) -> mlua::Result<Table> {
     )?;
     table.raw_set("parallel", lua.create_async_function(parallel)?)?;
     table.raw_set(
+        "_shard_run",
+        lua.create_async_function(super::group::shard_run)?,
+    )?;
+    table.raw_set("_split", lua.create_function(super::group::split_items)?)?;
+    table.raw_set(
+        "_junit_merge",
+        lua.create_function(super::group::junit_merge)?,
+    )?;
+    table.raw_set(
+        "_record_durations",
+        lua.create_function(super::group::record_durations)?,
+    )?;
+    table.raw_set(
         "warmup",
         lua.create_async_function(|lua, spec: Option<Table>| {
             let frame = caller_frame(&lua);
@@ -460,7 +514,11 @@ pub(crate) fn register(lua: &Lua, args: &RecipeArgs) -> mlua::Result<Table> {
                 let ctx = HostContext::from_lua(&lua)?;
                 let options =
                     lease::resolve(&ctx.config, spec.as_ref(), frame, "warmup").map_err(raise)?;
+                let grouped = options.count > 0;
                 let lease = warmup(&ctx, options, &location).await.map_err(raise)?;
+                if grouped {
+                    return lua.create_userdata(super::group::LuaGroup::new(lease));
+                }
                 lua.create_userdata(lease)
             }
         })?,
@@ -541,11 +599,38 @@ pub(crate) fn register(lua: &Lua, args: &RecipeArgs) -> mlua::Result<Table> {
             })
         })?,
     )?;
+    table.raw_set(
+        "_at_caller_async",
+        lua.create_function(|lua, (function, what): (Function, String)| {
+            lua.create_async_function(move |lua, args: MultiValue| {
+                let location = caller_location(&lua);
+                let function = function.clone();
+                let what = what.clone();
+                async move {
+                    function
+                        .call_async::<MultiValue>(args)
+                        .await
+                        .map_err(|err| {
+                            if err.downcast_ref::<HostError>().is_some() {
+                                return err;
+                            }
+                            raise(HostError::Sandbox {
+                                message: format!("{location}{what}: {}", bare_message(&err)),
+                            })
+                        })
+                }
+            })
+        })?,
+    )?;
     let marker = lua.create_table()?;
     marker.raw_set("__name", "leasebox.recipe")?;
     marker.raw_set("__metatable", "leasebox.recipe")?;
     lua.set_named_registry_value(RECIPE_MARKER, &marker)?;
     table.raw_set("_recipe_mt", marker)?;
+    let shard_marker = lua.create_table()?;
+    shard_marker.raw_set("__name", "leasebox.shard_results")?;
+    lua.set_named_registry_value(SHARD_MARKER, &shard_marker)?;
+    table.raw_set("_shard_mt", shard_marker)?;
     Ok(table)
 }
 
@@ -563,6 +648,10 @@ fn bare_message(err: &mlua::Error) -> String {
         other => other.to_string(),
     }
 }
+
+/// The registry name of the metatable that marks what `shard{}` returns (a recipe file may
+/// return it: the run is over).
+pub(crate) const SHARD_MARKER: &str = "leasebox.shard_mt";
 
 /// The registry name of the metatable that marks a `recipe{}` description.
 pub(crate) const RECIPE_MARKER: &str = "leasebox.recipe_mt";

@@ -45,6 +45,10 @@ pub struct LeaseOptions {
     pub exec_timeout_forced: bool,
     /// Keep the lease when the recipe ends (a host option, not a config key).
     pub keep: bool,
+    /// How many boxes (`count = N`: a shard group; 0 means 1).
+    pub count: u32,
+    /// At most one box a node (`distinct_hosts = true`); else the boxes are spread.
+    pub distinct_hosts: bool,
 }
 
 /// What a sync or fetch moved, for the recipe and the timing file.
@@ -130,6 +134,29 @@ pub trait LeasedBox: Send + Sync {
     }
     /// Release the lease (purge the job, drop the claim).
     async fn release(&self, cancel: &CancellationToken) -> Result<(), EngineError>;
+
+    /// The boxes of a group lease (a shard group, `warmup{ count = N }`), box 1 first, each a
+    /// [`LeasedBox`] of its own (exec, sync, fetch, shell on that box; its release is refused:
+    /// the group is released whole). Empty for a lease of one box, which is its own box.
+    fn members(&self) -> Vec<Arc<dyn LeasedBox>> {
+        Vec::new()
+    }
+
+    /// The name of the node the box runs on, when the backend knows one.
+    fn node(&self) -> Option<String> {
+        None
+    }
+
+    /// Sync every box of the lease: the file set decided and each file read once, the archive
+    /// streamed to all boxes at once (a re-sync: each box for itself). Returns one summary a
+    /// box. A one-box lease syncs itself.
+    async fn sync_all(
+        &self,
+        options: &SyncOptions,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<TransferSummary>, EngineError> {
+        Ok(vec![self.sync(options, cancel).await?])
+    }
 }
 
 /// Where boxes come from.
@@ -156,6 +183,12 @@ pub trait LeaseProvider: Send + Sync {
     }
     /// Release expired, missing and orphaned leases of this repository; `dry_run` changes
     /// nothing. Returns one line per lease acted on (or that would be).
+    /// Where the durations of earlier sharded runs are kept (the state dir's `history/`);
+    /// `None`: nowhere (splits are by stable hash only).
+    fn history_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
     async fn sweep(
         &self,
         dry_run: bool,

@@ -134,6 +134,158 @@ impl LeasedBox for HeldLease {
     async fn release(&self, cancel: &CancellationToken) -> Result<(), EngineError> {
         HeldLease::release(self, cancel).await.map_err(engine)
     }
+
+    fn members(&self) -> Vec<Arc<dyn LeasedBox>> {
+        if self.sessions().len() < 2 {
+            return Vec::new();
+        }
+        let count = self.sessions().len();
+        self.sessions()
+            .iter()
+            .enumerate()
+            .map(|(i, session)| {
+                Arc::new(GroupBox {
+                    session: session.clone(),
+                    index: i + 1,
+                    count,
+                }) as Arc<dyn LeasedBox>
+            })
+            .collect()
+    }
+
+    fn node(&self) -> Option<String> {
+        node_of(self.session())
+    }
+
+    async fn sync_all(
+        &self,
+        options: &SyncOptions,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<TransferSummary>, EngineError> {
+        let reports = crate::session::sync_group(self.sessions(), options, cancel)
+            .await
+            .map_err(engine)?;
+        if let Some(first) = reports.first() {
+            for notice in &first.notices {
+                self.session().events().warn(notice);
+            }
+        }
+        Ok(reports
+            .iter()
+            .map(|r| TransferSummary {
+                files: r.files as u64,
+                bytes: r.bytes,
+                deleted: r.deleted as u64,
+                incremental: r.incremental,
+                ms: r.ms,
+            })
+            .collect())
+    }
+}
+
+/// The node a session's box runs on.
+fn node_of(session: &crate::session::Session) -> Option<String> {
+    let lease = session.lease();
+    lease
+        .boxes
+        .first()
+        .and_then(|b| b.node_name().or(b.node_id()))
+        .or_else(|| lease.handle.get("node_name").map(String::as_str))
+        .map(str::to_owned)
+}
+
+/// One box of a held group: exec, sync, fetch and shell on its own session; the group is
+/// released whole, by the lease.
+struct GroupBox {
+    session: crate::session::Session,
+    index: usize,
+    count: usize,
+}
+
+#[async_trait]
+impl LeasedBox for GroupBox {
+    fn id(&self) -> String {
+        format!("{}#{}", self.session.lease().id, self.index)
+    }
+
+    fn workdir(&self) -> String {
+        self.session.lease().workdir.clone()
+    }
+
+    fn node(&self) -> Option<String> {
+        node_of(&self.session)
+    }
+
+    async fn sync(
+        &self,
+        options: &SyncOptions,
+        cancel: &CancellationToken,
+    ) -> Result<TransferSummary, EngineError> {
+        let report = self.session.sync(options, cancel).await.map_err(engine)?;
+        Ok(TransferSummary {
+            files: report.files as u64,
+            bytes: report.bytes,
+            deleted: report.deleted as u64,
+            incremental: report.incremental,
+            ms: report.ms,
+        })
+    }
+
+    async fn exec(
+        &self,
+        command: &Command,
+        prefix: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<ExecOutcome, EngineError> {
+        let sink: Arc<dyn OutputSink> = match prefix {
+            Some(name) => Arc::new(PrefixSink::new(name, TerminalSink)),
+            None => Arc::new(TerminalSink),
+        };
+        self.session
+            .exec(command, sink, cancel)
+            .await
+            .map_err(engine)
+    }
+
+    async fn shell(
+        &self,
+        request: &ShellRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ShellOutcome, EngineError> {
+        self.session.shell(request, cancel).await.map_err(engine)
+    }
+
+    async fn fetch(
+        &self,
+        paths: &[String],
+        dest: &Path,
+        cancel: &CancellationToken,
+    ) -> Result<TransferSummary, EngineError> {
+        let report = self
+            .session
+            .fetch(paths, dest, cancel)
+            .await
+            .map_err(engine)?;
+        Ok(TransferSummary {
+            files: report.entries as u64,
+            bytes: report.bytes,
+            deleted: 0,
+            incremental: false,
+            ms: report.ms,
+        })
+    }
+
+    async fn release(&self, _cancel: &CancellationToken) -> Result<(), EngineError> {
+        Err(engine(crate::error::Failure::new(
+            crate::error::ErrorKind::Usage,
+            format!(
+                "box {} of {} belongs to group lease `{}`, which is released whole: call `cleanup()` on the group",
+                self.index,
+                self.count,
+                self.session.lease().id
+            ),
+        )))
+    }
 }
 
 /// Streams to the terminal and keeps the last [`TEE_LIMIT`] bytes of each stream.

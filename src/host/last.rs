@@ -21,7 +21,7 @@ pub(crate) enum Retry {
     /// lease.
     Exec {
         /// The lease it ran on.
-        lease: LuaLease,
+        lease: Box<LuaLease>,
         /// The command as it was run.
         command: Command,
     },
@@ -69,7 +69,7 @@ impl FailedStep {
             ms: outcome.ms,
             error: None,
             retry: Retry::Exec {
-                lease: lease.clone(),
+                lease: Box::new(lease.clone()),
                 command: command.clone(),
             },
         }

@@ -12,6 +12,9 @@
 //! The only options that are not config keys are the host's own:
 //!
 //! - `keep` (boolean): keep the lease when the recipe ends;
+//! - `count` (whole number, 1–1000): how many boxes the lease holds (a shard group: one Nomad
+//!   job whose group has count N); the user's `max_leases` bounds it;
+//! - `distinct_hosts` (boolean): at most one box of the group a node (else they are spread);
 //! - `timeout`: another name for `exec_timeout` (the lease's default exec timeout), which, like
 //!   every timeout of the recipe API, also takes a number of seconds. It goes through the
 //!   config as `exec_timeout`.
@@ -49,13 +52,13 @@ pub(crate) fn resolve(
 ) -> Result<LeaseOptions, HostError> {
     let (path, line) = frame.unwrap_or_else(|| ("recipe".to_owned(), 0));
     let location = format!("{path}:{line}: ");
-    let (options, keep) = match spec {
+    let (options, own) = match spec {
         Some(spec) => {
             recipe_options(spec, &PathBuf::from(&path), line).map_err(|m| HostError::Sandbox {
                 message: format!("{location}{what}: {m}"),
             })?
         }
-        None => (Vec::new(), false),
+        None => (Vec::new(), HostOptions::default()),
     };
     let resolved = config
         .with_recipe(&options)
@@ -75,19 +78,29 @@ pub(crate) fn resolve(
             && resolved
                 .get("exec_timeout")
                 .is_some_and(|r| matches!(r.source, Source::Flag { .. })),
-        keep,
+        keep: own.keep,
+        count: own.count.unwrap_or(0),
+        distinct_hosts: own.distinct_hosts,
     })
 }
 
+/// The options of a lease table that are the host's own, not config keys.
+#[derive(Debug, Default)]
+struct HostOptions {
+    keep: bool,
+    count: Option<u32>,
+    distinct_hosts: bool,
+}
+
 /// The config options of a lease table (sorted by name, so the first error is always the same)
-/// and its `keep`.
+/// and the host's own (`keep`, `count`, `distinct_hosts`).
 fn recipe_options(
     spec: &Table,
     path: &std::path::Path,
     line: usize,
-) -> Result<(Vec<RecipeOption>, bool), String> {
+) -> Result<(Vec<RecipeOption>, HostOptions), String> {
     let mut options = Vec::new();
-    let mut keep = false;
+    let mut own = HostOptions::default();
     for pair in spec.pairs::<Value, Value>() {
         let (key, value) = pair.map_err(|e| e.to_string())?;
         let Value::String(key) = key else {
@@ -98,16 +111,33 @@ fn recipe_options(
             ));
         };
         let key = key.to_str().map_err(|e| e.to_string())?.to_owned();
-        if key == "keep" {
-            keep = match value {
+        if key == "keep" || key == "distinct_hosts" {
+            let flag = match value {
                 Value::Boolean(b) => b,
                 other => {
                     return Err(format!(
-                        "`keep` must be a boolean, got {}",
+                        "`{key}` must be a boolean, got {}",
                         describe(&other)
                     ));
                 }
             };
+            if key == "keep" {
+                own.keep = flag;
+            } else {
+                own.distinct_hosts = flag;
+            }
+            continue;
+        }
+        if key == "count" {
+            own.count = Some(match value {
+                Value::Integer(n) if (1..=MAX_COUNT).contains(&n) => u32::try_from(n).unwrap_or(1),
+                other => {
+                    return Err(format!(
+                        "`count` must be a whole number of boxes from 1 to {MAX_COUNT}, got {} (the user's `max_leases` bounds it too)",
+                        describe(&other)
+                    ));
+                }
+            });
             continue;
         }
         let is_timeout = key == "timeout" || key == "exec_timeout";
@@ -134,8 +164,11 @@ fn recipe_options(
         });
     }
     options.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok((options, keep))
+    Ok((options, own))
 }
+
+/// The most boxes one lease may hold, whatever `max_leases` says.
+pub(crate) const MAX_COUNT: i64 = 1000;
 
 /// A Lua value as the config reads it: strings, integers (a Lua float stays a float, which a
 /// count refuses), booleans, lists of those.

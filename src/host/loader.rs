@@ -30,6 +30,11 @@ pub(crate) const STDLIB: &[(&str, &str, &str)] = &[
         "stdlib/leasebox/recipe.lua",
         include_str!("../../stdlib/leasebox/recipe.lua"),
     ),
+    (
+        "leasebox.shard",
+        "stdlib/leasebox/shard.lua",
+        include_str!("../../stdlib/leasebox/shard.lua"),
+    ),
 ];
 
 const LOADED: &str = "leasebox.loaded";

@@ -28,7 +28,9 @@ pub mod engine;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod group;
 mod held_lease;
+mod junit;
 mod last;
 mod lease;
 mod loader;
@@ -40,6 +42,7 @@ mod runner;
 mod sandbox;
 #[cfg(test)]
 mod scratch;
+mod split;
 #[cfg(test)]
 mod tests;
 

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{EngineError, LeaseOptions, LeaseProvider, LeasedBox};
 use crate::config::Settings;
-use crate::lease::LeaseId;
+use crate::lease::{GroupPlacement, LeaseId};
 use crate::leases::{CleanupAction, CleanupOptions, LeaseRequest, Leases};
 
 /// Leases for a recipe run, over the lease lifecycle.
@@ -53,6 +53,12 @@ impl RecipeLeases {
             disk_mb: Some(options.disk_mb),
             workdir: self.workdir.clone(),
             keep: options.keep,
+            count: options.count,
+            placement: if options.distinct_hosts {
+                GroupPlacement::DistinctHosts
+            } else {
+                GroupPlacement::Spread
+            },
         }
     }
 }
@@ -93,6 +99,14 @@ impl LeaseProvider for RecipeLeases {
         })?;
         let held = self.leases.attach(&id, self.workdir.as_deref()).await;
         Ok(Arc::new(held.map_err(|e| Arc::new(e) as EngineError)?))
+    }
+
+    fn history_dir(&self) -> Option<PathBuf> {
+        self.leases
+            .claims()
+            .dir()
+            .parent()
+            .map(|state| state.join("history"))
     }
 
     async fn sweep(

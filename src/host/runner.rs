@@ -139,6 +139,12 @@ pub async fn run_recipe(
         events: run.events.clone(),
         record: run.repl_on_failure.is_some(),
         last_failed: Arc::new(Mutex::new(None)),
+        recipe: run
+            .path
+            .strip_prefix(&run.repo_root)
+            .unwrap_or(&run.path)
+            .to_string_lossy()
+            .into_owned(),
     });
     let state = RunState {
         events: run.events.clone(),
@@ -257,7 +263,7 @@ async fn execute(
             return match &run.repl_on_failure {
                 Some(hooks) if opens_repl(&err, ctx) => {
                     let lease = match ctx.last_failure().map(|f| f.retry) {
-                        Some(Retry::Exec { lease, .. }) => Some(lease),
+                        Some(Retry::Exec { lease, .. }) => Some(*lease),
                         _ => None,
                     };
                     after_failure(FailureRepl {
@@ -281,6 +287,7 @@ async fn execute(
     };
     match value {
         Value::Nil => Ok(()),
+        Value::Table(table) if is_shard_results(&lua, &table) => Ok(()),
         Value::Table(table) if is_recipe(&lua, &table) => {
             let plan = Plan::from_table(&table).map_err(|err| HostError::Runtime {
                 message: format!("{chunk}: invalid recipe: {err}"),
@@ -347,6 +354,17 @@ pub(crate) fn describe_value(value: &Value) -> String {
         Value::Number(n) => format!("the number {n}"),
         Value::Boolean(b) => format!("the boolean {b}"),
         other => format!("a {}", other.type_name()),
+    }
+}
+
+/// Whether `table` is what `shard{}` returned (the sharded run already ran).
+pub(crate) fn is_shard_results(lua: &Lua, table: &Table) -> bool {
+    match (
+        lua.named_registry_value::<Table>(super::bindings::SHARD_MARKER),
+        table.metatable(),
+    ) {
+        (Ok(marker), Some(mt)) => marker == mt,
+        _ => false,
     }
 }
 

@@ -1,5 +1,6 @@
 //! [`HeldLease`]: the lease a caller holds. It is the box the backend knows
-//! ([`Lease`](crate::lease::Lease)) attached as a [`Session`] (sync, fetch, verified exec), the
+//! ([`Lease`](crate::lease::Lease)) attached as a [`Session`] (sync, fetch, verified exec) —
+//! for a shard group, each of its N boxes attached as a session of its own — the
 //! claim's holder lock (so no other leasebox stops or cleans it up while it is in use), and the
 //! way back into the lifecycle to release it.
 
@@ -18,7 +19,8 @@ use crate::session::Session;
 /// dropped without a release is reported as kept (`lease_kept`).
 #[derive(Debug)]
 pub struct HeldLease {
-    session: Session,
+    lease: Lease,
+    sessions: Vec<Session>,
     lifecycle: Leases,
     reused: bool,
     release_tried: AtomicBool,
@@ -26,14 +28,29 @@ pub struct HeldLease {
 }
 
 impl HeldLease {
+    /// `sessions` holds one session a box, box 1 first (never empty).
     pub(super) fn new(
         lifecycle: Leases,
-        session: Session,
+        sessions: Vec<Session>,
         holder: HolderGuard,
         reused: bool,
     ) -> Self {
+        let first = sessions[0].lease();
+        let lease = if sessions.len() == 1 {
+            first.clone()
+        } else {
+            // The group: box 1's fields, every box in `boxes`.
+            Lease {
+                boxes: sessions
+                    .iter()
+                    .flat_map(|s| s.lease().boxes.clone())
+                    .collect(),
+                ..first.clone()
+            }
+        };
         HeldLease {
-            session,
+            lease,
+            sessions,
             lifecycle,
             reused,
             release_tried: AtomicBool::new(false),
@@ -41,16 +58,23 @@ impl HeldLease {
         }
     }
 
-    /// The lease as its backend knows it.
+    /// The lease as its backend knows it (a group: every box in `boxes`, with the node each
+    /// runs on).
     #[must_use]
     pub fn lease(&self) -> &Lease {
-        self.session.lease()
+        &self.lease
     }
 
-    /// The session attached to the lease: sync, fetch and verified exec.
+    /// The session attached to the lease's (first) box: sync, fetch and verified exec.
     #[must_use]
     pub fn session(&self) -> &Session {
-        &self.session
+        &self.sessions[0]
+    }
+
+    /// One session a box, box 1 first.
+    #[must_use]
+    pub fn sessions(&self) -> &[Session] {
+        &self.sessions
     }
 
     /// Whether this is a kept lease attached with `--lease ID` (the run does not release it).

@@ -14,7 +14,10 @@ use super::HeldLease;
 use crate::config::Settings;
 use crate::error::{ErrorKind, Failure};
 use crate::events::{Event, Events};
-use crate::lease::{Backend, Lease, LeaseError, LeaseId, LeaseSpec, ProgressSender, RemoteState};
+use crate::lease::{
+    Backend, BoxRef, GroupPlacement, Lease, LeaseError, LeaseId, LeaseSpec, ProgressSender,
+    RemoteState,
+};
 use crate::ownership::{
     Claim, ClaimList, ClaimLock, ClaimState, ClaimStore, OwnershipError, StateDir,
 };
@@ -35,6 +38,10 @@ pub struct LeaseRequest {
     pub workdir: Option<String>,
     /// Keep the lease after the run (a later `--lease ID` reuses it).
     pub keep: bool,
+    /// How many boxes: 1 (0 means 1), or N for a shard group.
+    pub count: u32,
+    /// How a group's boxes are spread over the nodes.
+    pub placement: GroupPlacement,
 }
 
 /// The lease lifecycle: acquire, attach (reuse), release, stop, list, cleanup.
@@ -46,6 +53,7 @@ pub struct Leases {
     repo_root: PathBuf,
     ttl: Duration,
     idle: Duration,
+    max_leases: u64,
     timing: Arc<Timing>,
     events: Events,
 }
@@ -87,6 +95,7 @@ impl Leases {
             repo_root,
             ttl: settings.lease_ttl,
             idle: settings.lease_idle,
+            max_leases: settings.max_leases,
             timing,
             events: Events::default(),
         })
@@ -160,11 +169,37 @@ impl Leases {
         outcome
     }
 
+    /// Refuse a lease of `count` boxes that would take the boxes this state dir's claims hold
+    /// past `max_leases` (a group of N counts N), before anything is leased.
+    fn check_max_leases(&self, count: u32) -> Result<(), Failure> {
+        let list = self.list()?;
+        let held: u64 = list.claims.iter().map(|c| u64::from(c.count.max(1))).sum();
+        let wanted = u64::from(count.max(1));
+        if held + wanted <= self.max_leases {
+            return Ok(());
+        }
+        let asked = if wanted == 1 {
+            "a lease of 1 box".to_owned()
+        } else {
+            format!("a group of {wanted} boxes")
+        };
+        Err(Failure::new(
+            ErrorKind::ConfigError,
+            format!(
+                "{asked} would make {} boxes, more than `max_leases` = {} allows ({held} held by {} lease(s): `leasebox list` shows them, `leasebox cleanup` releases stale ones); raise `max_leases` in your user config, `LEASEBOX_MAX_LEASES` or `--max-leases`, or ask for fewer boxes",
+                held + wanted,
+                self.max_leases,
+                list.claims.len()
+            ),
+        ))
+    }
+
     async fn acquire_new(
         &self,
         request: &LeaseRequest,
         cancel: &CancellationToken,
     ) -> Result<HeldLease, Failure> {
+        self.check_max_leases(request.count)?;
         let id = LeaseId::generate();
         let mut claim = Claim::new(
             id.as_str(),
@@ -178,6 +213,7 @@ impl Leases {
         claim.ttl_secs = self.ttl.as_secs();
         claim.idle_secs = self.idle.as_secs();
         claim.keep = request.keep;
+        claim.count = request.count.max(1);
         let claim = self.claims.create(&claim).map_err(|e| ownership(&e))?;
         let holder = match self.claims.hold(id.as_str()) {
             Ok(h) => h,
@@ -203,6 +239,8 @@ impl Leases {
             repo_root: self.repo_root.clone(),
             ttl: self.ttl,
             idle: self.idle,
+            count: request.count.max(1),
+            placement: request.placement,
         };
         let mut watch = super::progress::WarmupWatch::new(&self.events, &id, Instant::now());
         let warmed = watch
@@ -225,6 +263,12 @@ impl Leases {
             c.job_id = lease.handle.get("job_id").cloned();
             c.alloc_id = lease.handle.get("alloc_id").cloned();
             c.task = lease.handle.get("task").cloned();
+            c.count = lease.count() as u32;
+            c.boxes = if lease.boxes.len() > 1 {
+                lease.boxes.iter().map(box_record).collect()
+            } else {
+                Vec::new()
+            };
         });
         if let Err(e) = confirmed {
             let _ = self
@@ -234,14 +278,34 @@ impl Leases {
             let _ = self.claims.remove(id.as_str(), claim.revision);
             return Err(ownership(&e));
         }
-        let held = HeldLease::new(self.clone(), self.session_for(lease), holder, false);
-        if let Err(e) = held.session().prepare(cancel).await {
+        let held = HeldLease::new(self.clone(), self.sessions_for(lease), holder, false);
+        let prepared =
+            futures::future::join_all(held.sessions().iter().map(|s| s.prepare(cancel))).await;
+        if let Some(e) = prepared.into_iter().find_map(Result::err) {
             let failure = Failure::from_error(&e);
             let _ = held.release(&CancellationToken::new()).await;
             return Err(failure);
         }
         watch.ready(held.lease());
         Ok(held)
+    }
+
+    /// A session on each box of `lease` (box 1 first); a one-box lease's records every sync's
+    /// revision in the claim (a group's boxes keep theirs in memory: a group is not reused).
+    fn sessions_for(&self, lease: Lease) -> Vec<Session> {
+        if lease.count() == 1 {
+            return vec![self.session_for(lease)];
+        }
+        lease
+            .members()
+            .into_iter()
+            .map(|member| {
+                let session =
+                    Session::new(Arc::clone(&self.backend), member, Arc::clone(&self.timing));
+                session.set_events(self.events.clone());
+                session
+            })
+            .collect()
     }
 
     /// A session on `lease` that shares this lifecycle's timing and records every sync's
@@ -286,11 +350,30 @@ impl Leases {
         let id: LeaseId = claim.id.parse().map_err(|e: crate::lease::LeaseIdError| {
             Failure::new(ErrorKind::Usage, e.to_string())
         })?;
+        let boxes = claim
+            .boxes
+            .iter()
+            .zip(1u32..)
+            .map(|(record, n)| {
+                let mut handle = record.clone();
+                let index = handle
+                    .remove("index")
+                    .and_then(|i| i.parse().ok())
+                    .unwrap_or(n);
+                let workdir = handle.remove("workdir").unwrap_or_default();
+                BoxRef {
+                    index,
+                    workdir,
+                    handle,
+                }
+            })
+            .collect();
         Ok(Lease {
             id,
             backend: claim.backend.clone(),
             workdir: claim.workdir.clone(),
             handle: claim.handle.clone(),
+            boxes,
         })
     }
 
@@ -364,9 +447,9 @@ impl Leases {
             Err(e) => return Err(Failure::from_error(&e)),
         }
         let touched = self.claims.touch(id.as_str()).map_err(|e| ownership(&e))?;
-        let session = self.session_for(lease);
-        session.set_sync_revision(touched.sync_revision);
-        let lease = session.lease();
+        let sessions = self.sessions_for(lease);
+        sessions[0].set_sync_revision(touched.sync_revision);
+        let lease = sessions[0].lease();
         self.events.emit(Event::LeaseReady {
             lease_id: id.to_string(),
             backend: lease.backend.clone(),
@@ -377,7 +460,7 @@ impl Leases {
             reused: true,
             ms: 0,
         });
-        Ok(HeldLease::new(self.clone(), session, holder, true))
+        Ok(HeldLease::new(self.clone(), sessions, holder, true))
     }
 
     /// The claim of `id`.
@@ -569,4 +652,12 @@ impl Leases {
     pub fn list(&self) -> Result<ClaimList, Failure> {
         self.claims.list().map_err(|e| ownership(&e))
     }
+}
+
+/// A box of a group as its claim records it: `index`, `workdir` and its references.
+fn box_record(b: &BoxRef) -> std::collections::BTreeMap<String, String> {
+    let mut record = b.handle.clone();
+    record.insert("index".to_owned(), b.index.to_string());
+    record.insert("workdir".to_owned(), b.workdir.clone());
+    record
 }

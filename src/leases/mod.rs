@@ -36,9 +36,9 @@ pub use timing::{Phase, PhaseStatus, TIMING_FORMAT_VERSION, Timing, TimingReport
 
 pub use crate::backends::all_features;
 pub use crate::events::{Event, Events, RunEvents, RunStart, StepEnd};
-pub use crate::lease::{Check, CheckStatus};
+pub use crate::lease::{Check, CheckStatus, GroupPlacement};
 pub use crate::session::fetch::check_fetch_path;
 pub use crate::session::{
-    Command, ExecOutcome, OnMismatch, Session, ShellOutcome, ShellRequest, SyncOptions, SyncReport,
-    TerminalSink, stdin_is_terminal,
+    Command, ExecOutcome, OnMismatch, PrefixSink, Session, ShellOutcome, ShellRequest, SyncOptions,
+    SyncReport, TerminalSink, stdin_is_terminal, sync_group,
 };

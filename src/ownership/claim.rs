@@ -130,8 +130,19 @@ pub struct Claim {
     /// Backend-specific references (e.g. Nomad's namespace, a local directory).
     #[serde(default)]
     pub handle: BTreeMap<String, String>,
+    /// How many boxes the lease holds (a shard group holds N); what `max_leases` counts.
+    #[serde(default = "one_box")]
+    pub count: u32,
+    /// Each box of a group: its `index`, `workdir` and backend references (`alloc_id`,
+    /// `node_id`, `node_name`), in order. Empty for one box, whose fields are the claim's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boxes: Vec<BTreeMap<String, String>>,
     /// The store's revision counter (compare-and-swap); set by the store, not by callers.
     pub revision: u64,
+}
+
+fn one_box() -> u32 {
+    1
 }
 
 impl Claim {
@@ -164,6 +175,8 @@ impl Claim {
             keep: false,
             sync_revision: None,
             handle: BTreeMap::new(),
+            count: 1,
+            boxes: Vec::new(),
             revision: 0,
         })
     }

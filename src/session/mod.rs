@@ -8,7 +8,9 @@
 //! - [`Session::sync`] mirrors the repository's file set into the workdir: only new and
 //!   changed files travel, in one tar over stdin, with a deletion list; what the box created
 //!   stays (`incremental.rs`, [`plan`], [`index`], [`sync_scripts`]). A clean sync streams the
-//!   whole set into a staging directory and swaps it in ([`sync`]).
+//!   whole set into a staging directory and swaps it in ([`sync`]); [`sync_group`] does the
+//!   first sync once for the N boxes of a shard group, one archive streamed to all
+//!   (`fanout.rs`), and later syncs go through each box's own incremental [`Session::sync`].
 //! - [`Session::fetch`] streams a tar back over stdout and extracts it safely ([`fetch`]).
 //! - [`Session::exec`] runs a command under the verified-exec wrapper, whose detached
 //!   supervisor records its pid, process group, output and exit code in the box, so a lost
@@ -21,6 +23,7 @@
 //! (`observe.rs`): start and end events, and byte counts for the terminal's bars.
 
 mod exec;
+mod fanout;
 pub mod fetch;
 pub mod fileset;
 mod incremental;
@@ -36,6 +39,7 @@ mod terminal;
 mod timing;
 
 pub use exec::{Command, ExecOutcome};
+pub use fanout::{TeeWriter, sync_group};
 pub use fetch::FetchReport;
 pub use output::{NullSink, OutputSink, PrefixSink, TerminalSink};
 pub use shell::{ShellOutcome, ShellRequest};

@@ -25,17 +25,24 @@
 //! W.lbx/runs/RUN.go       the run's claim, created (O_EXCL) by the supervisor before the
 //!                         command starts, or by a reader that found no record (the run then
 //!                         never starts)
-//! W.lbx/runs/RUN.pid      `PID PGID`: the command's pid and its process group (the
-//!                         supervisor's session), written to RUN.pid.t and renamed
+//! W.lbx/runs/RUN.pid.PID.PGID
+//!                         empty; its name is the record: the command's pid and its
+//!                         process group (the supervisor's session)
 //! W.lbx/runs/RUN.out      everything the command wrote to stdout
 //! W.lbx/runs/RUN.err      everything it wrote to stderr
-//! W.lbx/runs/RUN.exit     its exit code (128+n for signal n), written to RUN.exit.t and
-//!                         renamed once its output is complete
+//! W.lbx/runs/RUN.exit.CODE
+//!                         empty; its name is the record: the command's exit code (128+n
+//!                         for signal n), created once its output is complete
+//! W.lbx/runs/RUN.exit.t   the supervisor's scratch copy of the code (never read by others)
 //! W.lbx/runs/RUN.read     present once the result was handed to a client
 //! ```
 //!
-//! A reader trusts `RUN.pid` and `RUN.exit` as soon as they exist: they are renamed into place
-//! whole, so a killed writer leaves either nothing or a complete record.
+//! A reader trusts the pid and exit records as soon as they exist: each is one empty file
+//! whose name carries the value, created by the shell itself in one `open(O_CREAT)` (the
+//! directory entry appears whole, as a rename would make it, without a `mv` program per
+//! record), so a killed writer leaves either nothing or a complete record. Readers accept
+//! only a name of the exact form (digits, one dot between pid and group) and ignore anything
+//! else, such as `RUN.exit.t`.
 //!
 //! # Scripts
 //!
@@ -51,7 +58,7 @@
 //! - [`SUPERVISOR`] (started by the wrapper, never by the session) claims `RUN.go`, starts the
 //!   command with stdout and stderr through two `tee -a` relays (SIGPIPE ignored in the relays
 //!   only, so a dropped connection never stops them and never reaches the command), records
-//!   `RUN.pid`, waits, and records `RUN.exit` after the relays drained. Just before the command
+//!   the pid, waits, and records the exit code after the relays drained. Just before the command
 //!   starts, its own process reads the `env=NAME=VALUE` lines and the empty line that end the
 //!   header and exports them, so the environment is the command's alone (a recipe's `PATH`
 //!   cannot break the wrapper, a variable named like the wrapper's cannot clobber it). A
@@ -65,14 +72,14 @@
 //!   the reader claims the run so it can never start late). Exit 0.
 //! - [`KILL`] `STATE RUN GRACE`: stops a run's whole process group: TERM, then KILL after
 //!   `GRACE` seconds; a run not started yet is claimed so it never starts. Records
-//!   `RUN.exit` (143 or 137) when the supervisor could not, and marks the run read. Exit 0.
+//!   the exit record (143 or 137) when the supervisor could not, and marks the run read. Exit 0.
 //! - [`PREPARE`] `WORKDIR STATE`: checks the tools above (exit 78 with
 //!   `leasebox: missing-tool NAME` on stderr when one is missing), creates the workdir and
 //!   `STATE/runs` (exit 4 when it cannot), prunes old run records, prints the workdir.
 //! - [`SYNC_RECEIVE`] `WORKDIR STATE EXPECTED` (stdin: a tar of `tree/…`,
 //!   `meta/manifest.jsonl`, `meta/revision`): refuses with exit 3 when `STATE/revision` is not
 //!   `EXPECTED` (`-`: no expectation); unpacks into `STATE/incoming`, removes the revision
-//!   stamp, swaps the tree in, moves the manifest and writes the stamp last, so a swap that
+//!   stamp, swaps the tree in, moves the manifest, writes the drift marker `STATE/synced` (which an incremental sync's probe compares the tree against) and the stamp last, so a swap that
 //!   breaks part-way leaves no stamp and the next sync reports the mismatch. Exit 4 (cannot
 //!   write), 5 (tar failed or the stream was cut), 6 (a rename failed). Prunes run records in
 //!   the background.
@@ -137,12 +144,12 @@ exec 5<&0 0</dev/null
     exec "$@"
   ) <&5 5<&- 2>&1 >&3 3>&- &
   lbx_p=$!
-  { echo "$lbx_p $$" >"$lbx_d.pid.t" && mv -f "$lbx_d.pid.t" "$lbx_d.pid"; } </dev/null >/dev/null 2>&1 3>&- &
+  : >"$lbx_d.pid.$lbx_p.$$"
   wait "$lbx_p"; echo "$?" >"$lbx_d.exit.t"
 } | { trap "" PIPE; exec tee -a "$lbx_d.err" >&2 3>&- 5<&-; }; } 3>&1 | { trap "" PIPE; exec tee -a "$lbx_d.out" 5<&-; }
 lbx_c=; read -r lbx_c <"$lbx_d.exit.t"
 case $lbx_c in ""|*[!0-9]*) echo "leasebox: the command exit code of $lbx_d was not recorded" >&2; exit 125;; esac
-mv -f "$lbx_d.exit.t" "$lbx_d.exit" </dev/null >/dev/null 2>&1 &
+: >"$lbx_d.exit.$lbx_c"
 exit "$lbx_c"
 "#
     };
@@ -187,13 +194,14 @@ exit "$lbx_c"
 /// Reads the record of a run after a lost connection. Arguments: state dir, run id, stdout
 /// and stderr resume positions (1-based, `-` for none), `claim` or `-`. See the module docs.
 pub const CATCHUP: &str = concat!(
+    records!(),
     "lbx_st=$1\n",
     alloc_dir!("lbx_st"),
     r#"lbx_d=$lbx_st/runs/$2
-if [ -f "$lbx_d.exit" ]; then read -r lbx_c <"$lbx_d.exit"; echo "exited $lbx_c"; : >"$lbx_d.read"
-elif [ -f "$lbx_d.pid" ]; then read -r lbx_p lbx_g <"$lbx_d.pid"
+if lbx_exit "$lbx_d"; then echo "exited $lbx_c"; : >"$lbx_d.read"
+elif lbx_pid "$lbx_d"; then
   if kill -0 -"$lbx_g" 2>/dev/null; then echo "running $lbx_p"
-  elif [ -f "$lbx_d.exit" ]; then read -r lbx_c <"$lbx_d.exit"; echo "exited $lbx_c"; : >"$lbx_d.read"
+  elif lbx_exit "$lbx_d"; then echo "exited $lbx_c"; : >"$lbx_d.read"
   else echo "vanished $lbx_p"; fi
 elif [ -f "$lbx_d.go" ]; then echo starting
 elif [ "$5" = claim ]; then
@@ -208,18 +216,18 @@ exit 0
 /// Stops a recorded run's process group: TERM, then KILL after the grace period. Arguments:
 /// state dir, run id, grace seconds.
 pub const KILL: &str = concat!(
+    records!(),
     "lbx_st=$1\n",
     alloc_dir!("lbx_st"),
     r#"lbx_d=$lbx_st/runs/$2
 lbx_i=0
-until [ -f "$lbx_d.pid" ] || [ -f "$lbx_d.exit" ]; do
+until lbx_pid "$lbx_d" || lbx_exit "$lbx_d"; do
   if [ "$lbx_i" -eq 0 ] && (set -C; : >"$lbx_d.go") 2>/dev/null; then exit 0; fi
   [ "$lbx_i" -ge 50 ] && exit 0
   sleep 0.1 2>/dev/null || sleep 1
   lbx_i=$((lbx_i + 1))
 done
-[ -f "$lbx_d.exit" ] && { : >"$lbx_d.read"; exit 0; }
-read -r lbx_p lbx_g <"$lbx_d.pid"
+lbx_exit "$lbx_d" && { : >"$lbx_d.read"; exit 0; }
 case $lbx_g in ""|*[!0-9]*|0|1) exit 0;; esac
 kill -TERM -"$lbx_g" 2>/dev/null || exit 0
 lbx_c=143; lbx_i=0
@@ -228,16 +236,41 @@ while kill -0 -"$lbx_g" 2>/dev/null; do
   sleep 0.1 2>/dev/null || sleep 1
   lbx_i=$((lbx_i + 1))
 done
-if [ ! -f "$lbx_d.exit" ]; then echo "$lbx_c" >"$lbx_d.exit.k" && mv -f "$lbx_d.exit.k" "$lbx_d.exit"; fi
+lbx_k=$lbx_c
+lbx_exit "$lbx_d" || : >"$lbx_d.exit.$lbx_k"
 : >"$lbx_d.read"
 exit 0
 "#
 );
 
-/// The pruning of run records, as an `sh` function `lbx_prune RUNS_DIR`.
+/// The readers of the name-carrying records, as `sh` functions: `lbx_exit RUN_PATH` sets
+/// `lbx_c` to the recorded exit code, `lbx_pid RUN_PATH` sets `lbx_p` and `lbx_g` to the
+/// command's pid and process group; each is false when there is no such record.
+macro_rules! records {
+    () => {
+        r#"lbx_exit() {
+  for lbx_f in "$1".exit.*; do
+    lbx_f=${lbx_f##*.exit.}; case $lbx_f in ""|*[!0-9]*) ;; *) lbx_c=$lbx_f; return 0;; esac
+  done; return 1
+}
+lbx_pid() {
+  for lbx_f in "$1".pid.*; do
+    lbx_f=${lbx_f##*.pid.}
+    case $lbx_f in ""|*[!0-9.]*|.*|*.|*.*.*) ;; *.*) lbx_p=${lbx_f%.*}; lbx_g=${lbx_f#*.}; return 0;; esac
+  done; return 1
+}
+"#
+    };
+}
+pub(crate) use records;
+
+/// The pruning of run records, as an `sh` function `lbx_prune RUNS_DIR` (with the record
+/// readers it uses).
 macro_rules! prune {
     () => {
-        r#"lbx_prune() (
+        concat!(
+            $crate::session::scripts::records!(),
+            r#"lbx_prune() (
   cd "$1" 2>/dev/null || exit 0
   lbx_keep=50; lbx_max=67108864; lbx_n=0; lbx_b=0
   for lbx_f in $(wc -c -- *.out *.err 2>/dev/null | while read -r lbx_s lbx_f; do case $lbx_f in r*.out|r*.err) echo "${lbx_f%.*}=$lbx_s";; esac; done); do
@@ -247,23 +280,24 @@ macro_rules! prune {
   done
   set --
   for lbx_f in $(ls -t 2>/dev/null); do
-    case $lbx_f in r*.exit) ;; *) continue;; esac
-    lbx_r=${lbx_f%.exit}; case $lbx_r in *[!a-z0-9]*) continue;; esac
+    case $lbx_f in r*.exit.[0-9]*) ;; *) continue;; esac
+    lbx_r=${lbx_f%%.*}; case $lbx_r in *[!a-z0-9]*) continue;; esac
     [ -f "$lbx_r.read" ] || continue
     eval "lbx_s=\${lbx_z_$lbx_r:-0}"
     lbx_n=$((lbx_n + 1)); lbx_b=$((lbx_b + lbx_s))
     if [ "$lbx_n" -gt "$lbx_keep" ] || [ "$lbx_b" -gt "$lbx_max" ]; then set -- "$@" "$lbx_r".*; fi
   done
-  for lbx_f in r*.pid; do
-    [ -f "$lbx_f" ] || continue; lbx_r=${lbx_f%.pid}
-    [ -f "$lbx_r.exit" ] && continue
-    read -r lbx_p lbx_g <"$lbx_f" || continue
+  for lbx_f in r*.pid.*; do
+    [ -f "$lbx_f" ] || continue; lbx_r=${lbx_f%%.*}
+    lbx_exit "$lbx_r" && continue
+    lbx_pid "$lbx_r" || continue
     case $lbx_g in ""|*[!0-9]*|0|1) continue;; esac
     kill -0 -"$lbx_g" 2>/dev/null || set -- "$@" "$lbx_r".*
   done
   [ "$#" -eq 0 ] || rm -f -- "$@"
 )
 "#
+        )
     };
 }
 
@@ -311,7 +345,11 @@ mkdir -p -- "$lbx_st/incoming/tree"
 rm -f -- "$lbx_st/revision" || exit 6
 if [ -e "$lbx_w" ]; then mv -- "$lbx_w" "$lbx_old" || exit 6; fi
 mv -- "$lbx_st/incoming/tree" "$lbx_w" || { [ -e "$lbx_old" ] && mv -- "$lbx_old" "$lbx_w"; exit 6; }
-mv -f -- "$lbx_st/incoming/meta/manifest.jsonl" "$lbx_st/manifest.jsonl" && mv -f -- "$lbx_st/incoming/meta/revision" "$lbx_st/revision" || exit 6
+mv -f -- "$lbx_st/incoming/meta/manifest.jsonl" "$lbx_st/manifest.jsonl" || exit 6
+# The drift marker an incremental sync's probe compares against (`find -newer`): made now,
+# after the tree is in place (the tree keeps the local mtimes), before the stamp.
+read -r lbx_r <"$lbx_st/incoming/meta/revision" && echo "$lbx_r" >"$lbx_st/synced" || exit 6
+mv -f -- "$lbx_st/incoming/meta/revision" "$lbx_st/revision" || exit 6
 rmdir -- "$lbx_st/incoming/meta" "$lbx_st/incoming" 2>/dev/null
 # The old tree (and any a crash left) and old run records go away off the run's path,
 # detached from the session.
@@ -467,7 +505,7 @@ mod tests {
             String::from_utf8(out.stdout).unwrap(),
             format!("{value}REST")
         );
-        assert_eq!(wait_for_record(&st.join("runs/r1.exit")).trim(), "0");
+        wait_for_record(&st.join("runs/r1.exit.0"));
         let recorded = std::fs::read_to_string(st.join("runs/r1.out")).unwrap();
         assert_eq!(recorded, format!("{value}REST"));
     }
@@ -500,7 +538,9 @@ mod tests {
         std::fs::create_dir_all(st.join("runs")).unwrap();
         std::fs::write(st.join("runs/r1.out"), "hello").unwrap();
         std::fs::write(st.join("runs/r1.err"), "oops").unwrap();
-        std::fs::write(st.join("runs/r1.exit"), "3\n").unwrap();
+        std::fs::write(st.join("runs/r1.exit.3"), "").unwrap();
+        // The supervisor's scratch copy is never taken for the record.
+        std::fs::write(st.join("runs/r1.exit.t"), "9\n").unwrap();
         assert_eq!(
             catchup(&st, "1", "1"),
             ("exited 3\nhello".into(), "oops".into())
@@ -520,11 +560,11 @@ mod tests {
         assert!(st.join("runs/r1.read").exists());
     }
 
-    /// A record the supervisor renames into place just after it exits.
-    fn wait_for_record(path: &std::path::Path) -> String {
+    /// A record the supervisor creates just after it exits.
+    fn wait_for_record(path: &std::path::Path) {
         for _ in 0..200 {
-            if let Ok(text) = std::fs::read_to_string(path) {
-                return text;
+            if path.exists() {
+                return;
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
         }

@@ -23,7 +23,7 @@ use super::index::{IndexEntry, StatKey};
 use super::scripts;
 use super::{Session, SessionError, elapsed_ms};
 
-const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// What to do when the box's revision stamp is not the one this client last wrote (another
 /// client synced, the box was changed by hand, the local manifest was lost, an earlier apply
@@ -294,7 +294,7 @@ pub fn write_archive<W: Write>(
 
 /// [`write_archive`], keeping what was sent (with the local stat it was read under) in
 /// `sent`, for the local index.
-fn write_archive_recording<W: Write>(
+pub(crate) fn write_archive_recording<W: Write>(
     set: &FileSet,
     revision: &str,
     writer: W,

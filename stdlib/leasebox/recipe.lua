@@ -200,6 +200,14 @@ local RECIPE_KEYS = {
 local RECIPE_KEY_LIST = "name, description, lease, sync, steps, artifacts, env, timeout, keep"
 local SYNC_KEYS = { exclude = "table|string" }
 
+--- Validate and normalise one step (also used by `shard{ steps = … }`).
+M.step = step
+M.duration = duration
+M.string_list = string_list
+M.env_table = env_table
+M.check_keys = check_keys
+M.check_type = check_type
+
 --- Validate and normalise a recipe description.
 function M.new(spec)
   check_type("the recipe", spec, "table")

@@ -19,6 +19,7 @@ mod recipes;
 mod repl;
 mod report;
 mod session_local;
+mod shard;
 mod shell;
 mod support;
 mod sync_incremental;

@@ -213,7 +213,8 @@ fn the_prompt_edits_continues_completes_remembers_and_survives_ctrl_c() {
     // Ctrl-C stops a long exec and the prompt comes back.
     pty.line("box:exec{ 'sh', '-c', 'echo long-$((1 + 1))-started; exec sleep 317' }");
     pty.expect("long-2-started");
-    assert!(sleeping("317"), "the long command runs");
+    // The line comes before the `exec`: wait for the `sleep` itself.
+    wait_for("the long command to run", || sleeping("317"));
     pty.send("\x03");
     pty.expect("cancelled");
     wait_for("the interrupted command to stop", || !sleeping("317"));
@@ -229,6 +230,9 @@ fn the_prompt_edits_continues_completes_remembers_and_survives_ctrl_c() {
     pty.line("function sq(n)");
     pty.send("return n * n\r");
     pty.send("end\r");
+    // The editor redraws the whole entry (prompt included) while it grows: wait for the
+    // accepted entry's last line before looking for the next prompt.
+    pty.expect("end\n");
     pty.line("sq(7)");
     pty.value("49");
     pty.line(":quit");

@@ -611,6 +611,11 @@ async fn a_clean_sync_replaces_everything_and_the_index_survives_the_session() {
         "clean removes the box's files"
     );
     assert!(index.is_file(), "the index is kept in the state dir");
+    // The box changed nothing since the clean sync: the next one sends nothing and restores
+    // nothing (the clean sync leaves the drift marker too).
+    let report = session.sync(&options(&s), &cancel).await.unwrap();
+    assert!(report.incremental && report.drift.is_empty(), "{report:?}");
+    assert_eq!((report.files, report.deleted), (0, 0), "{report:?}");
 
     // A later process (a new session, same claim revision) reads the index: nothing to send.
     let later = Session::new(

@@ -408,16 +408,20 @@ async fn stop_takes_the_whole_process_group_on_a_kept_lease() {
     }
     // The stopped runs are recorded as ended (TERM: 143) and read.
     let runs = PathBuf::from(session.lease().state_dir()).join("runs");
-    let exits: Vec<_> = std::fs::read_dir(&runs)
+    // The exit record is an empty file whose name carries the code: `RUN.exit.CODE`.
+    let exits: Vec<(String, String)> = std::fs::read_dir(&runs)
         .unwrap()
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "exit"))
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (run, code) = name.split_once(".exit.")?;
+            (code != "t").then(|| (run.to_owned(), code.to_owned()))
+        })
         .collect();
     assert_eq!(exits.len(), 2, "{exits:?}");
-    for exit in exits {
-        assert_eq!(std::fs::read_to_string(&exit).unwrap().trim(), "143");
-        assert!(exit.with_extension("read").exists());
+    for (run, code) in exits {
+        assert_eq!(code, "143", "{run}");
+        assert!(runs.join(format!("{run}.read")).exists());
     }
     assert!(
         Path::new(&session.lease().workdir).exists(),
@@ -433,8 +437,14 @@ async fn run_records_are_pruned_but_never_a_running_or_unread_one() {
     let runs = PathBuf::from(session.lease().state_dir()).join("runs");
     let write = |run: &str, exts: &[&str], age: u64| {
         for ext in exts {
+            // The pid and exit records carry their values in their names.
+            let ext = match *ext {
+                "pid" => "pid.1.1",
+                "exit" => "exit.0",
+                other => other,
+            };
             let path = runs.join(format!("{run}.{ext}"));
-            std::fs::write(&path, if *ext == "exit" { "0\n" } else { "" }).unwrap();
+            std::fs::write(&path, "").unwrap();
             let when = std::time::SystemTime::now() - Duration::from_secs(age);
             std::fs::File::options()
                 .write(true)
@@ -466,8 +476,8 @@ async fn run_records_are_pruned_but_never_a_running_or_unread_one() {
     let live = loop {
         let found = std::fs::read_dir(&runs).unwrap().flatten().find_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            (name.ends_with(".pid") && !name.starts_with("r00") && !name.starts_with("rold"))
-                .then(|| name.trim_end_matches(".pid").to_owned())
+            let (run, _) = name.split_once(".pid.")?;
+            (!run.starts_with("r00") && !run.starts_with("rold")).then(|| run.to_owned())
         });
         if let Some(run) = found {
             break run;

@@ -28,8 +28,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::pty;
 use crate::lease::{
-    Backend, ExecEvent, ExecRequest, ExecStream, Features, Lease, LeaseError, LeaseId, LeaseSpec,
-    RemoteLease, RemoteState, TtySize,
+    Backend, BoxRef, ExecEvent, ExecRequest, ExecStream, Features, Lease, LeaseError, LeaseId,
+    LeaseSpec, RemoteLease, RemoteState, TtySize,
 };
 
 /// The variables of this process that local execs inherit; nothing else is passed.
@@ -45,6 +45,13 @@ struct LeaseRecord {
     created: u64,
     #[serde(default)]
     expires_at: Option<u64>,
+    /// The boxes of the lease (a shard group has several).
+    #[serde(default = "one")]
+    count: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl LeaseRecord {
@@ -161,16 +168,43 @@ impl LocalBackend {
         self.leases_dir.join(id.as_str())
     }
 
-    fn lease_for(&self, id: &LeaseId) -> Lease {
+    /// The lease `id` of `count` boxes: one box works in `<root>/work`; box k of a group in
+    /// `<root>/box-k/work`, each with its own box-side state beside it.
+    fn lease_for(&self, id: &LeaseId, count: u32) -> Lease {
         let root = self.root_of(id);
         let mut handle = BTreeMap::new();
         handle.insert("root".to_owned(), root.to_string_lossy().into_owned());
+        let boxes: Vec<BoxRef> = (1..=count.max(1))
+            .map(|index| {
+                let dir = if count > 1 {
+                    root.join(format!("box-{index}")).join("work")
+                } else {
+                    root.join("work")
+                };
+                let mut handle = BTreeMap::new();
+                handle.insert("node_name".to_owned(), "local".to_owned());
+                BoxRef {
+                    index,
+                    workdir: dir.to_string_lossy().into_owned(),
+                    handle,
+                }
+            })
+            .collect();
         Lease {
             id: id.clone(),
             backend: "local".to_owned(),
-            workdir: root.join("work").to_string_lossy().into_owned(),
+            workdir: boxes[0].workdir.clone(),
             handle,
+            boxes,
         }
+    }
+
+    /// The number of boxes the lease's marker records (1 when it is unreadable).
+    fn count_of(&self, id: &LeaseId) -> u32 {
+        std::fs::read(self.root_of(id).join(LEASE_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<LeaseRecord>(&b).ok())
+            .map_or(1, |r| r.count.max(1))
     }
 
     /// Start `program` on a fresh pseudo-terminal of `size` (`pty.rs`): the leader of its own
@@ -304,23 +338,44 @@ impl LocalBackend {
         for pgid in &groups {
             signal_group(*pgid, libc::SIGKILL);
         }
-        for pgid in recorded_groups(&PathBuf::from(lease.state_dir()).join("runs")) {
-            signal_group(pgid, libc::SIGKILL);
+        // Every box of the lease, whatever the caller's lease says (a lease rebuilt from a
+        // listing knows no boxes).
+        let count = self.count_of(&lease.id).max(lease.count() as u32);
+        for member in self.lease_for(&lease.id, count).members() {
+            for pgid in recorded_groups(&PathBuf::from(member.state_dir()).join("runs")) {
+                signal_group(pgid, libc::SIGKILL);
+            }
         }
     }
 }
 
-/// The process groups of the runs recorded in `runs` that have no exit record yet.
+/// The process groups of the runs recorded in `runs` that have no exit record yet. The records
+/// are the verified-exec protocol's (`session::scripts`): empty files whose names carry the
+/// values, `RUN.pid.PID.PGID` and `RUN.exit.CODE`.
 fn recorded_groups(runs: &Path) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir(runs) else {
         return Vec::new();
     };
-    entries
+    let names: Vec<String> = entries
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pid") && !p.with_extension("exit").exists())
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter_map(|text| text.split_whitespace().nth(1)?.parse::<i32>().ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    let exited = |run: &str| {
+        names.iter().any(|n| {
+            n.strip_prefix(run)
+                .and_then(|rest| rest.strip_prefix(".exit."))
+                .is_some_and(|code| !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    names
+        .iter()
+        .filter_map(|name| {
+            let (run, ids) = name.split_once(".pid.")?;
+            let (pid, pgid) = ids.split_once('.')?;
+            pid.parse::<u32>().ok()?;
+            let pgid = pgid.parse::<i32>().ok()?;
+            (!exited(run)).then_some(pgid)
+        })
         .filter(|pgid| *pgid > 1)
         .collect()
 }
@@ -363,7 +418,7 @@ impl Backend for LocalBackend {
             return Err(LeaseError::Cancelled);
         }
         let root = self.root_of(&spec.id);
-        let lease = self.lease_for(&spec.id);
+        let lease = self.lease_for(&spec.id, spec.boxes());
         let create = || -> std::io::Result<()> {
             std::fs::create_dir_all(&self.leases_dir)?;
             std::fs::create_dir(&root)?;
@@ -372,13 +427,16 @@ impl Backend for LocalBackend {
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))?;
             }
-            std::fs::create_dir(root.join("work"))?;
-            std::fs::create_dir_all(root.join("work.lbx").join("runs"))?;
+            for member in lease.members() {
+                std::fs::create_dir_all(&member.workdir)?;
+                std::fs::create_dir_all(PathBuf::from(member.state_dir()).join("runs"))?;
+            }
             let record = LeaseRecord {
                 id: spec.id.clone(),
                 owner: spec.owner.clone(),
                 created: now_secs(),
                 expires_at: Some(now_secs() + spec.ttl.as_secs()),
+                count: spec.boxes(),
             };
             std::fs::write(root.join(LEASE_FILE), serde_json::to_vec(&record)?)?;
             Ok(())
@@ -606,7 +664,9 @@ impl Backend for LocalBackend {
                         path.display()
                     ))
                 })?;
-                Ok(Some(record.ownership(&self.lease_for(&lease.id).workdir)))
+                Ok(Some(record.ownership(
+                    &self.lease_for(&lease.id, record.count).workdir,
+                )))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(LeaseError::io(
@@ -644,7 +704,7 @@ impl Backend for LocalBackend {
                 entry.path().to_string_lossy().into_owned(),
             );
             details.insert("created".to_owned(), record.created.to_string());
-            let lease = self.lease_for(&record.id);
+            let lease = self.lease_for(&record.id, record.count);
             out.push(RemoteLease {
                 record: record.ownership(&lease.workdir),
                 id: record.id,

@@ -294,25 +294,35 @@ impl Backend for NomadBackend {
             Err(e) => return Err(self.client.lease_error("reading the job", "`read-job`", e)),
             Ok(_) => {}
         }
-        let Some(alloc_id) = lease.handle.get("alloc_id") else {
-            return Ok(RemoteState::Pending);
-        };
-        match self
-            .client
-            .get::<Allocation>(&format!("/v1/allocation/{alloc_id}"), &[])
-            .await
-        {
-            Err(CallError::Api(api)) if api.status == 404 => Ok(RemoteState::Gone),
-            Err(e) => Err(self
-                .client
-                .lease_error("reading the allocation", "`read-job`", e)),
-            Ok((alloc, _)) if alloc.is_terminal() => Ok(RemoteState::Unhealthy(format!(
-                "allocation {}",
-                alloc.client_status
-            ))),
-            Ok((alloc, _)) if alloc.client_status == "running" => Ok(RemoteState::Ready),
-            Ok(_) => Ok(RemoteState::Pending),
+        let members = lease.members();
+        let mut states = Vec::with_capacity(members.len());
+        for member in &members {
+            let Some(alloc_id) = member.handle.get("alloc_id") else {
+                return Ok(RemoteState::Pending);
+            };
+            states.push(self.allocation_state(alloc_id).await?);
         }
+        // A group is as good as its worst box.
+        let count = states.len();
+        for (index, state) in states.iter().enumerate() {
+            match state {
+                RemoteState::Ready => {}
+                RemoteState::Unhealthy(why) if count > 1 => {
+                    return Ok(RemoteState::Unhealthy(format!(
+                        "box {} of {count}: {why}",
+                        index + 1
+                    )));
+                }
+                RemoteState::Gone if count > 1 => {
+                    return Ok(RemoteState::Unhealthy(format!(
+                        "box {} of {count}: allocation gone",
+                        index + 1
+                    )));
+                }
+                other => return Ok(other.clone()),
+            }
+        }
+        Ok(RemoteState::Ready)
     }
 
     async fn record(
@@ -380,6 +390,7 @@ impl Backend for NomadBackend {
                 backend: "nomad".to_owned(),
                 workdir: job_meta.get(meta::WORKDIR).cloned().unwrap_or_default(),
                 handle,
+                boxes: Vec::new(),
             };
             out.push(RemoteLease {
                 id,
@@ -390,6 +401,28 @@ impl Backend for NomadBackend {
             });
         }
         Ok(out)
+    }
+}
+
+impl NomadBackend {
+    /// The live state of one allocation.
+    async fn allocation_state(&self, alloc_id: &str) -> Result<RemoteState, LeaseError> {
+        match self
+            .client
+            .get::<Allocation>(&format!("/v1/allocation/{alloc_id}"), &[])
+            .await
+        {
+            Err(CallError::Api(api)) if api.status == 404 => Ok(RemoteState::Gone),
+            Err(e) => Err(self
+                .client
+                .lease_error("reading the allocation", "`read-job`", e)),
+            Ok((alloc, _)) if alloc.is_terminal() => Ok(RemoteState::Unhealthy(format!(
+                "allocation {}",
+                alloc.client_status
+            ))),
+            Ok((alloc, _)) if alloc.client_status == "running" => Ok(RemoteState::Ready),
+            Ok(_) => Ok(RemoteState::Pending),
+        }
     }
 }
 

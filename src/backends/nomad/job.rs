@@ -8,7 +8,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::NomadBackend;
-use crate::lease::{Lease, LeaseSpec, OwnershipRecord};
+use crate::lease::{GroupPlacement, Lease, LeaseSpec, OwnershipRecord};
 
 /// Ownership Meta keys on every leasebox job.
 pub mod meta {
@@ -41,7 +41,7 @@ pub fn scope_fingerprint(address: &str, namespace: &str, region: &str, task: &st
 }
 
 impl NomadBackend {
-    /// The built-in job of a lease: one group of count 1, restart and reschedule off, the
+    /// The built-in job of a lease: one group of count N (1 unless a shard group), restart and reschedule off, the
     /// keepalive as the task, the ownership `Meta`.
     pub(super) fn job_spec(
         &self,
@@ -83,7 +83,7 @@ impl NomadBackend {
             "Meta": meta,
             "TaskGroups": [{
                 "Name": "leasebox",
-                "Count": 1,
+                "Count": spec.boxes(),
                 "RestartPolicy": {"Attempts": 0, "Mode": "fail"},
                 "ReschedulePolicy": {"Attempts": 0, "Unlimited": false},
                 "EphemeralDisk": {"SizeMB": spec.disk_mb.unwrap_or(1024)},
@@ -102,10 +102,37 @@ impl NomadBackend {
         if !constraints.is_empty() {
             job["Constraints"] = json!(constraints);
         }
+        group_placement(&mut job["TaskGroups"][0], spec);
         if let Some(pool) = &self.node_pool {
             job["NodePool"] = json!(pool);
         }
         job
+    }
+}
+
+/// Give a task group the lease's count and, for a group of several boxes, its placement: a
+/// `spread` over `${node.unique.id}` (so the boxes do not bin-pack onto one node), or the
+/// `distinct_hosts` constraint (at most one box a node). A template's group gets the same.
+pub(super) fn group_placement(group: &mut serde_json::Value, spec: &LeaseSpec) {
+    group["Count"] = json!(spec.boxes());
+    if spec.boxes() < 2 {
+        return;
+    }
+    match spec.placement {
+        GroupPlacement::Spread => {
+            let spread = json!({"Attribute": "${node.unique.id}", "Weight": 100});
+            match group.get_mut("Spreads").and_then(|s| s.as_array_mut()) {
+                Some(list) => list.push(spread),
+                None => group["Spreads"] = json!([spread]),
+            }
+        }
+        GroupPlacement::DistinctHosts => {
+            let constraint = json!({"Operand": "distinct_hosts", "RTarget": "true"});
+            match group.get_mut("Constraints").and_then(|s| s.as_array_mut()) {
+                Some(list) => list.push(constraint),
+                None => group["Constraints"] = json!([constraint]),
+            }
+        }
     }
 }
 

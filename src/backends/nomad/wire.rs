@@ -122,9 +122,13 @@ pub struct Allocation {
     /// Allocation id.
     #[serde(rename = "ID")]
     pub id: String,
+    /// `job.group[i]`: the allocation's place in its group.
+    pub name: String,
     /// Node id.
     #[serde(rename = "NodeID")]
     pub node_id: String,
+    /// Node name.
+    pub node_name: String,
     /// `run`, `stop`, `evict`.
     pub desired_status: String,
     /// `pending`, `running`, `complete`, `failed`, `lost`, `unknown`.
@@ -145,6 +149,13 @@ pub struct Allocation {
 }
 
 impl Allocation {
+    /// The allocation's index in its group, from its name (`job.group[3]` → 3).
+    #[must_use]
+    pub fn group_index(&self) -> Option<u32> {
+        let open = self.name.rfind('[')?;
+        self.name[open + 1..].strip_suffix(']')?.parse().ok()
+    }
+
     /// Terminal on either side.
     #[must_use]
     pub fn is_terminal(&self) -> bool {

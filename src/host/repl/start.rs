@@ -88,6 +88,7 @@ pub async fn run_repl(
         record: true,
         last_failed: Arc::new(Mutex::new(None)),
         events: crate::events::Events::default(),
+        recipe: "repl".to_owned(),
     });
     let state = RunState::default();
     let result = session(options, &ctx, &state, interrupts).await;

@@ -62,6 +62,9 @@ pub struct JobExpectations<'a> {
     pub driver: &'a str,
     /// How the template is written (for hints).
     pub format: TemplateFormat,
+    /// The boxes the lease holds: leasebox sets the group's count to it, so a template says
+    /// 1 (or nothing, or this number).
+    pub count: u32,
 }
 
 /// Check a rendered job and complete it: ownership Meta added, namespace and region set. Returns
@@ -95,7 +98,7 @@ pub fn check_job(
     };
     match field(group.as_object().unwrap_or(&Map::new()), "Count") {
         None | Some(Value::Null) => {}
-        Some(n) if n.as_u64() == Some(1) => {}
+        Some(n) if n.as_u64() == Some(1) || n.as_u64() == Some(u64::from(want.count)) => {}
         Some(other) => return Err(TemplateErrorKind::Count(other.to_string())),
     }
     let tasks: Vec<String> = group
@@ -206,6 +209,7 @@ mod tests {
             region: "global",
             driver: "raw_exec",
             format: TemplateFormat::Json,
+            count: 1,
         };
         let mut job = job_object(job)?;
         check_job(&mut job, &want).map(|dcs| (dcs, job))

@@ -77,7 +77,9 @@ pub enum TemplateErrorKind {
     )]
     Groups(usize),
     /// The group's count is not 1.
-    #[error("the task group's count is {0}; a lease is one allocation, so it must be 1")]
+    #[error(
+        "the task group's count is {0}; leasebox sets the count itself (1, or N for a shard group of N boxes), so leave it out or write 1"
+    )]
     Count(String),
     /// No task named `nomad.task`.
     #[error(

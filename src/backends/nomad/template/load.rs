@@ -91,8 +91,26 @@ impl NomadBackend {
             region: self.client.region(),
             driver: &self.driver,
             format,
+            count: spec.boxes(),
         };
         let has_datacenters = check_job(&mut job, &want).map_err(|kind| fail(None, kind))?;
+        // The group gets the lease's count and placement from leasebox.
+        if let Some(group) = job
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case("TaskGroups"))
+            .and_then(|(_, v)| v.as_array_mut())
+            .and_then(|groups| groups.first_mut())
+        {
+            let count_key = group
+                .as_object()
+                .and_then(|g| g.keys().find(|k| k.eq_ignore_ascii_case("Count")).cloned());
+            if let (Some(key), Some(obj)) = (count_key, group.as_object_mut())
+                && key != "Count"
+            {
+                obj.remove(&key);
+            }
+            crate::backends::nomad::job::group_placement(group, spec);
+        }
         if !has_datacenters {
             set_field(&mut job, "Datacenters", json!(self.datacenters().await?));
         }

@@ -108,6 +108,19 @@ pub struct Config {
     pub unix_socket: bool,
     /// Run `docker`/`exec`/other healthy drivers' tasks as local processes too.
     pub disable_remote_exec: bool,
+    /// The CPU (MHz) the first node offers; `None`: unlimited (the single-node default, as
+    /// the recorded agent never ran out).
+    pub node_cpu: Option<u64>,
+    /// Client nodes besides the first (the dev agent's own), in order.
+    pub extra_nodes: Vec<NodeSpec>,
+}
+
+/// A client node besides the first: its name and the CPU (MHz) it offers allocations. A node
+/// offering less than one allocation asks for cannot take any (`DimensionExhausted`).
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    pub name: String,
+    pub cpu: u64,
 }
 
 impl Config {
@@ -130,6 +143,8 @@ impl Config {
             tasks_ignore_sigint: false,
             unix_socket: false,
             disable_remote_exec: false,
+            node_cpu: None,
+            extra_nodes: Vec::new(),
         }
     }
 }

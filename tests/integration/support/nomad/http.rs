@@ -690,7 +690,7 @@ async fn route(
                 return denied();
             }
             blocking_read(shared, q, |st| {
-                (st.tables.nodes, Ok(json!([st.node_stub(cfg)])))
+                (st.tables.nodes, Ok(json!(st.node_stubs(cfg))))
             })
             .await
         }
@@ -701,10 +701,9 @@ async fn route(
             }
             let addr = shared.http_addr.lock().unwrap().clone();
             blocking_read(shared, q, |st| {
-                if *id != st.node_id {
+                let Some(mut n) = st.node_stub_by_id(cfg, id) else {
                     return (st.tables.nodes, Err(ApiError(404, "node not found".into())));
-                }
-                let mut n = st.node_stub(cfg);
+                };
                 n["HTTPAddr"] = json!(addr);
                 (st.tables.nodes, Ok(n))
             })

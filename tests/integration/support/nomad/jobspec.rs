@@ -297,11 +297,13 @@ pub fn canonicalize(input: &Value, config: &Config) -> Result<Value, RegisterErr
                 json!({"MaxParallel": 1, "HealthCheck": "checks", "MinHealthyTime": 10 * SEC,
                        "HealthyDeadline": 300 * SEC})
             } else { Value::Null },
-            "Constraints": null, "Scaling": null, "RestartPolicy": restart, "Tasks": tasks,
+            "Constraints": constraint_list(get(g, "Constraints")), "Scaling": null,
+            "RestartPolicy": restart, "Tasks": tasks,
             "EphemeralDisk": {"Sticky": bool_or(get(disk, "Sticky"), false), "SizeMB": size_mb,
                               "Migrate": bool_or(get(disk, "Migrate"), false)},
             "Meta": string_map(get(g, "Meta")), "ReschedulePolicy": resched, "Affinities": null,
-            "Spreads": null, "Networks": null, "Consul": {"Namespace": ""}, "Services": null,
+            "Spreads": spread_list(get(g, "Spreads")), "Networks": null,
+            "Consul": {"Namespace": ""}, "Services": null,
             "Volumes": null, "ShutdownDelay": null, "StopAfterClientDisconnect": null,
         }));
     }
@@ -317,7 +319,8 @@ pub fn canonicalize(input: &Value, config: &Config) -> Result<Value, RegisterErr
         "ParentID": str_or(get(input, "ParentID"), ""), "Name": name, "Type": job_type,
         "Priority": match get(input, "Priority").as_i64() { Some(0) | None => 50, Some(p) => p },
         "AllAtOnce": bool_or(get(input, "AllAtOnce"), false), "Datacenters": dcs,
-        "Constraints": null, "Affinities": null, "Spreads": null, "TaskGroups": groups,
+        "Constraints": constraint_list(get(input, "Constraints")), "Affinities": null,
+        "Spreads": spread_list(get(input, "Spreads")), "TaskGroups": groups,
         "Update": update_block(false), "Multiregion": null, "Periodic": get(input, "Periodic"),
         "ParameterizedJob": get(input, "ParameterizedJob"), "Dispatched": false,
         "Payload": null, "Meta": string_map(get(input, "Meta")), "ConsulToken": "",
@@ -327,4 +330,44 @@ pub fn canonicalize(input: &Value, config: &Config) -> Result<Value, RegisterErr
         job["NodePool"] = json!("default");
     }
     Ok(job)
+}
+
+/// Constraints as the agent keeps them: each with `LTarget`, `RTarget` and `Operand` (`=` by
+/// default); `null` for none.
+fn constraint_list(v: &Value) -> Value {
+    match v.as_array() {
+        Some(list) if !list.is_empty() => Value::Array(
+            list.iter()
+                .map(|c| {
+                    json!({
+                        "LTarget": str_or(get(c, "LTarget"), ""),
+                        "RTarget": str_or(get(c, "RTarget"), ""),
+                        "Operand": match get(c, "Operand").as_str() {
+                            Some(o) if !o.is_empty() => o.to_string(),
+                            _ => "=".to_string(),
+                        },
+                    })
+                })
+                .collect(),
+        ),
+        _ => Value::Null,
+    }
+}
+
+/// Spreads as the agent keeps them: `Attribute`, `Weight` (50 by default), `SpreadTarget`.
+fn spread_list(v: &Value) -> Value {
+    match v.as_array() {
+        Some(list) if !list.is_empty() => Value::Array(
+            list.iter()
+                .map(|sp| {
+                    json!({
+                        "Attribute": str_or(get(sp, "Attribute"), ""),
+                        "Weight": get(sp, "Weight").as_i64().unwrap_or(50),
+                        "SpreadTarget": get(sp, "SpreadTarget"),
+                    })
+                })
+                .collect(),
+        ),
+        _ => Value::Null,
+    }
 }

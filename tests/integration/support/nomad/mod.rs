@@ -107,7 +107,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::watch;
 
-pub use config::{Config, DriverHealth, Profile, Timings};
+pub use config::{Config, DriverHealth, NodeSpec, Profile, Timings};
 pub use faults::{AllocFailure, Route};
 pub use process::ProcessInfo;
 
@@ -303,6 +303,30 @@ impl NomadServerBuilder {
     /// The client refuses every exec with `Permission denied` (`disable_remote_exec`).
     pub fn disable_remote_exec(mut self, yes: bool) -> Self {
         self.config.disable_remote_exec = yes;
+        self
+    }
+
+    /// A cluster of `n` client nodes (`leasebox-test-node`, `leasebox-test-node-2`, …), each
+    /// offering `cpu` MHz to allocations; placement follows count, `spread` and
+    /// `distinct_hosts` (without a spread it bin-packs, as Nomad does).
+    pub fn nodes(mut self, n: usize, cpu: u64) -> Self {
+        self.config.node_cpu = Some(cpu);
+        self.config.extra_nodes = (2..=n)
+            .map(|i| NodeSpec {
+                name: format!("{}-{i}", self.config.node_name),
+                cpu,
+            })
+            .collect();
+        self
+    }
+
+    /// One more client node, offering `cpu` MHz (less than a lease asks for: a node that
+    /// cannot take an allocation).
+    pub fn node(mut self, name: &str, cpu: u64) -> Self {
+        self.config.extra_nodes.push(NodeSpec {
+            name: name.to_string(),
+            cpu,
+        });
         self
     }
 

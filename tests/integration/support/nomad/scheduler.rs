@@ -1,5 +1,5 @@
 //! The server and client halves of the agent: register/deregister, evaluations and placement on
-//! the one node, and the allocation runner that starts tasks as real processes, records task
+//! the nodes (count, `spread`, `distinct_hosts`, CPU per node), and the allocation runner that starts tasks as real processes, records task
 //! events, kills on stop, restarts and reschedules by policy.
 
 use std::collections::BTreeMap;
@@ -360,7 +360,67 @@ pub async fn process_eval(shared: Arc<Shared>, eval_id: String) {
                 continue;
             }
             queued.insert(gname.clone(), json!(0));
+            // Placement over every node: a node takes a box while it has the CPU the group
+            // asks for; `distinct_hosts` allows one box of the job a node; a `spread` picks
+            // the node with the fewest of the job's boxes, else it bin-packs (the busiest
+            // node that fits), as Nomad's default scoring does.
+            let nodes = st.placement_nodes(&config);
+            let ask = group_cpu(&g);
+            let spread = g["Spreads"].as_array().is_some_and(|s| !s.is_empty());
+            let distinct = has_distinct_hosts(&g["Constraints"])
+                || has_distinct_hosts(&job.spec["Constraints"]);
+            let live = |a: &Alloc| !a.client_terminal() && a.desired_status == "run";
+            let mut used: Vec<u64> = nodes
+                .iter()
+                .map(|n| {
+                    st.allocs
+                        .values()
+                        .filter(|a| a.node_id == n.id && live(a))
+                        .map(alloc_cpu)
+                        .sum()
+                })
+                .collect();
+            let mut mine: Vec<u64> = nodes
+                .iter()
+                .map(|n| {
+                    st.allocs
+                        .values()
+                        .filter(|a| {
+                            a.node_id == n.id
+                                && a.job_id == job.id
+                                && a.namespace == job.namespace
+                                && live(a)
+                        })
+                        .count() as u64
+                })
+                .collect();
+            let mut unplaced = (0u64, 0u64, 0u64);
             for i in 0..count {
+                let (mut exhausted, mut filtered) = (0u64, 0u64);
+                let mut best: Option<usize> = None;
+                for (k, n) in nodes.iter().enumerate() {
+                    if distinct && mine[k] > 0 {
+                        filtered += 1;
+                        continue;
+                    }
+                    if n.cpu.saturating_sub(used[k]) < ask {
+                        exhausted += 1;
+                        continue;
+                    }
+                    best = Some(match best {
+                        None => k,
+                        Some(b) if spread && mine[k] < mine[b] => k,
+                        Some(b) if !spread && used[k] > used[b] => k,
+                        Some(b) => b,
+                    });
+                }
+                let Some(k) = best else {
+                    unplaced = (count - i, exhausted, filtered);
+                    break;
+                };
+                used[k] = used[k].saturating_add(ask);
+                mine[k] += 1;
+                let node = &nodes[k];
                 let aidx = st.bump();
                 let now = now_nanos();
                 let alloc = Alloc {
@@ -368,8 +428,8 @@ pub async fn process_eval(shared: Arc<Shared>, eval_id: String) {
                     eval_id: e.id.clone(),
                     name: format!("{}.{}[{}]", job.id, gname, i),
                     namespace: job.namespace.clone(),
-                    node_id: st.node_id.clone(),
-                    node_name: config.node_name.clone(),
+                    node_id: node.id.clone(),
+                    node_name: node.name.clone(),
                     job_id: job.id.clone(),
                     job: st.job_full(&job),
                     job_type: job.job_type(),
@@ -398,6 +458,24 @@ pub async fn process_eval(shared: Arc<Shared>, eval_id: String) {
                 st.allocs.insert(alloc.id.clone(), alloc);
                 st.tables.allocs = aidx;
             }
+            let (left, exhausted, filtered) = unplaced;
+            if left > 0 {
+                let nodes_json: serde_json::Map<String, Value> =
+                    [(node_dc.clone(), json!(nodes.len()))].into_iter().collect();
+                failed.insert(
+                    gname.clone(),
+                    json!({
+                        "NodesEvaluated": nodes.len(), "NodesFiltered": filtered,
+                        "NodesAvailable": nodes_json, "ClassFiltered": null,
+                        "ConstraintFiltered": if filtered > 0 { json!({"distinct_hosts": filtered}) } else { Value::Null },
+                        "NodesExhausted": exhausted, "ClassExhausted": null,
+                        "DimensionExhausted": if exhausted > 0 { json!({"cpu": exhausted}) } else { Value::Null },
+                        "QuotaExhausted": null, "ResourcesExhausted": null, "Scores": null,
+                        "ScoreMetaData": null, "AllocationTime": 30000, "CoalescedFailures": left - 1,
+                    }),
+                );
+                queued.insert(gname.clone(), json!(left));
+            }
         }
         e.queued_allocations = Some(Value::Object(queued.clone()));
         if !failed.is_empty() {
@@ -423,6 +501,34 @@ pub async fn process_eval(shared: Arc<Shared>, eval_id: String) {
     for id in placed {
         shared.start_alloc(id);
     }
+}
+
+/// The CPU (MHz) one allocation of group `g` asks for: its tasks' together.
+fn group_cpu(g: &Value) -> u64 {
+    g["Tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| t["Resources"]["CPU"].as_u64().unwrap_or(100))
+        .sum()
+}
+
+/// The CPU an allocation holds on its node.
+fn alloc_cpu(a: &Alloc) -> u64 {
+    a.job["TaskGroups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|g| g["Name"].as_str() == Some(a.task_group.as_str()))
+        .map_or(100, group_cpu)
+}
+
+fn has_distinct_hosts(constraints: &Value) -> bool {
+    constraints
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["Operand"].as_str() == Some("distinct_hosts"))
 }
 
 fn driver_command(task: &Value) -> (String, Vec<String>) {

@@ -482,6 +482,17 @@ pub struct State {
     pub drivers: BTreeMap<String, DriverHealth>,
     /// While set, placed allocations stay `pending` (their tasks do not start).
     pub starts_paused: bool,
+    /// The client nodes besides the first: id, name, CPU offered (MHz).
+    pub extra_nodes: Vec<(String, String, u64)>,
+}
+
+/// A node as placement sees it.
+#[derive(Clone, Debug)]
+pub struct PlacementNode {
+    pub id: String,
+    pub name: String,
+    /// CPU (MHz) offered; `u64::MAX` for unlimited.
+    pub cpu: u64,
 }
 
 impl State {
@@ -517,6 +528,11 @@ impl State {
             policies: BTreeMap::new(),
             drivers: config.drivers.clone(),
             starts_paused: false,
+            extra_nodes: config
+                .extra_nodes
+                .iter()
+                .map(|n| (new_id(), n.name.clone(), n.cpu))
+                .collect(),
         }
     }
 
@@ -656,6 +672,42 @@ impl State {
             }
         }
         v
+    }
+
+    /// Every client node, the first (the agent's own) first.
+    pub fn placement_nodes(&self, config: &Config) -> Vec<PlacementNode> {
+        let mut nodes = vec![PlacementNode {
+            id: self.node_id.clone(),
+            name: config.node_name.clone(),
+            cpu: config.node_cpu.unwrap_or(u64::MAX),
+        }];
+        for (id, name, cpu) in &self.extra_nodes {
+            nodes.push(PlacementNode {
+                id: id.clone(),
+                name: name.clone(),
+                cpu: *cpu,
+            });
+        }
+        nodes
+    }
+
+    /// The stubs of every node, as `/v1/nodes` lists them.
+    pub fn node_stubs(&self, config: &Config) -> Vec<Value> {
+        let mut out = vec![self.node_stub(config)];
+        for (id, name, _) in &self.extra_nodes {
+            let mut stub = self.node_stub(config);
+            stub["ID"] = json!(id);
+            stub["Name"] = json!(name);
+            out.push(stub);
+        }
+        out
+    }
+
+    /// One node's stub by id.
+    pub fn node_stub_by_id(&self, config: &Config, id: &str) -> Option<Value> {
+        self.node_stubs(config)
+            .into_iter()
+            .find(|n| n["ID"].as_str() == Some(id))
     }
 
     pub fn driver_usable(&self, name: &str) -> bool {
