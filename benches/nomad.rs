@@ -13,20 +13,30 @@
 //!    outside the timing. A fourth series sends the same number of bytes over the exec
 //!    websocket's stdin into `cat >/dev/null` (the transport alone). Target: ≥ 0.5× the tar
 //!    pipe.
+//!    Then re-syncs of one kept lease (local and Nomad), with nothing changed and after
+//!    changing one file, each against the full sync of its backend. Target: ≥ 50× faster.
 //! 3. **A rerun on a kept lease against a cold one-shot run**, with the real release binary
 //!    (`NOMAD_ADDR` at the test server, `LEASEBOX_NOMAD_DRIVER=raw_exec`, scratch `HOME`,
 //!    `LEASEBOX_STATE_DIR`, `XDG_CACHE_HOME`): `leasebox run -- true` (warmup + sync + step +
 //!    release) against `leasebox run --lease ID -- true` (incremental sync + step), on a small
 //!    repository and on the 500 MB one, with the phases of `--timing-json`; the local backend's
 //!    figures for the small repository alongside.
+//! 4. **A second `cargo test --lib` on a kept lease against the same warm rerun done
+//!    locally**: a generated Cargo project without dependencies (24 modules, 240 unit tests),
+//!    built once locally and once in the kept lease's box (neither counted), then
+//!    `leasebox run --lease ID -- cargo test --lib --offline` with nothing changed against
+//!    `cargo test --lib --offline` in the repository itself, alternating, on the local backend
+//!    and on the test server. Each rerun is checked to compile nothing (the box's `target/`
+//!    survived the incremental sync). Target: ≤ 2×.
 //!
 //! Benchmarks are not timed tests: nothing fails on speed. They run only under
 //! `cargo bench --bench nomad` (which passes `--bench`); started any other way they print that
 //! they were skipped.
 //!
 //! `LEASEBOX_BENCH_N` sets the exec steps per series (default 50); `LEASEBOX_BENCH_REPS` the
-//! repetitions of each sync and CLI measurement; `LEASEBOX_BENCH_ONLY=exec` stops after the
-//! exec series (default 3; the first kept-lease run, which
+//! repetitions of each sync and CLI measurement (at least 5 for the `cargo test` reruns);
+//! `LEASEBOX_BENCH_ONLY=exec` stops after the exec series, `LEASEBOX_BENCH_ONLY=cargo` runs
+//! only the `cargo test` reruns (default 3; the first kept-lease run, which
 //! syncs the whole tree, is not counted); `LEASEBOX_BENCH_TREE_MB` scales the large tree, files
 //! and bytes alike (default 500, for quick trial runs only).
 
@@ -34,7 +44,10 @@ mod common;
 #[path = "../tests/integration/support/mod.rs"]
 mod support;
 
-use common::{TreeSpec, TreeStats, generate_repo, list_ms, median, mib, ms, settle, time};
+use common::{
+    TreeSpec, TreeStats, generate_cargo_project, generate_repo, list_ms, median, mib, ms, settle,
+    time,
+};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -87,6 +100,13 @@ fn main() {
         nomad.url()
     );
     let mut table = Table::default();
+    let only = std::env::var("LEASEBOX_BENCH_ONLY").unwrap_or_default();
+    if only == "cargo" {
+        cargo_reruns(&nomad, reps, &mut table);
+        println!();
+        table.print();
+        return;
+    }
 
     // ----- 1. exec overhead -----
     let small = Scratch::new();
@@ -97,7 +117,7 @@ fn main() {
         mib(stats.bytes)
     );
     exec_overhead(&runtime, &nomad, &small, n, &mut table);
-    if std::env::var("LEASEBOX_BENCH_ONLY").is_ok_and(|v| v == "exec") {
+    if only == "exec" {
         println!();
         table.print();
         return;
@@ -124,6 +144,9 @@ fn main() {
 
     // ----- 3b. cold run vs rerun, large repository -----
     cli_runs(&nomad, &big, reps, "large repo", false, &mut table);
+
+    // ----- 4. a warm `cargo test --lib` on a kept lease vs locally -----
+    cargo_reruns(&nomad, reps, &mut table);
 
     let jobs = nomad.jobs();
     assert!(jobs.is_empty(), "jobs left behind: {jobs:?}");
@@ -400,6 +423,7 @@ fn sync_throughput(
     let options = SyncOptions {
         root: scratch.repo(),
         excludes,
+        ..SyncOptions::default()
     };
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); SYNC_SERIES.len()];
     let mut removals = Vec::new();
@@ -509,14 +533,50 @@ fn sync_throughput(
         "—",
         None,
     );
+    // Re-syncs of a kept lease, against the full syncs of the same tree measured above.
+    let (local_resync, nomad_resync) = runtime.block_on(async {
+        let session = scratch.session(LocalFaults::default()).await;
+        let l = common::resync_samples(&session, &options, reps).await;
+        session
+            .backend()
+            .release(session.lease(), &CancellationToken::new())
+            .await
+            .expect("release the local lease");
+        let session = nomad_session(nomad, scratch).await;
+        let n = common::resync_samples(&session, &options, reps).await;
+        release_nomad(nomad, &session).await;
+        (l, n)
+    });
+    for (backend, full, (nothing, one)) in [
+        ("local", local, &local_resync),
+        ("nomad", remote, &nomad_resync),
+    ] {
+        for (what, samples) in [("nothing changed", nothing), ("one file changed", one)] {
+            let m = median(samples);
+            let ratio = full.as_secs_f64() / m.as_secs_f64();
+            println!(
+                "{backend}: re-sync, {what}: median {:.1} ms  samples [{}]",
+                ms(m),
+                list_ms(samples)
+            );
+            table.row(
+                &format!("{backend}: re-sync of a kept lease, {what}, vs a full sync"),
+                &format!("full: {:.1} s", full.as_secs_f64()),
+                &format!("re-sync: {:.1} ms", ms(m)),
+                &format!("**{ratio:.0}×** faster"),
+                "≥ 50×",
+                Some(ratio >= 50.0),
+            );
+        }
+    }
     let removal = median(&removals);
     println!(
-        "removing the tree once written back (`rm -rf`, what a re-sync does to the previous tree): median {:.0} ms  samples [{}]",
+        "removing the tree once written back (`rm -rf`, what a clean re-sync does to the previous tree): median {:.0} ms  samples [{}]",
         ms(removal),
         list_ms(&removals)
     );
     table.row(
-        "what a re-sync adds: removing the previous tree once written back (`rm -rf` of the tar copy)",
+        "what a clean re-sync adds: removing the previous tree once written back (`rm -rf` of the tar copy)",
         "—",
         &format!("{:.1} s", removal.as_secs_f64()),
         &format!(
@@ -734,6 +794,152 @@ fn cli_runs(
             ),
             "reported",
             None,
+        );
+    }
+}
+
+// ----- 4. a warm `cargo test --lib` on a kept lease vs the same rerun locally -----------------
+
+/// What both sides run.
+const CARGO_TEST: [&str; 4] = ["cargo", "test", "--lib", "--offline"];
+
+/// `env` plus what the toolchain needs under the scratch `HOME`: rustup's home (and the
+/// toolchain `cargo bench` runs with), a scratch `CARGO_HOME` (the project has no dependencies;
+/// a shared one would make every run wait for other builds' package-cache lock), and the names
+/// the box must be passed.
+fn toolchain_env(
+    scratch: &Scratch,
+    mut env: BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let rustup = std::env::var("RUSTUP_HOME").unwrap_or_else(|_| format!("{home}/.rustup"));
+    let cargo = scratch.path().join("cargo-home");
+    std::fs::create_dir_all(&cargo).expect("create CARGO_HOME");
+    env.insert("RUSTUP_HOME".into(), rustup);
+    env.insert("CARGO_HOME".into(), cargo.display().to_string());
+    let mut names = vec!["PATH".to_owned(), "RUSTUP_HOME".into(), "CARGO_HOME".into()];
+    if let Ok(toolchain) = std::env::var("RUSTUP_TOOLCHAIN") {
+        env.insert("RUSTUP_TOOLCHAIN".into(), toolchain);
+        names.push("RUSTUP_TOOLCHAIN".into());
+    }
+    (env, names)
+}
+
+/// `cargo test --lib --offline` in `repo` itself with `env` only; panics unless it passes.
+fn cargo_local(repo: &Path, env: &BTreeMap<String, String>) -> std::process::Output {
+    let out = std::process::Command::new(CARGO_TEST[0])
+        .args(&CARGO_TEST[1..])
+        .current_dir(repo)
+        .env_clear()
+        .envs(env)
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "cargo test: {}",
+        support::describe(&out)
+    );
+    out
+}
+
+fn compiled(out: &std::process::Output) -> bool {
+    String::from_utf8_lossy(&out.stderr).contains("Compiling leasebench")
+}
+
+fn cargo_reruns(nomad: &NomadServer, reps: usize, table: &mut Table) {
+    let reps = reps.max(5);
+    println!();
+    println!("== a second `cargo test --lib` on a kept lease vs the same warm rerun locally ==");
+    let scratch = Scratch::new();
+    let repo = scratch.repo();
+    generate_cargo_project(&repo, 24, 10);
+    let (local_env, names) = toolchain_env(&scratch, scratch.env());
+    let (took, out) = time(|| cargo_local(&repo, &local_env));
+    assert!(compiled(&out), "{}", support::describe(&out));
+    println!(
+        "generated project: 24 modules, 240 tests; local cold build and test {:.1} s",
+        took.as_secs_f64()
+    );
+    scratch.commit();
+    let mut nomad_side = local_env.clone();
+    nomad_side.insert("NOMAD_ADDR".into(), nomad.url());
+    nomad_side.insert("LEASEBOX_NOMAD_DRIVER".into(), "raw_exec".into());
+    for (name, env) in [("local", local_env.clone()), ("nomad", nomad_side)] {
+        let out = leasebox(&scratch, &env, &["warmup"]);
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let mut args: Vec<&str> = vec!["run", "--lease", &id];
+        for n in &names {
+            args.extend(["--pass-env", n.as_str()]);
+        }
+        args.push("--");
+        args.extend(CARGO_TEST);
+        // The first run syncs everything and builds in the box: not counted.
+        let (cold, out) = time(|| leasebox(&scratch, &env, &args));
+        assert!(compiled(&out), "{}", support::describe(&out));
+        let (mut local, mut kept) = (Vec::new(), Vec::new());
+        for rep in 0..=reps {
+            for local_first in [rep % 2 == 0, rep % 2 != 0] {
+                settle();
+                if local_first {
+                    let (took, out) = time(|| cargo_local(&repo, &local_env));
+                    assert!(!compiled(&out), "{}", support::describe(&out));
+                    if rep > 0 {
+                        local.push(took);
+                    }
+                } else {
+                    let (took, out) = time(|| leasebox(&scratch, &env, &args));
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    assert!(
+                        !compiled(&out),
+                        "the box rebuilt: {}",
+                        support::describe(&out)
+                    );
+                    assert!(
+                        err.contains("incremental · 0 files sent (0 B), 0 deleted"),
+                        "{err}"
+                    );
+                    if rep > 0 {
+                        kept.push(took);
+                    }
+                }
+            }
+        }
+        leasebox(&scratch, &env, &["stop", &id]);
+        if name == "nomad" {
+            remove_alloc_dirs(nomad);
+        }
+        let (l, k) = (median(&local), median(&kept));
+        let ratio = k.as_secs_f64() / l.as_secs_f64();
+        println!(
+            "{name}: local warm rerun median {:.0} ms  samples [{}]",
+            ms(l),
+            list_ms(&local)
+        );
+        println!(
+            "{name}: kept-lease rerun median {:.0} ms  samples [{}]  (first run in the box, cold: {:.1} s)",
+            ms(k),
+            list_ms(&kept),
+            cold.as_secs_f64()
+        );
+        common::verdict(
+            &format!("{name}: second `cargo test --lib` on a kept lease vs local warm rerun"),
+            &format!("{ratio:.2}×"),
+            "≤ 2×",
+            ratio <= 2.0,
+        );
+        table.row(
+            &format!(
+                "{name}: second `cargo test --lib --offline` on a kept lease, nothing changed, vs the same warm rerun locally"
+            ),
+            &format!("local warm rerun: {:.0} ms", ms(l)),
+            &format!(
+                "kept lease: {:.0} ms (first run in the box, cold: {:.1} s)",
+                ms(k),
+                cold.as_secs_f64()
+            ),
+            &format!("**{ratio:.2}×** ({:+.0} ms)", ms(k) - ms(l)),
+            "≤ 2×",
+            Some(ratio <= 2.0),
         );
     }
 }

@@ -14,6 +14,9 @@
 //!
 //! Target: sync throughput ≥ 0.7× the tar pipe's (ratio of medians).
 //!
+//! Then re-syncs of one kept lease (`common::resync_samples`): with nothing changed, and after
+//! changing one file, each against the full sync's median above. Target: ≥ 50× faster.
+//!
 //! `LEASEBOX_BENCH_REPS` sets the number of measured repetitions (default 5, after one
 //! unmeasured warm-up of each).
 
@@ -170,6 +173,39 @@ fn main() {
         ">= 0.70x",
         ratio >= 0.7,
     );
+
+    // Re-syncs of a kept lease against the full sync of the same tree measured above.
+    let options = SyncOptions {
+        root: repo.clone(),
+        excludes: excludes.clone(),
+        ..SyncOptions::default()
+    };
+    let (nothing, one) = runtime.block_on(async {
+        let session = scratch.session(LocalFaults::default()).await;
+        let samples = common::resync_samples(&session, &options, reps).await;
+        session
+            .backend()
+            .release(session.lease(), &CancellationToken::new())
+            .await
+            .expect("release");
+        samples
+    });
+    println!();
+    for (what, samples) in [("nothing changed", &nothing), ("one file changed", &one)] {
+        let m = common::median(samples);
+        let ratio = sync.as_secs_f64() / m.as_secs_f64();
+        println!(
+            "re-sync, {what}: median {:.1} ms  samples [{}]: {ratio:.0}x faster than the full sync",
+            ms(m),
+            common::list_ms(samples)
+        );
+        common::verdict(
+            &format!("re-sync ({what}) vs full sync"),
+            &format!("{ratio:.0}x"),
+            ">= 50x",
+            ratio >= 50.0,
+        );
+    }
 }
 
 /// One `tar -c | tar -x` of the tree (without `.git`, which sync leaves out too) into a fresh
@@ -241,6 +277,7 @@ async fn sync_once(
     let options = SyncOptions {
         root: scratch.repo(),
         excludes: excludes.to_vec(),
+        ..SyncOptions::default()
     };
     let cpu = common::cpu_used();
     let (took, report) = common::time_async(session.sync(&options, &cancel)).await;

@@ -13,7 +13,8 @@
 ---@class leasebox.Transfer
 ---@field files integer   files sent or received
 ---@field bytes integer   bytes of content
----@field deleted? integer sync only: always 0 today (a sync replaces the whole tree; nothing is deleted file by file)
+---@field deleted? integer files deleted on the box (sync only): ones an earlier sync sent that are gone locally
+---@field incremental? boolean only what changed was sent (sync only; false for a first or clean sync)
 ---@field ms integer      wall time in milliseconds
 
 ---@class leasebox.ExecOptions
@@ -37,6 +38,8 @@
 ---@class leasebox.SyncOptions
 ---@field [1]? string               directory to send, relative to the repository root (default ".")
 ---@field exclude? string[]         extra excludes (gitignore syntax)
+---@field clean? boolean            replace the whole workdir (what the box created goes too); default: send only what changed
+---@field on_mismatch? "reconcile"|"fail"  the box's sync revision is not the one this client last wrote: compare with the box's manifest and send what differs (default), or stop (exit 78)
 
 ---@class leasebox.Lease
 ---@field id string                 the lease id (`lbx_…`)
@@ -50,8 +53,9 @@ local Lease = {}
 ---@return leasebox.ExecResult
 function Lease:exec(command) end
 
---- Send the repository (tracked and unignored files) into the workdir: the whole file set,
---- which replaces the workdir's tree (files deleted locally, and files the box made there, go).
+--- Send the repository (tracked and unignored files) into the workdir. A re-sync sends only new
+--- and changed files and deletes only what an earlier sync sent that is gone locally; what the
+--- box made there stays. `clean = true` replaces the workdir's whole tree instead.
 ---@param options? leasebox.SyncOptions
 ---@return leasebox.Transfer
 function Lease:sync(options) end
@@ -113,7 +117,7 @@ function Lease:cleanup() end
 ---@field name? string
 ---@field description? string
 ---@field lease? leasebox.LeaseOptions
----@field sync? boolean|{ exclude?: string[] }  `false` skips the sync
+---@field sync? boolean|{ exclude?: string[], clean?: boolean, on_mismatch?: "reconcile"|"fail" }  `false` skips the sync
 ---@field steps (leasebox.Step|string|function)[]
 ---@field artifacts? string|string[] paths fetched after the steps, even after a failure
 ---@field env? table<string, string|number|boolean> environment of every step

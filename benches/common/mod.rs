@@ -288,3 +288,89 @@ pub fn verdict(what: &str, figure: &str, target: &str, met: bool) {
         if met { "MET" } else { "MISSED" }
     );
 }
+
+/// Re-syncs of a kept lease, `reps` times each after one full sync: with nothing changed, and
+/// after rewriting one file of the tree (a different one each time, same size, new bytes).
+/// Checks each sync sent exactly that. Returns (nothing changed, one file changed) samples.
+pub async fn resync_samples(
+    session: &leasebox::session::Session,
+    options: &leasebox::session::SyncOptions,
+    reps: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let first = session.sync(options, &cancel).await.expect("first sync");
+    assert!(!first.incremental || first.files == 0, "{first:?}");
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    let mut stack = vec![options.root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read the tree") {
+            let entry = entry.expect("read the tree");
+            let kind = entry.file_type().expect("file type");
+            if kind.is_dir() && entry.file_name() != ".git" {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                files.push(entry.path());
+            }
+        }
+        if files.len() > 64 {
+            break;
+        }
+    }
+    let (mut nothing, mut one) = (Vec::new(), Vec::new());
+    for rep in 0..=reps {
+        settle();
+        let start = Instant::now();
+        let report = session.sync(options, &cancel).await.expect("re-sync");
+        let took = start.elapsed();
+        assert_eq!((report.files, report.deleted), (0, 0), "{report:?}");
+        assert!(report.incremental, "{report:?}");
+        let path = &files[rep % files.len()];
+        let mut bytes = std::fs::read(path).expect("read a file");
+        if bytes.is_empty() {
+            bytes.push(0);
+        }
+        bytes[0] = bytes[0].wrapping_add(1);
+        std::fs::write(path, &bytes).expect("change a file");
+        settle();
+        let start = Instant::now();
+        let changed = session.sync(options, &cancel).await.expect("re-sync");
+        let took_one = start.elapsed();
+        assert_eq!((changed.files, changed.deleted), (1, 0), "{changed:?}");
+        if rep > 0 {
+            nothing.push(took);
+            one.push(took_one);
+        }
+    }
+    (nothing, one)
+}
+
+/// Write a small Cargo project without dependencies (builds offline) at `repo`: `modules`
+/// modules of a library, each with a few functions and `tests_per_module` unit tests, and a
+/// `.gitignore` of `target/`. Deterministic: the same sources every run.
+pub fn generate_cargo_project(repo: &Path, modules: usize, tests_per_module: usize) {
+    std::fs::create_dir_all(repo.join("src")).expect("create the project");
+    std::fs::write(
+        repo.join("Cargo.toml"),
+        "[package]\nname = \"leasebench\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n",
+    )
+    .expect("write Cargo.toml");
+    std::fs::write(repo.join(".gitignore"), "target/\n").expect("write .gitignore");
+    let mut lib = String::from("//! A generated library for the benchmarks.\n\n");
+    for m in 0..modules {
+        lib.push_str(&format!("pub mod m{m};\n"));
+        let mut text = format!(
+            "//! Module {m}.\n\n/// A value of module {m}.\npub fn value(x: u64) -> u64 {{\n    x.wrapping_mul({}).rotate_left({}) ^ {}\n}}\n\n/// A sum over a range.\npub fn sum(n: u64) -> u64 {{\n    (0..n).map(value).fold(0, u64::wrapping_add)\n}}\n\n#[cfg(test)]\nmod tests {{\n    use super::*;\n",
+            m * 2 + 3,
+            m % 63 + 1,
+            m * 7919
+        );
+        for t in 0..tests_per_module {
+            text.push_str(&format!(
+                "\n    #[test]\n    fn case_{t}() {{\n        assert_eq!(sum({t}), (0..{t}).map(value).fold(0, u64::wrapping_add));\n        assert_eq!(value({t}), value({t}));\n    }}\n"
+            ));
+        }
+        text.push_str("}\n");
+        std::fs::write(repo.join(format!("src/m{m}.rs")), text).expect("write a module");
+    }
+    std::fs::write(repo.join("src/lib.rs"), lib).expect("write src/lib.rs");
+}

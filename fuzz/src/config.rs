@@ -157,6 +157,21 @@ pub fn check(data: &[u8]) -> bool {
     check_files(&user, &repo)
 }
 
+/// How many values a well-formed config file sets, known keys or not (`None` if it is not
+/// TOML): a section's values count one each, a top-level value one.
+fn leaf_count(text: &str) -> Option<usize> {
+    let table: toml::Table = text.parse().ok()?;
+    Some(
+        table
+            .values()
+            .map(|v| match v {
+                toml::Value::Table(inner) => inner.len(),
+                _ => 1,
+            })
+            .sum(),
+    )
+}
+
 /// The keys a well-formed config file sets, by their dotted names (`None` if it is not TOML).
 fn keys_set(text: &str) -> Option<Vec<&'static KeyDef>> {
     let table: toml::Table = text.parse().ok()?;
@@ -238,6 +253,7 @@ pub fn check_files(user_text: &str, repo_text: &str) -> bool {
             }
             if let (Ok(_), Some(set)) = (&user_alone, keys_set(repo_text))
                 && set.len() == 1
+                && leaf_count(repo_text) == Some(1)
                 && set[0].class == TrustClass::UserOnly
             {
                 // A user-only key alone is refused as such, whatever its value (an error on

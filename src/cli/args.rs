@@ -59,6 +59,8 @@ pub enum Commands {
     Repl(ReplArgs),
     /// Lease a box and keep it; prints its id for `run --lease ID`.
     Warmup(WarmupArgs),
+    /// Sync the repository to a kept lease: only what changed; what the box created stays.
+    Sync(SyncArgs),
     /// The leases you own.
     List(JsonArgs),
     /// One lease: its claim and its live state.
@@ -91,6 +93,7 @@ impl Commands {
     pub fn json(&self) -> bool {
         match self {
             Commands::Warmup(a) => a.json,
+            Commands::Sync(a) => a.json,
             Commands::List(a) | Commands::Doctor(a) | Commands::Backends(a) => a.json,
             Commands::Status(a) | Commands::Stop(a) => a.json,
             Commands::Cleanup(a) => a.json,
@@ -128,6 +131,10 @@ pub struct RunArgs {
     /// Do not sync the repository before running.
     #[arg(long)]
     pub no_sync: bool,
+    /// Replace the whole workdir on every sync (what the box created goes too), instead of
+    /// sending only what changed and leaving the rest.
+    #[arg(long, conflicts_with = "no_sync")]
+    pub sync_clean: bool,
     /// Run the command on N boxes at once (one shard group), each told its index in
     /// `LEASEBOX_SHARD_INDEX`/`LEASEBOX_SHARD_COUNT`; the first failing shard's code is the
     /// verdict.
@@ -258,6 +265,23 @@ pub struct WatchArgs {
     /// meanwhile queue one rerun. Ignored (with a notice) when stdin is not a terminal.
     #[arg(long)]
     pub repl_on_failure: bool,
+}
+
+/// `leasebox sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The kept lease (default: the one kept lease of this repository).
+    #[arg(long, value_name = "ID", add = ArgValueCompleter::new(completion::lease_ids))]
+    pub lease: Option<String>,
+    /// Only say what would be sent and deleted (counts, bytes, the first paths).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace the whole workdir (what the box created goes too).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub clean: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `leasebox warmup`.

@@ -13,6 +13,7 @@ mod report;
 mod run;
 mod shards;
 mod shell;
+mod sync;
 mod trust;
 mod watch;
 
@@ -119,6 +120,7 @@ async fn dispatch(command: Commands, cx: &Context) -> Result<(), Failure> {
         Commands::Shell(a) => shell::shell(a, cx).await,
         Commands::Repl(a) => repl::repl(a, cx).await,
         Commands::Warmup(a) => leases::warmup(&a, cx).await,
+        Commands::Sync(a) => sync::sync(&a, cx).await,
         Commands::List(a) => leases::list(&a, cx).await,
         Commands::Status(a) => leases::status(&a, cx).await,
         Commands::Stop(a) => leases::stop(&a, cx).await,

@@ -79,6 +79,7 @@ pub(crate) async fn run(
         args: args.rest.clone(),
         sandbox: super::repl::sandbox(settings),
         keep: args.keep,
+        sync_clean: args.sync_clean,
         config: config.clone(),
         changed: None,
         command: None,

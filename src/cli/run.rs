@@ -314,6 +314,8 @@ async fn work(
         let options = SyncOptions {
             root: repo_root.to_path_buf(),
             excludes: settings.sync_exclude.clone(),
+            clean: args.sync_clean,
+            ..SyncOptions::default()
         };
         let report = session
             .sync(&options, cancel)

@@ -52,6 +52,8 @@ pub(super) async fn work(
         let options = SyncOptions {
             root: repo_root.to_path_buf(),
             excludes: settings.sync_exclude.clone(),
+            clean: args.sync_clean,
+            ..SyncOptions::default()
         };
         let reports = sync_group(sessions, &options, cancel)
             .await

@@ -60,6 +60,7 @@ pub(crate) async fn shell(args: ShellArgs, cx: &Context) -> Result<(), Failure> 
             let options = SyncOptions {
                 root: repo_root.clone(),
                 excludes: settings.sync_exclude.clone(),
+                ..SyncOptions::default()
             };
             let report = session
                 .sync(&options, &cx.cancel)

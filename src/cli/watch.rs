@@ -129,6 +129,8 @@ pub(crate) async fn watch(args: WatchArgs, cx: &Context) -> Result<(), Failure> 
         on_busy_seen: None,
         events: events.clone(),
         repl_on_failure,
+        // Reruns mirror the changes and keep what the box built.
+        sync_clean: false,
     };
     let options = WatchOptions {
         debounce,

@@ -126,13 +126,14 @@ pub enum Event {
         /// `release_failed`.
         reason: String,
     },
-    /// A sync began; the file set is decided.
+    /// A sync began; what it sends is decided.
     SyncStart {
         /// The lease id.
         lease_id: String,
-        /// Files and links in the file set.
+        /// Files and links it sends (the whole file set for a first or clean sync, else the
+        /// new and changed ones).
         files: u64,
-        /// Bytes of file content in the file set.
+        /// Bytes of file content it sends.
         bytes: u64,
     },
     /// A sync ended.
@@ -143,7 +144,11 @@ pub enum Event {
         files: u64,
         /// Bytes of file content sent.
         bytes: u64,
-        /// Whether only what changed was sent (`false`: the whole file set).
+        /// Files and links deleted in the box (ones an earlier sync sent that are gone or now
+        /// excluded locally).
+        deleted: u64,
+        /// Whether only what changed was sent (`false`: the whole file set, a first or clean
+        /// sync).
         incremental: bool,
         /// Wall time.
         ms: u64,

@@ -1,11 +1,13 @@
 //! The closing summary of a run, built from its own events (so every kind of run, a recipe,
 //! `run -- CMD` or a `watch` rerun, gets the same one): one line per step with its status and
 //! time, the members of a parallel group indented under it, a sharded step's shards as one
-//! block, then the verdict: passed or failed, which step gave the exit code, the total time, and
-//! what became of each lease.
+//! block, each sync in its place among them (full or incremental, files and bytes sent, files
+//! deleted), then the verdict: passed or failed, which step gave the exit code, the total time,
+//! and what became of each lease.
 //!
 //! ```text
 //! ==> summary
+//!     sync      synced     38ms   incremental · 2 files sent (1.2 KiB), 1 deleted
 //!     build     passed    412ms
 //!     checks    parallel  1.1s
 //!       lint    passed    306ms
@@ -21,6 +23,8 @@
 //! · lease lbx_… released`).
 
 use std::sync::Mutex;
+
+use indicatif::HumanBytes;
 
 use super::event::{Event, Record, StepEnd};
 use super::output::Output;
@@ -42,11 +46,34 @@ pub enum LeaseFate {
     Kept(String),
 }
 
+/// One sync as the summary shows it (from its `sync_end`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummarySync {
+    /// The lease synced to.
+    pub lease_id: String,
+    /// Files and links sent.
+    pub files: u64,
+    /// Bytes of file content sent.
+    pub bytes: u64,
+    /// Files and links deleted in the box.
+    pub deleted: u64,
+    /// Only what changed was sent.
+    pub incremental: bool,
+    /// Wall time.
+    pub ms: u64,
+    /// The error kind, when it failed.
+    pub error_kind: Option<String>,
+    /// How many steps had begun when it ended: it is shown before the next one.
+    pub before_step: usize,
+}
+
 /// The summary of one run.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     /// Steps in the order they began (skipped steps where they would have).
     pub steps: Vec<SummaryStep>,
+    /// Syncs in the order they ended.
+    pub syncs: Vec<SummarySync>,
     /// Leases in the order they were asked for, and their fate.
     pub leases: Vec<(String, LeaseFate)>,
     /// The run's end: exit code, error kind, wall time; `None` before `run_end`.
@@ -177,6 +204,27 @@ impl Observer for SummaryCollector {
                     None => s.steps.push(end.clone()),
                 }
             }
+            Event::SyncEnd {
+                lease_id,
+                files,
+                bytes,
+                deleted,
+                incremental,
+                ms,
+                error_kind,
+            } => {
+                let before_step = s.steps.len();
+                s.syncs.push(SummarySync {
+                    lease_id: lease_id.clone(),
+                    files: *files,
+                    bytes: *bytes,
+                    deleted: *deleted,
+                    incremental: *incremental,
+                    ms: *ms,
+                    error_kind: error_kind.clone(),
+                    before_step,
+                });
+            }
             Event::RunEnd {
                 exit_code,
                 error_kind,
@@ -232,7 +280,7 @@ fn lease_fate(id: &str, fate: &LeaseFate) -> String {
 
 fn status_style(status: &str) -> &'static str {
     match status {
-        "passed" => "32",
+        "passed" | "synced" => "32",
         "failed" | "errored" => "31",
         "skipped" => "33",
         _ => "2",
@@ -267,6 +315,50 @@ fn step_row(step: &StepEnd, indent: usize, name: String) -> Row {
     }
 }
 
+fn plural(n: u64, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
+/// A sync's row: full or incremental, what was sent and deleted (and to which lease, when the
+/// run holds several).
+fn sync_row(sync: &SummarySync, name_lease: bool) -> Row {
+    let mut note = if let Some(kind) = &sync.error_kind {
+        kind.clone()
+    } else if sync.incremental {
+        format!(
+            "incremental · {} sent ({}), {} deleted",
+            plural(sync.files, "file"),
+            HumanBytes(sync.bytes),
+            sync.deleted
+        )
+    } else {
+        format!(
+            "full · {} sent ({})",
+            plural(sync.files, "file"),
+            HumanBytes(sync.bytes)
+        )
+    };
+    if name_lease {
+        note.push_str(&format!(" · {}", sync.lease_id));
+    }
+    Row {
+        indent: 0,
+        name: "sync".to_owned(),
+        status: if sync.error_kind.is_some() {
+            "failed"
+        } else {
+            "synced"
+        }
+        .to_owned(),
+        time: human_ms(sync.ms),
+        note,
+    }
+}
+
 /// The status of a group of steps: failed/errored if any is, else passed if every one passed,
 /// else skipped or running.
 fn group_status(members: &[&StepEnd]) -> String {
@@ -291,7 +383,12 @@ impl Summary {
         let mut rows = Vec::new();
         let mut done_groups: Vec<&str> = Vec::new();
         let mut done_sharded: Vec<&str> = Vec::new();
-        for step in &self.steps {
+        let name_lease = self.leases.len() > 1;
+        let mut syncs = self.syncs.iter().peekable();
+        for (i, step) in self.steps.iter().enumerate() {
+            while let Some(sync) = syncs.next_if(|s| s.before_step <= i) {
+                rows.push(sync_row(sync, name_lease));
+            }
             if let Some(group) = &step.group {
                 if done_groups.contains(&group.as_str()) {
                     continue;
@@ -368,6 +465,7 @@ impl Summary {
                 rows.push(step_row(step, 0, step.name.clone()));
             }
         }
+        rows.extend(syncs.map(|sync| sync_row(sync, name_lease)));
         rows
     }
 
@@ -705,6 +803,18 @@ mod tests {
         }
     }
 
+    fn synced(lease: &str, files: u64, deleted: u64, incremental: bool) -> Event {
+        Event::SyncEnd {
+            lease_id: lease.into(),
+            files,
+            bytes: 2048,
+            deleted,
+            incremental,
+            ms: 38,
+            error_kind: None,
+        }
+    }
+
     #[test]
     fn a_watch_run_ends_with_one_line_and_the_watch_with_its_totals() {
         let ready = Event::LeaseReady {
@@ -782,6 +892,81 @@ mod tests {
         assert_eq!(
             lines[2],
             "==> watched 6 runs in 3m12s: 3 passed, 2 failed, 1 restarted · stopped by Ctrl-C · lease lbx_4 released"
+        );
+    }
+
+    #[test]
+    fn each_sync_is_a_row_in_its_place_saying_full_or_incremental() {
+        let s = collect(vec![
+            Event::LeaseRequested {
+                lease_id: "lbx_4".into(),
+                backend: "local".into(),
+            },
+            synced("lbx_4", 9, 0, false),
+            step("build", "passed", Some(0), None, 0),
+            synced("lbx_4", 1, 2, true),
+            step("test", "passed", Some(0), None, 0),
+            Event::RunEnd {
+                passed: true,
+                exit_code: 0,
+                error_kind: None,
+                ms: 2300,
+                watch: None,
+            },
+        ]);
+        let text = s.render(Output::default());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1],
+            "    sync   synced      38ms  full · 9 files sent (2.00 KiB)"
+        );
+        assert_eq!(lines[2], "    build  passed      1.2s");
+        assert_eq!(
+            lines[3],
+            "    sync   synced      38ms  incremental · 1 file sent (2.00 KiB), 2 deleted"
+        );
+        assert_eq!(lines[4], "    test   passed      1.2s");
+    }
+
+    #[test]
+    fn a_failed_sync_names_its_error_and_several_leases_are_told_apart() {
+        let s = collect(vec![
+            Event::LeaseRequested {
+                lease_id: "lbx_5".into(),
+                backend: "local".into(),
+            },
+            Event::LeaseRequested {
+                lease_id: "lbx_6".into(),
+                backend: "local".into(),
+            },
+            synced("lbx_5", 0, 0, true),
+            Event::SyncEnd {
+                lease_id: "lbx_6".into(),
+                files: 0,
+                bytes: 0,
+                deleted: 0,
+                incremental: false,
+                ms: 5,
+                error_kind: Some("ownership_refused".into()),
+            },
+            Event::RunEnd {
+                passed: false,
+                exit_code: 78,
+                error_kind: Some("ownership_refused".into()),
+                ms: 60,
+                watch: None,
+            },
+        ]);
+        let text = s.render(Output::default());
+        assert!(
+            text.contains(
+                "    sync  synced      38ms  incremental · 0 files sent (2.00 KiB), 0 deleted · lbx_5\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("    sync  failed       5ms  ownership_refused · lbx_6\n"),
+            "{text}"
         );
     }
 }

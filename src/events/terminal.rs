@@ -227,12 +227,24 @@ impl Console {
                     HumanBytes(*bytes)
                 ));
             }
-            Event::SyncEnd { ms, bytes, .. } => {
+            Event::SyncEnd {
+                ms,
+                files,
+                bytes,
+                deleted,
+                incremental,
+                ..
+            } => {
                 if let Some(bar) = self.bars().sync.take() {
                     bar.finish_and_clear();
                 }
+                let how = if *incremental {
+                    format!("incremental, {deleted} deleted")
+                } else {
+                    "full".to_owned()
+                };
                 self.narrate(&format!(
-                    "sync: {} sent in {}",
+                    "sync: {files} files, {} sent in {} ({how})",
                     HumanBytes(*bytes),
                     human_ms(*ms)
                 ));

@@ -39,6 +39,8 @@ pub(crate) struct HostContext {
     pub fetch_root: PathBuf,
     /// Keep every lease when the run ends (`--keep`).
     pub keep_all: bool,
+    /// Every sync replaces the whole workdir (`--sync-clean`).
+    pub sync_clean: bool,
     /// The run's config, which resolves every lease's options ([`Config::with_recipe`]).
     pub config: Config,
     /// The leases this run acquired, released at the end unless kept (shared by the per-call
@@ -75,6 +77,7 @@ impl HostContext {
             repo_root: self.repo_root.clone(),
             fetch_root: self.fetch_root.clone(),
             keep_all: self.keep_all,
+            sync_clean: self.sync_clean,
             config: self.config.clone(),
             leases: Arc::clone(&self.leases),
             record: self.record,
@@ -294,10 +297,14 @@ impl LuaLease {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get_or_insert_with(|| options.excludes.clone());
-        // Today's sync sends the whole file set (correct, just not incremental); the changed
-        // paths of a rerun (`ctx.changed`) become its hint once sync takes one.
+        // A rerun's changed paths are the incremental sync's hint: they are re-read whatever
+        // their stat says; everything else is still checked against the index.
+        let mut options = options.clone();
+        if options.changed.is_none() {
+            options.changed = changed_hint(ctx.changed.as_deref(), &ctx.repo_root, &options.root);
+        }
         self.inner
-            .sync(options, &self.cancel_token(ctx))
+            .sync(&options, &self.cancel_token(ctx))
             .await
             .map_err(|source| HostError::Engine {
                 context: format!("{location}sync"),
@@ -384,15 +391,19 @@ impl UserData for LuaLease {
             async move {
                 this.check_live(&location)?;
                 let ctx = HostContext::from_lua(&lua)?;
-                let options = decode::sync_options(&ctx.repo_root, &this.options, spec.as_ref())
-                    .map_err(|m| recipe_error(&location, "sync", &m))?;
+                let mut options =
+                    decode::sync_options(&ctx.repo_root, &this.options, spec.as_ref())
+                        .map_err(|m| recipe_error(&location, "sync", &m))?;
+                options.clean |= ctx.sync_clean;
                 let summary = this.sync(&ctx, &options, &location).await.map_err(raise)?;
-                lua.create_table_from([
+                let result = lua.create_table_from([
                     ("files", summary.files),
                     ("bytes", summary.bytes),
                     ("deleted", summary.deleted),
                     ("ms", summary.ms),
-                ])
+                ])?;
+                result.raw_set("incremental", summary.incremental)?;
+                Ok(result)
             }
         });
         methods.add_async_method(
@@ -814,4 +825,55 @@ pub(crate) async fn call_step(
     ctx: Table,
 ) -> mlua::Result<Value> {
     function.call_async::<Value>((lease, ctx)).await
+}
+
+/// The changed paths of a watch rerun (repository-relative, `/`-separated) as the hint of a
+/// sync of `root`: relative to `root`, only those under it; `None` on a first run (no change
+/// list) or for a root outside the repository.
+pub(crate) fn changed_hint(
+    changed: Option<&[String]>,
+    repo_root: &std::path::Path,
+    root: &std::path::Path,
+) -> Option<Vec<String>> {
+    let changed = changed?;
+    let under = root.strip_prefix(repo_root).ok()?;
+    if under.as_os_str().is_empty() {
+        return Some(changed.to_vec());
+    }
+    let prefix = format!("{}/", under.to_string_lossy().replace('\\', "/"));
+    Some(
+        changed
+            .iter()
+            .filter_map(|p| p.strip_prefix(&prefix).map(str::to_owned))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::changed_hint;
+    use std::path::Path;
+
+    #[test]
+    fn the_hint_is_the_changed_paths_under_the_synced_root() {
+        let repo = Path::new("/r");
+        let changed = vec!["src/a.rs".to_owned(), "Cargo.toml".to_owned()];
+        assert_eq!(
+            changed_hint(None, repo, repo),
+            None,
+            "a first run has no hint"
+        );
+        assert_eq!(
+            changed_hint(Some(&changed), repo, repo),
+            Some(changed.clone())
+        );
+        assert_eq!(
+            changed_hint(Some(&changed), repo, Path::new("/r/src")),
+            Some(vec!["a.rs".to_owned()])
+        );
+        assert_eq!(
+            changed_hint(Some(&changed), repo, Path::new("/elsewhere")),
+            None
+        );
+    }
 }

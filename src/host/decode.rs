@@ -10,7 +10,7 @@ use bytes::Bytes;
 use mlua::{Table, Value};
 
 use super::engine::LeaseOptions;
-use crate::session::{Command, ShellRequest, SyncOptions};
+use crate::session::{Command, OnMismatch, ShellRequest, SyncOptions};
 
 pub(crate) fn string_value(key: &str, value: &Value) -> Result<String, String> {
     match value {
@@ -265,7 +265,8 @@ pub(crate) fn env_pairs(value: &Value) -> Result<Vec<(String, String)>, String> 
     Ok(env)
 }
 
-/// `sync{ ".", exclude = { … } }`: what to send (the repository root or a directory inside it).
+/// `sync{ ".", exclude = { … }, clean = true, on_mismatch = "fail" }`: what to send (the
+/// repository root or a directory inside it) and how.
 pub(crate) fn sync_options(
     repo_root: &Path,
     options: &LeaseOptions,
@@ -273,6 +274,8 @@ pub(crate) fn sync_options(
 ) -> Result<SyncOptions, String> {
     let mut exclude = options.sync_exclude.clone();
     let mut root = repo_root.to_path_buf();
+    let mut clean = false;
+    let mut on_mismatch = OnMismatch::default();
     if let Some(spec) = spec {
         for pair in spec.pairs::<Value, Value>() {
             let (key, value) = pair.map_err(|e| e.to_string())?;
@@ -286,9 +289,21 @@ pub(crate) fn sync_options(
                 Value::String(s) if s == "exclude" => {
                     exclude.extend(string_list("exclude", &value)?);
                 }
+                Value::String(s) if s == "clean" => match value {
+                    Value::Boolean(b) => clean = b,
+                    other => {
+                        return Err(format!(
+                            "`clean` must be true or false, not a {}",
+                            other.type_name()
+                        ));
+                    }
+                },
+                Value::String(s) if s == "on_mismatch" => {
+                    on_mismatch = on_mismatch_value(&value)?;
+                }
                 other => {
                     return Err(format!(
-                        "unexpected key `{}` (sync takes {{ \".\", exclude = {{ … }} }})",
+                        "unexpected key `{}` (sync takes {{ \".\", exclude = {{ … }}, clean = true|false, on_mismatch = \"reconcile\"|\"fail\" }})",
                         other.to_string().unwrap_or_default()
                     ));
                 }
@@ -298,7 +313,24 @@ pub(crate) fn sync_options(
     Ok(SyncOptions {
         root,
         excludes: exclude,
+        clean,
+        on_mismatch,
+        ..SyncOptions::default()
     })
+}
+
+/// `on_mismatch = "reconcile"|"fail"` of a `sync` table.
+pub(crate) fn on_mismatch_value(value: &Value) -> Result<OnMismatch, String> {
+    match value {
+        Value::String(s) if s == "reconcile" => Ok(OnMismatch::Reconcile),
+        Value::String(s) if s == "fail" => Ok(OnMismatch::Fail),
+        other => Err(format!(
+            "`on_mismatch` must be \"reconcile\" or \"fail\", not `{}`",
+            other
+                .to_string()
+                .unwrap_or_else(|_| other.type_name().to_owned())
+        )),
+    }
 }
 
 /// A path relative to the workdir on the box or to the current directory here: no absolute

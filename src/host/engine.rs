@@ -60,6 +60,8 @@ pub struct TransferSummary {
     pub bytes: u64,
     /// Files deleted on the box (sync only).
     pub deleted: u64,
+    /// Only the differences were sent (sync only; false for a first or clean sync).
+    pub incremental: bool,
     /// Wall time in milliseconds.
     pub ms: u64,
 }

@@ -88,13 +88,21 @@ impl UserData for LuaGroup {
             let location = caller_location(&lua);
             async move {
                 let ctx = HostContext::from_lua(&lua)?;
-                let options =
+                let mut options =
                     decode::sync_options(&ctx.repo_root, &this.lease.options, spec.as_ref())
                         .map_err(|m| {
                             raise(HostError::Sandbox {
                                 message: format!("{location}sync: {m}"),
                             })
                         })?;
+                options.clean |= ctx.sync_clean;
+                if options.changed.is_none() {
+                    options.changed = super::bindings::changed_hint(
+                        ctx.changed.as_deref(),
+                        &ctx.repo_root,
+                        &options.root,
+                    );
+                }
                 let summaries = this
                     .lease
                     .inner
@@ -110,6 +118,11 @@ impl UserData for LuaGroup {
                 let table = lua.create_table()?;
                 table.raw_set("files", first.files)?;
                 table.raw_set("bytes", first.bytes)?;
+                table.raw_set("deleted", first.deleted)?;
+                table.raw_set(
+                    "incremental",
+                    !summaries.is_empty() && summaries.iter().all(|s| s.incremental),
+                )?;
                 table.raw_set("boxes", summaries.len())?;
                 table.raw_set("ms", summaries.iter().map(|s| s.ms).max().unwrap_or(0))?;
                 Ok(table)

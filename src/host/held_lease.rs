@@ -48,7 +48,8 @@ impl LeasedBox for HeldLease {
         Ok(TransferSummary {
             files: report.files as u64,
             bytes: report.bytes,
-            deleted: 0,
+            deleted: report.deleted as u64,
+            incremental: report.incremental,
             ms: report.ms,
         })
     }
@@ -121,6 +122,7 @@ impl LeasedBox for HeldLease {
             files: report.entries as u64,
             bytes: report.bytes,
             deleted: 0,
+            incremental: false,
             ms: report.ms,
         })
     }
@@ -177,7 +179,8 @@ impl LeasedBox for HeldLease {
             .map(|r| TransferSummary {
                 files: r.files as u64,
                 bytes: r.bytes,
-                deleted: 0,
+                deleted: r.deleted as u64,
+                incremental: r.incremental,
                 ms: r.ms,
             })
             .collect())
@@ -226,7 +229,8 @@ impl LeasedBox for GroupBox {
         Ok(TransferSummary {
             files: report.files as u64,
             bytes: report.bytes,
-            deleted: 0,
+            deleted: report.deleted as u64,
+            incremental: report.incremental,
             ms: report.ms,
         })
     }
@@ -270,6 +274,7 @@ impl LeasedBox for GroupBox {
             files: report.entries as u64,
             bytes: report.bytes,
             deleted: 0,
+            incremental: false,
             ms: report.ms,
         })
     }

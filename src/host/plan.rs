@@ -10,6 +10,7 @@ use mlua::{AnyUserData, Function, Table, Value};
 use super::decode::env_pairs;
 use super::engine::LeaseOptions;
 use super::lease::PlannedLease;
+use crate::session::OnMismatch;
 
 /// What a step runs.
 #[derive(Debug, Clone)]
@@ -74,12 +75,20 @@ impl WhenGlobs {
     }
 }
 
+/// A declarative recipe's `sync = { exclude = …, clean = …, on_mismatch = … }`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SyncSpec {
+    pub exclude: Vec<String>,
+    pub clean: bool,
+    pub on_mismatch: OnMismatch,
+}
+
 /// A whole declarative recipe.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     pub lease: LeaseOptions,
-    /// `None` when the recipe says `sync = false`; else extra excludes.
-    pub sync: Option<Vec<String>>,
+    /// `None` when the recipe says `sync = false`; else its extra excludes and options.
+    pub sync: Option<SyncSpec>,
     pub steps: Vec<Step>,
     pub artifacts: Vec<String>,
     pub env: Vec<(String, String)>,
@@ -104,7 +113,15 @@ impl Plan {
         let keep: bool = table.get("keep")?;
         lease.keep |= keep;
         let sync = match table.get::<Value>("sync")? {
-            Value::Table(sync) => Some(strings(&sync.get("exclude")?)?),
+            Value::Table(sync) => Some(SyncSpec {
+                exclude: strings(&sync.get("exclude")?)?,
+                clean: sync.get::<Option<bool>>("clean")?.unwrap_or(false),
+                on_mismatch: match sync.get::<Value>("on_mismatch")? {
+                    Value::Nil => OnMismatch::default(),
+                    value => super::decode::on_mismatch_value(&value)
+                        .map_err(|m| mlua::Error::runtime(format!("recipe `sync`: {m}")))?,
+                },
+            }),
             _ => None,
         };
         let env = env_pairs(&table.get("env")?).map_err(mlua::Error::runtime)?;

@@ -24,7 +24,7 @@ use super::engine::LeaseProvider;
 use super::error::HostError;
 use super::last::{FailedStep, Retry};
 use super::loader;
-use super::plan::{Action, Plan, Step};
+use super::plan::{Action, Plan, Step, SyncSpec};
 use super::repl::{FailureRepl, Loaded, RecipeSource, ReplOnFailure, after_failure};
 use super::sandbox::{SandboxOptions, new_vm};
 use crate::config::Config;
@@ -47,6 +47,8 @@ pub struct RecipeRun {
     pub sandbox: SandboxOptions,
     /// Keep every lease when the run ends (`--keep`).
     pub keep: bool,
+    /// Every sync replaces the whole workdir (`--sync-clean`).
+    pub sync_clean: bool,
     /// The run's config (every layer but the recipe's): each `warmup{}` / `recipe{}` lease is
     /// this config with the recipe's options ([`Config::with_recipe`]).
     pub config: Config,
@@ -155,6 +157,7 @@ pub async fn run_recipe(
         repo_root: run.repo_root.clone(),
         fetch_root: run.fetch_root.clone(),
         keep_all: run.keep,
+        sync_clean: run.sync_clean,
         config: run.config.clone(),
         leases: Arc::default(),
         events: run.events.clone(),
@@ -398,7 +401,7 @@ fn command_plan(config: &Config, command: &CommandRecipe) -> Result<Plan, HostEr
     let lease = super::lease::resolve(config, None, None, "watch")?;
     Ok(Plan {
         lease,
-        sync: Some(Vec::new()),
+        sync: Some(SyncSpec::default()),
         steps: vec![Step {
             name: "command".to_owned(),
             action: Action::Argv(command.argv.clone()),
@@ -497,16 +500,31 @@ impl Runner<'_> {
         if let Some(extra) = &self.plan.sync {
             let started = Instant::now();
             let mut excludes = lease.options.sync_exclude.clone();
-            excludes.extend(extra.iter().cloned());
+            excludes.extend(extra.exclude.iter().cloned());
             let options = SyncOptions {
                 root: self.ctx.repo_root.clone(),
                 excludes,
+                clean: extra.clean || self.ctx.sync_clean,
+                on_mismatch: extra.on_mismatch,
+                ..SyncOptions::default()
             };
             let summary = lease.sync(self.ctx, &options, "").await?;
             self.state.phase("sync", started);
             self.ctx.events.say(&format!(
-                "==> synced {} files ({} bytes) in {} ms",
-                summary.files, summary.bytes, summary.ms
+                "==> synced {} files ({} bytes){}{} in {} ms",
+                summary.files,
+                summary.bytes,
+                if summary.deleted > 0 {
+                    format!(", deleted {}", summary.deleted)
+                } else {
+                    String::new()
+                },
+                if summary.incremental {
+                    ", incremental"
+                } else {
+                    ""
+                },
+                summary.ms
             ));
         }
         Ok(lease)

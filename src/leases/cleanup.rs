@@ -191,6 +191,7 @@ impl Leases {
                     .await
                     .map_err(|e| stop(Failure::from_error(&e)))?;
             }
+            self.forget_sync_index(&claim.id);
             lock.remove(claim.revision)
                 .map_err(|e| stop(ownership(&e)))?;
         }

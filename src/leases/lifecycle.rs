@@ -137,7 +137,9 @@ impl Leases {
         &self.owner
     }
 
-    pub(super) fn backend_name(&self) -> &'static str {
+    /// The backend's name (`local`, `nomad`), as claims record it.
+    #[must_use]
+    pub fn backend_name(&self) -> &'static str {
         self.backend.features().name
     }
 
@@ -310,6 +312,7 @@ impl Leases {
     /// revision in the claim.
     fn session_for(&self, lease: Lease) -> Session {
         let session = Session::new(Arc::clone(&self.backend), lease, Arc::clone(&self.timing));
+        session.set_index_path(self.sync_index_path(session.lease().id.as_str()));
         session.set_events(self.events.clone());
         let claims = self.claims.clone();
         let id = session.lease().id.as_str().to_owned();
@@ -325,6 +328,18 @@ impl Leases {
             }
         });
         session
+    }
+
+    /// The local sync index of lease `id`: `STATE/sync/ID.index`, beside the claims (what
+    /// the box got from the last sync, and the local stats it was read under).
+    #[must_use]
+    pub fn sync_index_path(&self, id: &str) -> PathBuf {
+        let claims = self.claims.dir();
+        claims
+            .parent()
+            .unwrap_or(claims)
+            .join("sync")
+            .join(format!("{id}.index"))
     }
 
     /// The lease a claim describes.
@@ -520,6 +535,8 @@ impl Leases {
             .release(lease, cancel)
             .await
             .map_err(|e| Failure::from_error(&e))?;
+        // The box is gone, and with it what the index describes.
+        self.forget_sync_index(id);
         match self.claims.load(id) {
             Ok(claim) => self
                 .claims
@@ -561,7 +578,14 @@ impl Leases {
                 .await
                 .map_err(|e| Failure::from_error(&e))?;
         }
+        self.forget_sync_index(id.as_str());
         lock.remove(claim.revision).map_err(|e| ownership(&e))
+    }
+
+    /// Drop the local sync index of a lease whose box is gone (best effort: a stale one is
+    /// never used, its lease id being unique).
+    pub(super) fn forget_sync_index(&self, id: &str) {
+        let _ = std::fs::remove_file(self.sync_index_path(id));
     }
 
     /// Mark a lease as kept (for `--keep-on-failure`), so `cleanup` leaves it until it expires.

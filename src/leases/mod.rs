@@ -39,6 +39,6 @@ pub use crate::events::{Event, Events, RunEvents, RunStart, StepEnd};
 pub use crate::lease::{Check, CheckStatus, GroupPlacement};
 pub use crate::session::fetch::check_fetch_path;
 pub use crate::session::{
-    Command, ExecOutcome, PrefixSink, Session, ShellOutcome, ShellRequest, SyncOptions,
-    TerminalSink, stdin_is_terminal, sync_group,
+    Command, ExecOutcome, OnMismatch, PrefixSink, Session, ShellOutcome, ShellRequest, SyncOptions,
+    SyncReport, TerminalSink, stdin_is_terminal, sync_group,
 };

@@ -20,8 +20,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::fileset;
+use super::fileset::EntryKind;
+use super::index::{IndexHeader, LocalIndex};
 use super::scripts;
-use super::sync::{CHUNK, SyncOptions, SyncReport, write_archive};
+use super::sync::{CHUNK, SyncOptions, SyncReport, now_ns, write_archive_recording};
 use super::{Session, SessionError, StdoutTo, elapsed_ms};
 
 /// Sync the repository to every box of a group (`sessions`, box 1 first): once, fanned out,
@@ -125,7 +127,15 @@ async fn fan_out(
         .await
         .map_err(|e| SessionError::Invalid(format!("file set walk failed: {e}")))??;
     let first = &sessions[0];
-    first.sync_started(&set);
+    // The sizes are read here (a `stat` a file, no content): the bar's total.
+    let total_bytes = set
+        .entries
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::File))
+        .filter_map(|e| std::fs::symlink_metadata(set.root.join(&e.path)).ok())
+        .map(|m| m.len())
+        .sum();
+    first.sync_started(set.entries.len(), total_bytes);
     let revision = hex::encode(rand::random::<[u8; 8]>());
     let opened = futures::future::join_all(sessions.iter().map(|s| {
         let lease = s.lease();
@@ -152,9 +162,12 @@ async fn fan_out(
     let files = set.entries.len();
     let producer_revision = revision.clone();
     let events = first.events();
+    let started_ns = now_ns();
     let producer = tokio::task::spawn_blocking(move || {
         let writer = super::observe::Counted::new(TeeWriter::new(senders), events);
-        write_archive(&set, &producer_revision, writer)
+        let mut entries = Vec::with_capacity(set.entries.len());
+        let bytes = write_archive_recording(&set, &producer_revision, writer, &mut entries)?;
+        Ok::<_, SessionError>((bytes, entries))
     });
     let driven = futures::future::join_all(
         streams
@@ -179,12 +192,27 @@ async fn fan_out(
     }
     // A local read error cuts every stream short before the revision entry, so every box
     // keeps its old tree; report the local error, which says more than the boxes can.
-    let bytes = produced?;
+    let (bytes, entries) = produced?;
     for (index, out) in outcomes.iter().enumerate() {
         out.check("sync")
             .map_err(|e| name_box(e, index + 1, count))?;
     }
+    // Every box now holds what was sent: each keeps the same local index, so its next sync
+    // is incremental on its own.
     for session in sessions {
+        session.store_index(LocalIndex {
+            header: IndexHeader {
+                version: 1,
+                lease: session.lease().id.to_string(),
+                revision: revision.clone(),
+                synced_at_ns: started_ns,
+                journal: 0,
+            },
+            entries: entries
+                .iter()
+                .map(|e| (e.entry.path.clone(), e.clone()))
+                .collect(),
+        });
         session.synced(&revision);
     }
     let ms = elapsed_ms(start);
@@ -194,10 +222,11 @@ async fn fan_out(
         .map(|_| SyncReport {
             files,
             bytes,
+            total_files: files,
             revision: revision.clone(),
             ms,
             notices: notices.clone(),
-            incremental: false,
+            ..SyncReport::default()
         })
         .collect())
 }

@@ -73,8 +73,15 @@ pub fn collect(root: &Path, excludes: &[String]) -> Result<FileSet, SessionError
         let full = root.join(&path);
         let meta = match std::fs::symlink_metadata(&full) {
             Ok(m) => m,
-            // Tracked but deleted in the work tree: nothing to send.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            // Tracked but deleted in the work tree (or a parent is a file now): nothing to send.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                continue;
+            }
             Err(e) => {
                 return Err(SessionError::local(
                     format!("cannot read `{}`", full.display()),

@@ -5,9 +5,12 @@
 //! A [`Session`] is a lease attached to its backend. Everything it does in the box is an exec
 //! of a small POSIX `sh` script (see [`scripts`]):
 //!
-//! - [`Session::sync`] streams a tar of the repository's file set over stdin into a staging
-//!   directory and swaps it into the workdir ([`sync`]); [`sync_group`] does it once for the
-//!   N boxes of a shard group, one archive streamed to all (`fanout.rs`).
+//! - [`Session::sync`] mirrors the repository's file set into the workdir: only new and
+//!   changed files travel, in one tar over stdin, with a deletion list; what the box created
+//!   stays (`incremental.rs`, [`plan`], [`index`], [`sync_scripts`]). A clean sync streams the
+//!   whole set into a staging directory and swaps it in ([`sync`]); [`sync_group`] does the
+//!   first sync once for the N boxes of a shard group, one archive streamed to all
+//!   (`fanout.rs`), and later syncs go through each box's own incremental [`Session::sync`].
 //! - [`Session::fetch`] streams a tar back over stdout and extracts it safely ([`fetch`]).
 //! - [`Session::exec`] runs a command under the verified-exec wrapper, whose detached
 //!   supervisor records its pid, process group, output and exit code in the box, so a lost
@@ -23,11 +26,15 @@ mod exec;
 mod fanout;
 pub mod fetch;
 pub mod fileset;
+mod incremental;
+pub mod index;
 mod observe;
 mod output;
+pub mod plan;
 pub mod scripts;
 mod shell;
 pub mod sync;
+pub mod sync_scripts;
 mod terminal;
 mod timing;
 
@@ -36,9 +43,13 @@ pub use fanout::{TeeWriter, sync_group};
 pub use fetch::FetchReport;
 pub use output::{NullSink, OutputSink, PrefixSink, TerminalSink};
 pub use shell::{ShellOutcome, ShellRequest};
-pub use sync::{ManifestEntry, ManifestHeader, SyncOptions, SyncReport, parse_manifest};
+pub use sync::{
+    ManifestEntry, ManifestHeader, OnMismatch, SyncOptions, SyncReport, parse_manifest,
+};
 pub use terminal::stdin_is_terminal;
-pub use timing::{Phase, PhaseStatus, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms};
+pub use timing::{
+    Phase, PhaseStatus, SyncFigures, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms,
+};
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -151,6 +162,8 @@ struct Inner {
     timing: Arc<Timing>,
     sync_revision: Mutex<Option<String>>,
     sync_hook: Mutex<Option<SyncHook>>,
+    index: Mutex<Option<Arc<index::LocalIndex>>>,
+    index_path: Mutex<Option<std::path::PathBuf>>,
     kill_grace: Duration,
     hang_probe: Mutex<Duration>,
     events: Mutex<crate::events::Events>,
@@ -180,6 +193,8 @@ impl Session {
                 timing,
                 sync_revision: Mutex::new(None),
                 sync_hook: Mutex::new(None),
+                index: Mutex::new(None),
+                index_path: Mutex::new(None),
                 kill_grace: Duration::from_secs(5),
                 hang_probe: Mutex::new(Duration::from_secs(30)),
                 events: Mutex::default(),
@@ -231,6 +246,25 @@ impl Session {
             .sync_hook
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(Box::new(hook));
+    }
+
+    /// Keep the local index of the sync (what the box holds, with the local stats it was read
+    /// under) in the file `path` too, so a later process reuses it (the lifecycle passes a
+    /// per-lease file in the state dir).
+    pub fn set_index_path(&self, path: std::path::PathBuf) {
+        *self
+            .inner
+            .index_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(path);
+    }
+
+    pub(crate) fn index_path(&self) -> Option<std::path::PathBuf> {
+        self.inner
+            .index_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn synced(&self, revision: &str) {

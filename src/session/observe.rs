@@ -1,10 +1,9 @@
 //! What a session tells the run's [`Events`]: each sync's and fetch's start and end (files,
-//! bytes, whether incremental, the error kind when it failed), and, for the terminal's bars,
+//! bytes, deletions, whether incremental, the error kind when it failed), and, for the terminal's bars,
 //! the bytes sent or received so far.
 
 use std::io::Write;
 
-use super::fileset::{EntryKind, FileSet};
 use super::{FetchReport, Session, SessionError, SyncOptions, SyncReport};
 use crate::error::HasKind;
 use crate::events::{Event, Events, Tick};
@@ -29,12 +28,15 @@ impl Session {
             .clone()
     }
 
-    /// Send the file set of `options.root` to the workdir, replacing what was there
-    /// (`sync.rs`), reported to the run's events as `sync_start` and `sync_end`.
+    /// Send the file set of `options.root` to the workdir (`sync.rs`): by default only what
+    /// changed, mirroring the file set and leaving what the box created; a clean sync replaces
+    /// the whole workdir. Reported to the run's events as `sync_start` and `sync_end` (a dry
+    /// run, which changes nothing, reports nothing).
     ///
     /// # Errors
     /// The file set cannot be decided or a file cannot be read (named in the error), the box
-    /// refuses (another client changed it, no `tar`), the connection is lost, or cancellation.
+    /// refuses (no `tar`; another client changed it and `on_mismatch` is `fail`), the
+    /// connection is lost, or cancellation.
     pub async fn sync(
         &self,
         options: &SyncOptions,
@@ -42,36 +44,32 @@ impl Session {
     ) -> Result<SyncReport, SessionError> {
         let start = std::time::Instant::now();
         let result = self.sync_tree(options, cancel).await;
-        self.sync_ended(&result, super::elapsed_ms(start));
+        if !options.dry_run {
+            self.sync_ended(&result, super::elapsed_ms(start));
+        }
         result
     }
 
-    /// A sync decided its file set.
-    pub(crate) fn sync_started(&self, set: &FileSet) {
-        // The size is read here (a `stat` a file, no content): the bar's total.
-        let bytes = set
-            .entries
-            .iter()
-            .filter(|e| matches!(e.kind, EntryKind::File))
-            .filter_map(|e| std::fs::symlink_metadata(set.root.join(&e.path)).ok())
-            .map(|m| m.len())
-            .sum();
+    /// A sync decided what it sends: `files` files and links, `bytes` bytes of content (the
+    /// bar's total).
+    pub(crate) fn sync_started(&self, files: usize, bytes: u64) {
         self.events().emit(Event::SyncStart {
             lease_id: self.lease().id.to_string(),
-            files: set.entries.len() as u64,
+            files: files as u64,
             bytes,
         });
     }
 
     /// A sync ended, with its report or its error.
     pub(crate) fn sync_ended(&self, result: &Result<SyncReport, SessionError>, ms: u64) {
-        let (files, bytes, incremental) = result
-            .as_ref()
-            .map_or((0, 0, false), |r| (r.files as u64, r.bytes, r.incremental));
+        let (files, bytes, deleted, incremental) = result.as_ref().map_or((0, 0, 0, false), |r| {
+            (r.files as u64, r.bytes, r.deleted as u64, r.incremental)
+        });
         self.events().emit(Event::SyncEnd {
             lease_id: self.lease().id.to_string(),
             files,
             bytes,
+            deleted,
             incremental,
             ms,
             error_kind: result.as_ref().err().map(|e| e.kind().as_str().to_owned()),

@@ -3,8 +3,8 @@
 //! `session` and the box; this comment is its specification.
 //!
 //! Only POSIX `sh` and tools every image with `sh` and `tar` has are used (`tar`, `tee`, `cat`,
-//! `tail`, `mv`, `rm`, `rmdir`, `mkdir`, `ls`, `wc`, `sleep`, and `setsid` or a `sh` with job
-//! control); they run under dash, BusyBox and bash alike, on the local backend, in a raw_exec
+//! `tail`, `mv`, `rm`, `rmdir`, `mkdir`, `ls`, `wc`, `sleep`, `find`, and `setsid` or a `sh`
+//! with job control; `find` for the incremental sync's scripts in `sync_scripts.rs`); they run under dash, BusyBox and bash alike, on the local backend, in a raw_exec
 //! allocation and in a container. No shell arithmetic ever sees a byte offset (offsets travel
 //! as decimal strings to `tail -c +N`), so nothing overflows. The wrapper starts as few
 //! programs as it can (each costs a millisecond or so on a busy box).
@@ -79,7 +79,7 @@
 //! - [`SYNC_RECEIVE`] `WORKDIR STATE EXPECTED` (stdin: a tar of `tree/…`,
 //!   `meta/manifest.jsonl`, `meta/revision`): refuses with exit 3 when `STATE/revision` is not
 //!   `EXPECTED` (`-`: no expectation); unpacks into `STATE/incoming`, removes the revision
-//!   stamp, swaps the tree in, moves the manifest and writes the stamp last, so a swap that
+//!   stamp, swaps the tree in, moves the manifest, writes the drift marker `STATE/synced` (which an incremental sync's probe compares the tree against) and the stamp last, so a swap that
 //!   breaks part-way leaves no stamp and the next sync reports the mismatch. Exit 4 (cannot
 //!   write), 5 (tar failed or the stream was cut), 6 (a rename failed). Prunes run records in
 //!   the background.
@@ -101,7 +101,7 @@
 pub const EXIT_UNSUITABLE: i32 = 78;
 
 /// The tools the scripts need, as the error for a box without one lists them.
-pub const NEEDED_TOOLS: &str = "`sh`, `tar`, `tee`, `cat`, `tail`, `mv`, `rm`, `rmdir`, `mkdir`, `ls`, `wc`, `sleep`, and `setsid` (or a `sh` with job control)";
+pub const NEEDED_TOOLS: &str = "`sh`, `tar`, `tee`, `cat`, `tail`, `mv`, `rm`, `rmdir`, `mkdir`, `ls`, `wc`, `sleep`, `find`, and `setsid` (or a `sh` with job control)";
 
 /// Resolve a `${NOMAD_ALLOC_DIR}` prefix of variable `$1` (an `sh` snippet).
 macro_rules! alloc_dir {
@@ -117,6 +117,8 @@ macro_rules! alloc_dir {
         )
     };
 }
+
+pub(super) use alloc_dir;
 
 /// The supervisor's text (no single quotes: the wrapper embeds it in them).
 macro_rules! supervisor {
@@ -299,11 +301,13 @@ macro_rules! prune {
     };
 }
 
+pub(super) use prune;
+
 /// Prepares a box: checks the tools the scripts need, creates the workdir and the state dir,
 /// prunes old run records. Arguments: workdir, state dir.
 pub const PREPARE: &str = concat!(
     prune!(),
-    r#"for lbx_t in tar tee cat tail mv rm rmdir mkdir ls wc sleep; do
+    r#"for lbx_t in tar tee cat tail mv rm rmdir mkdir ls wc sleep find; do
   command -v "$lbx_t" >/dev/null 2>&1 || { echo "leasebox: missing-tool $lbx_t" >&2; exit 78; }
 done
 if ! command -v setsid >/dev/null 2>&1; then
@@ -341,7 +345,11 @@ mkdir -p -- "$lbx_st/incoming/tree"
 rm -f -- "$lbx_st/revision" || exit 6
 if [ -e "$lbx_w" ]; then mv -- "$lbx_w" "$lbx_old" || exit 6; fi
 mv -- "$lbx_st/incoming/tree" "$lbx_w" || { [ -e "$lbx_old" ] && mv -- "$lbx_old" "$lbx_w"; exit 6; }
-mv -f -- "$lbx_st/incoming/meta/manifest.jsonl" "$lbx_st/manifest.jsonl" && mv -f -- "$lbx_st/incoming/meta/revision" "$lbx_st/revision" || exit 6
+mv -f -- "$lbx_st/incoming/meta/manifest.jsonl" "$lbx_st/manifest.jsonl" || exit 6
+# The drift marker an incremental sync's probe compares against (`find -newer`): made now,
+# after the tree is in place (the tree keeps the local mtimes), before the stamp.
+read -r lbx_r <"$lbx_st/incoming/meta/revision" && echo "$lbx_r" >"$lbx_st/synced" || exit 6
+mv -f -- "$lbx_st/incoming/meta/revision" "$lbx_st/revision" || exit 6
 rmdir -- "$lbx_st/incoming/meta" "$lbx_st/incoming" 2>/dev/null
 # The old tree (and any a crash left) and old run records go away off the run's path,
 # detached from the session.

@@ -54,6 +54,22 @@ pub struct Phase {
     /// An errored step's error kind (an `error_kind` name of `docs/exit-codes.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<String>,
+    /// What a `sync` phase moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncFigures>,
+}
+
+/// What a sync moved, in the timing file's `sync` phase.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncFigures {
+    /// Files and links sent.
+    pub files: u64,
+    /// Bytes of file content sent.
+    pub bytes: u64,
+    /// Files and links deleted in the box.
+    pub deleted: u64,
+    /// Only the differences were sent.
+    pub incremental: bool,
 }
 
 impl Phase {
@@ -70,6 +86,7 @@ impl Phase {
             group: None,
             code: None,
             error_kind: None,
+            sync: None,
         }
     }
 }

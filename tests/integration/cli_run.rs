@@ -118,10 +118,8 @@ fn ctrl_c_during_sync_releases_and_exits_130() {
         .unwrap();
     let leases = s.cache().join("leasebox/leases");
     wait_for("the sync to start", || {
-        std::fs::read_dir(&leases).is_ok_and(|rd| {
-            rd.flatten()
-                .any(|e| e.path().join("work.lbx/incoming").exists())
-        })
+        std::fs::read_dir(&leases)
+            .is_ok_and(|rd| rd.flatten().any(|e| e.path().join("work/big.bin").exists()))
     });
     sigint(&child);
     let out = child.wait_with_output().unwrap();

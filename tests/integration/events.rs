@@ -290,6 +290,7 @@ fn the_summary_of_a_passing_a_failing_and_a_parallel_recipe() {
         summary_of(&stderr(&out)),
         [
             "==> summary",
+            "sync synced T full · 3 files sent (384 B)",
             "build passed T",
             "checks parallel T 2 steps, passed",
             "lint passed T",
@@ -307,6 +308,7 @@ fn the_summary_of_a_passing_a_failing_and_a_parallel_recipe() {
         summary_of(&stderr(&out)),
         [
             "==> summary",
+            "sync synced T full · 3 files sent (384 B)",
             "build passed T",
             "checks parallel T 2 steps, failed",
             "lint passed T",
@@ -328,6 +330,7 @@ fn the_summary_of_a_passing_a_failing_and_a_parallel_recipe() {
         summary,
         [
             "==> summary",
+            "sync synced T full · 3 files sent (384 B)",
             "command passed T",
             "==> passed in T · lease lbx_ID kept (`leasebox stop lbx_ID` releases it)"
         ],
@@ -335,6 +338,54 @@ fn the_summary_of_a_passing_a_failing_and_a_parallel_recipe() {
         stderr(&out)
     );
     let id = s.claims()[0]["id"].as_str().unwrap().to_owned();
+
+    // A rerun on the kept lease sends only what changed, and the summary and the events say so.
+    s.write("src/main.txt", "changed\n");
+    std::fs::remove_file(s.repo().join(".leasebox/recipes/ci.lua")).unwrap();
+    let out = s.run(&[
+        "run",
+        "--lease",
+        &id,
+        "--events",
+        "events.ndjson",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(
+        summary_of(&stderr(&out)),
+        [
+            "==> summary",
+            "sync synced T incremental · 1 file sent (8 B), 1 deleted",
+            "command passed T",
+            "==> passed in T · lease lbx_ID kept (`leasebox stop lbx_ID` releases it)"
+        ],
+        "{}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(s.repo().join("events.ndjson")).unwrap();
+    let records = validated(&text);
+    let sync = records.iter().find(|r| r["event"] == "sync_end").unwrap();
+    assert_eq!(
+        (
+            &sync["files"],
+            &sync["bytes"],
+            &sync["deleted"],
+            &sync["incremental"]
+        ),
+        (
+            &Value::from(1),
+            &Value::from(8),
+            &Value::from(1),
+            &Value::Bool(true)
+        ),
+        "{sync}"
+    );
+    let start = records.iter().find(|r| r["event"] == "sync_start").unwrap();
+    assert_eq!(
+        (&start["files"], &start["bytes"]),
+        (&Value::from(1), &Value::from(8))
+    );
     assert_eq!(code(&s.run(&["stop", &id])), 0);
 }
 

@@ -22,6 +22,8 @@ mod session_local;
 mod shard;
 mod shell;
 mod support;
+mod sync_incremental;
+mod sync_shells;
 mod trust;
 mod verified_exec;
 mod watch;

@@ -43,6 +43,7 @@ fn options(s: &Scratch) -> SyncOptions {
     SyncOptions {
         root: s.repo(),
         excludes: vec!["target/".into(), "node_modules/".into()],
+        ..SyncOptions::default()
     }
 }
 
@@ -124,7 +125,11 @@ async fn a_resync_removes_deleted_files_and_checks_the_revision() {
         "other\n",
     )
     .unwrap();
-    let err = session.sync(&options(&s), &cancel).await.unwrap_err();
+    let fail = SyncOptions {
+        on_mismatch: leasebox::session::OnMismatch::Fail,
+        ..options(&s)
+    };
+    let err = session.sync(&fail, &cancel).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::OwnershipRefused, "{err}");
     assert!(err.to_string().contains("another client"), "{err}");
 }

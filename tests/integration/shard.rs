@@ -617,3 +617,40 @@ return lb.shard {
     no_jobs_left(&nomad);
     nothing_left(&s);
 }
+
+const RESYNC_GROUP: &str = r#"local lb = require("leasebox")
+local group = lb.warmup { count = 3 }
+local first = group:sync {}
+assert(first.boxes == 3 and first.files >= 1 and not first.incremental, "first sync")
+for i = 1, #group do
+  group[i]:exec { "sh", "-c", "echo built > built.txt" }
+end
+local again = group:sync {}
+print(("again files=%d deleted=%d incremental=%s"):format(again.files, again.deleted, tostring(again.incremental)))
+for i = 1, #group do
+  local r = group[i]:exec { "cat", "built.txt", capture = true }
+  print(("box %d keeps %s"):format(i, r.stdout:gsub("%s+$", "")))
+end
+group:cleanup()
+"#;
+
+#[test]
+fn a_group_resync_is_incremental_in_every_box_and_keeps_what_the_boxes_built() {
+    let s = repo("resync", RESYNC_GROUP);
+    let out = s.run(&["run", "resync"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("again files=0 deleted=0 incremental=true"),
+        "{}",
+        describe(&out)
+    );
+    for k in 1..=3 {
+        assert!(
+            text.contains(&format!("box {k} keeps built")),
+            "{}",
+            describe(&out)
+        );
+    }
+    nothing_left(&s);
+}

@@ -14,7 +14,7 @@ use leasebox::backends::local::{LocalBackend, LocalFaults};
 use leasebox::error::{ErrorKind, HasKind};
 use leasebox::lease::{Backend, LeaseId, LeaseSpec};
 use leasebox::session::{
-    Command, NullSink, OutputSink, Session, SessionError, SyncOptions, Timing,
+    Command, NullSink, OnMismatch, OutputSink, Session, SessionError, SyncOptions, Timing,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +22,7 @@ use crate::support::nomad::NomadServer;
 use crate::support::{Scratch, code, describe, stdout};
 
 /// A name full of what breaks careless shell code.
-const HOSTILE: &str = "-we ird 'q' \"d\" $x `b` é";
+pub(crate) const HOSTILE: &str = "-we ird 'q' \"d\" $x `b` é";
 
 #[derive(Default, Clone)]
 struct Collect(Arc<Mutex<(Vec<u8>, Vec<u8>)>>);
@@ -47,7 +47,7 @@ impl Collect {
 
 /// The tools a box offers: a directory of symlinks that becomes the box's whole PATH.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Toolbox {
+pub(crate) enum Toolbox {
     /// Debian's tools with `sh` being dash.
     Dash,
     /// BusyBox applets only (`sh`, `tar`, `tee`, `setsid`, … all BusyBox).
@@ -130,7 +130,7 @@ async fn session_on(backend: Arc<dyn Backend>, s: &Scratch) -> Result<Session, S
     session.prepare(&cancel).await.map(|()| session)
 }
 
-async fn prepared(s: &Scratch, kind: Toolbox, faults: LocalFaults) -> Session {
+pub(crate) async fn prepared(s: &Scratch, kind: Toolbox, faults: LocalFaults) -> Session {
     session_on(backend(s, kind, faults), s)
         .await
         .unwrap_or_else(|e| panic!("prepare on {kind:?}: {e}"))
@@ -212,7 +212,7 @@ async fn every_toolbox_runs_hostile_commands_and_survives_a_killed_exec() {
         let cancel = CancellationToken::new();
         let options = SyncOptions {
             root: s.repo(),
-            excludes: vec![],
+            ..SyncOptions::default()
         };
         session.sync(&options, &cancel).await.unwrap();
 
@@ -512,9 +512,13 @@ async fn a_swap_that_breaks_part_way_shows_as_a_mismatch() {
     let bin = toolbox(s.path(), Toolbox::Dash);
     let session = prepared(&s, Toolbox::Dash, LocalFaults::default()).await;
     let cancel = CancellationToken::new();
+    // The full replace (the incremental apply has tests of its own), told to stop on a
+    // mismatch rather than compare with the box's manifest.
     let options = SyncOptions {
         root: s.repo(),
-        excludes: vec![],
+        clean: true,
+        on_mismatch: OnMismatch::Fail,
+        ..SyncOptions::default()
     };
     session.sync(&options, &cancel).await.unwrap();
     // Now the box's `mv` fails once, on the move of the new tree into place.
@@ -547,6 +551,21 @@ async fn a_swap_that_breaks_part_way_shows_as_a_mismatch() {
     let err = session.sync(&options, &cancel).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::OwnershipRefused, "{err}");
     assert!(err.to_string().contains("revision none"), "{err}");
+    // By default a sync compares with the box's own manifest instead, and says so.
+    let report = session
+        .sync(
+            &SyncOptions {
+                root: s.repo(),
+                ..SyncOptions::default()
+            },
+            &cancel,
+        )
+        .await
+        .unwrap();
+    assert!(report.reconciled, "{report:?}");
+    let workdir = Path::new(&session.lease().workdir);
+    assert_eq!(std::fs::read_to_string(workdir.join("b.txt")).unwrap(), "b");
+    assert_eq!(std::fs::read_to_string(workdir.join("a.txt")).unwrap(), "a");
 }
 
 fn nomad_run(s: &Scratch, nomad: &NomadServer, args: &[&str]) -> std::process::Output {

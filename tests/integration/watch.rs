@@ -913,3 +913,46 @@ fn every_rerun_is_a_run_of_its_own_in_the_events_and_the_watch_ends_with_its_sum
     assert_eq!(watch_end["exit_code"], 0);
     assert_eq!(watch_end["error_kind"], serde_json::Value::Null);
 }
+
+#[test]
+fn a_rerun_sends_only_the_changed_file_and_what_the_box_built_stays_on_both_backends() {
+    let _g = group();
+    let nomad = NomadServer::start_modern();
+    let nomad_env = [
+        ("NOMAD_ADDR", nomad.url()),
+        ("LEASEBOX_NOMAD_DRIVER", "raw_exec".to_owned()),
+    ];
+    let nomad_env: Vec<(&str, &str)> = nomad_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for env in [&[][..], &nomad_env[..]] {
+        let s = repo();
+        s.write(
+            "recipes/build.lua",
+            r#"return require("leasebox").recipe {
+  steps = {
+    { "build", "if test -f target/built; then echo cache=warm; else mkdir -p target && echo x > target/built && echo cache=cold; fi; echo notes=$(cat notes.txt)" },
+  },
+}
+"#,
+        );
+        s.commit();
+        let w = Watch::start_with(&s, &["build"], env);
+        w.run_ended(1);
+        w.wait("cache=cold");
+        write_atomically(&s, "notes.txt", "two\n");
+        w.run_ended(2);
+        w.wait("notes=two");
+        // The box's build output survived the rerun's sync, which sent the one changed file.
+        w.wait("cache=warm");
+        let sync = w.wait_nth("==> synced ", 2);
+        assert!(
+            w.line(sync).starts_with("==> synced 1 files (4 bytes), incremental in "),
+            "{}",
+            w.text()
+        );
+        let (code, text) = w.quit();
+        assert_eq!(code, 0, "{text}");
+        no_leases_left(&s);
+    }
+    assert!(nomad.jobs().is_empty(), "{:?}", nomad.jobs());
+}
+

@@ -82,6 +82,7 @@ pub async fn run_repl(
         repo_root: options.repo_root.clone(),
         fetch_root: options.fetch_root.clone(),
         keep_all: options.keep,
+        sync_clean: false,
         config: options.config.clone(),
         leases: Arc::default(),
         record: true,

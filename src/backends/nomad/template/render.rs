@@ -157,6 +157,10 @@ pub fn render(
 
 impl Renderer<'_> {
     fn emit(&mut self, s: &str) {
+        if s.is_empty() {
+            // An empty value between a trailing `$`/`%` and what follows changes nothing.
+            return;
+        }
         if let Some(c) = self.pending.take() {
             if s.starts_with('{') {
                 self.out.push(c);
@@ -258,8 +262,11 @@ impl Renderer<'_> {
                         if hcl {
                             let escaped = hcl_escape(value);
                             self.emit(&escaped);
-                            self.pending =
-                                escaped.chars().last().filter(|c| matches!(c, '$' | '%'));
+                            // An empty value leaves an earlier value's trailing `$`/`%` pending.
+                            if !escaped.is_empty() {
+                                self.pending =
+                                    escaped.chars().last().filter(|c| matches!(c, '$' | '%'));
+                            }
                         } else {
                             self.emit(&json_escape(value));
                         }
@@ -409,6 +416,19 @@ mod tests {
             out,
             "a = \"x\\u0024${NOMAD_ALLOC_DIR}y\\u0025%{ if true }z%{ endif }\""
         );
+        // Found by the fuzz target too: an empty value between the trailing `$` and the brace.
+        let v = TemplateValues::default()
+            .with("owner", "$")
+            .with("lease_id", "");
+        let out = render("a = \"{{owner}}{{lease_id}}{x}\"", TemplateFormat::Hcl, &v).unwrap();
+        assert_eq!(out, "a = \"$${x}\"");
+        let out = render(
+            "a = \"{{owner}}{{lease_id}}${NOMAD_ALLOC_DIR}\"",
+            TemplateFormat::Hcl,
+            &v,
+        )
+        .unwrap();
+        assert_eq!(out, "a = \"\\u0024${NOMAD_ALLOC_DIR}\"");
     }
 
     #[test]
