@@ -61,6 +61,12 @@ const RSS_TARGET_KIB: u64 = 200 * 1000 * 1000 / 1024;
 struct Run {
     wall: Duration,
     cpu: Duration,
+    /// CPU of this process over the run: the Nomad test server (standing in for the agents
+    /// of N nodes) and the sampling loop.
+    server_cpu: Duration,
+    /// CPU of the boxes' processes (the test server's children: keepalives, sync receivers,
+    /// verified-exec wrappers, the step), reaped during the run.
+    box_cpu: Duration,
     /// Peak resident set of `leasebox` itself (polled `VmHWM`), KiB.
     rss_kib: u64,
     /// `ru_maxrss` from `wait4`: the largest of `leasebox` and its waited-for helpers, KiB.
@@ -138,10 +144,12 @@ fn main() {
             settle();
             let run = measure(&scratch, &nomad, n, largest);
             println!(
-                "rep {}: {n:>3} shards: wall {:.0} ms, client CPU {:.0} ms, peak RSS {} KiB (ru_maxrss {} KiB); phases (ms): {}",
+                "rep {}: {n:>3} shards: wall {:.0} ms, client CPU {:.0} ms, test server CPU {:.0} ms, boxes' CPU {:.0} ms, peak RSS {} KiB (ru_maxrss {} KiB); phases (ms): {}",
                 rep + 1,
                 ms(run.wall),
                 ms(run.cpu),
+                ms(run.server_cpu),
+                ms(run.box_cpu),
                 run.rss_kib,
                 run.tree_kib,
                 shown(&run.phases)
@@ -163,18 +171,20 @@ fn main() {
     );
     println!();
     println!(
-        "| shards | wall (median) | wall / {base} shard | box-side floor: N × `tar -x` at once | wall − floor | client CPU (median) | CPU per shard | peak RSS (max) | phases (median ms) |"
+        "| shards | wall (median) | wall / {base} shard | box-side floor: N × `tar -x` at once | wall − floor | client CPU (median) | CPU per shard | test server CPU | boxes' CPU | peak RSS (max) | phases (median ms) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let base_rest = base_wall.saturating_sub(median(&floors[&base]));
     for (&n, rs) in &runs {
         let wall = median(&walls(rs));
         let floor = median(&floors[&n]);
         let cpu = median(&rs.iter().map(|r| r.cpu).collect::<Vec<_>>());
+        let server = median(&rs.iter().map(|r| r.server_cpu).collect::<Vec<_>>());
+        let boxes = median(&rs.iter().map(|r| r.box_cpu).collect::<Vec<_>>());
         let rss = rs.iter().map(|r| r.rss_kib).max().unwrap_or(0);
         let rest = wall.saturating_sub(floor);
         println!(
-            "| {n} | {:.0} ms | {:.2}× | {:.0} ms | {:.0} ms ({:.2}×) | {:.0} ms | {:.1} ms | {:.1} MiB | {} |",
+            "| {n} | {:.0} ms | {:.2}× | {:.0} ms | {:.0} ms ({:.2}×) | {:.0} ms | {:.1} ms | {:.0} ms | {:.0} ms | {:.1} MiB | {} |",
             ms(wall),
             wall.as_secs_f64() / base_wall.as_secs_f64(),
             ms(floor),
@@ -182,6 +192,8 @@ fn main() {
             rest.as_secs_f64() / base_rest.as_secs_f64().max(0.001),
             ms(cpu),
             ms(cpu) / n as f64,
+            ms(server),
+            ms(boxes),
             kib_mib(rss),
             median_phases(rs)
         );
@@ -230,7 +242,10 @@ fn box_floor(scratch: &Scratch, archive: &Path, n: usize) -> Duration {
         })
         .collect();
     for mut child in children {
-        assert!(child.wait().expect("wait for tar").success(), "tar -x failed");
+        assert!(
+            child.wait().expect("wait for tar").success(),
+            "tar -x failed"
+        );
     }
     let took = start.elapsed();
     std::fs::remove_dir_all(&root).expect("remove the floor's trees");
@@ -243,6 +258,7 @@ fn measure(scratch: &Scratch, nomad: &NomadServer, n: usize, largest: usize) -> 
     let timing = scratch.path().join("timing.json");
     let log = scratch.path().join("leasebox.stderr");
     let count = format!("count={n}");
+    let (self_before, children_before) = (rusage(libc::RUSAGE_SELF), rusage(libc::RUSAGE_CHILDREN));
     let start = Instant::now();
     let child = scratch
         .leasebox(&[
@@ -289,13 +305,33 @@ fn measure(scratch: &Scratch, nomad: &NomadServer, n: usize, largest: usize) -> 
             + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
     };
     remove_alloc_dirs(nomad);
+    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+    let server_cpu = rusage(libc::RUSAGE_SELF).saturating_sub(self_before);
+    let box_cpu = rusage(libc::RUSAGE_CHILDREN)
+        .saturating_sub(children_before)
+        .saturating_sub(cpu);
     Run {
         wall,
-        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        cpu,
+        server_cpu,
+        box_cpu,
         rss_kib: rss,
         tree_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
         phases: phases(&timing),
     }
+}
+
+/// User + system CPU of `who` (`RUSAGE_SELF` or `RUSAGE_CHILDREN`) so far.
+fn rusage(who: i32) -> Duration {
+    // SAFETY: getrusage(2) fills the zeroed struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(who, &raw mut usage) };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 /// The phases of a timing file, in milliseconds (the shards' step phases summed under `step`).
@@ -305,7 +341,11 @@ fn phases(file: &Path) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for phase in value["phases"].as_array().expect("phases") {
         let name = phase["name"].as_str().expect("a name");
-        let name = name.split([' ', ':', '[']).next().unwrap_or(name).to_owned();
+        let name = name
+            .split([' ', ':', '['])
+            .next()
+            .unwrap_or(name)
+            .to_owned();
         let ms = phase["ms"].as_u64().expect("ms");
         let e = out.entry(name).or_insert(0);
         *e = (*e).max(ms);

@@ -18,9 +18,9 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Address, Client};
@@ -464,7 +464,10 @@ mod tests {
         assert_ne!(other.as_str().as_ptr(), first.as_str().as_ptr());
         let prefix = text_of(stdin_frame(&chunk.slice(..3)));
         assert_eq!(prefix.as_str(), r#"{"stdin":{"data":"AAEC"}}"#);
-        assert_eq!(text_of(stdin_frame(&Bytes::new())).as_str(), r#"{"stdin":{"data":""}}"#);
+        assert_eq!(
+            text_of(stdin_frame(&Bytes::new())).as_str(),
+            r#"{"stdin":{"data":""}}"#
+        );
     }
 
     /// Serve `frames` as a server would, then keep the connection open; return the reader's
