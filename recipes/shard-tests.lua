@@ -15,7 +15,9 @@
 --
 -- `target_dir` gives every box the same target directory instead (on the local backend, where
 -- the boxes share this machine, a warm one saves each box a cold build of the dependencies;
--- cargo's lock makes the boxes build one after another, then test at once).
+-- cargo's lock makes the boxes build one after another, then test at once). Give it a copy,
+-- never the target directory of the checkout you work in: the first box's test binaries
+-- (pointing into its workdir) would replace that checkout's.
 --
 -- Some tests read the recorded Nomad 1.1.2 transcripts from `shared/` beside the repository,
 -- which a sync does not send. On the local backend, `shared=/path/to/shared` links it beside
