@@ -42,8 +42,10 @@
 ---@field on_mismatch? "reconcile"|"fail"  the box's sync revision is not the one this client last wrote: compare with the box's manifest and send what differs (default), or stop (exit 78)
 
 ---@class leasebox.Lease
----@field id string                 the lease id (`lbx_…`)
+---@field id string                 the lease id (`lbx_…`; a group's box: the group's id)
 ---@field workdir string            the absolute workdir inside the box
+---@field index integer             a group's box: its number, 1..N (1 for a lease of one box)
+---@field node? string              the name of the node the box runs on (`local` on the local backend), when known
 local Lease = {}
 
 --- Run a command in the box. A string runs under `sh -c`; a table is an argv plus options.
@@ -79,6 +81,72 @@ function Lease:shell(command) end
 --- unless the lease is kept.
 function Lease:cleanup() end
 
+--- A shard group: one lease of N boxes (`leasebox.warmup{ count = N }`), one Nomad job whose
+--- task group has count N (N directories on the local backend). `group[i]` is box i (a
+--- `leasebox.Lease`: exec, sync, fetch, shell on that box; its own `cleanup` is refused, the
+--- group is released whole), `#group` is N.
+---@class leasebox.Group
+---@field id string                 the group's lease id (`lbx_…`)
+---@field count integer             N, the number of boxes
+---@field [integer] leasebox.Lease  box i, 1..N
+---@operator len: integer
+local Group = {}
+
+--- Sync the repository to every box: the file set decided and every file read and hashed once,
+--- the one archive streamed to all boxes at once (a re-sync of a kept group: each box for
+--- itself, incrementally). Returns one transfer summary a box, in box order.
+---@param options? leasebox.SyncOptions
+---@return leasebox.Transfer[]
+function Group:sync(options) end
+
+--- Release the whole group now (purge its job, drop the claim). Also done when the recipe
+--- ends, unless the group is kept.
+function Group:cleanup() end
+
+--- What a shard's function is given besides its box.
+---@class leasebox.Shard
+---@field index integer             this shard's number, 1..count (also `LEASEBOX_SHARD_INDEX` in its box)
+---@field count integer             the number of shards (also `LEASEBOX_SHARD_COUNT` in its box)
+---@field items string[]            this shard's items (`items`/`items_from`, balanced by earlier runs' durations); empty without items
+---@field node? string              the name of the node the shard's box runs on, when known
+local Shard = {}
+
+--- Run `fn(item)` for each of this shard's items in order, one by one, each timed on its own
+--- (the measured times balance the next split, instead of the shard's wall time shared out).
+--- Every item runs; the first failing item's result (a non-zero `code`, or `false`) is
+--- returned, else `{ code = 0, ok = true }`. Return it from the shard's `run`.
+---@param fn fun(item: string): (integer|boolean|leasebox.ExecResult|nil)
+---@return leasebox.ExecResult|{ code: integer, ok: boolean }
+function Shard.each(fn) end
+
+--- One shard's line of the verdict.
+---@class leasebox.ShardResult
+---@field index integer
+---@field count integer
+---@field status "passed"|"failed"|"errored"|"cancelled"
+---@field ok boolean                `status == "passed"`
+---@field code? integer             the shard's exit code
+---@field error_kind? string        what kind of failure (`command_failed`, `transport_lost`, …)
+---@field message? string
+---@field ms integer                the shard's wall time in milliseconds
+---@field node? string              the node its box ran on
+
+---@class leasebox.ShardSpec
+---@field count integer             how many boxes (shards), 1 or more; `max_leases` counts them
+---@field name? string              the sharded step's name (default "shards"; keys the recorded durations)
+---@field lease? leasebox.LeaseOptions  the boxes' options (each box gets all of them)
+---@field sync? boolean|leasebox.SyncOptions  `false` skips the sync
+---@field run? fun(box: leasebox.Lease, shard: leasebox.Shard): (integer|boolean|leasebox.ExecResult|nil)  each shard's work (or `steps`)
+---@field steps? (leasebox.Step|string|function)[]  steps run in each box, as in `recipe{}` (or `run`)
+---@field items? string[]           items split over the shards (`shard.items`)
+---@field items_from? string        a shell command run once in box 1 (never locally), one item a line
+---@field fail_fast? boolean        stop the other shards as soon as one fails
+---@field distinct_hosts? boolean   at most one box a node (else spread over the nodes)
+---@field artifacts? string|string[] fetched from every box to `out/shard-K/…`, also after a failure
+---@field junit? string|string[]    JUnit XML files of every box, merged into `out/junit.xml`
+---@field env? table<string, string|number|boolean> environment of every step (and of `items_from`)
+---@field timeout? string|number    default timeout of every step
+
 --- The repository's own config keys (resolved by the config, above `.leasebox.toml`, below
 --- flags; anything else is refused) plus the host's `keep` and `timeout`.
 ---@class leasebox.LeaseOptions
@@ -90,6 +158,12 @@ function Lease:cleanup() end
 ---@field exec_timeout? string|number default timeout of every exec
 ---@field timeout? string|number    another name for `exec_timeout`
 ---@field keep? boolean             keep the lease when the recipe ends
+---@field count? integer            a shard group of this many boxes: `warmup` returns a `leasebox.Group`
+---@field distinct_hosts? boolean   a group: at most one box a node
+
+--- The options of a shard group: the lease's, and `count`.
+---@class leasebox.GroupOptions: leasebox.LeaseOptions
+---@field count integer             how many boxes (1 or more; `max_leases` counts them)
 
 ---@alias leasebox.StepCommand string|string[]|fun(box: leasebox.Lease, ctx: leasebox.StepContext): (integer|boolean|leasebox.ExecResult|nil)
 
@@ -131,9 +205,11 @@ function Lease:cleanup() end
 ---@field version string            the leasebox version
 local leasebox = {}
 
---- Lease a box (or reuse the one given with `--lease`) with the repository's own keys.
+--- Lease a box (or reuse the one given with `--lease`) with the repository's own keys. With
+--- `count = N`, a shard group of N boxes (a kept group given with `--lease` must hold N).
 ---@param options? leasebox.LeaseOptions
 ---@return leasebox.Lease
+---@overload fun(options: leasebox.GroupOptions): leasebox.Group
 function leasebox.warmup(options) end
 
 --- Run functions as concurrent async calls and wait for all of them; returns their first
@@ -165,5 +241,13 @@ function leasebox.cleanup(options) end
 ---@param spec leasebox.RecipeSpec
 ---@return leasebox.Recipe
 function leasebox.recipe(spec) end
+
+--- Fan a suite out over the N boxes of one shard group and give one verdict: lease the group,
+--- sync once, split the items, run every shard at once (output prefixed `[k/N]`), fetch
+--- artifacts per shard, merge JUnit files. A failing shard fails the recipe with the first
+--- failing shard's code, in shard order (see docs/sharding.md).
+---@param spec leasebox.ShardSpec
+---@return leasebox.ShardResult[]
+function leasebox.shard(spec) end
 
 return leasebox

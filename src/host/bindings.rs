@@ -544,6 +544,15 @@ pub(crate) fn register(lua: &Lua, args: &RecipeArgs) -> mlua::Result<Table> {
         "_record_durations",
         lua.create_function(super::group::record_durations)?,
     )?;
+    // Monotonic milliseconds (since the first call), for timing items of a shard one by one.
+    table.raw_set(
+        "_now_ms",
+        lua.create_function(|_, ()| {
+            static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+            let start = START.get_or_init(std::time::Instant::now);
+            Ok(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX))
+        })?,
+    )?;
     table.raw_set(
         "warmup",
         lua.create_async_function(|lua, spec: Option<Table>| {
@@ -714,6 +723,25 @@ pub(crate) async fn warmup(
         ctx.events
             .say(&format!("==> reusing warm lease {}", inner.id()));
     } else if inner.reused() {
+        // A kept lease given with `--lease` must hold the boxes the recipe asks for.
+        let held = inner.members().len().max(1);
+        let asked = options.count.max(1) as usize;
+        if held != asked {
+            let box_word = |n: usize| if n == 1 { "box" } else { "boxes" };
+            return Err(HostError::Engine {
+                context: format!("{location}warmup"),
+                source: Arc::new(crate::error::Failure::new(
+                    crate::error::ErrorKind::OwnershipRefused,
+                    format!(
+                        "the kept lease {} holds {held} {}, but the recipe asks for {asked} (`count`); \
+                         reuse a lease of {asked} {} (kept by a recipe's `leasebox.warmup{{ count = {asked}, keep = true }}`), or run without `--lease`",
+                        inner.id(),
+                        box_word(held),
+                        box_word(asked)
+                    ),
+                )),
+            });
+        }
         ctx.events
             .say(&format!("==> reusing kept lease {}", inner.id()));
     } else {

@@ -335,7 +335,8 @@ pub(crate) fn split_items(
     Ok(out)
 }
 
-/// `_record_durations(name, { { items = {…}, ms = N }, … })`: fold a run's shard times into
+/// `_record_durations(name, { { items = {…}, ms = N } | { timed = { { item, ms }, … } }, … })`:
+/// fold a run's shard times (shared over a shard's items) and items' own measured times into
 /// the recorded durations (best effort: a state dir that cannot be written is said once).
 pub(crate) fn record_durations(lua: &Lua, (name, shards): (String, Table)) -> mlua::Result<()> {
     let ctx = HostContext::from_lua(lua)?;
@@ -343,8 +344,19 @@ pub(crate) fn record_durations(lua: &Lua, (name, shards): (String, Table)) -> ml
         return Ok(());
     };
     let mut runs = Vec::new();
+    let mut measured = Vec::new();
     for row in shards.sequence_values::<Table>() {
         let row = row?;
+        if let Some(timed) = row.raw_get::<Option<Table>>("timed")? {
+            for entry in timed.sequence_values::<Table>() {
+                let entry = entry?;
+                measured.push((
+                    entry.raw_get::<String>("item")?,
+                    entry.raw_get::<Option<u64>>("ms")?.unwrap_or(0),
+                ));
+            }
+            continue;
+        }
         let items: Vec<String> = row
             .raw_get::<Option<Vec<String>>>("items")?
             .unwrap_or_default();
@@ -354,6 +366,7 @@ pub(crate) fn record_durations(lua: &Lua, (name, shards): (String, Table)) -> ml
     let path = split::history_path(&dir, &ctx.recipe, &name);
     let mut history = split::load(&path);
     split::record(&mut history, &runs);
+    split::record_measured(&mut history, &measured);
     if let Err(e) = split::save(&path, &history) {
         ctx.events.warn(&format!(
             "cannot record the shard durations in `{}`: {e}",

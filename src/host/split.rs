@@ -10,9 +10,10 @@
 //!
 //! The history lives in the state dir, `history/shards/<key>.json`, one file per recipe and
 //! sharded step (`<key>` is a hash of the recipe's path in the repository and the step's name),
-//! mapping each item to its last duration in milliseconds. A shard's wall time is shared out
-//! over its items in proportion to their previous estimates (equally without one); a new
-//! figure is averaged with the recorded one.
+//! mapping each item to its last duration in milliseconds. Items a shard ran one by one
+//! (`shard.each`) are recorded as timed; otherwise a shard's wall time is shared out over its
+//! items in proportion to their previous estimates (equally without one). A new figure is
+//! averaged with the recorded one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -110,6 +111,19 @@ pub fn record(history: &mut ItemHistory, shards: &[(Vec<String>, u64)]) {
             };
             history.items.insert(item.clone(), value);
         }
+    }
+}
+
+/// Fold items timed one by one (`shard.each`) into `history`: each measured figure averaged
+/// with the recorded one.
+pub fn record_measured(history: &mut ItemHistory, items: &[(String, u64)]) {
+    history.version = 1;
+    for (item, ms) in items {
+        let value = match history.items.get(item) {
+            Some(old) => old.midpoint(*ms),
+            None => *ms,
+        };
+        history.items.insert(item.clone(), value);
     }
 }
 

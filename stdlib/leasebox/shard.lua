@@ -33,6 +33,16 @@ local SHARD_KEYS = {
 local SHARD_KEY_LIST =
   "name, count, lease, sync, run, steps, items, items_from, fail_fast, distinct_hosts, artifacts, junit, env, timeout"
 
+-- The exit code a step or item function's result stands for.
+local function code_of(result)
+  if type(result) == "table" and type(result.code) == "number" then
+    return result.code
+  elseif result == false then
+    return 1
+  end
+  return 0
+end
+
 -- Run normalised steps in order on one box; the first failing step (unless it may fail) ends
 -- the shard with its code.
 local function run_steps(steps, box, shard, env, timeout)
@@ -54,14 +64,6 @@ local function run_steps(steps, box, shard, env, timeout)
     spec.timeout = step.timeout or timeout
     spec.cwd = step.cwd
     return box:exec(spec)
-  end
-  local function code_of(result)
-    if type(result) == "table" and type(result.code) == "number" then
-      return result.code
-    elseif result == false then
-      return 1
-    end
-    return 0
   end
   for _, step in ipairs(steps) do
     local code
@@ -164,14 +166,44 @@ function M.run(spec)
     items = lines_of(listed.stdout)
   end
   local split = items and host._split(items, count, name) or nil
-  local run = spec.run or function(box, shard)
+  local user_run = spec.run or function(box, shard)
     return run_steps(steps, box, shard, env, timeout)
+  end
+  -- `shard.each(fn)`: `fn(item)` for each of the shard's items in order, each timed on its
+  -- own; every item runs, and the first failing item's result is the shard's.
+  local timed = {}
+  local function run(box, shard)
+    shard.each = function(fn)
+      if type(fn) ~= "function" then
+        fail("`shard.each` takes a function(item)")
+      end
+      local times = timed[shard.index] or {}
+      timed[shard.index] = times
+      local failed
+      for _, item in ipairs(shard.items) do
+        local started = host._now_ms()
+        local result = fn(item)
+        local c = code_of(result)
+        if c == 0 then
+          times[#times + 1] = { item = item, ms = host._now_ms() - started }
+        elseif failed == nil then
+          failed = type(result) == "table" and result or { code = c, ok = false }
+        end
+      end
+      return failed or { code = 0, ok = true }
+    end
+    return user_run(box, shard)
   end
   local results = host._shard_run(group, run, { name = name, fail_fast = spec.fail_fast or false, items = split })
   if split then
+    -- Items timed one by one (`shard.each`) are recorded as measured, whatever the shard's
+    -- verdict (a failed item is not recorded); otherwise a passed shard's wall time is shared
+    -- over its items.
     local rows = {}
     for k = 1, count do
-      if results[k].status == "passed" then
+      if timed[k] then
+        rows[#rows + 1] = { timed = timed[k] }
+      elseif results[k].status == "passed" then
         rows[#rows + 1] = { items = split[k], ms = results[k].ms }
       end
     end

@@ -386,6 +386,288 @@ fn a_sync_reads_each_file_once_for_every_box() {
     nothing_left(&s);
 }
 
+#[test]
+fn parallel_steps_run_in_every_shard_and_the_first_failing_child_gives_the_code() {
+    let s = repo(
+        "par",
+        r#"local lb = require("leasebox")
+return lb.shard {
+  count = 3,
+  steps = {
+    { "prepare", "mkdir -p out" },
+    { parallel = {
+      { "a", 'sleep 0.2; echo "a $LEASEBOX_SHARD_INDEX" > out/a.txt' },
+      { "b", 'echo "b $LEASEBOX_SHARD_INDEX" > out/b.txt; [ "$LEASEBOX_SHARD_INDEX" != 2 ] || exit 6' },
+      function(box, shard) return box:exec { "sh", "-c", "echo fn " .. shard.index .. " > out/c.txt" } end,
+    } },
+    { "after", "echo after > out/after.txt" },
+  },
+  artifacts = { "out/" },
+}
+"#,
+    );
+    let out = s.run(&["run", "par", "--events", "events.ndjson"]);
+    assert_eq!(code(&out), 6, "{}", describe(&out));
+    for k in 1..=3 {
+        let read = |name: &str| {
+            std::fs::read_to_string(s.repo().join(format!("out/shard-{k}/out/{name}")))
+                .unwrap_or_else(|e| panic!("shard {k}'s {name}: {e}\n{}", describe(&out)))
+        };
+        // Every child of the parallel group ran in every box, the failing one's siblings too.
+        assert_eq!(read("a.txt"), format!("a {k}\n"));
+        assert_eq!(read("b.txt"), format!("b {k}\n"));
+        assert_eq!(read("c.txt"), format!("fn {k}\n"));
+        // The step after the group ran only where the group passed.
+        let after = s
+            .repo()
+            .join(format!("out/shard-{k}/out/after.txt"))
+            .exists();
+        assert_eq!(after, k != 2, "shard {k}: {}", describe(&out));
+    }
+    let statuses: Vec<String> = shard_ends(&s)
+        .iter()
+        .map(|r| r["status"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(statuses, ["passed", "failed", "passed"]);
+    assert!(
+        stderr(&out).contains("shard 2/3 failed (exit code 6)"),
+        "{}",
+        describe(&out)
+    );
+    nothing_left(&s);
+}
+
+#[test]
+fn a_kept_group_is_reused_with_lease_and_a_different_count_is_refused() {
+    let s = repo(
+        "keep",
+        r#"local lb = require("leasebox")
+local group = lb.warmup { count = 4, keep = true }
+assert(#group == 4 and group[4].index == 4)
+lb.log("kept " .. group.id)
+"#,
+    );
+    s.write("recipes/four.lua", FOUR_SHARDS).write(
+        "recipes/three.lua",
+        &FOUR_SHARDS
+            .replace("count = 4", "count = 3")
+            .replace("shard.count == 4", "shard.count == 3"),
+    );
+    s.commit();
+    let out = s.run(&["run", "keep"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let err = stderr(&out);
+    let id = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("--> kept "))
+        .unwrap_or_else(|| panic!("no group id in: {err}"))
+        .to_owned();
+    assert_eq!(s.claims().len(), 1, "one claim for the kept group");
+
+    let out = s.run(&["run", "four", "--lease", &id, "--events", "events.ndjson"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(
+        stderr(&out).contains(&format!("reusing kept lease {id}")),
+        "{}",
+        describe(&out)
+    );
+    for k in 1..=4 {
+        let me = std::fs::read_to_string(s.repo().join(format!("out/shard-{k}/out/me.txt")))
+            .unwrap_or_else(|e| panic!("shard {k}'s artifact: {e}\n{}", describe(&out)));
+        assert_eq!(me, format!("{k}/4 {k}\n"));
+    }
+    let requested = events(&s)
+        .iter()
+        .filter(|e| e["event"] == "lease_requested")
+        .count();
+    assert_eq!(
+        requested, 0,
+        "the kept group was reused, nothing new leased"
+    );
+    // The reusing run leaves the kept group as it was.
+    assert_eq!(s.claims().len(), 1, "{}", describe(&out));
+    assert_eq!(s.claims()[0]["id"].as_str(), Some(id.as_str()));
+
+    let out = s.run(&["run", "three", "--lease", &id]);
+    assert_eq!(code(&out), 78, "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "the kept lease {id} holds 4 boxes, but the recipe asks for 3 (`count`)"
+        )),
+        "{err}"
+    );
+    assert_eq!(s.claims().len(), 1, "a refused reuse keeps the group");
+
+    let out = s.run(&["stop", &id]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    nothing_left(&s);
+}
+
+#[test]
+fn items_run_one_by_one_are_timed_on_their_own_and_recorded_as_measured() {
+    let s = repo(
+        "each",
+        r#"local lb = require("leasebox")
+return lb.shard {
+  count = 1,
+  name = "each",
+  items = { "slow", "quick", "broken" },
+  run = function(box, shard)
+    return shard.each(function(item)
+      local script = ({ slow = "sleep 1", quick = "true", broken = "exit 4" })[item]
+      return box:exec { "sh", "-c", script }
+    end)
+  end,
+}
+"#,
+    );
+    let out = s.run(&["run", "each"]);
+    // Every item ran; the failing item's code is the shard's.
+    assert_eq!(code(&out), 4, "{}", describe(&out));
+    let dir = s.state().join("history/shards");
+    let file = std::fs::read_dir(&dir)
+        .expect("history")
+        .flatten()
+        .next()
+        .expect("a history file")
+        .path();
+    let history: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    let ms = |item: &str| history["items"][item].as_u64();
+    // Measured, not shared out: the sleeping item took its second, the quick one less, and
+    // the failed item is not recorded.
+    let slow = ms("slow").unwrap_or_else(|| panic!("{history}"));
+    let quick = ms("quick").unwrap_or_else(|| panic!("{history}"));
+    assert!(slow >= 1000, "{history}");
+    assert!(quick < slow, "{history}");
+    assert_eq!(ms("broken"), None, "{history}");
+    nothing_left(&s);
+}
+
+/// A scratch repository holding `recipes/shard-tests.lua` (the real one) and a small crate
+/// whose unit tests sit in three modules; `gamma`'s test fails when `fail` is set.
+fn crate_repo(fail: bool) -> Scratch {
+    let s = Scratch::new();
+    let recipe = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/shard-tests.lua"),
+    )
+    .unwrap();
+    let test = |name: &str, body: &str| format!("#[test]\nfn {name}() {{\n    {body}\n}}\n");
+    s.write("recipes/shard-tests.lua", &recipe)
+        .write(".gitignore", "target/\n")
+        .write(
+            "Cargo.toml",
+            "[package]\nname = \"small\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n",
+        )
+        .write(
+            "Cargo.lock",
+            "# This file is automatically @generated by Cargo.\n# It is not intended for manual editing.\nversion = 4\n\n[[package]]\nname = \"small\"\nversion = \"0.1.0\"\n",
+        )
+        .write("src/lib.rs", "#[cfg(test)]\nmod alpha;\n#[cfg(test)]\nmod beta;\n#[cfg(test)]\nmod gamma;\n")
+        .write(
+            "src/alpha.rs",
+            &(test("one", "assert_eq!(1 + 1, 2);") + &test("two", "assert!(true);")),
+        )
+        .write("src/beta.rs", &test("three", "assert_eq!(3, 3);"))
+        .write(
+            "src/gamma.rs",
+            &test(
+                "four",
+                if fail {
+                    "assert_eq!(4, 5, \"gamma fails\");"
+                } else {
+                    "assert_eq!(4, 4);"
+                },
+            ),
+        );
+    s.commit();
+    // The boxes of the local backend see the scratch HOME: let rustup find its toolchains there.
+    if let Some(home) = std::env::var_os("RUSTUP_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".rustup")))
+        .filter(|p| p.is_dir())
+    {
+        std::os::unix::fs::symlink(home, s.path().join("home/.rustup")).unwrap();
+    }
+    s
+}
+
+#[test]
+fn the_shard_tests_recipe_splits_a_crates_tests_over_its_boxes_with_one_verdict() {
+    let s = crate_repo(false);
+    let out = s.run(&[
+        "run",
+        "shard-tests",
+        "--events",
+        "events.ndjson",
+        "--",
+        "lib=only",
+        "count=2",
+    ]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    // Each test ran exactly once, in one of the two boxes: one `cargo test` an item.
+    let text = stdout(&out);
+    let results = text
+        .lines()
+        .filter(|l| l.contains("test result: ok."))
+        .count();
+    assert_eq!(results, 3, "{text}");
+    let passed: usize = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split("test result: ok. ").nth(1)?;
+            rest.split(' ').next()?.parse::<usize>().ok()
+        })
+        .sum();
+    assert_eq!(passed, 4, "every test once: {text}");
+    let rows = shard_ends(&s);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        rows.iter()
+            .map(|r| r["items"].as_u64().unwrap())
+            .sum::<u64>(),
+        3
+    );
+    assert!(
+        stderr(&out).contains("2/2 shards passed"),
+        "{}",
+        describe(&out)
+    );
+    // The items were timed one by one and recorded.
+    let dir = s.state().join("history/shards");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let history: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    let recorded: BTreeSet<&str> = history["items"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        recorded,
+        BTreeSet::from(["lib:alpha", "lib:beta", "lib:gamma"]),
+        "{history}"
+    );
+    nothing_left(&s);
+
+    // A failing test fails its shard, with cargo's exit code as the verdict.
+    let s = crate_repo(true);
+    let out = s.run(&["run", "shard-tests", "--", "lib=only", "count=2"]);
+    assert_eq!(code(&out), 101, "{}", describe(&out));
+    assert!(stdout(&out).contains("gamma fails"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("1/2 shards passed"),
+        "{}",
+        describe(&out)
+    );
+    nothing_left(&s);
+}
+
 // ---------------------------------------------------------------- Nomad test server ----
 
 fn cluster(profile: Profile) -> NomadServer {

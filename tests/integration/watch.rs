@@ -945,7 +945,8 @@ fn a_rerun_sends_only_the_changed_file_and_what_the_box_built_stays_on_both_back
         w.wait("cache=warm");
         let sync = w.wait_nth("==> synced ", 2);
         assert!(
-            w.line(sync).starts_with("==> synced 1 files (4 bytes), incremental in "),
+            w.line(sync)
+                .starts_with("==> synced 1 files (4 bytes), incremental in "),
             "{}",
             w.text()
         );
@@ -955,4 +956,3 @@ fn a_rerun_sends_only_the_changed_file_and_what_the_box_built_stays_on_both_back
     }
     assert!(nomad.jobs().is_empty(), "{:?}", nomad.jobs());
 }
-

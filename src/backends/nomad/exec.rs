@@ -18,9 +18,9 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Address, Client};
@@ -228,6 +228,51 @@ fn frame(value: &Value) -> Message {
     Message::text(value.to_string())
 }
 
+/// How many recent `stdin` data frames [`stdin_frame`] keeps. A shard group's sync hands the
+/// same chunk to every box's session, and the slowest box is at most its stdin channel (16
+/// chunks) and the chunk in flight behind the fastest: twice that is room enough.
+const SHARED_FRAMES: usize = 32;
+
+/// The most recently encoded `stdin` data frames, by the chunk they carry. Each entry keeps
+/// its chunk alive, so a chunk with the same address and length is the same bytes.
+static STDIN_FRAMES: std::sync::Mutex<std::collections::VecDeque<(Bytes, Utf8Bytes)>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+/// The `{"stdin":{"data":"<base64>"}}` frame of `data`. The sessions of a shard group's sync
+/// are handed one shared buffer per chunk; the first to send it encodes it and the others
+/// reuse the text (the websocket still masks each copy with its own key), so the client
+/// encodes the archive once however many boxes receive it.
+fn stdin_frame(data: &Bytes) -> Message {
+    let same = |b: &Bytes| b.as_ptr() == data.as_ptr() && b.len() == data.len();
+    if !data.is_empty() {
+        let cache = STDIN_FRAMES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, text)) = cache.iter().find(|(b, _)| same(b)) {
+            return Message::Text(text.clone());
+        }
+    }
+    // Base64 needs no JSON escaping: the frame is written as it is.
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut text = String::with_capacity(data.len().div_ceil(3) * 4 + 24);
+    text.push_str(r#"{"stdin":{"data":""#);
+    b64.encode_string(data, &mut text);
+    text.push_str(r#""}}"#);
+    let text = Utf8Bytes::from(text);
+    if !data.is_empty() {
+        let mut cache = STDIN_FRAMES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !cache.iter().any(|(b, _)| same(b)) {
+            if cache.len() == SHARED_FRAMES {
+                cache.pop_front();
+            }
+            cache.push_back((data.clone(), text.clone()));
+        }
+    }
+    Message::Text(text)
+}
+
 fn tty_size(size: TtySize) -> Message {
     frame(&json!({"tty_size": {"height": size.rows, "width": size.cols}}))
 }
@@ -312,8 +357,8 @@ pub(crate) async fn session<S>(
                 }
             }
             _ = heartbeat.tick() => {
-                if sink.send(frame(&json!({}))).await.is_err() {
-                    break ExecEvent::Lost("the exec connection broke".into());
+                if let Err(e) = sink.send(frame(&json!({}))).await {
+                    break ExecEvent::Lost(format!("the exec connection broke: {e}"));
                 }
             }
             chunk = async {
@@ -323,14 +368,14 @@ pub(crate) async fn session<S>(
                 }
             } => {
                 let message = match chunk {
-                    Some(data) => json!({"stdin": {"data": b64.encode(&data)}}),
+                    Some(data) => stdin_frame(&data),
                     None => {
                         stdin = None;
-                        json!({"stdin": {"close": true}})
+                        frame(&json!({"stdin": {"close": true}}))
                     }
                 };
-                if sink.send(frame(&message)).await.is_err() {
-                    break ExecEvent::Lost("the exec connection broke while sending stdin".into());
+                if let Err(e) = sink.send(message).await {
+                    break ExecEvent::Lost(format!("the exec connection broke while sending stdin: {e}"));
                 }
             }
             message = stream.next() => {
@@ -396,6 +441,34 @@ pub(crate) async fn session<S>(
 mod tests {
     use super::*;
     use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+    #[test]
+    fn a_shared_chunk_is_encoded_once_and_every_frame_carries_its_bytes() {
+        let text_of = |m: Message| match m {
+            Message::Text(t) => t,
+            other => panic!("not a text frame: {other:?}"),
+        };
+        let chunk = Bytes::from((0..=255u8).cycle().take(70_000).collect::<Vec<u8>>());
+        let first = text_of(stdin_frame(&chunk));
+        let second = text_of(stdin_frame(&chunk.clone()));
+        // The same text, not an equal copy: the second session reused the first's encoding.
+        assert_eq!(first.as_str().as_ptr(), second.as_str().as_ptr());
+        let value: Value = serde_json::from_str(first.as_str()).unwrap();
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(value["stdin"]["data"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(data, chunk);
+        // Equal bytes in another buffer, and a prefix of the same buffer, are frames of their own.
+        let other = text_of(stdin_frame(&Bytes::from(chunk.to_vec())));
+        assert_eq!(other.as_str(), first.as_str());
+        assert_ne!(other.as_str().as_ptr(), first.as_str().as_ptr());
+        let prefix = text_of(stdin_frame(&chunk.slice(..3)));
+        assert_eq!(prefix.as_str(), r#"{"stdin":{"data":"AAEC"}}"#);
+        assert_eq!(
+            text_of(stdin_frame(&Bytes::new())).as_str(),
+            r#"{"stdin":{"data":""}}"#
+        );
+    }
 
     /// Serve `frames` as a server would, then keep the connection open; return the reader's
     /// events and its kill token.

@@ -782,3 +782,147 @@ async fn many_instances_in_parallel() {
     unique.dedup();
     assert_eq!(unique.len(), urls.len());
 }
+
+/// The field names a recorded 1.1.2 agent gave for each kind of object, over every recording
+/// (empty fields are omitted from full allocations and evaluations, so one recording is not
+/// enough): node stubs, allocation stubs, full allocations, evaluations and placement metrics.
+fn recorded_fields() -> std::collections::BTreeMap<&'static str, std::collections::BTreeSet<String>>
+{
+    use std::collections::{BTreeMap, BTreeSet};
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/nomad-1.1.2");
+    let mut out: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    let mut add = |kind: &'static str, v: &Value| {
+        if let Some(o) = v.as_object() {
+            out.entry(kind).or_default().extend(o.keys().cloned());
+        }
+    };
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("the 1.1.2 recordings in {}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for file in files {
+        let recording: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        for step in recording["steps"].as_array().into_iter().flatten() {
+            let req = &step["request"];
+            if req["method"] != "GET" {
+                continue;
+            }
+            let path = req["path"].as_str().unwrap_or("");
+            let body = &step["response"]["body"];
+            let parts: Vec<&str> = path.trim_start_matches("/v1/").split('/').collect();
+            match parts.as_slice() {
+                ["nodes"] => body
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .for_each(|n| add("node stub", n)),
+                ["job", _, "allocations"] => {
+                    body.as_array()
+                        .into_iter()
+                        .flatten()
+                        .for_each(|a| add("allocation stub", a));
+                }
+                ["allocation", _] => add("allocation", body),
+                ["evaluation", _] => {
+                    add("evaluation", body);
+                    for metric in body["FailedTGAllocs"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|m| m.values())
+                    {
+                        add("placement metric", metric);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_multi_node_1_1_cluster_emits_no_field_a_recorded_1_1_agent_lacks() {
+    let recorded = recorded_fields();
+    for kind in [
+        "node stub",
+        "allocation stub",
+        "allocation",
+        "evaluation",
+        "placement metric",
+    ] {
+        assert!(recorded.contains_key(kind), "no recorded {kind}");
+    }
+    let nomad = NomadServer::builder()
+        .profile(Profile::V1_1)
+        .nodes(3, 2000)
+        .node("leasebox-test-node-small", 500)
+        .start();
+    let check = |kind: &str, v: &Value| {
+        let extra: Vec<&String> = v
+            .as_object()
+            .unwrap_or_else(|| panic!("{kind} is not an object: {v}"))
+            .keys()
+            .filter(|k| !recorded[kind].contains(*k))
+            .collect();
+        assert!(
+            extra.is_empty(),
+            "{kind} has fields a 1.1.2 agent lacks: {extra:?}\n{v}"
+        );
+    };
+    let nodes = get(&nomad, "/v1/nodes").await.json();
+    assert_eq!(nodes.as_array().map(Vec::len), Some(4), "{nodes}");
+    for n in nodes.as_array().unwrap() {
+        check("node stub", n);
+        assert!(n["Name"].is_string() && n["ID"].is_string(), "{n}");
+    }
+
+    // A spread group of 4 (placed over the three big nodes), then one that cannot be placed
+    // whole (distinct_hosts, 4 boxes, three nodes with room and a small one).
+    let mut spread = keepalive_job("spread", KEEPALIVE);
+    spread["Job"]["TaskGroups"][0]["Count"] = json!(4);
+    spread["Job"]["TaskGroups"][0]["Tasks"][0]["Resources"] = json!({"CPU": 1000, "MemoryMB": 64});
+    spread["Job"]["TaskGroups"][0]["Spreads"] =
+        json!([{"Attribute": "${node.unique.id}", "Weight": 100}]);
+    let reply = put_json(&nomad, "/v1/jobs", &spread).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    wait_running(&nomad, "spread").await;
+    let stubs = get(&nomad, "/v1/job/spread/allocations").await.json();
+    let mut names = std::collections::BTreeSet::new();
+    for a in stubs.as_array().unwrap() {
+        check("allocation stub", a);
+        // What the client reads for a box's node is in a 1.1 stub.
+        assert!(a["NodeID"].is_string() && a["NodeName"].is_string(), "{a}");
+        names.insert(a["NodeName"].as_str().unwrap().to_owned());
+        let id = a["ID"].as_str().unwrap();
+        check(
+            "allocation",
+            &get(&nomad, &format!("/v1/allocation/{id}")).await.json(),
+        );
+    }
+    assert_eq!(names.len(), 3, "{names:?}");
+    delete(&nomad, "/v1/job/spread?purge=true").await;
+
+    let mut distinct = keepalive_job("distinct", KEEPALIVE);
+    distinct["Job"]["TaskGroups"][0]["Count"] = json!(4);
+    distinct["Job"]["TaskGroups"][0]["Tasks"][0]["Resources"] =
+        json!({"CPU": 1000, "MemoryMB": 64});
+    distinct["Job"]["TaskGroups"][0]["Constraints"] =
+        json!([{"Operand": "distinct_hosts", "RTarget": "true"}]);
+    let reply = put_json(&nomad, "/v1/jobs", &distinct).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let eval_id = reply.json()["EvalID"].as_str().unwrap().to_owned();
+    let eval = settled_eval(&nomad, &eval_id).await;
+    check("evaluation", &eval);
+    let metric = &eval["FailedTGAllocs"]["g"];
+    check("placement metric", metric);
+    assert!(
+        metric["ConstraintFiltered"]["distinct_hosts"].is_number(),
+        "{metric}"
+    );
+    assert!(metric["DimensionExhausted"]["cpu"].is_number(), "{metric}");
+    delete(&nomad, "/v1/job/distinct?purge=true").await;
+}
