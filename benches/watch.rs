@@ -99,7 +99,7 @@ fn main() {
         on_nomad <= Duration::from_millis(100),
     );
     println!(
-        "file write to step start minus debounce, 20,000 files / 500 MB, local: {:.1} ms (no target; a full re-sync until sync is incremental)",
+        "file write to step start minus debounce, 20,000 files / 500 MB, local: {:.1} ms (no target)",
         ms(big_latency)
     );
     let ratio = with.as_secs_f64() / without.as_secs_f64();
