@@ -20,7 +20,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::fileset;
-use super::fileset::EntryKind;
 use super::index::{IndexHeader, LocalIndex};
 use super::scripts;
 use super::sync::{CHUNK, SyncOptions, SyncReport, now_ns, write_archive_recording};
@@ -127,15 +126,7 @@ async fn fan_out(
         .await
         .map_err(|e| SessionError::Invalid(format!("file set walk failed: {e}")))??;
     let first = &sessions[0];
-    // The sizes are read here (a `stat` a file, no content): the bar's total.
-    let total_bytes = set
-        .entries
-        .iter()
-        .filter(|e| matches!(e.kind, EntryKind::File))
-        .filter_map(|e| std::fs::symlink_metadata(set.root.join(&e.path)).ok())
-        .map(|m| m.len())
-        .sum();
-    first.sync_started(set.entries.len(), total_bytes);
+    first.sync_started(set.entries.len(), set.file_bytes());
     let revision = hex::encode(rand::random::<[u8; 8]>());
     let opened = futures::future::join_all(sessions.iter().map(|s| {
         let lease = s.lease();

@@ -43,6 +43,20 @@ pub struct FileSet {
     pub notices: Vec<String>,
 }
 
+impl FileSet {
+    /// The bytes of its regular files, from a `stat` of each (no content is read): the
+    /// progress bar's total before a full sync streams them.
+    #[must_use]
+    pub fn file_bytes(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.kind, EntryKind::File))
+            .filter_map(|e| std::fs::symlink_metadata(self.root.join(&e.path)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
 /// Decide the file set under `root`, leaving out what matches `excludes` (gitignore syntax).
 ///
 /// # Errors

@@ -195,15 +195,7 @@ impl Session {
         let set = tokio::task::spawn_blocking(move || fileset::collect(&root, &excludes))
             .await
             .map_err(|e| SessionError::Invalid(format!("file set walk failed: {e}")))??;
-        // The sizes are read here (a `stat` a file, no content): the bar's total.
-        let total_bytes = set
-            .entries
-            .iter()
-            .filter(|e| matches!(e.kind, EntryKind::File))
-            .filter_map(|e| std::fs::symlink_metadata(set.root.join(&e.path)).ok())
-            .map(|m| m.len())
-            .sum();
-        self.sync_started(set.entries.len(), total_bytes);
+        self.sync_started(set.entries.len(), set.file_bytes());
         let revision = hex::encode(rand::random::<[u8; 8]>());
         let lease = self.lease();
         // A clean replace discards whatever the box holds, so another client's stamp only
