@@ -201,24 +201,90 @@ fn opaque(expr: &hcl::edit::expr::Expression) -> Value {
     json!({"opaque": format!("{:?}", hcl::Expression::from(expr.clone()))})
 }
 
+/// One element of a quoted string's template. `nested` says it sits in a directive's
+/// template, where `hcl-edit` keeps the literal text raw, escapes still in (it parses a
+/// directive's body as it parses a heredoc's), while HCL decodes the escapes of a quoted
+/// string throughout, directives included: such text is decoded here, so the tree says what
+/// HCL reads.
+fn element(element: &hcl::edit::template::Element, nested: bool) -> Value {
+    use hcl::edit::template::{Directive, Element};
+    let template = |t: &hcl::edit::template::Template| {
+        pieces(t.iter().map(|e| self::element(e, true)).collect())
+    };
+    match element {
+        Element::Literal(s) if nested => lit(&unescape_quoted(s.value())),
+        Element::Literal(s) => lit(s.value()),
+        Element::Interpolation(i) => {
+            json!({"i": canon_expr(&i.expr), "strip": format!("{:?}", i.strip)})
+        }
+        Element::Directive(d) => match &**d {
+            Directive::If(d) => json!({
+                "if": canon_expr(&d.if_expr.cond_expr),
+                "then": template(&d.if_expr.template),
+                "else": d.else_expr.as_ref().map(|e| template(&e.template)),
+                "strip": format!(
+                    "{:?} {:?} {:?}",
+                    d.if_expr.strip,
+                    d.else_expr.as_ref().map(|e| e.strip),
+                    d.endif_expr.strip
+                ),
+            }),
+            Directive::For(d) => json!({
+                "for": [
+                    d.for_expr.key_var.as_ref().map(|k| k.value().as_str()),
+                    d.for_expr.value_var.value().as_str(),
+                ],
+                "in": canon_expr(&d.for_expr.collection_expr),
+                "do": template(&d.for_expr.template),
+                "strip": format!("{:?} {:?}", d.for_expr.strip, d.endfor_expr.strip),
+            }),
+        },
+    }
+}
+
+/// The escapes of an HCL quoted string decoded (`\\`, `\"`, `\n`, `\r`, `\t`, `\uNNNN`,
+/// `\UNNNNNNNN`); anything else is kept as written.
+fn unescape_quoted(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let rest = chars.as_str();
+        let hex = |n: usize| {
+            rest.get(1..=n)
+                .filter(|h| h.chars().all(|c| c.is_ascii_hexdigit()))
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .and_then(char::from_u32)
+        };
+        let (decoded, used) = match rest.chars().next() {
+            Some('\\') => (Some('\\'), 1),
+            Some('"') => (Some('"'), 1),
+            Some('n') => (Some('\n'), 1),
+            Some('r') => (Some('\r'), 1),
+            Some('t') => (Some('\t'), 1),
+            Some('u') => (hex(4), 5),
+            Some('U') => (hex(8), 9),
+            _ => (None, 0),
+        };
+        match decoded {
+            Some(d) => {
+                out.push(d);
+                chars = rest[used..].chars();
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
 fn canon_expr(expr: &hcl::edit::expr::Expression) -> Value {
     use hcl::edit::expr::{Expression as E, ObjectKey};
-    use hcl::edit::template::Element;
     match expr {
         E::String(s) => pieces(vec![lit(s.value())]),
-        E::StringTemplate(t) => pieces(
-            t.iter()
-                .map(|e| match e {
-                    Element::Literal(s) => lit(s.value()),
-                    Element::Interpolation(i) => {
-                        json!({"i": canon_expr(&i.expr), "strip": format!("{:?}", i.strip)})
-                    }
-                    Element::Directive(d) => json!({
-                        "opaque": format!("{:?}", hcl::template::Directive::from((**d).clone()))
-                    }),
-                })
-                .collect(),
-        ),
+        E::StringTemplate(t) => pieces(t.iter().map(|e| element(e, false)).collect()),
         E::Array(items) => Value::Array(items.iter().map(canon_expr).collect()),
         E::Object(map) => Value::Array(
             map.iter()

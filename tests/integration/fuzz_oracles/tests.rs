@@ -82,3 +82,32 @@ fn template_renderer_oracle_holds_on_seeded_inputs() {
         "only {compared} renderings compared as documents"
     );
 }
+
+/// A placeholder inside an HCL directive (`%{ if }…%{ endif }`) of a quoted string is compared
+/// too, with hostile values: the oracle reads the directive's body as HCL does (escapes
+/// decoded), where `hcl-edit` keeps that text raw.
+#[test]
+fn template_oracle_compares_values_inside_directives() {
+    use leasebox::backends::nomad::template::{PLACEHOLDERS, TemplateFormat};
+    let hostile = [
+        "\"\\\\$",
+        "${x}",
+        "%{ endif }",
+        "a\nb\t\u{1}",
+        "\\u0041",
+        "",
+    ];
+    for value in hostile {
+        let values: Vec<String> = PLACEHOLDERS.iter().map(|_| value.to_owned()).collect();
+        for text in [
+            "b = \"%{ if true }{{task}}%{ endif }\"\n",
+            "b = \"x %{ if var.y }{{owner}}\\\"%{ else }[{{lease_id}}]%{ endif } z\"\n",
+            "b = \"%{ for k, v in var.m }{{task}}${v}%{ endfor }\"\n",
+        ] {
+            assert!(
+                super::template::check_template(text, TemplateFormat::Hcl, &values),
+                "not compared as documents: {text:?} with {value:?}"
+            );
+        }
+    }
+}
