@@ -27,7 +27,9 @@
 //!    `leasebox run --lease ID -- cargo test --lib --offline` with nothing changed against
 //!    `cargo test --lib --offline` in the repository itself, alternating, on the local backend
 //!    and on the test server. Each rerun is checked to compile nothing (the box's `target/`
-//!    survived the incremental sync). Target: ≤ 2×.
+//!    survived the incremental sync). Target: ≤ 2×. With `LEASEBOX_BENCH_CARGO=self` the
+//!    project is this repository itself (a clone of its `HEAD`, built three times cold: once
+//!    here, once in each box; its dependencies come from the real `CARGO_HOME`, offline).
 //!
 //! Benchmarks are not timed tests: nothing fails on speed. They run only under
 //! `cargo bench --bench nomad` (which passes `--bench`); started any other way they print that
@@ -803,17 +805,85 @@ fn cli_runs(
 /// What both sides run.
 const CARGO_TEST: [&str; 4] = ["cargo", "test", "--lib", "--offline"];
 
+/// The project the `cargo test` reruns build.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CargoProject {
+    /// 24 generated modules, 240 tests, no dependencies.
+    Generated,
+    /// A clone of this repository's `HEAD` (`LEASEBOX_BENCH_CARGO=self`).
+    ThisRepository,
+}
+
+impl CargoProject {
+    fn from_env() -> Self {
+        match std::env::var("LEASEBOX_BENCH_CARGO").as_deref() {
+            Ok("self") => CargoProject::ThisRepository,
+            _ => CargoProject::Generated,
+        }
+    }
+
+    /// What the figures call the project.
+    fn label(self) -> &'static str {
+        match self {
+            CargoProject::Generated => "generated 240-test project",
+            CargoProject::ThisRepository => "leasebox repository",
+        }
+    }
+
+    /// The crate whose `Compiling NAME` line says a run built something.
+    fn crate_name(self) -> &'static str {
+        match self {
+            CargoProject::Generated => "leasebench",
+            CargoProject::ThisRepository => "leasebox",
+        }
+    }
+
+    /// Put the project into the scratch repository (not committed yet).
+    fn create(self, scratch: &Scratch) -> String {
+        let repo = scratch.repo();
+        match self {
+            CargoProject::Generated => {
+                generate_cargo_project(&repo, 24, 10);
+                "generated project: 24 modules, 240 tests".to_owned()
+            }
+            CargoProject::ThisRepository => {
+                let here = env!("CARGO_MANIFEST_DIR");
+                std::fs::remove_dir_all(&repo).expect("clear the scratch repository");
+                let out = std::process::Command::new("git")
+                    .args(["clone", "-q", "--no-hardlinks", here])
+                    .arg(&repo)
+                    .output()
+                    .expect("git clone");
+                assert!(
+                    out.status.success(),
+                    "git clone: {}",
+                    support::describe(&out)
+                );
+                common::git(&repo, &["config", "user.email", "bench@example.invalid"]);
+                common::git(&repo, &["config", "user.name", "bench"]);
+                format!("this repository ({here} at HEAD)")
+            }
+        }
+    }
+}
+
 /// `env` plus what the toolchain needs under the scratch `HOME`: rustup's home (and the
-/// toolchain `cargo bench` runs with), a scratch `CARGO_HOME` (the project has no dependencies;
-/// a shared one would make every run wait for other builds' package-cache lock), and the names
-/// the box must be passed.
+/// toolchain `cargo bench` runs with), a `CARGO_HOME` (a scratch one for the generated project,
+/// which has no dependencies, since a shared one makes every run wait for other builds'
+/// package-cache lock; the real one for this repository, whose dependencies it holds), and
+/// the names the box must be passed.
 fn toolchain_env(
     scratch: &Scratch,
+    project: CargoProject,
     mut env: BTreeMap<String, String>,
 ) -> (BTreeMap<String, String>, Vec<String>) {
     let home = std::env::var("HOME").unwrap_or_default();
     let rustup = std::env::var("RUSTUP_HOME").unwrap_or_else(|_| format!("{home}/.rustup"));
-    let cargo = scratch.path().join("cargo-home");
+    let cargo = match project {
+        CargoProject::Generated => scratch.path().join("cargo-home"),
+        CargoProject::ThisRepository => std::env::var_os("CARGO_HOME")
+            .map_or_else(|| Path::new(&home).join(".cargo"), Into::into),
+    };
     std::fs::create_dir_all(&cargo).expect("create CARGO_HOME");
     env.insert("RUSTUP_HOME".into(), rustup);
     env.insert("CARGO_HOME".into(), cargo.display().to_string());
@@ -842,8 +912,8 @@ fn cargo_local(repo: &Path, env: &BTreeMap<String, String>) -> std::process::Out
     out
 }
 
-fn compiled(out: &std::process::Output) -> bool {
-    String::from_utf8_lossy(&out.stderr).contains("Compiling leasebench")
+fn compiled(out: &std::process::Output, project: CargoProject) -> bool {
+    String::from_utf8_lossy(&out.stderr).contains(&format!("Compiling {} ", project.crate_name()))
 }
 
 fn cargo_reruns(nomad: &NomadServer, reps: usize, table: &mut Table) {
@@ -852,15 +922,18 @@ fn cargo_reruns(nomad: &NomadServer, reps: usize, table: &mut Table) {
     println!("== a second `cargo test --lib` on a kept lease vs the same warm rerun locally ==");
     let scratch = Scratch::new();
     let repo = scratch.repo();
-    generate_cargo_project(&repo, 24, 10);
-    let (local_env, names) = toolchain_env(&scratch, scratch.env());
+    let project = CargoProject::from_env();
+    let what = project.create(&scratch);
+    let (local_env, names) = toolchain_env(&scratch, project, scratch.env());
     let (took, out) = time(|| cargo_local(&repo, &local_env));
-    assert!(compiled(&out), "{}", support::describe(&out));
+    assert!(compiled(&out, project), "{}", support::describe(&out));
     println!(
-        "generated project: 24 modules, 240 tests; local cold build and test {:.1} s",
+        "{what}; local cold build and test {:.1} s",
         took.as_secs_f64()
     );
-    scratch.commit();
+    if project == CargoProject::Generated {
+        scratch.commit();
+    }
     let mut nomad_side = local_env.clone();
     nomad_side.insert("NOMAD_ADDR".into(), nomad.url());
     nomad_side.insert("LEASEBOX_NOMAD_DRIVER".into(), "raw_exec".into());
@@ -875,14 +948,14 @@ fn cargo_reruns(nomad: &NomadServer, reps: usize, table: &mut Table) {
         args.extend(CARGO_TEST);
         // The first run syncs everything and builds in the box: not counted.
         let (cold, out) = time(|| leasebox(&scratch, &env, &args));
-        assert!(compiled(&out), "{}", support::describe(&out));
+        assert!(compiled(&out, project), "{}", support::describe(&out));
         let (mut local, mut kept) = (Vec::new(), Vec::new());
         for rep in 0..=reps {
             for local_first in [rep % 2 == 0, rep % 2 != 0] {
                 settle();
                 if local_first {
                     let (took, out) = time(|| cargo_local(&repo, &local_env));
-                    assert!(!compiled(&out), "{}", support::describe(&out));
+                    assert!(!compiled(&out, project), "{}", support::describe(&out));
                     if rep > 0 {
                         local.push(took);
                     }
@@ -890,7 +963,7 @@ fn cargo_reruns(nomad: &NomadServer, reps: usize, table: &mut Table) {
                     let (took, out) = time(|| leasebox(&scratch, &env, &args));
                     let err = String::from_utf8_lossy(&out.stderr);
                     assert!(
-                        !compiled(&out),
+                        !compiled(&out, project),
                         "the box rebuilt: {}",
                         support::describe(&out)
                     );
@@ -922,14 +995,18 @@ fn cargo_reruns(nomad: &NomadServer, reps: usize, table: &mut Table) {
             cold.as_secs_f64()
         );
         common::verdict(
-            &format!("{name}: second `cargo test --lib` on a kept lease vs local warm rerun"),
+            &format!(
+                "{name}: second `cargo test --lib` of the {} on a kept lease vs local warm rerun",
+                project.label()
+            ),
             &format!("{ratio:.2}×"),
             "≤ 2×",
             ratio <= 2.0,
         );
         table.row(
             &format!(
-                "{name}: second `cargo test --lib --offline` on a kept lease, nothing changed, vs the same warm rerun locally"
+                "{name}: second `cargo test --lib --offline` of the {} on a kept lease, nothing changed, vs the same warm rerun locally",
+                project.label()
             ),
             &format!("local warm rerun: {:.0} ms", ms(l)),
             &format!(

@@ -5,7 +5,8 @@
 //! the hostile rendering parses too, to the same document with each marker replaced by its
 //! value literally: no value can end its string, start an interpolation, or change anything
 //! else. (The HCL documents are compared as `hcl::edit` parses them: `hcl::Body` re-encodes
-//! each template, and that encoding turns a literal `%` before a directive into `%%{`.)
+//! each template, and that encoding turns a literal `%` before a directive into `%%{`; the
+//! bodies of directives are compared too, their text decoded as HCL reads it, see [`element`].)
 
 use leasebox::backends::nomad::template::{PLACEHOLDERS, TemplateFormat, TemplateValues, render};
 use serde_json::{Value, json};

@@ -277,11 +277,15 @@ fn prepare(
     if state.state != "running" {
         return Err((1008, format!("task {:?} is not running.", req.task)));
     }
+    // An injected failure's task exits at once: an exec that arrives while its state still
+    // reads `running` finds it gone, as one that loses the race on an agent does (so the
+    // allocation is always "seen running, then dead", never usable).
     let rt = shared
         .runtimes
         .lock()
         .unwrap()
         .get(&req.alloc_id)
+        .filter(|r| r.failure.is_none())
         .and_then(|r| r.tasks.get(&req.task).cloned());
     let Some(rt) = rt else {
         return Err((1008, format!("task {:?} is not running.", req.task)));

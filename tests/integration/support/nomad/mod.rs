@@ -60,7 +60,8 @@
 //!   after the first output frame that can no longer be sent, as a raw_exec agent does
 //!   (NOMAD-WIRE.md §9); a quiet command's exec'd process keeps running.
 //! - [`NomadServer::fail_next_allocation`]`(AllocFailure::FailAndReplace)`: the next allocation's
-//!   task exits 1 at once and is rescheduled after the reschedule delay (`FollowupEvalID` and an
+//!   task exits 1 at once (an exec that reaches it while it still reads `running` is refused as
+//!   `not running`) and is rescheduled after the reschedule delay (`FollowupEvalID` and an
 //!   `alloc-failure` eval with `WaitUntil`, then `NextAllocation`/`PreviousAllocation` and a
 //!   `RescheduleTracker`). `AllocFailure::Fail` leaves it to the job's ReschedulePolicy.
 //! - [`NomadServer::make_unplaceable`]`(job_id_or_star, reason)`: placement fails with
