@@ -888,6 +888,18 @@ fn toolchain_env(
     env.insert("RUSTUP_HOME".into(), rustup);
     env.insert("CARGO_HOME".into(), cargo.display().to_string());
     let mut names = vec!["PATH".to_owned(), "RUSTUP_HOME".into(), "CARGO_HOME".into()];
+    if project == CargoProject::ThisRepository {
+        // The unit tests replay the recordings beside the checkout, which a box does not have.
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/nomad-1.1.2");
+        let fixtures = fixtures
+            .canonicalize()
+            .expect("shared/fixtures beside the checkout");
+        env.insert(
+            "LEASEBOX_NOMAD_FIXTURES".into(),
+            fixtures.display().to_string(),
+        );
+        names.push("LEASEBOX_NOMAD_FIXTURES".into());
+    }
     if let Ok(toolchain) = std::env::var("RUSTUP_TOOLCHAIN") {
         env.insert("RUSTUP_TOOLCHAIN".into(), toolchain);
         names.push("RUSTUP_TOOLCHAIN".into());

@@ -497,13 +497,9 @@ mod tests {
         (rx, kill)
     }
 
-    fn fixtures() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/nomad-1.1.2")
-    }
-
     #[tokio::test]
     async fn every_recorded_exec_transcript_reaches_its_recorded_outcome() {
-        let dir = fixtures();
+        let dir = crate::backends::nomad::recorded_fixtures();
         assert!(
             dir.is_dir(),
             "the recordings are missing: {}",
@@ -606,7 +602,8 @@ mod tests {
     #[tokio::test]
     async fn a_terminal_session_is_sized_first_resized_on_request_and_ends_on_stdout_close() {
         let doc: Value = serde_json::from_slice(
-            &std::fs::read(fixtures().join("exec-tty.json")).expect("exec-tty.json"),
+            &std::fs::read(crate::backends::nomad::recorded_fixtures().join("exec-tty.json"))
+                .expect("exec-tty.json"),
         )
         .unwrap();
         let ws = &doc["steps"][0]["ws"];

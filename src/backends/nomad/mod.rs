@@ -28,3 +28,14 @@ mod workdir;
 pub use backend::{NomadBackend, NomadTimings, nomad_features};
 pub use job::{meta, scope_fingerprint};
 pub use workdir::{check_workdir, default_workdir};
+
+/// The recorded exchanges with a real 1.1.2 agent the unit tests replay: `shared/fixtures/` beside
+/// the checkout, or `LEASEBOX_NOMAD_FIXTURES` where the sources sit elsewhere (a box the
+/// repository was synced into, as the `cargo test` benchmark does).
+#[cfg(test)]
+pub(crate) fn recorded_fixtures() -> std::path::PathBuf {
+    std::env::var_os("LEASEBOX_NOMAD_FIXTURES").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/nomad-1.1.2"),
+        Into::into,
+    )
+}

@@ -329,8 +329,7 @@ mod tests {
     /// into leasebox's wire type for it.
     #[test]
     fn the_decoders_accept_every_recorded_reply() {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/nomad-1.1.2");
+        let dir = crate::backends::nomad::recorded_fixtures();
         assert!(
             dir.is_dir(),
             "the recordings are missing: {}",
