@@ -70,6 +70,20 @@ impl Context {
         });
     }
 
+    /// Note a lease this command holds: a second Ctrl-C names it as left behind.
+    pub(super) fn hold(&self, held: &crate::leases::HeldLease) {
+        if let Ok(mut active) = self.active.lock() {
+            active.push(held.lease().id.clone());
+        }
+    }
+
+    /// Forget a lease once it is released or kept.
+    pub(super) fn let_go(&self, id: &LeaseId) {
+        if let Ok(mut active) = self.active.lock() {
+            active.retain(|a| a != id);
+        }
+    }
+
     /// The repository root: the git top level of the current directory, else the directory.
     pub fn repo_root(&self) -> PathBuf {
         repo_root_of(&self.cwd)

@@ -48,16 +48,7 @@ fn leases_for(cx: &Context, id: &crate::lease::LeaseId) -> Result<Leases, Failur
 
 pub(crate) async fn warmup(args: &WarmupArgs, cx: &Context) -> Result<(), Failure> {
     let (leases, config) = leases(cx)?;
-    let n = &config.settings().nomad;
-    let request = LeaseRequest {
-        image: Some(n.image.clone()),
-        cpu: Some(n.cpu),
-        memory_mb: Some(n.memory_mb),
-        disk_mb: Some(n.disk_mb),
-        workdir: n.workdir.clone(),
-        keep: true,
-        ..LeaseRequest::default()
-    };
+    let request = LeaseRequest::from_settings(config.settings(), true);
     // `acquire` honours the token itself and leaves nothing behind when cancelled.
     let held = leases.acquire(&request, &cx.cancel).await?;
     let lease = held.lease();

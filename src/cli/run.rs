@@ -161,18 +161,13 @@ async fn run_inner(
         }
         None => {
             let request = LeaseRequest {
-                image: Some(settings.nomad.image.clone()),
-                cpu: Some(settings.nomad.cpu),
-                memory_mb: Some(settings.nomad.memory_mb),
-                disk_mb: Some(settings.nomad.disk_mb),
-                workdir: settings.nomad.workdir.clone(),
-                keep: args.keep,
                 count: args.shards.unwrap_or(1),
                 placement: if args.distinct_hosts {
                     crate::leases::GroupPlacement::DistinctHosts
                 } else {
                     crate::leases::GroupPlacement::Spread
                 },
+                ..LeaseRequest::from_settings(settings, args.keep)
             };
             // `acquire` honours the token itself and leaves nothing behind when cancelled.
             leases.acquire(&request, &cx.cancel).await?
@@ -180,9 +175,7 @@ async fn run_inner(
     };
     let id = held.lease().id.clone();
     let reused = held.reused();
-    if let Ok(mut active) = cx.active.lock() {
-        active.push(id.clone());
-    }
+    cx.hold(&held);
     let result = work(&args, cx, &held, &repo_root, settings, env, &fetch).await;
     let keep = args.keep
         || reused
@@ -194,30 +187,44 @@ async fn run_inner(
     if keep && !args.keep && !reused {
         leases.mark_kept(&id).await?;
     }
+    finish(cx, &held, keep, result, "the command succeeded").await
+}
+
+/// The end of a lease a command held: keep it (saying how to reuse and release it) or release
+/// it, even after Ctrl-C, and forget it as active; a failed release is reported after the
+/// command's own failure, or as the failure when `done` (what succeeded) did.
+pub(super) async fn finish(
+    cx: &Context,
+    held: &HeldLease,
+    keep: bool,
+    result: Result<(), Failure>,
+    done: &str,
+) -> Result<(), Failure> {
+    let id = held.lease().id.clone();
     let release = if keep {
         eprintln!(
             "leasebox: kept lease `{id}`: reuse it with `--lease {id}`, release it with `leasebox stop {id}`"
         );
         Ok(())
     } else {
-        // Release even after Ctrl-C: with a fresh token, so the cleanup itself is not cancelled.
+        // A fresh token: the release itself is not cancelled by the Ctrl-C that ended the run.
         held.release(&CancellationToken::new()).await
     };
-    if let Ok(mut active) = cx.active.lock() {
-        active.retain(|a| a != &id);
-    }
+    cx.let_go(&id);
     match (result, release) {
         (Err(f), Err(r)) => Err(Failure {
             message: format!(
-                "{}; also, releasing lease `{id}` failed: {}",
-                f.message, r.message
+                "{}{}releasing lease `{id}` failed: {}",
+                f.message,
+                if f.message.is_empty() { "" } else { "; also, " },
+                r.message
             ),
             ..f
         }),
         (Err(f), Ok(())) => Err(f),
         (Ok(()), Err(r)) => Err(Failure {
             message: format!(
-                "the command succeeded, but releasing lease `{id}` failed: {}; `leasebox stop {id}` retries",
+                "{done}, but releasing lease `{id}` failed: {}; `leasebox stop {id}` retries",
                 r.message
             ),
             ..r

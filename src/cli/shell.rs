@@ -7,8 +7,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
 use super::Context;
 use super::args::ShellArgs;
 use crate::error::{ErrorKind, Failure};
@@ -38,22 +36,11 @@ pub(crate) async fn shell(args: ShellArgs, cx: &Context) -> Result<(), Failure> 
     let held = match &reuse {
         Some(id) => leases.attach(id, settings.nomad.workdir.as_deref()).await?,
         None => {
-            let request = LeaseRequest {
-                image: Some(settings.nomad.image.clone()),
-                cpu: Some(settings.nomad.cpu),
-                memory_mb: Some(settings.nomad.memory_mb),
-                disk_mb: Some(settings.nomad.disk_mb),
-                workdir: settings.nomad.workdir.clone(),
-                keep: args.keep,
-                ..LeaseRequest::default()
-            };
+            let request = LeaseRequest::from_settings(settings, args.keep);
             leases.acquire(&request, &cx.cancel).await?
         }
     };
-    let id = held.lease().id.clone();
-    if let Ok(mut active) = cx.active.lock() {
-        active.push(id.clone());
-    }
+    cx.hold(&held);
     let session = held.session();
     let result = async {
         if !args.no_sync {
@@ -92,36 +79,6 @@ pub(crate) async fn shell(args: ShellArgs, cx: &Context) -> Result<(), Failure> 
         }
     }
     .await;
-    let release = if args.keep || held.reused() {
-        eprintln!(
-            "leasebox: kept lease `{id}`: reuse it with `--lease {id}`, release it with `leasebox stop {id}`"
-        );
-        Ok(())
-    } else {
-        // A fresh token: the release itself is not cancelled by the Ctrl-C that ended the shell.
-        held.release(&CancellationToken::new()).await
-    };
-    if let Ok(mut active) = cx.active.lock() {
-        active.retain(|a| a != &id);
-    }
-    match (result, release) {
-        (Err(f), Err(r)) => Err(Failure {
-            message: format!(
-                "{}{}releasing lease `{id}` failed: {}",
-                f.message,
-                if f.message.is_empty() { "" } else { "; also, " },
-                r.message
-            ),
-            ..f
-        }),
-        (Err(f), Ok(())) => Err(f),
-        (Ok(()), Err(r)) => Err(Failure {
-            message: format!(
-                "the shell ended, but releasing lease `{id}` failed: {}; `leasebox stop {id}` retries",
-                r.message
-            ),
-            ..r
-        }),
-        (Ok(()), Ok(())) => Ok(()),
-    }
+    let keep = args.keep || held.reused();
+    super::run::finish(cx, &held, keep, result, "the shell ended").await
 }

@@ -14,8 +14,8 @@ use super::engine::{EngineError, LeasedBox, TransferSummary};
 use super::last::TEE_LIMIT;
 use crate::leases::HeldLease;
 use crate::session::{
-    Command, ExecOutcome, OutputSink, PrefixSink, ShellOutcome, ShellRequest, SyncOptions,
-    TerminalSink,
+    Command, ExecOutcome, FetchReport, OutputSink, PrefixSink, Session, ShellOutcome, ShellRequest,
+    SyncOptions, SyncReport, TerminalSink,
 };
 
 fn engine<E: super::error::KindedError>(err: E) -> EngineError {
@@ -41,17 +41,7 @@ impl LeasedBox for HeldLease {
         options: &SyncOptions,
         cancel: &CancellationToken,
     ) -> Result<TransferSummary, EngineError> {
-        let report = self.session().sync(options, cancel).await.map_err(engine)?;
-        for notice in &report.notices {
-            self.session().events().warn(notice);
-        }
-        Ok(TransferSummary {
-            files: report.files as u64,
-            bytes: report.bytes,
-            deleted: report.deleted as u64,
-            incremental: report.incremental,
-            ms: report.ms,
-        })
+        sync_on(self.session(), options, cancel).await
     }
 
     async fn exec(
@@ -60,15 +50,8 @@ impl LeasedBox for HeldLease {
         prefix: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<ExecOutcome, EngineError> {
-        let sink: Arc<dyn OutputSink> = match prefix {
-            Some(name) => Arc::new(PrefixSink::new(name, TerminalSink)),
-            None => Arc::new(TerminalSink),
-        };
         // The lease's `exec_timeout` is already applied by the host.
-        self.session()
-            .exec(command, sink, cancel)
-            .await
-            .map_err(engine)
+        exec_on(self.session(), command, prefix, cancel).await
     }
 
     async fn shell(
@@ -88,12 +71,8 @@ impl LeasedBox for HeldLease {
         if command.capture {
             return self.exec(command, prefix, cancel).await;
         }
-        let inner: Arc<dyn OutputSink> = match prefix {
-            Some(name) => Arc::new(PrefixSink::new(name, TerminalSink)),
-            None => Arc::new(TerminalSink),
-        };
         let tee = Arc::new(TeeSink {
-            inner,
+            inner: terminal(prefix),
             out: Mutex::default(),
             err: Mutex::default(),
         });
@@ -113,18 +92,7 @@ impl LeasedBox for HeldLease {
         dest: &Path,
         cancel: &CancellationToken,
     ) -> Result<TransferSummary, EngineError> {
-        let report = self
-            .session()
-            .fetch(paths, dest, cancel)
-            .await
-            .map_err(engine)?;
-        Ok(TransferSummary {
-            files: report.entries as u64,
-            bytes: report.bytes,
-            deleted: 0,
-            incremental: false,
-            ms: report.ms,
-        })
+        fetch_on(self.session(), paths, dest, cancel).await
     }
 
     async fn mark_kept(&self) -> Result<(), EngineError> {
@@ -174,21 +142,82 @@ impl LeasedBox for HeldLease {
                 self.session().events().warn(notice);
             }
         }
-        Ok(reports
-            .iter()
-            .map(|r| TransferSummary {
-                files: r.files as u64,
-                bytes: r.bytes,
-                deleted: r.deleted as u64,
-                incremental: r.incremental,
-                ms: r.ms,
-            })
-            .collect())
+        Ok(reports.iter().map(TransferSummary::from).collect())
+    }
+}
+
+/// The terminal, its lines prefixed with the step's name when one is given.
+fn terminal(prefix: Option<&str>) -> Arc<dyn OutputSink> {
+    match prefix {
+        Some(name) => Arc::new(PrefixSink::new(name, TerminalSink)),
+        None => Arc::new(TerminalSink),
+    }
+}
+
+/// Sync a session's box; the sync's notices (drift restored, a fence mismatch reconciled) go
+/// to the run's events.
+async fn sync_on(
+    session: &Session,
+    options: &SyncOptions,
+    cancel: &CancellationToken,
+) -> Result<TransferSummary, EngineError> {
+    let report = session.sync(options, cancel).await.map_err(engine)?;
+    for notice in &report.notices {
+        session.events().warn(notice);
+    }
+    Ok(TransferSummary::from(&report))
+}
+
+/// Run a command in a session's box, streaming to the terminal.
+async fn exec_on(
+    session: &Session,
+    command: &Command,
+    prefix: Option<&str>,
+    cancel: &CancellationToken,
+) -> Result<ExecOutcome, EngineError> {
+    session
+        .exec(command, terminal(prefix), cancel)
+        .await
+        .map_err(engine)
+}
+
+/// Fetch paths of a session's box's workdir into `dest`.
+async fn fetch_on(
+    session: &Session,
+    paths: &[String],
+    dest: &Path,
+    cancel: &CancellationToken,
+) -> Result<TransferSummary, EngineError> {
+    let report = session.fetch(paths, dest, cancel).await.map_err(engine)?;
+    Ok(TransferSummary::from(&report))
+}
+
+impl From<&SyncReport> for TransferSummary {
+    fn from(report: &SyncReport) -> Self {
+        TransferSummary {
+            files: report.files as u64,
+            bytes: report.bytes,
+            deleted: report.deleted as u64,
+            incremental: report.incremental,
+            ms: report.ms,
+        }
+    }
+}
+
+impl From<&FetchReport> for TransferSummary {
+    fn from(report: &FetchReport) -> Self {
+        TransferSummary {
+            files: report.entries as u64,
+            bytes: report.bytes,
+            deleted: 0,
+            incremental: false,
+            ms: report.ms,
+        }
     }
 }
 
 /// The node a session's box runs on.
-fn node_of(session: &crate::session::Session) -> Option<String> {
+fn node_of(session: &Session) -> Option<String> {
     let lease = session.lease();
     lease
         .boxes
@@ -201,7 +230,7 @@ fn node_of(session: &crate::session::Session) -> Option<String> {
 /// One box of a held group: exec, sync, fetch and shell on its own session; the group is
 /// released whole, by the lease.
 struct GroupBox {
-    session: crate::session::Session,
+    session: Session,
     index: usize,
     count: usize,
 }
@@ -225,14 +254,7 @@ impl LeasedBox for GroupBox {
         options: &SyncOptions,
         cancel: &CancellationToken,
     ) -> Result<TransferSummary, EngineError> {
-        let report = self.session.sync(options, cancel).await.map_err(engine)?;
-        Ok(TransferSummary {
-            files: report.files as u64,
-            bytes: report.bytes,
-            deleted: report.deleted as u64,
-            incremental: report.incremental,
-            ms: report.ms,
-        })
+        sync_on(&self.session, options, cancel).await
     }
 
     async fn exec(
@@ -241,14 +263,7 @@ impl LeasedBox for GroupBox {
         prefix: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<ExecOutcome, EngineError> {
-        let sink: Arc<dyn OutputSink> = match prefix {
-            Some(name) => Arc::new(PrefixSink::new(name, TerminalSink)),
-            None => Arc::new(TerminalSink),
-        };
-        self.session
-            .exec(command, sink, cancel)
-            .await
-            .map_err(engine)
+        exec_on(&self.session, command, prefix, cancel).await
     }
 
     async fn shell(
@@ -265,18 +280,7 @@ impl LeasedBox for GroupBox {
         dest: &Path,
         cancel: &CancellationToken,
     ) -> Result<TransferSummary, EngineError> {
-        let report = self
-            .session
-            .fetch(paths, dest, cancel)
-            .await
-            .map_err(engine)?;
-        Ok(TransferSummary {
-            files: report.entries as u64,
-            bytes: report.bytes,
-            deleted: 0,
-            incremental: false,
-            ms: report.ms,
-        })
+        fetch_on(&self.session, paths, dest, cancel).await
     }
 
     async fn release(&self, _cancel: &CancellationToken) -> Result<(), EngineError> {

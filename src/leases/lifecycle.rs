@@ -44,6 +44,24 @@ pub struct LeaseRequest {
     pub placement: GroupPlacement,
 }
 
+impl LeaseRequest {
+    /// One box with what the config asks of it (`nomad.image`, `cpu`, `memory_mb`, `disk_mb`,
+    /// `workdir`), kept afterwards or not.
+    #[must_use]
+    pub fn from_settings(settings: &Settings, keep: bool) -> Self {
+        let n = &settings.nomad;
+        LeaseRequest {
+            image: Some(n.image.clone()),
+            cpu: Some(n.cpu),
+            memory_mb: Some(n.memory_mb),
+            disk_mb: Some(n.disk_mb),
+            workdir: n.workdir.clone(),
+            keep,
+            ..LeaseRequest::default()
+        }
+    }
+}
+
 /// The lease lifecycle: acquire, attach (reuse), release, stop, list, cleanup.
 #[derive(Debug, Clone)]
 pub struct Leases {

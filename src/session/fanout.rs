@@ -3,7 +3,7 @@
 //!
 //! [`sync_group`] is the first sync of a group's boxes: one blocking thread walks the file set
 //! and writes the archive (`sync::write_archive`, which reads and hashes each file once) into
-//! a [`TeeWriter`], which hands each 64 KiB chunk (one shared buffer, never copied) to every
+//! a fanned-out [`ChannelWriter`](super::sync::ChannelWriter), which hands each 64 KiB chunk (one shared buffer, never copied) to every
 //! box's sync exec. Each box runs the same box-side receive script as a one-box sync and ends
 //! with the same revision stamp and manifest. The slowest box sets the pace (every box's stdin
 //! channel is bounded), so memory stays flat whatever N and the tree.
@@ -12,17 +12,14 @@
 //! [`Session::sync`], all boxes at once: that is where a box's incremental re-sync happens, so
 //! each box sends only what changed for it.
 
-use std::io::Write;
 use std::time::Instant;
 
-use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::fileset;
 use super::index::{IndexHeader, LocalIndex};
 use super::scripts;
-use super::sync::{CHUNK, SyncOptions, SyncReport, now_ns, write_archive_recording};
+use super::sync::{ChannelWriter, SyncOptions, SyncReport, now_ns, write_archive_recording};
 use super::{Session, SessionError, StdoutTo, elapsed_ms};
 
 /// Sync the repository to every box of a group (`sessions`, box 1 first): once, fanned out,
@@ -155,7 +152,7 @@ async fn fan_out(
     let events = first.events();
     let started_ns = now_ns();
     let producer = tokio::task::spawn_blocking(move || {
-        let writer = super::observe::Counted::new(TeeWriter::new(senders), events);
+        let writer = super::observe::Counted::new(ChannelWriter::fan_out(senders), events);
         let mut entries = Vec::with_capacity(set.entries.len());
         let bytes = write_archive_recording(&set, &producer_revision, writer, &mut entries)?;
         Ok::<_, SessionError>((bytes, entries))
@@ -222,59 +219,13 @@ async fn fan_out(
         .collect())
 }
 
-/// A `Write` that hands each 64 KiB chunk to every box's stdin channel (the chunk is one
-/// shared buffer), blocking while the slowest box catches up. A box that stopped reading is
-/// dropped from the fan-out (its own sync reports why); when none is left, writing fails.
-pub struct TeeWriter {
-    txs: Vec<mpsc::Sender<Bytes>>,
-    buf: Vec<u8>,
-}
-
-impl TeeWriter {
-    /// A writer feeding every sender in `txs`.
-    #[must_use]
-    pub fn new(txs: Vec<mpsc::Sender<Bytes>>) -> Self {
-        TeeWriter {
-            txs,
-            buf: Vec::with_capacity(CHUNK),
-        }
-    }
-
-    fn send_buf(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.txs
-            .retain(|tx| tx.blocking_send(chunk.clone()).is_ok());
-        if self.txs.is_empty() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "every box closed its stdin",
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Write for TeeWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let room = CHUNK - self.buf.len();
-        let n = room.min(data.len());
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() >= CHUNK {
-            self.send_buf()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.send_buf()
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
+    use tokio::sync::mpsc;
+
+    use super::super::sync::CHUNK;
     use super::*;
 
     #[test]
@@ -282,7 +233,7 @@ mod tests {
         let (a_tx, mut a_rx) = mpsc::channel(4);
         let (b_tx, b_rx) = mpsc::channel(4);
         drop(b_rx);
-        let mut tee = TeeWriter::new(vec![a_tx, b_tx]);
+        let mut tee = ChannelWriter::fan_out(vec![a_tx, b_tx]);
         tee.write_all(&vec![7u8; CHUNK + 10]).unwrap();
         tee.flush().unwrap();
         let mut got = Vec::new();
@@ -290,7 +241,7 @@ mod tests {
             got.extend_from_slice(&chunk);
         }
         assert_eq!(got.len(), CHUNK + 10);
-        assert_eq!(tee.txs.len(), 1);
+        assert_eq!(tee.receivers(), 1);
         drop(a_rx);
         tee.write_all(b"x").unwrap();
         assert!(tee.flush().is_err());

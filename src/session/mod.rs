@@ -44,7 +44,7 @@ mod timing;
 pub(crate) use control::{ControlOutput, StdoutTo, drive};
 pub use error::SessionError;
 pub use exec::{Command, ExecOutcome};
-pub use fanout::{TeeWriter, sync_group};
+pub use fanout::sync_group;
 pub use fetch::FetchReport;
 pub use handle::Session;
 pub use output::{NullSink, OutputSink, PrefixSink, TerminalSink};

@@ -554,30 +554,59 @@ impl<R: Read> Read for ExactReader<R> {
 }
 
 /// A `Write` that sends 64 KiB chunks into an exec's stdin channel, blocking when the box is
-/// slower than the disk (so memory stays flat).
+/// slower than the disk (so memory stays flat). Fanned out ([`ChannelWriter::fan_out`]), it
+/// hands each chunk (one shared buffer) to every box's channel, blocking while the slowest box
+/// catches up; a box that stopped reading is dropped (its own sync reports why), and writing
+/// fails once none is left.
 pub struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
+    txs: Vec<mpsc::Sender<Bytes>>,
+    fanned_out: bool,
     buf: Vec<u8>,
 }
 
 impl ChannelWriter {
-    /// A writer feeding `tx`.
+    /// A writer feeding one box's `tx`.
     #[must_use]
     pub fn new(tx: mpsc::Sender<Bytes>) -> Self {
         ChannelWriter {
-            tx,
+            txs: vec![tx],
+            fanned_out: false,
             buf: Vec::with_capacity(CHUNK),
         }
+    }
+
+    /// A writer feeding every box's sender in `txs`.
+    #[must_use]
+    pub fn fan_out(txs: Vec<mpsc::Sender<Bytes>>) -> Self {
+        ChannelWriter {
+            txs,
+            fanned_out: true,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    /// How many boxes still read.
+    #[must_use]
+    pub fn receivers(&self) -> usize {
+        self.txs.len()
     }
 
     fn send_buf(&mut self) -> std::io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx
-            .blocking_send(Bytes::from(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin closed"))
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.txs
+            .retain(|tx| tx.blocking_send(chunk.clone()).is_ok());
+        if self.txs.is_empty() {
+            let what = if self.fanned_out {
+                "every box closed its stdin"
+            } else {
+                "stdin closed"
+            };
+            return Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, what));
+        }
+        Ok(())
     }
 }
 
