@@ -265,12 +265,16 @@ lbx_pid() {
 pub(crate) use records;
 
 /// The pruning of run records, as an `sh` function `lbx_prune RUNS_DIR` (with the record
-/// readers it uses).
+/// readers it uses); with no record at all (a fresh box) it starts no program.
 macro_rules! prune {
     () => {
         concat!(
             $crate::session::scripts::records!(),
-            r#"lbx_prune() (
+            r#"lbx_prune() {
+  for lbx_f in "$1"/r*; do [ -e "$lbx_f" ] || return 0; break; done
+  lbx_prune_in "$1"
+}
+lbx_prune_in() (
   cd "$1" 2>/dev/null || exit 0
   lbx_keep=50; lbx_max=67108864; lbx_n=0; lbx_b=0
   for lbx_f in $(wc -c -- *.out *.err 2>/dev/null | while read -r lbx_s lbx_f; do case $lbx_f in r*.out|r*.err) echo "${lbx_f%.*}=$lbx_s";; esac; done); do
