@@ -861,6 +861,11 @@ impl CargoProject {
                 );
                 common::git(&repo, &["config", "user.email", "bench@example.invalid"]);
                 common::git(&repo, &["config", "user.name", "bench"]);
+                // The checkout wrote files and the index in the same second, so the index is
+                // "racy" and the build script's `git status` would rewrite it, which makes the
+                // next build run the build script (and rebuild) again: settle it first.
+                std::thread::sleep(Duration::from_millis(1100));
+                common::git(&repo, &["status", "--porcelain"]);
                 format!("this repository ({here} at HEAD)")
             }
         }
