@@ -28,4 +28,4 @@ pub use event::{
 pub use output::{Output, color_from_env};
 pub use sink::{Events, EventsOptions, Observer, RunEvents, RunStart, WatchTotals};
 pub use stream::EventStream;
-pub use summary::{LeaseFate, Summary, SummaryStep, SummarySync};
+pub use summary::{LeaseFate, Summary, SummaryStep, SummarySync, plural};

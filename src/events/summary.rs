@@ -315,7 +315,9 @@ fn step_row(step: &StepEnd, indent: usize, name: String) -> Row {
     }
 }
 
-fn plural(n: u64, one: &str) -> String {
+/// `n` and the noun, with an `s` unless `n` is 1 (`1 file`, `3 files`).
+#[must_use]
+pub fn plural(n: u64, one: &str) -> String {
     if n == 1 {
         format!("1 {one}")
     } else {

@@ -29,6 +29,7 @@ use super::repl::{FailureRepl, Loaded, RecipeSource, ReplOnFailure, after_failur
 use super::sandbox::{SandboxOptions, new_vm};
 use crate::config::Config;
 use crate::error::{ErrorKind, HasKind};
+use crate::events::plural;
 use crate::events::{self, Event, Events};
 use crate::session::{Command, ExecOutcome, SyncOptions};
 
@@ -511,9 +512,9 @@ impl Runner<'_> {
             let summary = lease.sync(self.ctx, &options, "").await?;
             self.state.phase("sync", started);
             self.ctx.events.say(&format!(
-                "==> synced {} files ({} bytes){}{} in {} ms",
-                summary.files,
-                summary.bytes,
+                "==> synced {} ({}){}{} in {} ms",
+                plural(summary.files, "file"),
+                plural(summary.bytes, "byte"),
                 if summary.deleted > 0 {
                     format!(", deleted {}", summary.deleted)
                 } else {
@@ -548,10 +549,10 @@ impl Runner<'_> {
                 .await
             {
                 Ok(summary) => self.ctx.events.say(&format!(
-                    "==> fetched {} ({} files, {} bytes)",
+                    "==> fetched {} ({}, {})",
                     self.plan.artifacts.join(", "),
-                    summary.files,
-                    summary.bytes
+                    plural(summary.files, "file"),
+                    plural(summary.bytes, "byte")
                 )),
                 Err(source) => {
                     let err = HostError::Engine {

@@ -103,6 +103,23 @@ impl Watch {
         self.wait_nth(needle, 1)
     }
 
+    /// Wait until `n` lines are exactly `line` (a command's own output, which arrives on stdout
+    /// and may trail the run's verdict on stderr).
+    fn wait_exact(&self, line: &str, n: usize) {
+        let (list, cv) = &*self.lines;
+        let deadline = Instant::now() + WAIT;
+        let mut guard = list.lock().unwrap();
+        while guard.iter().filter(|l| *l == line).count() < n {
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "timed out waiting for {n}× the line `{line}`; output so far:\n{}",
+                guard.join("\n")
+            );
+            guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+    }
+
     /// How many lines are exactly `line` (a command's own output, not its banner).
     fn count_exact(&self, line: &str) -> usize {
         self.lines
@@ -387,12 +404,8 @@ fn a_burst_is_debounced_and_changes_during_a_run_queue_one_rerun() {
         "never two runs at once: {}",
         w.text()
     );
-    assert_eq!(
-        w.count_exact("slow-done"),
-        2,
-        "run 2 ran to its end: {}",
-        w.text()
-    );
+    // Run 2 ran to its end.
+    w.wait_exact("slow-done", 2);
     w.run_ended(3);
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(w.count("==> run 4"), 0, "{}", w.text());
@@ -543,25 +556,23 @@ box:exec { "true" }
     s.commit();
     let w = Watch::start(&s, &["when"]);
     w.run_ended(1);
+    // The first run runs everything.
     for line in ["always-ran", "rust-ran", "docs-ran", "--> changed=nil"] {
-        assert_eq!(
-            w.count_exact(line),
-            1,
-            "first run runs everything: {}",
-            w.text()
-        );
+        w.wait_exact(line, 1);
     }
     s.write("src/lib.rs", "pub fn f() {}\n");
     w.run_ended(2);
-    assert_eq!(w.count_exact("rust-ran"), 2, "{}", w.text());
-    assert_eq!(w.count_exact("docs-ran"), 1, "{}", w.text());
+    w.wait_exact("rust-ran", 2);
     w.wait("docs: skipped (no changed path matches its `when` { *.md })");
     w.wait("changed=src/lib.rs");
     s.write("docs/guide.md", "g\n");
     w.run_ended(3);
+    // Run 3's last output line is in, so all of runs 2 and 3 is: `docs` ran in runs 1 and 3
+    // only, `rust` in runs 1 and 2 only.
+    w.wait_exact("always-ran", 3);
+    w.wait_exact("docs-ran", 2);
     assert_eq!(w.count_exact("rust-ran"), 2, "{}", w.text());
     assert_eq!(w.count_exact("docs-ran"), 2, "{}", w.text());
-    assert_eq!(w.count_exact("always-ran"), 3, "{}", w.text());
     let (code, text) = w.quit();
     assert_eq!(code, 0, "{text}");
 
@@ -946,7 +957,7 @@ fn a_rerun_sends_only_the_changed_file_and_what_the_box_built_stays_on_both_back
         let sync = w.wait_nth("==> synced ", 2);
         assert!(
             w.line(sync)
-                .starts_with("==> synced 1 files (4 bytes), incremental in "),
+                .starts_with("==> synced 1 file (4 bytes), incremental in "),
             "{}",
             w.text()
         );
