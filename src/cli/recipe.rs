@@ -2,10 +2,12 @@
 //! it to the recipe host with leases over the lease lifecycle, and turn its report into the
 //! exit funnel's failure and the timing file's phases.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::Context;
 use super::args::RunArgs;
+use crate::config::Config;
 use crate::error::{ErrorKind, Failure};
 use std::io::IsTerminal as _;
 
@@ -48,30 +50,17 @@ pub(crate) async fn run(
     }
     let config = cx.config(&extra)?;
     let settings = config.settings();
-    let backend = crate::leases::open(&config, &cx.env)?;
-    let leases = Leases::new(
-        backend,
-        &cx.state_dir()?,
-        settings,
-        repo_root.clone(),
-        Arc::clone(timing),
-    )?
-    .with_events(events.clone());
-    let reuse = args.lease.as_deref().map(super::lease_id).transpose()?;
     // The recipe's `lease{}` / `warmup{}` options are resolved against this config by the host
     // (`Config::with_recipe`): own keys only, up to the user's limits, below flags.
-    let provider = RecipeLeases::new(leases, settings, repo_root.clone(), reuse);
-    let repl_on_failure = if !args.repl_on_failure {
-        None
-    } else if std::io::stdin().is_terminal() {
-        Some(ReplOnFailure {
-            interrupts: cx.interrupts.clone(),
-            history: Some(cx.state_dir()?.path().join(super::repl::HISTORY_FILE)),
-        })
-    } else {
-        eprintln!("leasebox: `--repl-on-failure` is ignored: stdin is not a terminal");
-        None
-    };
+    let provider = provider(
+        cx,
+        &config,
+        &repo_root,
+        timing,
+        events,
+        args.lease.as_deref(),
+    )?;
+    let repl_on_failure = repl_on_failure(cx, args.repl_on_failure)?;
     let run = RecipeRun {
         path,
         repo_root,
@@ -116,4 +105,49 @@ pub(super) fn step_phase(step: &StepReport, timing: &Timing) -> Phase {
         StepStatus::Skipped => phase.status = PhaseStatus::Skipped,
     }
     phase
+}
+
+/// The leases a recipe run (or a watch) takes its boxes from: the backend the config names,
+/// the run's timing and events, and the kept lease `--lease` names, if any.
+pub(super) fn provider(
+    cx: &Context,
+    config: &Config,
+    repo_root: &Path,
+    timing: &Arc<Timing>,
+    events: &Events,
+    lease: Option<&str>,
+) -> Result<RecipeLeases, Failure> {
+    let settings = config.settings();
+    let backend = crate::leases::open(config, &cx.env)?;
+    let leases = Leases::new(
+        backend,
+        &cx.state_dir()?,
+        settings,
+        repo_root.to_path_buf(),
+        Arc::clone(timing),
+    )?
+    .with_events(events.clone());
+    let reuse = lease.map(super::lease_id).transpose()?;
+    Ok(RecipeLeases::new(
+        leases,
+        settings,
+        repo_root.to_path_buf(),
+        reuse,
+    ))
+}
+
+/// What `--repl-on-failure` opens, when asked and stdin is a terminal (else it is ignored,
+/// with a line saying so).
+pub(super) fn repl_on_failure(cx: &Context, asked: bool) -> Result<Option<ReplOnFailure>, Failure> {
+    if !asked {
+        return Ok(None);
+    }
+    if !std::io::stdin().is_terminal() {
+        eprintln!("leasebox: `--repl-on-failure` is ignored: stdin is not a terminal");
+        return Ok(None);
+    }
+    Ok(Some(ReplOnFailure {
+        interrupts: cx.interrupts.clone(),
+        history: Some(cx.state_dir()?.path().join(super::repl::HISTORY_FILE)),
+    }))
 }

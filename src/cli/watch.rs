@@ -3,7 +3,6 @@
 //! rest (`host::watch`), and each run's timing file is written by the hooks below: rewritten by
 //! every rerun (`--timing-json FILE`), or one file per run (`--timing-json DIR/`).
 
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +13,8 @@ use crate::error::{ErrorKind, Failure};
 use crate::host::watch::{
     OnBusy, RunInfo, WatchEnd, WatchHooks, WatchMode, WatchOptions, stdin_keys, watch as watch_loop,
 };
-use crate::host::{
-    CommandRecipe, RecipeLeases, RecipeReport, RecipeRun, ReplOnFailure, find_recipe,
-};
-use crate::leases::{Leases, TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms};
+use crate::host::{CommandRecipe, RecipeReport, RecipeRun, find_recipe};
+use crate::leases::{TIMING_FORMAT_VERSION, Timing, TimingReport, elapsed_ms};
 
 fn duration(flag: &str, text: &str) -> Result<Duration, Failure> {
     humantime::parse_duration(text).map_err(|e| {
@@ -88,28 +85,15 @@ pub(crate) async fn watch(args: WatchArgs, cx: &Context) -> Result<(), Failure> 
     let settings = config.settings();
     let timing = Arc::new(Timing::default());
     let events = cx.events(args.events.as_deref())?;
-    let backend = crate::leases::open(&config, &cx.env)?;
-    let leases = Leases::new(
-        backend,
-        &cx.state_dir()?,
-        settings,
-        repo_root.clone(),
-        Arc::clone(&timing),
-    )?
-    .with_events(events.clone());
-    let reuse = args.lease.as_deref().map(super::lease_id).transpose()?;
-    let provider = RecipeLeases::new(leases, settings, repo_root.clone(), reuse);
-    let repl_on_failure = if !args.repl_on_failure {
-        None
-    } else if std::io::stdin().is_terminal() {
-        Some(ReplOnFailure {
-            interrupts: cx.interrupts.clone(),
-            history: Some(cx.state_dir()?.path().join(super::repl::HISTORY_FILE)),
-        })
-    } else {
-        eprintln!("leasebox: `--repl-on-failure` is ignored: stdin is not a terminal");
-        None
-    };
+    let provider = super::recipe::provider(
+        cx,
+        &config,
+        &repo_root,
+        &timing,
+        &events,
+        args.lease.as_deref(),
+    )?;
+    let repl_on_failure = super::recipe::repl_on_failure(cx, args.repl_on_failure)?;
     let (recipe_args, command) = if command.is_some() {
         (Vec::new(), command)
     } else {

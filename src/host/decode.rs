@@ -75,11 +75,7 @@ pub(crate) fn command(value: &Value) -> Result<Command, String> {
     let table = match value {
         Value::String(s) => {
             return Ok(Command {
-                argv: vec![
-                    "sh".to_owned(),
-                    "-c".to_owned(),
-                    s.to_str().map_err(|e| e.to_string())?.to_owned(),
-                ],
+                argv: shell_argv(s)?,
                 ..Command::default()
             });
         }
@@ -92,71 +88,44 @@ pub(crate) fn command(value: &Value) -> Result<Command, String> {
         }
     };
     let mut spec = Command::default();
-    let len = table.raw_len();
-    for pair in table.pairs::<Value, Value>() {
-        let (key, value) = pair.map_err(|e| e.to_string())?;
+    for_options(table, |key, value| {
         match key {
-            Value::Integer(i) if i >= 1 && usize::try_from(i).is_ok_and(|i| i <= len) => {}
-            Value::String(key) => {
-                let key = key.to_str().map_err(|e| e.to_string())?.to_owned();
-                match key.as_str() {
-                    "env" => spec.env = env_pairs(&value)?,
-                    "timeout" => {
-                        spec.timeout =
-                            Some(duration(&value).map_err(|m| format!("`timeout`: {m}"))?);
-                    }
-                    "capture" => {
-                        spec.capture = match value {
-                            Value::Boolean(b) => b,
-                            other => {
-                                return Err(format!(
-                                    "`capture` must be a boolean, got a {}",
-                                    other.type_name()
-                                ));
-                            }
-                        }
-                    }
-                    "cwd" => spec.cwd = Some(string_value("cwd", &value)?),
-                    "stdin" => {
-                        spec.stdin = Some(match &value {
-                            Value::String(s) => Bytes::from(s.as_bytes().to_vec()),
-                            other => {
-                                return Err(format!(
-                                    "`stdin` must be a string, got a {}",
-                                    other.type_name()
-                                ));
-                            }
-                        })
-                    }
+            "env" => spec.env = env_pairs(&value)?,
+            "timeout" => {
+                spec.timeout = Some(duration(&value).map_err(|m| format!("`timeout`: {m}"))?);
+            }
+            "capture" => {
+                spec.capture = match value {
+                    Value::Boolean(b) => b,
                     other => {
                         return Err(format!(
-                            "unknown option `{other}` (allowed: env, timeout, capture, cwd, stdin)"
+                            "`capture` must be a boolean, got a {}",
+                            other.type_name()
                         ));
                     }
                 }
             }
+            "cwd" => spec.cwd = Some(string_value("cwd", &value)?),
+            "stdin" => {
+                spec.stdin = Some(match &value {
+                    Value::String(s) => Bytes::from(s.as_bytes().to_vec()),
+                    other => {
+                        return Err(format!(
+                            "`stdin` must be a string, got a {}",
+                            other.type_name()
+                        ));
+                    }
+                })
+            }
             other => {
                 return Err(format!(
-                    "unexpected key `{}`",
-                    other.to_string().unwrap_or_default()
+                    "unknown option `{other}` (allowed: env, timeout, capture, cwd, stdin)"
                 ));
             }
         }
-    }
-    for item in table.clone().sequence_values::<Value>() {
-        let item = item.map_err(|e| e.to_string())?;
-        spec.argv.push(match item {
-            Value::String(s) => s.to_str().map_err(|e| e.to_string())?.to_owned(),
-            Value::Integer(i) => i.to_string(),
-            Value::Number(n) => n.to_string(),
-            other => {
-                return Err(format!(
-                    "argv items must be strings, got a {}",
-                    other.type_name()
-                ));
-            }
-        });
-    }
+        Ok(())
+    })?;
+    spec.argv = argv_items(table)?;
     if spec.argv.is_empty() {
         return Err("needs at least the program to run".to_owned());
     }
@@ -170,11 +139,7 @@ pub(crate) fn shell_request(value: &Value) -> Result<ShellRequest, String> {
         Value::Nil => return Ok(ShellRequest::default()),
         Value::String(s) => {
             return Ok(ShellRequest {
-                argv: vec![
-                    "sh".to_owned(),
-                    "-c".to_owned(),
-                    s.to_str().map_err(|e| e.to_string())?.to_owned(),
-                ],
+                argv: shell_argv(s)?,
                 ..ShellRequest::default()
             });
         }
@@ -187,16 +152,39 @@ pub(crate) fn shell_request(value: &Value) -> Result<ShellRequest, String> {
         }
     };
     let mut request = ShellRequest::default();
+    for_options(table, |key, value| {
+        match key {
+            "env" => request.env = env_pairs(&value)?,
+            "cwd" => request.cwd = Some(string_value("cwd", &value)?),
+            other => return Err(format!("unknown option `{other}` (allowed: env, cwd)")),
+        }
+        Ok(())
+    })?;
+    request.argv = argv_items(table)?;
+    Ok(request)
+}
+
+/// `sh -c STRING`: how a command given as one string runs.
+fn shell_argv(script: &mlua::LuaString) -> Result<Vec<String>, String> {
+    Ok(vec![
+        "sh".to_owned(),
+        "-c".to_owned(),
+        script.to_str().map_err(|e| e.to_string())?.to_owned(),
+    ])
+}
+
+/// Each named option of an argv table (`{ "program", "arg", …, name = value }`) given to
+/// `option`; the sequence part is skipped, any other key refused.
+fn for_options(
+    table: &mlua::Table,
+    mut option: impl FnMut(&str, Value) -> Result<(), String>,
+) -> Result<(), String> {
     let len = table.raw_len();
     for pair in table.pairs::<Value, Value>() {
         let (key, value) = pair.map_err(|e| e.to_string())?;
         match key {
             Value::Integer(i) if i >= 1 && usize::try_from(i).is_ok_and(|i| i <= len) => {}
-            Value::String(key) => match key.to_str().map_err(|e| e.to_string())?.as_ref() {
-                "env" => request.env = env_pairs(&value)?,
-                "cwd" => request.cwd = Some(string_value("cwd", &value)?),
-                other => return Err(format!("unknown option `{other}` (allowed: env, cwd)")),
-            },
+            Value::String(key) => option(&key.to_str().map_err(|e| e.to_string())?, value)?,
             other => {
                 return Err(format!(
                     "unexpected key `{}`",
@@ -205,8 +193,14 @@ pub(crate) fn shell_request(value: &Value) -> Result<ShellRequest, String> {
             }
         }
     }
+    Ok(())
+}
+
+/// The sequence part of an argv table: strings, or numbers written as text.
+fn argv_items(table: &mlua::Table) -> Result<Vec<String>, String> {
+    let mut argv = Vec::new();
     for item in table.clone().sequence_values::<Value>() {
-        request.argv.push(match item.map_err(|e| e.to_string())? {
+        argv.push(match item.map_err(|e| e.to_string())? {
             Value::String(s) => s.to_str().map_err(|e| e.to_string())?.to_owned(),
             Value::Integer(i) => i.to_string(),
             Value::Number(n) => n.to_string(),
@@ -218,7 +212,7 @@ pub(crate) fn shell_request(value: &Value) -> Result<ShellRequest, String> {
             }
         });
     }
-    Ok(request)
+    Ok(argv)
 }
 
 /// An `env` table: string keys, string/number/boolean values.
