@@ -308,18 +308,22 @@ impl Leases {
         Ok(held)
     }
 
-    /// A session on each box of `lease` (box 1 first); a one-box lease's records every sync's
-    /// revision in the claim (a group's boxes keep theirs in memory: a group is not reused).
+    /// A session on each box of `lease` (box 1 first). A one-box lease's records every sync's
+    /// revision in the claim; each box of a group keeps its own local index
+    /// ([`Leases::box_index_path`]), whose first line is the revision that box last got.
     fn sessions_for(&self, lease: Lease) -> Vec<Session> {
         if lease.count() == 1 {
             return vec![self.session_for(lease)];
         }
+        let id = lease.id.to_string();
         lease
             .members()
             .into_iter()
-            .map(|member| {
+            .zip(1..)
+            .map(|(member, index)| {
                 let session =
                     Session::new(Arc::clone(&self.backend), member, Arc::clone(&self.timing));
+                session.set_index_path(self.box_index_path(&id, index));
                 session.set_events(self.events.clone());
                 session
             })
@@ -352,12 +356,19 @@ impl Leases {
     /// the box got from the last sync, and the local stats it was read under).
     #[must_use]
     pub fn sync_index_path(&self, id: &str) -> PathBuf {
+        self.sync_dir().join(format!("{id}.index"))
+    }
+
+    /// The local sync index of box `index` (1-based) of group lease `id`:
+    /// `STATE/sync/ID.box-INDEX.index`.
+    #[must_use]
+    pub fn box_index_path(&self, id: &str, index: usize) -> PathBuf {
+        self.sync_dir().join(format!("{id}.box-{index}.index"))
+    }
+
+    fn sync_dir(&self) -> PathBuf {
         let claims = self.claims.dir();
-        claims
-            .parent()
-            .unwrap_or(claims)
-            .join("sync")
-            .join(format!("{id}.index"))
+        claims.parent().unwrap_or(claims).join("sync")
     }
 
     /// The lease a claim describes.
@@ -466,7 +477,21 @@ impl Leases {
         }
         let touched = self.claims.touch(id.as_str()).map_err(|e| ownership(&e))?;
         let sessions = self.sessions_for(lease);
-        sessions[0].set_sync_revision(touched.sync_revision);
+        for session in &sessions {
+            session.set_reused();
+        }
+        if sessions.len() == 1 {
+            sessions[0].set_sync_revision(touched.sync_revision);
+        } else {
+            // Each box of a group expects the revision its own index says it last got.
+            for (session, index) in sessions.iter().zip(1..) {
+                let revision = crate::session::index::LocalIndex::revision_at(
+                    &self.box_index_path(id.as_str(), index),
+                    id.as_str(),
+                );
+                session.set_sync_revision(revision);
+            }
+        }
         let lease = sessions[0].lease();
         self.events.emit(Event::LeaseReady {
             lease_id: id.to_string(),
@@ -604,6 +629,16 @@ impl Leases {
     /// never used, its lease id being unique).
     pub(super) fn forget_sync_index(&self, id: &str) {
         let _ = std::fs::remove_file(self.sync_index_path(id));
+        let boxes = format!("{id}.box-");
+        if let Ok(dir) = std::fs::read_dir(self.sync_dir()) {
+            for entry in dir.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(&boxes) && name.ends_with(".index") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
     }
 
     /// Mark a lease as kept (for `--keep-on-failure`), so `cleanup` leaves it until it expires.

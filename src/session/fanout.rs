@@ -39,7 +39,10 @@ pub async fn sync_group(
     if sessions.len() == 1 {
         return Ok(vec![first.sync(options, cancel).await?]);
     }
-    if sessions.iter().any(|s| s.sync_revision().is_some()) {
+    if sessions
+        .iter()
+        .any(|s| s.sync_revision().is_some() || s.reused())
+    {
         let reports =
             futures::future::join_all(sessions.iter().map(|s| s.sync(options, cancel))).await;
         return collect(reports);

@@ -24,6 +24,7 @@ pub(super) struct Inner {
     pub(super) kill_grace: Duration,
     pub(super) hang_probe: Mutex<Duration>,
     pub(super) events: Mutex<crate::events::Events>,
+    pub(super) reused: std::sync::atomic::AtomicBool,
 }
 
 /// A lease attached to its backend. Cheap to clone; clones share timing and sync state.
@@ -55,6 +56,7 @@ impl Session {
                 kill_grace: Duration::from_secs(5),
                 hang_probe: Mutex::new(Duration::from_secs(30)),
                 events: Mutex::default(),
+                reused: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -85,6 +87,21 @@ impl Session {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Mark the box as one an earlier run may have synced (a kept lease attached again): a
+    /// group's sync then goes box by box, incrementally, never as one fanned-out replace that
+    /// would drop what the boxes built.
+    pub fn set_reused(&self) {
+        self.inner
+            .reused
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the box may hold an earlier run's sync (see [`Session::set_reused`]).
+    #[must_use]
+    pub fn reused(&self) -> bool {
+        self.inner.reused.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Set the revision stamp the next sync expects (from the lease's claim).

@@ -100,6 +100,17 @@ impl LocalIndex {
             .then_some(entry)
     }
 
+    /// The revision stamp the index at `path` was written with (its first line only); `None`
+    /// when it is missing, unreadable or of another lease.
+    #[must_use]
+    pub fn revision_at(path: &Path, lease: &str) -> Option<String> {
+        let file = std::fs::File::open(path).ok()?;
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(file), &mut first).ok()?;
+        let header: IndexHeader = serde_json::from_str(&first).ok()?;
+        (header.version == 1 && header.lease == lease).then_some(header.revision)
+    }
+
     /// Read the index at `path`; `None` when it is missing, unreadable or of another lease.
     #[must_use]
     pub fn load(path: &Path, lease: &str) -> Option<LocalIndex> {

@@ -936,3 +936,92 @@ fn a_group_resync_is_incremental_in_every_box_and_keeps_what_the_boxes_built() {
     }
     nothing_left(&s);
 }
+
+#[test]
+fn a_kept_group_reused_by_a_later_run_syncs_only_what_changed_and_keeps_what_its_boxes_built() {
+    let s = repo(
+        "build",
+        r#"local lb = require("leasebox")
+local group = lb.warmup { count = 3, keep = true }
+group:sync {}
+for i = 1, #group do
+  group[i]:exec { "sh", "-c", "echo built > built.txt" }
+end
+lb.log("kept " .. group.id)
+"#,
+    );
+    s.write(
+        "recipes/again.lua",
+        r#"local lb = require("leasebox")
+local group = lb.warmup { count = 3 }
+local again = group:sync {}
+print(("again files=%d deleted=%d incremental=%s"):format(again.files, again.deleted, tostring(again.incremental)))
+for i = 1, #group do
+  local r = group[i]:exec { "cat", "built.txt", "data.txt", capture = true }
+  print(("box %d has %s"):format(i, r.stdout:gsub("%s+", " ")))
+end
+"#,
+    );
+    s.commit();
+    let out = s.run(&["run", "build"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let err = stderr(&out);
+    let id = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("--> kept "))
+        .unwrap_or_else(|| panic!("no group id in: {err}"))
+        .to_owned();
+
+    // Another process, one file changed: each box gets that file alone, and keeps what it built.
+    s.write("data.txt", "changed data\n");
+    let out = s.run(&["run", "again", "--lease", &id]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("again files=1 deleted=0 incremental=true"),
+        "{}",
+        describe(&out)
+    );
+    for k in 1..=3 {
+        assert!(
+            text.contains(&format!("box {k} has built changed data")),
+            "{}",
+            describe(&out)
+        );
+    }
+    assert!(
+        !stderr(&out).contains("not the"),
+        "no fence mismatch: each box's revision came from its own index: {}",
+        describe(&out)
+    );
+
+    // With the local indexes lost, the boxes are compared with their own manifests, one by one:
+    // still nothing is sent again, and nothing the boxes built is replaced.
+    for entry in std::fs::read_dir(s.state().join("sync")).unwrap().flatten() {
+        std::fs::remove_file(entry.path()).unwrap();
+    }
+    let out = s.run(&["run", "again", "--lease", &id]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("again files=0 deleted=0 incremental=true"),
+        "{}",
+        describe(&out)
+    );
+    for k in 1..=3 {
+        assert!(
+            text.contains(&format!("box {k} has built changed data")),
+            "{}",
+            describe(&out)
+        );
+    }
+
+    let out = s.run(&["stop", &id]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    nothing_left(&s);
+    let sync_dir = s.state().join("sync");
+    let left: Vec<_> = std::fs::read_dir(&sync_dir)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "local indexes left: {left:?}");
+}
