@@ -2,6 +2,7 @@
 //! and their backend's live view. On a terminal, times read as relative (`5m ago`, `in 1h25m`,
 //! `expired 3m ago`) and the box's live state is coloured; `--json` keeps its shapes.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -30,16 +31,26 @@ fn leases(cx: &Context) -> Result<(Leases, crate::config::Config), Failure> {
 /// the claim names (a local lease stops locally even with `NOMAD_ADDR` set).
 fn leases_for(cx: &Context, id: &crate::lease::LeaseId) -> Result<Leases, Failure> {
     let config = cx.config(&[])?;
-    let state = cx.state_dir()?;
-    let backend_name = state
+    let backend_name = cx
+        .state_dir()?
         .claim_store()
         .load(id.as_str())
         .map(|c| c.backend)
         .unwrap_or_else(|_| config.settings().backend.as_str().to_owned());
-    let backend = crate::leases::open_for_claim(&config, &cx.env, &backend_name, id.as_str())?;
+    leases_on(cx, &config, &backend_name, id.as_str())
+}
+
+/// The lifecycle on the backend named `backend_name` (that lease `id`'s claim names).
+fn leases_on(
+    cx: &Context,
+    config: &crate::config::Config,
+    backend_name: &str,
+    id: &str,
+) -> Result<Leases, Failure> {
+    let backend = crate::leases::open_for_claim(config, &cx.env, backend_name, id)?;
     Leases::new(
         backend,
-        &state,
+        &cx.state_dir()?,
         config.settings(),
         cx.repo_root(),
         Arc::new(Timing::default()),
@@ -160,9 +171,24 @@ pub(crate) async fn list(args: &JsonArgs, cx: &Context) -> Result<(), Failure> {
         );
     }
     let mut rows = Vec::new();
+    // A lease made by another backend than the config's (a local one with `NOMAD_ADDR` set)
+    // is asked of its own backend, opened once.
+    let mut others: BTreeMap<String, Option<Leases>> = BTreeMap::new();
     for claim in all.claims.iter().filter(|c| &c.owner == owner) {
         let (state, held) = leases.shown_state(claim);
-        rows.push((claim, state, held, remote_of(&leases, claim).await));
+        let on = if claim.backend == leases.backend_name() {
+            Some(&leases)
+        } else {
+            others
+                .entry(claim.backend.clone())
+                .or_insert_with(|| leases_on(cx, &config, &claim.backend, claim.id.as_str()).ok())
+                .as_ref()
+        };
+        let remote = match on {
+            Some(on) => remote_of(on, claim).await,
+            None => "unknown".to_owned(),
+        };
+        rows.push((claim, state, held, remote));
     }
     if args.json {
         let items: Vec<_> = rows

@@ -573,7 +573,7 @@ fn bad_fetch_paths_and_timeouts_are_refused_before_anything_runs() {
 }
 
 #[test]
-fn stop_and_status_use_the_backend_the_claim_names() {
+fn stop_status_and_list_use_the_backend_the_claim_names() {
     let s = repo_with_file();
     let out = s.run(&["warmup"]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
@@ -589,6 +589,15 @@ fn stop_and_status_use_the_backend_the_claim_names() {
     assert_eq!(code(&out), 0, "{}", describe(&out));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["backend"], "local", "{status}");
+    assert_eq!(status["remote"], "ready", "{status}");
+    let out = with_nomad(&["list", "--json"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["id"], id.as_str(), "{list}");
+    assert_eq!(
+        list[0]["remote"], "ready",
+        "asked of the local backend: {list}"
+    );
     let out = with_nomad(&["stop", &id]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert!(s.claims().is_empty(), "the claim is gone");
