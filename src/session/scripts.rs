@@ -57,7 +57,9 @@
 //!   the header is missing, the directory does not exist, or the box can detach nothing.
 //! - [`SUPERVISOR`] (started by the wrapper, never by the session) claims `RUN.go`, starts the
 //!   command with stdout and stderr through two `tee -a` relays (SIGPIPE ignored in the relays
-//!   only, so a dropped connection never stops them and never reaches the command), records
+//!   only, so a dropped connection never stops them and never reaches the command; each relay
+//!   is its pipeline member's last command, which the shell runs in place, found through its
+//!   command table rather than by `exec`'s walk of `PATH`), records
 //!   the pid, waits, and records the exit code after the relays drained. Just before the command
 //!   starts, its own process reads the `env=NAME=VALUE` lines and the empty line that end the
 //!   header and exports them, so the environment is the command's alone (a recipe's `PATH`
@@ -146,7 +148,7 @@ exec 5<&0 0</dev/null
   lbx_p=$!
   : >"$lbx_d.pid.$lbx_p.$$"
   wait "$lbx_p"; echo "$?" >"$lbx_d.exit.t"
-} | { trap "" PIPE; exec tee -a "$lbx_d.err" >&2 3>&- 5<&-; }; } 3>&1 | { trap "" PIPE; exec tee -a "$lbx_d.out" 5<&-; }
+} | { trap "" PIPE; tee -a "$lbx_d.err" >&2 3>&- 5<&-; }; } 3>&1 | { trap "" PIPE; tee -a "$lbx_d.out" 5<&-; }
 lbx_c=; read -r lbx_c <"$lbx_d.exit.t"
 case $lbx_c in ""|*[!0-9]*) echo "leasebox: the command exit code of $lbx_d was not recorded" >&2; exit 125;; esac
 : >"$lbx_d.exit.$lbx_c"
