@@ -163,13 +163,20 @@ fn leaf_count(text: &str) -> Option<usize> {
     let table: toml::Table = text.parse().ok()?;
     Some(
         table
-            .values()
-            .map(|v| match v {
-                toml::Value::Table(inner) => inner.len(),
+            .iter()
+            .map(|(name, v)| match v {
+                // A section's entries are its keys; any other value, an inline table under a
+                // key such as `owner = {}` included, is one key set (as `keys_set` reads it).
+                toml::Value::Table(inner) if is_section(name) => inner.len(),
                 _ => 1,
             })
             .sum(),
     )
+}
+
+/// Whether `name` is a section of the key table (`nomad`, …).
+fn is_section(name: &str) -> bool {
+    KEYS.iter().any(|k| k.section() == Some(name))
 }
 
 /// The keys a well-formed config file sets, by their dotted names (`None` if it is not TOML).
@@ -178,9 +185,7 @@ fn keys_set(text: &str) -> Option<Vec<&'static KeyDef>> {
     let mut out = Vec::new();
     for (name, value) in &table {
         match value {
-            toml::Value::Table(inner)
-                if KEYS.iter().any(|k| k.section() == Some(name.as_str())) =>
-            {
+            toml::Value::Table(inner) if is_section(name) => {
                 for leaf in inner.keys() {
                     if let Some(k) = KeyDef::find(&format!("{name}.{leaf}")) {
                         out.push(k);
