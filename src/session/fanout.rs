@@ -3,14 +3,16 @@
 //!
 //! [`sync_group`] is the first sync of a group's boxes: one blocking thread walks the file set
 //! and writes the archive (`sync::write_archive`, which reads and hashes each file once) into
-//! a fanned-out [`ChannelWriter`](super::sync::ChannelWriter), which hands each 64 KiB chunk (one shared buffer, never copied) to every
-//! box's sync exec. Each box runs the same box-side receive script as a one-box sync and ends
-//! with the same revision stamp and manifest. The slowest box sets the pace (every box's stdin
-//! channel is bounded), so memory stays flat whatever N and the tree.
+//! a fanned-out [`ChannelWriter`](super::sync::ChannelWriter), which hands each 64 KiB chunk
+//! (one shared buffer, never copied) to every box's sync exec. Each box runs the same box-side
+//! receive script as a one-box sync and ends with the same revision stamp and manifest. The
+//! slowest box sets the pace (every box's stdin channel is bounded), so memory stays flat
+//! whatever N and the tree.
 //!
-//! A box that already has a sync (a re-sync of the group) goes through its own
-//! [`Session::sync`], all boxes at once: that is where a box's incremental re-sync happens, so
-//! each box sends only what changed for it.
+//! A box that already has a sync (a re-sync of the group, or a kept group attached again by a
+//! later run) goes through its own [`Session::sync`], all boxes at once: that is where a box's
+//! incremental re-sync happens, so each box sends only what changed for it and keeps what it
+//! built.
 
 use std::time::Instant;
 
