@@ -105,9 +105,9 @@ pub const SYNC_APPLY: &str = concat!(
 IFS= read -r lbx_l; [ "$lbx_l" = 'leasebox-sync 1' ] || { cat >/dev/null; echo 'leasebox: sync header missing' >&2; exit 5; }
 IFS= read -r lbx_l; lbx_new=${lbx_l#rev=}
 case $lbx_new in ''|*[!0-9a-f]*) cat >/dev/null; echo 'leasebox: bad sync header' >&2; exit 5;; esac
-mkdir -p -- "$lbx_w" "$lbx_st" && cd "$lbx_w" || { cat >/dev/null; printf 'leasebox: cannot write %s in the box\n' "$lbx_w" >&2; exit 4; }
+{ { [ -d "$lbx_w" ] && [ -d "$lbx_st" ]; } || mkdir -p -- "$lbx_w" "$lbx_st"; } && cd "$lbx_w" || { cat >/dev/null; printf 'leasebox: cannot write %s in the box\n' "$lbx_w" >&2; exit 4; }
 rm -f -- "$lbx_st/revision" || { cat >/dev/null; printf 'leasebox: cannot write %s in the box\n' "$lbx_st" >&2; exit 4; }
-rm -rf ./.leasebox-sync-*
+for lbx_x in ./.leasebox-sync-*; do [ -e "$lbx_x" ] && rm -rf ./.leasebox-sync-*; break; done
 lbx_dec() { case $1 in *\\*) lbx_x=$(printf '%bx' "$1"); lbx_x=${lbx_x%x};; *) lbx_x=$1;; esac; }
 # Nothing is deleted through a link the box put where a synced directory was.
 lbx_safe() { lbx_p=$1; while :; do case $lbx_p in */*) lbx_p=${lbx_p%/*}; [ -h "$lbx_p" ] && return 1;; *) return 0;; esac; done; }
@@ -139,7 +139,9 @@ case $lbx_l in
 esac
 rm -rf "./.leasebox-sync-$lbx_new"
 echo "$lbx_new" >"$lbx_st/synced" || exit 6
-echo "$lbx_new" >"$lbx_st/revision.new" && mv -f "$lbx_st/revision.new" "$lbx_st/revision" || exit 6
+# Written in place: a reader that finds it cut short or empty sees a mismatch, as it does a
+# missing stamp.
+echo "$lbx_new" >"$lbx_st/revision" || exit 6
 # Old run records go away off the run's path, detached from the session.
 { lbx_prune "$lbx_st/runs"; } </dev/null >/dev/null 2>&1 &
 "#
