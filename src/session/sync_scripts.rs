@@ -69,7 +69,9 @@ fi
 echo drift
 lbx_ref=$lbx_st/synced
 if [ -f "$lbx_st/revision" ]; then
-  if [ ! -f "$lbx_ref" ] || [ -n "$(find "$lbx_st/revision" -newer "$lbx_ref" 2>/dev/null)" ]; then
+  # The later of the two marks the end of the last sync (`-nt`: dash, BusyBox and bash have it;
+  # a shell without it keeps the drift marker, which can only report more, never less).
+  if [ ! -f "$lbx_ref" ] || [ "$lbx_st/revision" -nt "$lbx_ref" ] 2>/dev/null; then
     lbx_ref=$lbx_st/revision
   fi
 fi
