@@ -59,7 +59,7 @@ fn paths_lines(sign: char, paths: &[String], total: usize) {
     }
 }
 
-fn print_report(id: &LeaseId, report: &SyncReport, dry_run: bool) {
+fn print_report(name: &str, report: &SyncReport, dry_run: bool) {
     let kind = if report.incremental {
         "incremental"
     } else {
@@ -67,12 +67,12 @@ fn print_report(id: &LeaseId, report: &SyncReport, dry_run: bool) {
     };
     if dry_run {
         println!(
-            "lease `{id}`: would send {} of {} files ({} bytes) and delete {} ({kind})",
+            "lease {name}: would send {} of {} files ({} bytes) and delete {} ({kind})",
             report.files, report.total_files, report.bytes, report.deleted
         );
     } else {
         println!(
-            "lease `{id}`: sent {} of {} files ({} bytes), deleted {} in {} ms ({kind})",
+            "lease {name}: sent {} of {} files ({} bytes), deleted {} in {} ms ({kind})",
             report.files, report.total_files, report.bytes, report.deleted, report.ms
         );
     }
@@ -109,28 +109,47 @@ pub(crate) async fn sync(args: &SyncArgs, cx: &Context) -> Result<(), Failure> {
         dry_run: args.dry_run,
         ..SyncOptions::default()
     };
-    let report = held
-        .session()
-        .sync(&options, &cx.cancel)
+    // Every box of a group, each by its own (incremental) sync.
+    let reports = held
+        .sync_all(&options, &cx.cancel)
         .await
         .map_err(|e| Failure::from_error(&e))?;
-    for notice in &report.notices {
-        eprintln!("leasebox: {notice}");
+    let count = reports.len();
+    for (report, index) in reports.iter().zip(1..) {
+        let box_name = (count > 1).then(|| format!("box {index} of {count}: "));
+        for notice in &report.notices {
+            eprintln!("leasebox: {}{notice}", box_name.as_deref().unwrap_or(""));
+        }
     }
     if args.json {
-        let mut value = serde_json::to_value(&report).map_err(|e| {
-            Failure::new(
-                ErrorKind::Internal,
-                format!("cannot encode the report: {e}"),
-            )
-        })?;
+        let encode = |report: &SyncReport| {
+            serde_json::to_value(report).map_err(|e| {
+                Failure::new(
+                    ErrorKind::Internal,
+                    format!("cannot encode the report: {e}"),
+                )
+            })
+        };
+        // One box: its report; a group: the lease and one report a box.
+        let mut value = if count == 1 {
+            encode(&reports[0])?
+        } else {
+            json!({ "boxes": reports.iter().map(encode).collect::<Result<Vec<_>, _>>()? })
+        };
         if let Some(map) = value.as_object_mut() {
             map.insert("lease".into(), json!(id.to_string()));
             map.insert("dry_run".into(), json!(args.dry_run));
         }
         println!("{value}");
     } else {
-        print_report(&id, &report, args.dry_run);
+        for (report, index) in reports.iter().zip(1..) {
+            let name = if count > 1 {
+                format!("`{id}` box {index} of {count}")
+            } else {
+                format!("`{id}`")
+            };
+            print_report(&name, report, args.dry_run);
+        }
     }
     Ok(())
 }

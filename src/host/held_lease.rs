@@ -134,7 +134,7 @@ impl LeasedBox for HeldLease {
         options: &SyncOptions,
         cancel: &CancellationToken,
     ) -> Result<Vec<TransferSummary>, EngineError> {
-        let reports = crate::session::sync_group(self.sessions(), options, cancel)
+        let reports = HeldLease::sync_all(self, options, cancel)
             .await
             .map_err(engine)?;
         if let Some(first) = reports.first() {

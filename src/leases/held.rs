@@ -77,6 +77,19 @@ impl HeldLease {
         &self.sessions
     }
 
+    /// Sync the repository to every box of the lease (see [`crate::session::sync_group`]):
+    /// one report a box, box 1 first.
+    ///
+    /// # Errors
+    /// As a box's sync; the error names the box of a group.
+    pub async fn sync_all(
+        &self,
+        options: &crate::session::SyncOptions,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<crate::session::SyncReport>, crate::session::SessionError> {
+        crate::session::sync_group(&self.sessions, options, cancel).await
+    }
+
     /// Whether this is a kept lease attached with `--lease ID` (the run does not release it).
     #[must_use]
     pub fn reused(&self) -> bool {

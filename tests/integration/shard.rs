@@ -1009,6 +1009,28 @@ end
     }
     again(0);
 
+    // `leasebox sync` of a kept group syncs every box, each by its own incremental sync.
+    s.write("data.txt", "synced by hand\n");
+    let out = s.run(&["sync", "--lease", &id, "--json"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["lease"], id.as_str(), "{report}");
+    let boxes = report["boxes"].as_array().expect("one report a box");
+    assert_eq!(boxes.len(), 3, "{report}");
+    for b in boxes {
+        assert_eq!(b["files"], 1, "{report}");
+        assert_eq!(b["incremental"], true, "{report}");
+    }
+    let out = s.run(&["sync", "--lease", &id, "--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    for k in 1..=3 {
+        assert!(
+            stdout(&out).contains(&format!("lease `{id}` box {k} of 3: would send 0 of ")),
+            "{}",
+            describe(&out)
+        );
+    }
+
     let out = s.run(&["stop", &id]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
     nothing_left(&s);
