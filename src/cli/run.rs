@@ -81,13 +81,13 @@ async fn run_inner(
         Some(_) if args.lease.is_some() => {
             return Err(Failure::new(
                 ErrorKind::Usage,
-                "`--shards` leases a new group of boxes; it cannot reuse `--lease`",
+                "`--shards` leases a new group of boxes; to reuse a kept group, `run --lease ID -- CMD` runs the command on every box of it",
             ));
         }
-        None if args.fail_fast || args.distinct_hosts => {
+        None if args.distinct_hosts || (args.fail_fast && args.lease.is_none()) => {
             return Err(Failure::new(
                 ErrorKind::Usage,
-                "`--fail-fast` and `--distinct-hosts` apply to `run --shards N -- CMD`",
+                "`--fail-fast` and `--distinct-hosts` apply to `run --shards N -- CMD` (`--fail-fast` also to `run --lease GROUP -- CMD`)",
             ));
         }
         _ => {}
@@ -311,7 +311,8 @@ async fn work(
     env: Vec<(String, String)>,
     fetch: &[String],
 ) -> Result<(), Failure> {
-    if args.shards.is_some() {
+    // A new group, or a kept group reused with `--lease`: the command runs on every box.
+    if args.shards.is_some() || held.sessions().len() > 1 {
         let cwd = cwd_in_repo(&cx.cwd, repo_root).map(|p| p.to_string_lossy().into_owned());
         return super::shards::work(args, cx, held, repo_root, settings, env, cwd, fetch).await;
     }

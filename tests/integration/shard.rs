@@ -1031,6 +1031,32 @@ end
         );
     }
 
+    // `leasebox run --lease GROUP -- CMD` runs the command on every box of the kept group,
+    // synced box by box, with one verdict, and keeps the group.
+    let out = s.run(&[
+        "run",
+        "--lease",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "echo shard=$LEASEBOX_SHARD_INDEX/$LEASEBOX_SHARD_COUNT $(cat built.txt); exit $((LEASEBOX_SHARD_INDEX - 1))",
+    ]);
+    assert_eq!(
+        code(&out),
+        1,
+        "the first failing shard's code: {}",
+        describe(&out)
+    );
+    for k in 1..=3 {
+        assert!(
+            stdout(&out).contains(&format!("[{k}/3] shard={k}/3 built")),
+            "{}",
+            describe(&out)
+        );
+    }
+    assert_eq!(s.claims().len(), 1, "the group is kept: {}", describe(&out));
+
     let out = s.run(&["stop", &id]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
     nothing_left(&s);
