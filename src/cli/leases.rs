@@ -284,15 +284,19 @@ pub(crate) async fn status(args: &IdArgs, cx: &Context) -> Result<(), Failure> {
         }
     );
     println!("kept:       {}", if claim.keep { "yes" } else { "no" });
+    let boxes = Leases::lease_of(&claim).map_or(1, |l| l.count());
+    if boxes > 1 {
+        println!("boxes:      {boxes} (a shard group; the workdir below is box 1's)");
+    }
     println!("workdir:    {}", claim.workdir);
     println!("repository: {}", claim.repo_root.display());
     println!(
-        "created:    {} ({} ago)",
+        "created:    {} ({})",
         rfc3339(claim.created),
         ago(claim.created)
     );
     println!(
-        "last used:  {} ({} ago)",
+        "last used:  {} ({})",
         rfc3339(claim.last_used),
         ago(claim.last_used)
     );

@@ -49,6 +49,13 @@ fn list_and_status_read_relative_times_expiry_and_the_live_state() {
     assert_eq!(code(&status), 0, "{}", describe(&status));
     let text = stdout(&status);
     assert!(text.contains("state:      active (box: ready)"), "{text}");
+    for field in ["created:", "last used:"] {
+        let line = text.lines().find(|l| l.starts_with(field)).unwrap();
+        assert!(
+            line.ends_with("(now)") || (line.ends_with(" ago)") && !line.contains("ago ago")),
+            "{text}"
+        );
+    }
     let expires = text.lines().find(|l| l.starts_with("expires:")).unwrap();
     assert!(
         expires.ends_with("(in 29m)") || expires.ends_with("(in 30m)"),
