@@ -48,23 +48,31 @@
 //!
 //! - [`WRAPPER`] `STATE ARGV…` (stdin: the header below, then the command's stdin): the
 //!   process the backend execs. It reads `leasebox-exec 2`, `run=ID` and `cwd=PATH`, changes
-//!   to the directory and starts the supervisor detached from itself (`setsid`, else a
-//!   background job under `set -m`: its own session or process group, which the agent's kill
-//!   of the exec'd process, or a kill of its process group, cannot reach), handing it the rest
-//!   of stdin. It then only waits: the supervisor's tees write the output to the connection
-//!   and the record at once, and the wrapper exits with the supervisor's status, the command's
-//!   exit code, after marking the run read. Exit 125 with a `leasebox:` line on stderr when
-//!   the header is missing, the directory does not exist, or the box can detach nothing.
+//!   to the directory and starts the supervisor detached from itself (`setsid` in the
+//!   foreground, else a background job under `set -m`: its own session or process group,
+//!   which the agent's kill of the exec'd process, or a kill of its process group, cannot
+//!   reach), handing it the rest of stdin. It then only waits: the supervisor's tees write the
+//!   output to the connection and the record at once, and the wrapper exits with the
+//!   supervisor's status, the command's exit code, after marking the run read. Exit 125 with
+//!   a `leasebox:` line on stderr when the header is missing, the directory does not exist, or
+//!   the box can detach nothing. The supervisor and its relays run with `LC_ALL=C` (each
+//!   program then skips loading the box's locale, a third of a millisecond apiece under a
+//!   UTF-8 locale); the box's own `LC_ALL`, set, empty or unset, is handed over and given back
+//!   to the command.
 //! - [`SUPERVISOR`] (started by the wrapper, never by the session) claims `RUN.go`, starts the
 //!   command with stdout and stderr through two `tee -a` relays (SIGPIPE ignored in the relays
 //!   only, so a dropped connection never stops them and never reaches the command; each relay
 //!   is its pipeline member's last command, which the shell runs in place, found through its
-//!   command table rather than by `exec`'s walk of `PATH`), records
-//!   the pid, waits, and records the exit code after the relays drained. Just before the command
-//!   starts, its own process reads the `env=NAME=VALUE` lines and the empty line that end the
-//!   header and exports them, so the environment is the command's alone (a recipe's `PATH`
-//!   cannot break the wrapper, a variable named like the wrapper's cannot clobber it). A
-//!   command that does not exist exits 127 with `NAME: not found` on stderr.
+//!   command table rather than by `exec`'s walk of `PATH`), waits, and records the exit code
+//!   after the relays drained. Nothing on the way to the command is a background job: dash
+//!   and BusyBox start a background job with SIGINT and SIGQUIT ignored for good (no `trap`
+//!   can undo it, and an exec'd program keeps it), so the command is a foreground child whose
+//!   own process records its pid before it execs (the name under `/proc/self/task`, else the
+//!   `$PPID` of a child `sh`). Just before the command starts, that process reads the
+//!   `env=NAME=VALUE` lines and the empty line that end the header and exports them, so the
+//!   environment is the command's alone (a recipe's `PATH` cannot break the wrapper, a
+//!   variable named like the wrapper's cannot clobber it). A command that does not exist exits
+//!   127 with `NAME: not found` on stderr.
 //! - [`CATCHUP`] `STATE RUN OUT ERR CLAIM`: the reader after a lost connection. `OUT` and
 //!   `ERR` are 1-based byte positions to resume each stream at (`-`: send nothing). Prints one
 //!   status line, then the stdout bytes from `OUT`; the stderr bytes from `ERR` go to stderr.
@@ -131,7 +139,11 @@ set -C
 set +C
 exec 5<&0 0</dev/null
 { {
-  ( shift; set -- -lbx- "$@"
+  ( for lbx_p in /proc/self/task/*; do lbx_p=${lbx_p##*/}; break; done
+    case $lbx_p in ""|*[!0-9]*) lbx_p=$(exec sh -c "echo \$PPID");; esac
+    : >"$lbx_d.pid.$lbx_p.$$"
+    if [ -n "$3" ]; then LC_ALL=$2; else unset LC_ALL; fi
+    shift 3; set -- -lbx- "$@"
     while IFS= read -r lbx_l && [ -n "$lbx_l" ]; do set -- "$lbx_l" "$@"; done
     while [ "$1" != -lbx- ]; do
       case $1 in
@@ -144,10 +156,8 @@ exec 5<&0 0</dev/null
     case $1 in -*) command -v -- "$1" >/dev/null 2>&1 && set -- "$(command -v -- "$1")" "$@" && shift;; esac
     command -v -- "$1" >/dev/null 2>&1 || { printf "%s: not found\n" "$1" >&2; exit 127; }
     exec "$@"
-  ) <&5 5<&- 2>&1 >&3 3>&- &
-  lbx_p=$!
-  : >"$lbx_d.pid.$lbx_p.$$"
-  wait "$lbx_p"; echo "$?" >"$lbx_d.exit.t"
+  ) <&5 5<&- 2>&1 >&3 3>&-
+  echo "$?" >"$lbx_d.exit.t"
 } | { trap "" PIPE; tee -a "$lbx_d.err" >&2 3>&- 5<&-; }; } 3>&1 | { trap "" PIPE; tee -a "$lbx_d.out" 5<&-; }
 lbx_c=; read -r lbx_c <"$lbx_d.exit.t"
 case $lbx_c in ""|*[!0-9]*) echo "leasebox: the command exit code of $lbx_d was not recorded" >&2; exit 125;; esac
@@ -158,7 +168,9 @@ exit "$lbx_c"
 }
 
 /// The supervisor: started by [`WRAPPER`] in its own session (or process group), it runs the
-/// command and records it. Argument: the run's record path `STATE/runs/RUN`, then the argv.
+/// command and records it. Arguments: the run's record path `STATE/runs/RUN`, the box's own
+/// `LC_ALL` and `x` if it was set (the wrapper starts the supervisor and the relays with
+/// `LC_ALL=C`; the command gets the box's value back), then the argv.
 pub const SUPERVISOR: &str = supervisor!();
 
 /// The verified-exec wrapper. Arguments: `$1` the box state dir, then the command's argv.
@@ -173,21 +185,21 @@ case $lbx_l in *\\*) lbx_l=$(printf '%bx' "$lbx_l"); lbx_l=${lbx_l%x};; esac
     alloc_dir!("lbx_l"),
     r#"cd "$lbx_l" 2>/dev/null || { echo "leasebox: working directory $lbx_l does not exist in the box" >&2; exit 125; }
 exec 4<&0 0</dev/null
-if command -v setsid >/dev/null 2>&1; then
-  setsid sh -c '"#,
+lbx_s='"#,
     supervisor!(),
-    r#"' leasebox-run "$lbx_d" "$@" <&4 4<&- &
+    r#"'
+if command -v setsid >/dev/null 2>&1; then
+  LC_ALL=C setsid sh -c "$lbx_s" leasebox-run "$lbx_d" "${LC_ALL-}" "${LC_ALL+x}" "$@" <&4 4<&-
+  lbx_c=$?
 else
   set -m 2>/dev/null
   case $- in *m*) ;; *) echo 'leasebox: missing-tool setsid: the box has no `setsid` and its sh has no job control (`set -m`)' >&2; exit 125;; esac
-  sh -c '"#,
-    supervisor!(),
-    r#"' leasebox-run "$lbx_d" "$@" <&4 4<&- &
+  LC_ALL=C sh -c "$lbx_s" leasebox-run "$lbx_d" "${LC_ALL-}" "${LC_ALL+x}" "$@" <&4 4<&- &
   set +m
+  exec 4<&-
+  wait "$!"
+  lbx_c=$?
 fi
-exec 4<&-
-wait "$!"
-lbx_c=$?
 { : >"$lbx_d.read"; } 2>/dev/null
 exit "$lbx_c"
 "#
@@ -514,6 +526,38 @@ mod tests {
         wait_for_record(&st.join("runs/r1.exit.0"));
         let recorded = std::fs::read_to_string(st.join("runs/r1.out")).unwrap();
         assert_eq!(recorded, format!("{value}REST"));
+    }
+
+    #[test]
+    fn the_command_gets_the_boxs_lc_all_back_set_empty_or_unset() {
+        for lc_all in [None, Some(""), Some("C.UTF-8")] {
+            let dir = tempfile::tempdir().unwrap();
+            let st = dir.path().join("w.lbx");
+            std::fs::create_dir_all(st.join("runs")).unwrap();
+            let mut cmd = std::process::Command::new("sh");
+            cmd.args(["-c", WRAPPER, "lbx", st.to_str().unwrap()])
+                .args(["sh", "-c", "echo \"${LC_ALL-unset} ${LC_ALL+set}\""])
+                .env_remove("LC_ALL")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped());
+            if let Some(value) = lc_all {
+                cmd.env("LC_ALL", value);
+            }
+            let out = cmd
+                .spawn()
+                .and_then(|mut child| {
+                    use std::io::Write;
+                    let input = header("r1", dir.path().to_str().unwrap(), &[]);
+                    child.stdin.take().unwrap().write_all(input.as_bytes())?;
+                    child.wait_with_output()
+                })
+                .unwrap();
+            let want = match lc_all {
+                None => "unset \n".to_owned(),
+                Some(v) => format!("{v} set\n"),
+            };
+            assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{lc_all:?}");
+        }
     }
 
     fn catchup(st: &std::path::Path, out: &str, err: &str) -> (String, String) {

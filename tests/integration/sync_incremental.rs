@@ -342,7 +342,7 @@ async fn random_edit_sequences_mirror_the_file_set_on_the_local_backend() {
     }
 }
 
-async fn nomad_session(nomad: &NomadServer, s: &Scratch) -> Session {
+pub(crate) async fn nomad_session(nomad: &NomadServer, s: &Scratch) -> Session {
     let mut env = s.env();
     env.insert("NOMAD_ADDR".into(), nomad.url());
     env.insert("LEASEBOX_NOMAD_DRIVER".into(), "raw_exec".into());

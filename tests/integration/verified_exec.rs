@@ -376,6 +376,103 @@ async fn a_killed_exec_before_during_and_after_the_last_write_loses_nothing() {
     }
 }
 
+/// What a process started on the box gets: the signals it starts with ignored, and the locale.
+const DISPOSITIONS: &str =
+    "grep -E '^Sig(Ign|Blk)' /proc/self/status; echo \"LANG=${LANG-unset} LC_ALL=${LC_ALL-unset}\"";
+
+/// What `argv` prints when the backend runs it bare, without the wrapper.
+async fn bare_stdout(session: &Session, argv: &[&str]) -> String {
+    let lease = session.lease();
+    let mut stream = session
+        .backend()
+        .exec(
+            lease,
+            leasebox::lease::ExecRequest {
+                argv: argv.iter().map(|a| (*a).to_owned()).collect(),
+                cwd: None,
+                stdin: false,
+                tty: None,
+            },
+        )
+        .await
+        .expect("bare exec");
+    let mut out = Vec::new();
+    loop {
+        match stream.events.recv().await {
+            Some(leasebox::lease::ExecEvent::Stdout(b)) => out.extend_from_slice(&b),
+            Some(leasebox::lease::ExecEvent::Exited(code)) => {
+                assert_eq!(code, 0, "bare {argv:?}");
+                break;
+            }
+            Some(_) => {}
+            None => panic!("bare {argv:?}: the stream ended without an exit"),
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The command under the wrapper prints what the same command run bare prints.
+async fn same_as_bare(session: &Session, what: &str) -> String {
+    let argv = ["sh", "-c", DISPOSITIONS];
+    let bare = bare_stdout(session, &argv).await;
+    let outcome = session
+        .exec(
+            &Command {
+                capture: true,
+                ..sh(DISPOSITIONS)
+            },
+            Arc::new(NullSink),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let wrapped = String::from_utf8_lossy(outcome.stdout.as_deref().unwrap()).into_owned();
+    assert_eq!(
+        wrapped,
+        bare,
+        "{what}: the command under the wrapper starts differently from a bare one ({})",
+        String::from_utf8_lossy(outcome.stderr.as_deref().unwrap())
+    );
+    bare
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_starts_with_the_signals_and_locale_the_box_gives() {
+    // dash and BusyBox start a background job with SIGINT and SIGQUIT ignored for good; a
+    // command started that way could not be interrupted (a test of a Ctrl-C handler fails,
+    // Python never raises KeyboardInterrupt). The supervisor's relays run with LC_ALL=C; the
+    // command gets the box's locale.
+    for kind in [Toolbox::Dash, Toolbox::BusyBox, Toolbox::NoSetsid] {
+        let s = Scratch::new();
+        let mut env = s.env();
+        env.insert(
+            "PATH".into(),
+            toolbox(s.path(), kind).to_string_lossy().into_owned(),
+        );
+        env.insert("LANG".into(), "C.UTF-8".into());
+        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(&s.cache(), &env));
+        let session = session_on(backend, &s).await.expect("prepare");
+        let bare = same_as_bare(&session, &format!("{kind:?}")).await;
+        // The local backend starts processes with SIGINT and SIGQUIT at their defaults.
+        let ignored = bare
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:\t"))
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .unwrap_or_else(|| panic!("{kind:?}: no SigIgn line in {bare}"));
+        let int_quit = (1 << (libc::SIGINT - 1)) | (1 << (libc::SIGQUIT - 1));
+        assert_eq!(ignored & int_quit, 0, "{kind:?}: {bare}");
+        assert!(
+            bare.contains("LANG=C.UTF-8 LC_ALL=unset"),
+            "{kind:?}: {bare}"
+        );
+    }
+    for nomad in [NomadServer::start_v1_1(), NomadServer::start_modern()] {
+        let s = Scratch::new();
+        let session = crate::sync_incremental::nomad_session(&nomad, &s).await;
+        same_as_bare(&session, &format!("{:?}", nomad.profile())).await;
+    }
+}
+
 #[tokio::test]
 async fn stop_takes_the_whole_process_group_on_a_kept_lease() {
     let s = Scratch::new();
