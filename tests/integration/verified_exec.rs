@@ -377,8 +377,7 @@ async fn a_killed_exec_before_during_and_after_the_last_write_loses_nothing() {
 }
 
 /// What a process started on the box gets: the signals it starts with ignored, and the locale.
-const DISPOSITIONS: &str =
-    "grep -E '^Sig(Ign|Blk)' /proc/self/status; echo \"LANG=${LANG-unset} LC_ALL=${LC_ALL-unset}\"";
+const DISPOSITIONS: &str = "grep -E '^Sig(Ign|Blk)' /proc/self/status; echo \"LANG=${LANG-unset} LC_ALL=${LC_ALL-unset} OLDPWD=${OLDPWD-unset}\"";
 
 /// What `argv` prints when the backend runs it bare, without the wrapper.
 async fn bare_stdout(session: &Session, argv: &[&str]) -> String {
@@ -462,7 +461,7 @@ async fn the_command_starts_with_the_signals_and_locale_the_box_gives() {
         let int_quit = (1 << (libc::SIGINT - 1)) | (1 << (libc::SIGQUIT - 1));
         assert_eq!(ignored & int_quit, 0, "{kind:?}: {bare}");
         assert!(
-            bare.contains("LANG=C.UTF-8 LC_ALL=unset"),
+            bare.contains("LANG=C.UTF-8 LC_ALL=unset OLDPWD=unset"),
             "{kind:?}: {bare}"
         );
     }
