@@ -376,7 +376,8 @@ async fn a_killed_exec_before_during_and_after_the_last_write_loses_nothing() {
     }
 }
 
-/// What a process started on the box gets: the signals it starts with ignored, and the locale.
+/// What a process started on the box gets: the signals it starts with ignored or blocked, the
+/// locale, and `OLDPWD` (which a `cd` on the way to the command would change).
 const DISPOSITIONS: &str = "grep -E '^Sig(Ign|Blk)' /proc/self/status; echo \"LANG=${LANG-unset} LC_ALL=${LC_ALL-unset} OLDPWD=${OLDPWD-unset}\"";
 
 /// What `argv` prints when the backend runs it bare, without the wrapper.
