@@ -133,6 +133,23 @@ impl Context {
     pub fn state_dir(&self) -> Result<crate::ownership::StateDir, Failure> {
         crate::ownership::StateDir::resolve(&self.env).map_err(|e| Failure::from_error(&e))
     }
+
+    /// The lease lifecycle on the backend `config` chooses, with this invocation's state dir.
+    pub fn leases(
+        &self,
+        config: &Config,
+        repo_root: PathBuf,
+        timing: Arc<crate::leases::Timing>,
+    ) -> Result<crate::leases::Leases, Failure> {
+        let backend = crate::leases::open(config, &self.env)?;
+        crate::leases::Leases::new(
+            backend,
+            &self.state_dir()?,
+            config.settings(),
+            repo_root,
+            timing,
+        )
+    }
 }
 
 /// The git top level of `dir`, else `dir` itself.

@@ -16,14 +16,7 @@ use crate::ownership::Claim;
 
 fn leases(cx: &Context) -> Result<(Leases, crate::config::Config), Failure> {
     let config = cx.config(&[])?;
-    let backend = crate::leases::open(&config, &cx.env)?;
-    let leases = Leases::new(
-        backend,
-        &cx.state_dir()?,
-        config.settings(),
-        cx.repo_root(),
-        Arc::new(Timing::default()),
-    )?;
+    let leases = cx.leases(&config, cx.repo_root(), Arc::new(Timing::default()))?;
     Ok((leases, config))
 }
 

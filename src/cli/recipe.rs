@@ -15,7 +15,7 @@ use crate::host::{
     RecipeLeases, RecipeRun, ReplOnFailure, StepReport, StepStatus, find_recipe, recipe_listing,
     run_recipe,
 };
-use crate::leases::{Events, Leases, Phase, PhaseStatus, Timing};
+use crate::leases::{Events, Phase, PhaseStatus, Timing};
 
 /// A bare `leasebox run`: list the recipes and exit with the usage code.
 pub(crate) fn list(cx: &Context) -> Failure {
@@ -118,15 +118,9 @@ pub(super) fn provider(
     lease: Option<&str>,
 ) -> Result<RecipeLeases, Failure> {
     let settings = config.settings();
-    let backend = crate::leases::open(config, &cx.env)?;
-    let leases = Leases::new(
-        backend,
-        &cx.state_dir()?,
-        settings,
-        repo_root.to_path_buf(),
-        Arc::clone(timing),
-    )?
-    .with_events(events.clone());
+    let leases = cx
+        .leases(config, repo_root.to_path_buf(), Arc::clone(timing))?
+        .with_events(events.clone());
     let reuse = lease.map(super::lease_id).transpose()?;
     Ok(RecipeLeases::new(
         leases,

@@ -12,7 +12,7 @@ use crate::host::{
     ALWAYS_DENIED_ENV, DEFAULT_MEMORY_LIMIT, RecipeLeases, ReplInput, ReplOptions, SandboxOptions,
     find_recipe, run_repl,
 };
-use crate::leases::{Leases, Timing};
+use crate::leases::Timing;
 
 /// The history file of the REPL, in the state dir.
 pub(crate) const HISTORY_FILE: &str = "repl_history";
@@ -43,14 +43,7 @@ pub(crate) async fn repl(args: ReplArgs, cx: &Context) -> Result<(), Failure> {
         })?;
         ReplInput::Piped(text)
     };
-    let backend = crate::leases::open(&config, &cx.env)?;
-    let leases = Leases::new(
-        backend,
-        &state_dir,
-        settings,
-        repo_root.clone(),
-        Arc::new(Timing::default()),
-    )?;
+    let leases = cx.leases(&config, repo_root.clone(), Arc::new(Timing::default()))?;
     let attach = reuse.is_some();
     let provider = RecipeLeases::new(leases, settings, repo_root.clone(), reuse);
     let options = ReplOptions {

@@ -16,8 +16,8 @@ use super::args::RunArgs;
 use crate::error::{ErrorKind, Failure};
 use crate::events::{Event, Events, RunStart, StepEnd};
 use crate::leases::{
-    Command, HeldLease, LeaseRequest, Leases, Phase, PhaseStatus, SyncOptions,
-    TIMING_FORMAT_VERSION, TerminalSink, Timing, TimingReport, elapsed_ms,
+    Command, HeldLease, LeaseRequest, Phase, PhaseStatus, SyncOptions, TIMING_FORMAT_VERSION,
+    TerminalSink, Timing, TimingReport, elapsed_ms,
 };
 
 pub(crate) async fn run(args: RunArgs, cx: &Context) -> Result<(), Failure> {
@@ -120,15 +120,9 @@ async fn run_inner(
     let config = cx.config(&extra)?;
     let settings = config.settings();
     let env = pass_env(&args.pass_env, cx)?;
-    let backend = crate::leases::open(&config, &cx.env)?;
-    let leases = Leases::new(
-        backend,
-        &cx.state_dir()?,
-        settings,
-        repo_root.clone(),
-        Arc::clone(timing),
-    )?
-    .with_events(events.clone());
+    let leases = cx
+        .leases(&config, repo_root.clone(), Arc::clone(timing))?
+        .with_events(events.clone());
     let asked: Vec<&str> = [
         "nomad.image",
         "nomad.cpu",

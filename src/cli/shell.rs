@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::Context;
 use super::args::ShellArgs;
 use crate::error::{ErrorKind, Failure};
-use crate::leases::{LeaseRequest, Leases, ShellRequest, SyncOptions, Timing, stdin_is_terminal};
+use crate::leases::{LeaseRequest, ShellRequest, SyncOptions, Timing, stdin_is_terminal};
 
 pub(crate) async fn shell(args: ShellArgs, cx: &Context) -> Result<(), Failure> {
     if !stdin_is_terminal() {
@@ -24,15 +24,8 @@ pub(crate) async fn shell(args: ShellArgs, cx: &Context) -> Result<(), Failure> 
     let reuse = args.lease.as_deref().map(super::lease_id).transpose()?;
     let config = cx.config(&[])?;
     let settings = config.settings();
-    let backend = crate::leases::open(&config, &cx.env)?;
     let repo_root = cx.repo_root();
-    let leases = Leases::new(
-        backend,
-        &cx.state_dir()?,
-        settings,
-        repo_root.clone(),
-        Arc::new(Timing::default()),
-    )?;
+    let leases = cx.leases(&config, repo_root.clone(), Arc::new(Timing::default()))?;
     let held = match &reuse {
         Some(id) => leases.attach(id, settings.nomad.workdir.as_deref()).await?,
         None => {

@@ -83,18 +83,12 @@ fn print_report(name: &str, report: &SyncReport, dry_run: bool) {
 pub(crate) async fn sync(args: &SyncArgs, cx: &Context) -> Result<(), Failure> {
     let config = cx.config(&[])?;
     let settings = config.settings();
-    let backend = crate::leases::open(&config, &cx.env)?;
     let repo_root = cx.repo_root();
-    let leases = Leases::new(
-        backend,
-        &cx.state_dir()?,
-        settings,
-        repo_root.clone(),
-        Arc::new(Timing::default()),
-    )?
-    // On a terminal, the sync's bar (and, with `-v`, its lines); no stream, no summary: the
-    // report below says what moved.
-    .with_events(cx.events(None)?);
+    let leases = cx
+        .leases(&config, repo_root.clone(), Arc::new(Timing::default()))?
+        // On a terminal, the sync's bar (and, with `-v`, its lines); no stream, no summary: the
+        // report below says what moved.
+        .with_events(cx.events(None)?);
     let id = match &args.lease {
         Some(id) => super::lease_id(id)?,
         None => the_kept_lease(&leases, &repo_root)?,

@@ -39,6 +39,15 @@ fn shard_ends(s: &Scratch) -> Vec<serde_json::Value> {
     rows
 }
 
+/// The id of the group a run kept, from its `--> kept ID` line.
+fn kept_group_id(out: &std::process::Output) -> String {
+    let err = stderr(out);
+    err.lines()
+        .find_map(|l| l.trim().strip_prefix("--> kept "))
+        .unwrap_or_else(|| panic!("no group id in: {err}"))
+        .to_owned()
+}
+
 fn nothing_left(s: &Scratch) {
     assert!(
         s.lease_dirs().is_empty(),
@@ -456,12 +465,7 @@ lb.log("kept " .. group.id)
     s.commit();
     let out = s.run(&["run", "keep"]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
-    let err = stderr(&out);
-    let id = err
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("--> kept "))
-        .unwrap_or_else(|| panic!("no group id in: {err}"))
-        .to_owned();
+    let id = kept_group_id(&out);
     assert_eq!(s.claims().len(), 1, "one claim for the kept group");
 
     let out = s.run(&["run", "four", "--lease", &id, "--events", "events.ndjson"]);
@@ -965,12 +969,7 @@ end
     s.commit();
     let out = s.run(&["run", "build"]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
-    let err = stderr(&out);
-    let id = err
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("--> kept "))
-        .unwrap_or_else(|| panic!("no group id in: {err}"))
-        .to_owned();
+    let id = kept_group_id(&out);
 
     // Reuse the group in a new process: `files` were sent to each box, and every box still has
     // what it built beside the new data.

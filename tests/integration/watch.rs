@@ -74,29 +74,35 @@ impl Watch {
         self.lines.0.lock().unwrap().join("\n")
     }
 
-    /// Wait for the `n`-th (1-based) line holding `needle`; returns its index.
-    fn wait_nth(&self, needle: &str, n: usize) -> usize {
+    /// Wait (up to [`WAIT`]) until `found` finds what it looks for in the lines so far.
+    fn wait_for<T>(&self, what: &str, found: impl Fn(&[String]) -> Option<T>) -> T {
         let (list, cv) = &*self.lines;
         let deadline = Instant::now() + WAIT;
         let mut guard = list.lock().unwrap();
         loop {
-            let hits: Vec<usize> = guard
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| l.contains(needle))
-                .map(|(i, _)| i)
-                .collect();
-            if hits.len() >= n {
-                return hits[n - 1];
+            if let Some(hit) = found(&guard) {
+                return hit;
             }
             let now = Instant::now();
             assert!(
                 now < deadline,
-                "timed out waiting for {n}× `{needle}`; output so far:\n{}",
+                "timed out waiting for {what}; output so far:\n{}",
                 guard.join("\n")
             );
             guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
         }
+    }
+
+    /// Wait for the `n`-th (1-based) line holding `needle`; returns its index.
+    fn wait_nth(&self, needle: &str, n: usize) -> usize {
+        self.wait_for(&format!("{n}× `{needle}`"), |lines| {
+            lines
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.contains(needle))
+                .map(|(i, _)| i)
+                .nth(n - 1)
+        })
     }
 
     fn wait(&self, needle: &str) -> usize {
@@ -106,18 +112,9 @@ impl Watch {
     /// Wait until `n` lines are exactly `line` (a command's own output, which arrives on stdout
     /// and may trail the run's verdict on stderr).
     fn wait_exact(&self, line: &str, n: usize) {
-        let (list, cv) = &*self.lines;
-        let deadline = Instant::now() + WAIT;
-        let mut guard = list.lock().unwrap();
-        while guard.iter().filter(|l| *l == line).count() < n {
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "timed out waiting for {n}× the line `{line}`; output so far:\n{}",
-                guard.join("\n")
-            );
-            guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
-        }
+        self.wait_for(&format!("{n}× the line `{line}`"), |lines| {
+            (lines.iter().filter(|l| *l == line).count() >= n).then_some(())
+        });
     }
 
     /// How many lines are exactly `line` (a command's own output, not its banner).
